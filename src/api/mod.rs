@@ -1,0 +1,14 @@
+//! The JSON API under `/api/v1`. It authenticates with `Authorization: Bearer` only and
+//! answers errors in the contract's shape `{"error":{"code","message","fields"?}}`.
+
+pub mod user;
+
+use crate::error::AppError;
+
+pub async fn api_not_found() -> AppError {
+    AppError::NotFound
+}
+
+pub async fn api_method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}

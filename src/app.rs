@@ -1,0 +1,47 @@
+//! `App`: what every handler shares (configuration, pools, keys), behind `AppState`.
+
+use std::sync::Arc;
+
+use crate::{
+    auth::{jwt::JwtKeys, password::Passwords, session_store::RedisSessionStore, throttle::LoginThrottle},
+    config::Config,
+    db::{self, DbConn, DbPool},
+    error::AppError,
+    redis::Redis,
+};
+
+/// Shared state of the process.
+pub struct App {
+    pub config: Config,
+    pub db: DbPool,
+    pub redis: Redis,
+    pub sessions: RedisSessionStore,
+    pub jwt: JwtKeys,
+    pub passwords: Passwords,
+    pub login_throttle: LoginThrottle,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    /// Builds the pools and keys. Connections open lazily, so this does not fail when
+    /// PostgreSQL or Redis is down; `/readyz` reports that instead.
+    pub async fn new(config: Config) -> anyhow::Result<AppState> {
+        let db = db::build_pool(&config.database_url, config.database_pool_size)?;
+        let redis = Redis::connect(&config.redis_url, &config.redis_prefix)?;
+        Ok(Arc::new(App {
+            sessions: RedisSessionStore::new(redis.clone()),
+            jwt: JwtKeys::new(&config.jwt_secret, config.jwt_ttl),
+            passwords: Passwords::new().await?,
+            login_throttle: LoginThrottle::new(redis.clone(), &config),
+            db,
+            redis,
+            config,
+        }))
+    }
+
+    /// A pooled connection, or a 503 naming the database.
+    pub async fn db(&self) -> Result<DbConn, AppError> {
+        Ok(self.db.get().await?)
+    }
+}

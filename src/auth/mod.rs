@@ -1,0 +1,11 @@
+//! Authentication and authorisation: passwords, cabinet sessions, CSRF, JWT, login
+//! throttling and the role extractors.
+
+pub mod csrf;
+pub mod jwt;
+pub mod login;
+pub mod password;
+pub mod roles;
+pub mod session;
+pub mod session_store;
+pub mod throttle;

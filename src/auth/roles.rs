@@ -1,0 +1,125 @@
+//! Who is asking: the page extractors (cookie session only), the role gates for page
+//! groups, and the API extractor (`Authorization: Bearer` only). Mixing the two is a bug.
+
+use axum::{
+    extract::{FromRequestParts, Request, State},
+    http::{header, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Redirect, Response},
+};
+
+pub use crate::db::models::user::Role;
+use crate::{
+    app::{App, AppState},
+    auth::session::{AuthSession, unix_now},
+    client_ip::ClientIp,
+    db::models::user::{self, User},
+    error::AppError,
+};
+
+/// The logged-in user of a page request, put in place by a role gate.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub User);
+
+/// The logged-in user of a page request, if any.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<User>);
+
+/// Loads the session's user, ending the session when it is past its absolute lifetime, the
+/// account is disabled, or its `session_version` moved on (password change, role change).
+pub async fn session_user(app: &App, session: &AuthSession) -> Result<Option<User>, AppError> {
+    let Some(login) = session.login().await? else {
+        return Ok(None);
+    };
+    if unix_now().saturating_sub(login.logged_in_at) > app.config.session_absolute.as_secs() {
+        session.log_out().await?;
+        return Ok(None);
+    }
+    let mut conn = app.db().await?;
+    match user::find(&mut conn, login.user_id).await? {
+        Some(user) if !user.disabled && user.session_version == login.version => Ok(Some(user)),
+        _ => {
+            session.log_out().await?;
+            Ok(None)
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(CurrentUser(user)) = parts.extensions.get::<CurrentUser>() {
+            return Ok(MaybeUser(Some(user.clone())));
+        }
+        let session = AuthSession::from_request_parts(parts, state).await?;
+        Ok(MaybeUser(session_user(state, &session).await?))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<CurrentUser>().cloned().ok_or(AppError::Unauthorized)
+    }
+}
+
+pub async fn require_patient(state: State<AppState>, request: Request, next: Next) -> Response {
+    gate(state, request, next, &[Role::Patient]).await
+}
+
+pub async fn require_staff(state: State<AppState>, request: Request, next: Next) -> Response {
+    gate(state, request, next, &[Role::Staff, Role::Admin]).await
+}
+
+pub async fn require_admin(state: State<AppState>, request: Request, next: Next) -> Response {
+    gate(state, request, next, &[Role::Admin]).await
+}
+
+/// Anonymous: 303 to the login form with `next`. Wrong role: 403 (audited). Otherwise the
+/// user goes into the request for [`CurrentUser`].
+async fn gate(State(state): State<AppState>, request: Request, next: Next, roles: &[Role]) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let user = match MaybeUser::from_request_parts(&mut parts, &state).await {
+        Ok(MaybeUser(user)) => user,
+        Err(e) => return e.into_response(),
+    };
+    let Some(user) = user else {
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let query = serde_urlencoded::to_string([("next", target)]).unwrap_or_default();
+        return Redirect::to(&format!("/login?{query}")).into_response();
+    };
+    if !roles.contains(&user.role()) {
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, &state).await;
+        crate::auth::login::audit(&state, Some(user.id), "access_denied", parts.uri.path(), ip).await;
+        return AppError::Forbidden.into_response();
+    }
+    parts.extensions.insert(CurrentUser(user));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// The user behind `Authorization: Bearer <jwt>` on an API request.
+#[derive(Debug, Clone)]
+pub struct ApiUser(pub User);
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or(AppError::Unauthorized)?;
+        let (user_id, version) = state.jwt.verify(token).ok_or(AppError::Unauthorized)?;
+        let mut conn = state.db().await?;
+        match user::find(&mut conn, user_id).await? {
+            Some(user) if !user.disabled && user.session_version == version => Ok(ApiUser(user)),
+            _ => Err(AppError::Unauthorized),
+        }
+    }
+}

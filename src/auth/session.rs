@@ -1,0 +1,83 @@
+//! The typed cabinet session: who is logged in, since when, and the CSRF token.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::{db::models::user::User, error::AppError};
+
+const LOGIN_KEY: &str = "auth";
+const CSRF_KEY: &str = "csrf";
+
+/// What the session remembers about a login.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SessionLogin {
+    pub user_id: i64,
+    /// The user's `session_version` at login; a newer one in the database ends the session.
+    pub version: i32,
+    /// Unix seconds of the login, for the absolute timeout.
+    pub logged_in_at: u64,
+}
+
+/// The cabinet session of the current request.
+pub struct AuthSession(pub Session);
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Session::from_request_parts(parts, state)
+            .await
+            .map(AuthSession)
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("session layer missing")))
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// 128 bits from the OS generator, as 32 hex digits.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl AuthSession {
+    /// Logs `user` in: a new session id (the old one stops existing), a new CSRF token.
+    pub async fn log_in(&self, user: &User) -> Result<(), AppError> {
+        self.0.cycle_id().await?;
+        let login = SessionLogin { user_id: user.id, version: user.session_version, logged_in_at: unix_now() };
+        self.0.insert(LOGIN_KEY, login).await?;
+        self.0.insert(CSRF_KEY, random_token()).await?;
+        Ok(())
+    }
+
+    /// Ends the session on the server; the layer clears the cookie.
+    pub async fn log_out(&self) -> Result<(), AppError> {
+        Ok(self.0.flush().await?)
+    }
+
+    pub async fn login(&self) -> Result<Option<SessionLogin>, AppError> {
+        Ok(self.0.get(LOGIN_KEY).await?)
+    }
+
+    /// The session's CSRF token, created (and with it a pre-login session) when missing.
+    pub async fn csrf_token(&self) -> Result<String, AppError> {
+        if let Some(token) = self.0.get::<String>(CSRF_KEY).await? {
+            return Ok(token);
+        }
+        let token = random_token();
+        self.0.insert(CSRF_KEY, &token).await?;
+        Ok(token)
+    }
+
+    /// The CSRF token if the session has one; never creates a session.
+    pub async fn existing_csrf_token(&self) -> Result<Option<String>, AppError> {
+        Ok(self.0.get(CSRF_KEY).await?)
+    }
+}

@@ -1,0 +1,57 @@
+//! The command line: one binary, one subcommand per job.
+
+pub mod migrate;
+pub mod serve;
+pub mod user;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "sovamed", version, about = "Clinic network server: patient cabinet, staff desk, JSON API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run migrations, then serve HTTP until SIGTERM or Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(user::UserCommand),
+}
+
+/// Runs the command; on failure prints one line naming the reason and exits non-zero.
+pub fn run(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let config = crate::config::Config::from_env()?;
+        match cli.command {
+            Command::Serve(args) => serve::run(config, args).await,
+            Command::Migrate => migrate::run(config).await,
+            Command::User(command) => user::run(config, command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ").replace('\n', " ")
+}

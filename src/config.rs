@@ -1,0 +1,210 @@
+//! Typed configuration, read once at start-up from the environment, `.env.local` and `.env`.
+//!
+//! Precedence: the real environment wins over `.env.local`, which wins over `.env`. Every
+//! variable is documented where it is read below, and listed with its default in `.env` and
+//! in `docs/configuration.md`. A bad value fails start-up with a message naming the variable.
+
+use std::{net::SocketAddr, time::Duration};
+
+use ipnet::IpNet;
+use rand::RngCore;
+
+/// `development` (the default) or `production`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+/// Everything the process reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `APP_ENV`: `production` refuses to start without a real `JWT_SECRET`, sets `Secure`
+    /// cookies with the `__Host-` prefix, logs JSON and never seeds demo data.
+    pub app_env: AppEnv,
+    /// `BIND_ADDR` (default `127.0.0.1:8080`); `serve --bind` wins.
+    pub bind_addr: SocketAddr,
+    /// `PUBLIC_BASE_URL`: absolute base for links sent out of band; never taken from `Host`.
+    pub public_base_url: String,
+    /// `DATABASE_URL`: PostgreSQL; the database is created when missing.
+    pub database_url: String,
+    /// `DATABASE_POOL_SIZE` (default 16): connections kept by the pool.
+    pub database_pool_size: usize,
+    /// `REDIS_URL`: sessions, rate-limit counters and caches.
+    pub redis_url: String,
+    /// `REDIS_PREFIX` (default `sovamed:`): put before every Redis key.
+    pub redis_prefix: String,
+    /// `JWT_SECRET`: HS256 key, at least 32 bytes. Generated per run in development.
+    pub jwt_secret: Vec<u8>,
+    /// True when `JWT_SECRET` was not set and a random one was generated for this run.
+    pub jwt_secret_generated: bool,
+    /// `JWT_TTL_SECONDS` (default 900): access-token lifetime. Short, because a JWT cannot
+    /// be recalled except through the user's `session_version`.
+    pub jwt_ttl: Duration,
+    /// `SESSION_IDLE_MINUTES` (default 30): a cabinet session unused this long ends.
+    pub session_idle: Duration,
+    /// `SESSION_ABSOLUTE_HOURS` (default 8): a cabinet session ends this long after login,
+    /// however active (one working day at the front desk).
+    pub session_absolute: Duration,
+    /// `TRUSTED_PROXIES`: comma-separated addresses or CIDR blocks (nginx) whose
+    /// `X-Forwarded-For` is believed. Empty: the peer address is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `LOGIN_LIMIT_PER_ACCOUNT` (default 5): login attempts per account in a window before 429.
+    pub login_limit_per_account: u32,
+    /// `LOGIN_LIMIT_PER_IP` (default 30): login attempts per client address in a window,
+    /// whatever the account (credential stuffing).
+    pub login_limit_per_ip: u32,
+    /// `LOGIN_LIMIT_WINDOW_MINUTES` (default 15): the counting window, and so the longest a
+    /// lock lasts; it is never permanent.
+    pub login_limit_window: Duration,
+}
+
+/// A configuration variable that is present but unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration variable {name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+impl Config {
+    /// Loads `.env.local` and `.env` into the environment (never overriding what is set),
+    /// then reads the configuration from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // dotenvy never overrides a variable that is already set, so loading `.env.local`
+        // first gives the documented precedence.
+        let _ = dotenvy::from_filename(".env.local");
+        let _ = dotenvy::from_filename(".env");
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`; tests pass their own map.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let app_env = match get("APP_ENV").as_deref() {
+            None | Some("development") | Some("dev") => AppEnv::Development,
+            Some("production") | Some("prod") => AppEnv::Production,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "APP_ENV",
+                    reason: format!("expected development or production, got {other:?}"),
+                });
+            }
+        };
+
+        let (jwt_secret, jwt_secret_generated) = match get("JWT_SECRET") {
+            Some(secret) if secret.len() >= 32 => (secret.into_bytes(), false),
+            Some(_) => {
+                return Err(ConfigError {
+                    name: "JWT_SECRET",
+                    reason: "must be at least 32 bytes of random data".into(),
+                });
+            }
+            None if app_env == AppEnv::Production => {
+                return Err(ConfigError {
+                    name: "JWT_SECRET",
+                    reason: "is required when APP_ENV=production (at least 32 random bytes)".into(),
+                });
+            }
+            None => {
+                let mut secret = vec![0u8; 32];
+                rand::rng().fill_bytes(&mut secret);
+                (secret, true)
+            }
+        };
+
+        Ok(Self {
+            app_env,
+            bind_addr: parse(&get, "BIND_ADDR", "127.0.0.1:8080")?,
+            public_base_url: get("PUBLIC_BASE_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            database_url: get("DATABASE_URL")
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/sovamed".into()),
+            database_pool_size: parse(&get, "DATABASE_POOL_SIZE", "16")?,
+            redis_url: get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            redis_prefix: lookup("REDIS_PREFIX").unwrap_or_else(|| "sovamed:".into()),
+            jwt_secret,
+            jwt_secret_generated,
+            jwt_ttl: Duration::from_secs(parse(&get, "JWT_TTL_SECONDS", "900")?),
+            session_idle: Duration::from_secs(60 * parse::<u64>(&get, "SESSION_IDLE_MINUTES", "30")?),
+            session_absolute: Duration::from_secs(
+                3600 * parse::<u64>(&get, "SESSION_ABSOLUTE_HOURS", "8")?,
+            ),
+            trusted_proxies: parse_proxies(get("TRUSTED_PROXIES").as_deref().unwrap_or(""))?,
+            login_limit_per_account: parse(&get, "LOGIN_LIMIT_PER_ACCOUNT", "5")?,
+            login_limit_per_ip: parse(&get, "LOGIN_LIMIT_PER_IP", "30")?,
+            login_limit_window: Duration::from_secs(
+                60 * parse::<u64>(&get, "LOGIN_LIMIT_WINDOW_MINUTES", "15")?,
+            ),
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.app_env == AppEnv::Production
+    }
+}
+
+fn parse<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let raw = get(name).unwrap_or_else(|| default.to_owned());
+    raw.parse().map_err(|e: T::Err| ConfigError { name, reason: format!("{raw:?}: {e}") })
+}
+
+fn parse_proxies(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| ConfigError {
+                    name: "TRUSTED_PROXIES",
+                    reason: format!("{item:?} is neither an address nor a CIDR block"),
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_refuses_to_start_without_a_real_jwt_secret() {
+        let err = Config::from_lookup(|k| (k == "APP_ENV").then(|| "production".to_owned()))
+            .err()
+            .map(|e| e.name);
+        assert_eq!(err, Some("JWT_SECRET"));
+        let short = Config::from_lookup(|k| match k {
+            "APP_ENV" => Some("production".into()),
+            "JWT_SECRET" => Some("short".into()),
+            _ => None,
+        });
+        assert!(short.is_err());
+    }
+
+    #[test]
+    fn development_generates_a_secret_and_has_working_defaults() {
+        let config = Config::from_lookup(|_| None).expect("defaults load");
+        assert!(config.jwt_secret_generated);
+        assert_eq!(config.jwt_secret.len(), 32);
+        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.login_limit_per_account, 5);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = Config::from_lookup(|k| (k == "TRUSTED_PROXIES").then(|| "10.0.0.1, nope".into()));
+        assert_eq!(err.err().map(|e| e.name), Some("TRUSTED_PROXIES"));
+    }
+}

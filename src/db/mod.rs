@@ -1,0 +1,115 @@
+//! PostgreSQL: the connection pool, creating the database, and the embedded migrations.
+
+pub mod models;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+use diesel_async::{
+    AsyncConnection, AsyncPgConnection, RunQueryDsl,
+    async_connection_wrapper::AsyncConnectionWrapper,
+    pooled_connection::{
+        AsyncDieselConnectionManager,
+        deadpool::{Object, Pool},
+    },
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// The SQL migrations in `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+pub type DbPool = Pool<AsyncPgConnection>;
+pub type DbConn = Object<AsyncPgConnection>;
+
+/// Builds the pool. Connections are opened lazily; a request that cannot get one within
+/// the timeouts gets an error (a 503), never a hang.
+pub fn build_pool(database_url: &str, size: usize) -> anyhow::Result<DbPool> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    Ok(Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_runtime())
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()?)
+}
+
+fn deadpool_runtime() -> deadpool::Runtime {
+    deadpool::Runtime::Tokio1
+}
+
+/// Creates the database named in `database_url` when it does not exist yet, connecting to
+/// the server's `postgres` database to do so.
+pub async fn create_database_if_missing(database_url: &str) -> anyhow::Result<()> {
+    let (server_url, name) = split_database_url(database_url)?;
+    if AsyncPgConnection::establish(database_url).await.is_ok() {
+        return Ok(());
+    }
+    let mut conn = AsyncPgConnection::establish(&format!("{server_url}/postgres"))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {server_url}: {e}"))?;
+    let exists = pg_database::table
+        .select(pg_database::datname)
+        .filter(pg_database::datname.eq(&name))
+        .first::<String>(&mut conn)
+        .await
+        .optional()?
+        .is_some();
+    if !exists {
+        diesel::sql_query(format!("CREATE DATABASE {}", quote_ident(&name)))
+            .execute(&mut conn)
+            .await?;
+        tracing::info!(database = %name, "created the database");
+    }
+    Ok(())
+}
+
+diesel::table! {
+    pg_database (datname) {
+        datname -> Text,
+    }
+}
+
+/// Splits `postgres://user@host:port/name?params` into the server part and the name.
+fn split_database_url(url: &str) -> anyhow::Result<(String, String)> {
+    let without_query = url.split('?').next().unwrap_or(url);
+    let (server, name) = without_query
+        .rsplit_once('/')
+        .filter(|(server, name)| server.contains("://") && !server.ends_with('/') && !name.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL names no database: {url}"))?;
+    Ok((server.to_owned(), name.to_owned()))
+}
+
+/// Quotes a PostgreSQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Applies pending migrations and returns the versions that ran.
+pub async fn run_migrations(database_url: &str) -> anyhow::Result<Vec<String>> {
+    let conn = AsyncPgConnection::establish(database_url).await?;
+    // The migration harness is synchronous; run it on a blocking thread through the wrapper.
+    tokio::task::spawn_blocking(move || {
+        let mut wrapper: AsyncConnectionWrapper<AsyncPgConnection> = AsyncConnectionWrapper::from(conn);
+        wrapper
+            .run_pending_migrations(MIGRATIONS)
+            .map(|versions| versions.iter().map(ToString::to_string).collect())
+            .map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+    })
+    .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_split_into_server_and_name() {
+        let (server, name) =
+            split_database_url("postgres://postgres@127.0.0.1:5432/sovamed?sslmode=disable").expect("valid");
+        assert_eq!(server, "postgres://postgres@127.0.0.1:5432");
+        assert_eq!(name, "sovamed");
+        assert!(split_database_url("postgres://127.0.0.1:5432").is_err());
+    }
+}

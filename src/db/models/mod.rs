@@ -1,0 +1,4 @@
+//! One module per table: the row types and the query functions, each taking a connection.
+
+pub mod audit_event;
+pub mod user;

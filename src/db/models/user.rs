@@ -1,0 +1,176 @@
+//! The `users` table: accounts of patients, staff and admins.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+
+use crate::db::schema::users;
+
+/// What an account may do. Stored as text: `patient`, `staff`, `admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Patient,
+    Staff,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Patient => "patient",
+            Role::Staff => "staff",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "patient" => Some(Role::Patient),
+            "staff" => Some(Role::Staff),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// Where this role lands after login.
+    pub fn home_path(self) -> &'static str {
+        match self {
+            Role::Patient => "/cabinet",
+            Role::Staff => "/staff",
+            Role::Admin => "/admin",
+        }
+    }
+
+    /// The Russian name shown in the interface.
+    pub fn title(self) -> &'static str {
+        match self {
+            Role::Patient => "пациент",
+            Role::Staff => "сотрудник",
+            Role::Admin => "администратор",
+        }
+    }
+}
+
+/// A row of `users`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub password_hash: String,
+    pub full_name: String,
+    pub phone: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    role: String,
+    pub disabled: bool,
+    pub session_version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    /// The role; a value the CHECK constraint would not allow reads as the least privileged.
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::Patient)
+    }
+}
+
+/// The fields of a new account; `email` must already be normalised (see [`normalize_email`]).
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub full_name: &'a str,
+    pub phone: Option<&'a str>,
+    pub birth_date: Option<NaiveDate>,
+    pub role: &'a str,
+}
+
+/// E-mail addresses are compared trimmed and lower-cased.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::email.eq(normalize_email(email)))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<User>> {
+    users::table.find(id).select(User::as_select()).first(conn).await.optional()
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, new_user: &NewUser<'_>) -> QueryResult<User> {
+    diesel::insert_into(users::table)
+        .values(new_user)
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Sets a new password hash and ends every session and token of the account.
+pub async fn set_password_hash(conn: &mut AsyncPgConnection, id: i64, hash: &str) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(hash),
+            users::session_version.eq(users::session_version + 1),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// Disables or re-enables an account; either way its sessions and tokens end.
+pub async fn set_disabled(conn: &mut AsyncPgConnection, id: i64, disabled: bool) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::disabled.eq(disabled),
+            users::session_version.eq(users::session_version + 1),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// Is this the unique violation of the e-mail index?
+pub fn is_duplicate_email(err: &diesel::result::Error) -> bool {
+    matches!(
+        err,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() == Some("users_email_key")
+    )
+}
+
+/// Enabled accounts per role, in role order.
+pub async fn count_active_by_role(conn: &mut AsyncPgConnection) -> QueryResult<Vec<(Role, i64)>> {
+    let rows: Vec<(String, i64)> = users::table
+        .filter(users::disabled.eq(false))
+        .group_by(users::role)
+        .select((users::role, diesel::dsl::count_star()))
+        .load(conn)
+        .await?;
+    Ok([Role::Patient, Role::Staff, Role::Admin]
+        .into_iter()
+        .map(|role| {
+            let count = rows.iter().find(|(r, _)| r == role.as_str()).map_or(0, |(_, c)| *c);
+            (role, count)
+        })
+        .collect())
+}
+
+/// The newest accounts first.
+pub async fn list_newest(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<User>> {
+    users::table
+        .order(users::id.desc())
+        .limit(limit)
+        .select(User::as_select())
+        .load(conn)
+        .await
+}

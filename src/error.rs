@@ -1,0 +1,243 @@
+//! `AppError`: the one error type of handlers, with a JSON face and an HTML face.
+//!
+//! Policy: every failure a client can cause maps to a 4xx with a stable snake_case code; a
+//! dependency that is down is a 503 naming it; anything else is a 500 that is logged once
+//! (inside the request's span, so with its request id) and shown to the client without
+//! internals. `into_response` builds the JSON face and leaves an [`ErrorFace`] in the
+//! response extensions; the page router's `render_html_errors` layer swaps in the HTML page.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    extract::rejection::{FormRejection, JsonRejection, QueryRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("validation failed: {message}")]
+    Validation { message: String, fields: BTreeMap<String, String> },
+    #[error("conflict: {message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("rate limited for {retry_after_secs}s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{what} is unavailable")]
+    Unavailable { what: &'static str, code: &'static str },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// What the HTML face needs to render an error page; left in the response extensions.
+#[derive(Debug, Clone)]
+pub struct ErrorFace {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AppError {
+    /// A 422 for one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        AppError::Validation {
+            message: message.clone(),
+            fields: BTreeMap::from([(field.to_owned(), message)]),
+        }
+    }
+
+    /// A 503 for a dependency that is down, e.g. `AppError::unavailable("database")`.
+    pub fn unavailable(what: &'static str) -> Self {
+        AppError::Unavailable { what, code: "service_unavailable" }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::NotFound => "not_found",
+            AppError::Unauthorized => "unauthorized",
+            AppError::Forbidden => "forbidden",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::PayloadTooLarge => "payload_too_large",
+            AppError::UnsupportedMediaType => "unsupported_media_type",
+            AppError::Validation { .. } => "validation_failed",
+            AppError::Conflict { code, .. } => code,
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::Unavailable { code, .. } => code,
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// The message a client may see (Russian, like the rest of the interface).
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::NotFound => "Страница или объект не найдены".into(),
+            AppError::Unauthorized => "Требуется вход".into(),
+            AppError::Forbidden => "Недостаточно прав".into(),
+            AppError::BadRequest(m) => format!("Некорректный запрос: {m}"),
+            AppError::MethodNotAllowed => "Метод не поддерживается".into(),
+            AppError::PayloadTooLarge => "Слишком большой запрос".into(),
+            AppError::UnsupportedMediaType => "Ожидается Content-Type: application/json".into(),
+            AppError::Validation { message, .. } => message.clone(),
+            AppError::Conflict { message, .. } => message.clone(),
+            AppError::RateLimited { retry_after_secs } => {
+                format!("Слишком много попыток. Повторите через {} мин.", retry_after_secs.div_ceil(60).max(1))
+            }
+            AppError::Unavailable { what, .. } => format!("Временно недоступно: {what}. Повторите позже."),
+            AppError::Internal(_) => "Внутренняя ошибка. Повторите позже.".into(),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            AppError::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            AppError::Unavailable { what, .. } => tracing::warn!(dependency = what, "dependency unavailable"),
+            _ => {}
+        }
+        let message = self.public_message();
+        let mut error = json!({ "code": self.code(), "message": message });
+        if let AppError::Validation { fields, .. } = &self
+            && !fields.is_empty()
+        {
+            error["fields"] = json!(fields);
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let AppError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+        }
+        response.extensions_mut().insert(ErrorFace { status, code: self.code(), message });
+        response
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
+    fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        tracing::warn!(error = %e, "database pool");
+        AppError::unavailable("database")
+    }
+}
+
+impl From<tower_sessions::session::Error> for AppError {
+    fn from(e: tower_sessions::session::Error) -> Self {
+        tracing::warn!(error = %e, "session store");
+        AppError::unavailable("redis")
+    }
+}
+
+impl From<fred::error::Error> for AppError {
+    fn from(e: fred::error::Error) -> Self {
+        tracing::warn!(error = %e, "redis");
+        AppError::unavailable("redis")
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(e) => validation_from_serde(&e.body_text()),
+            JsonRejection::JsonSyntaxError(_) => AppError::BadRequest("malformed JSON".into()),
+            JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
+            other => from_body_status(other.status()),
+        }
+    }
+}
+
+impl From<FormRejection> for AppError {
+    fn from(rejection: FormRejection) -> Self {
+        match rejection {
+            FormRejection::FailedToDeserializeForm(e) => validation_from_serde(&e.body_text()),
+            FormRejection::FailedToDeserializeFormBody(e) => validation_from_serde(&e.body_text()),
+            FormRejection::InvalidFormContentType(_) => AppError::UnsupportedMediaType,
+            other => from_body_status(other.status()),
+        }
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        validation_from_serde(&rejection.body_text())
+    }
+}
+
+fn from_body_status(status: StatusCode) -> AppError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::PayloadTooLarge
+    } else {
+        AppError::BadRequest("unreadable body".into())
+    }
+}
+
+/// Serde's message names the offending field (`unknown field `role``, `missing field `email``);
+/// it is reported under that field so clients can show it next to the input.
+fn validation_from_serde(text: &str) -> AppError {
+    let detail = text.rsplit_once(": ").map_or(text, |(_, d)| d).to_owned();
+    let field = detail
+        .split('`')
+        .nth(1)
+        .filter(|_| detail.contains("field"))
+        .unwrap_or("body")
+        .to_owned();
+    AppError::Validation {
+        message: format!("Некорректные данные: {detail}"),
+        fields: BTreeMap::from([(field, detail)]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_name_the_field() {
+        let AppError::Validation { fields, .. } = validation_from_serde(
+            "Failed to deserialize the JSON body into the target type: unknown field `role`, expected `email` or `password` at line 1 column 7",
+        ) else {
+            panic!("expected a validation error");
+        };
+        assert!(fields.contains_key("role"), "{fields:?}");
+    }
+}

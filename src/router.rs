@@ -1,0 +1,142 @@
+//! Every route in one place: public pages, role-gated page groups, `/api/v1`, static files
+//! and the operations endpoints, with the layers each group needs.
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    body::Body,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, Request, StatusCode, header},
+    middleware::{from_fn, from_fn_with_state},
+    routing::{get, post},
+};
+use tower::ServiceBuilder;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
+
+use crate::{
+    api,
+    app::AppState,
+    auth::{csrf, roles},
+    ops, static_files,
+    web::{self, errors},
+};
+
+/// Bodies larger than this are refused with 413 before any handler parses them.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A request that takes longer than this is cut off.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Content-Security-Policy of every response: only our own scripts and styles.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; \
+                   frame-ancestors 'none'";
+
+pub fn build(state: AppState) -> Router {
+    let config = &state.config;
+    let session_layer = SessionManagerLayer::new(state.sessions.clone())
+        .with_name(session_cookie_name(config.is_production()))
+        .with_secure(config.is_production())
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+            i64::try_from(config.session_idle.as_secs()).unwrap_or(i64::MAX),
+        )))
+        // Saving on every request moves the idle deadline forward while the user is active.
+        .with_always_save(true);
+
+    let patient_pages = Router::new()
+        .route("/cabinet", get(web::cabinet::show_cabinet))
+        .route_layer(from_fn_with_state(state.clone(), roles::require_patient));
+    let staff_pages = Router::new()
+        .route("/staff", get(web::staff::show_staff_home))
+        .route_layer(from_fn_with_state(state.clone(), roles::require_staff));
+    let admin_pages = Router::new()
+        .route("/admin", get(web::admin::show_admin_home))
+        .route_layer(from_fn_with_state(state.clone(), roles::require_admin));
+
+    let pages = Router::new()
+        .route("/", get(web::home::show_home))
+        .route("/login", get(web::auth::show_login).post(web::auth::log_in))
+        .route("/logout", get(web::auth::show_logout).post(web::auth::log_out))
+        .route("/register", get(web::auth::show_register).post(web::auth::register))
+        .merge(patient_pages)
+        .merge(staff_pages)
+        .merge(admin_pages)
+        .fallback(errors::page_not_found)
+        .method_not_allowed_fallback(errors::method_not_allowed)
+        .layer(from_fn(csrf::verify_csrf))
+        .layer(session_layer)
+        .layer(from_fn(errors::render_html_errors));
+
+    let api = Router::new()
+        .route("/user/login", post(api::user::log_in))
+        .route("/user/me", get(api::user::show_me))
+        .fallback(api::api_not_found)
+        .method_not_allowed_fallback(api::api_method_not_allowed);
+
+    let mut router = Router::new()
+        .route("/healthz", get(ops::show_health))
+        .route("/readyz", get(ops::show_readiness))
+        .route("/static/{*path}", get(static_files::serve_static))
+        .nest("/api/v1", api)
+        .merge(pages)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    for (name, value) in security_headers_list(config.is_production()) {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    router
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    // The path only: query strings are never logged.
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+                }))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT)),
+        )
+        .with_state(state)
+}
+
+fn security_headers_list(production: bool) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = vec![
+        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+        ),
+        (HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
+        // Pages and API answers carry personal data: nothing is cached unless a handler
+        // says otherwise (static files do).
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    if production {
+        headers.push((
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ));
+    }
+    headers
+}
+
+/// `__Host-` binds the cookie to this exact host over HTTPS; browsers refuse it without
+/// `Secure`, so development over plain HTTP uses a plain name.
+pub fn session_cookie_name(production: bool) -> &'static str {
+    if production { "__Host-sovamed_session" } else { "sovamed_session" }
+}

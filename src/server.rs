@@ -1,0 +1,85 @@
+//! Starting and stopping the HTTP server; shared by `sovamed serve` and the tests.
+
+use std::net::SocketAddr;
+
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use crate::{
+    app::{App, AppState},
+    config::Config,
+    db, router,
+};
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Creates the database when missing and applies pending migrations.
+pub async fn prepare_database(config: &Config) -> anyhow::Result<()> {
+    db::create_database_if_missing(&config.database_url).await?;
+    let applied = db::run_migrations(&config.database_url).await?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied migrations");
+    }
+    Ok(())
+}
+
+/// Prepares the database, binds `config.bind_addr` (port 0 picks a free one) and serves.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    prepare_database(&config).await?;
+    let listener = TcpListener::bind(config.bind_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind_addr))?;
+    let state = App::new(config).await?;
+    start_with(state, listener).await
+}
+
+/// Serves an already built state on `listener`.
+pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Result<RunningServer> {
+    let addr = listener.local_addr()?;
+    let app = router::build(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(RunningServer { addr, state, stop, task })
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets requests in flight finish, and returns.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,86 @@
+//! The HTML face of [`AppError`]: a layer on the page router that replaces the JSON body
+//! of an error response with the error page, and the page fallbacks.
+
+use askama::Template;
+use axum::{
+    body::Body,
+    extract::Request,
+    http::{HeaderValue, header},
+    middleware::Next,
+    response::Response,
+};
+
+use crate::{
+    db::models::user::Role,
+    error::{AppError, ErrorFace},
+    web::Layout,
+};
+
+#[derive(Template)]
+#[template(path = "errors/403.html")]
+struct ForbiddenPage {
+    layout: Layout,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "errors/404.html")]
+struct NotFoundPage {
+    layout: Layout,
+}
+
+#[derive(Template)]
+#[template(path = "errors/500.html")]
+struct ServerErrorPage {
+    layout: Layout,
+    message: String,
+    request_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "errors/other.html")]
+struct OtherErrorPage {
+    layout: Layout,
+    status: u16,
+    message: String,
+}
+
+/// Swaps the JSON body of an [`AppError`] response for the matching error page, keeping
+/// the status and headers (such as `Retry-After`).
+pub async fn render_html_errors(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let response = next.run(request).await;
+    let Some(face) = response.extensions().get::<ErrorFace>().cloned() else {
+        return response;
+    };
+    let layout = Layout::anonymous();
+    let rendered = match face.status.as_u16() {
+        403 => ForbiddenPage { layout, message: face.message }.render(),
+        404 => NotFoundPage { layout }.render(),
+        500..=599 => ServerErrorPage { layout, message: face.message, request_id }.render(),
+        status => OtherErrorPage { layout, status, message: face.message }.render(),
+    };
+    let html = rendered.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "error page did not render");
+        "<!doctype html><title>Ошибка</title><p>Ошибка. Повторите позже.</p>".to_owned()
+    });
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    Response::from_parts(parts, Body::from(html))
+}
+
+pub async fn page_not_found() -> AppError {
+    AppError::NotFound
+}
+
+pub async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}

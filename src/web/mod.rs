@@ -1,0 +1,78 @@
+//! HTML pages by area. Pages authenticate with the cabinet session cookie only.
+
+pub mod admin;
+pub mod auth;
+pub mod cabinet;
+pub mod errors;
+pub mod home;
+pub mod staff;
+
+use crate::{
+    auth::session::AuthSession,
+    db::models::user::{Role, User},
+    error::AppError,
+};
+
+/// The logged-in user as the page header shows it.
+pub struct NavUser {
+    pub full_name: String,
+    pub role: Role,
+}
+
+/// What the base layout needs: the user for the navigation, the CSRF token for the logout
+/// form (and any other form on the page).
+pub struct Layout {
+    pub user: Option<NavUser>,
+    pub csrf: String,
+}
+
+impl Layout {
+    /// A layout for `user`. Anonymous visitors get no CSRF token here, so browsing public
+    /// pages never creates a session; forms ask for one themselves.
+    pub async fn new(session: &AuthSession, user: Option<&User>) -> Result<Self, AppError> {
+        let Some(user) = user else {
+            return Ok(Self::anonymous());
+        };
+        Ok(Self {
+            user: Some(NavUser { full_name: user.full_name.clone(), role: user.role() }),
+            csrf: session.csrf_token().await?,
+        })
+    }
+
+    /// A layout for a page with a form: the CSRF token is created when missing.
+    pub async fn with_form(session: &AuthSession, user: Option<&User>) -> Result<Self, AppError> {
+        let mut layout = Self::new(session, user).await?;
+        if layout.csrf.is_empty() {
+            layout.csrf = session.csrf_token().await?;
+        }
+        Ok(layout)
+    }
+
+    pub fn anonymous() -> Self {
+        Self { user: None, csrf: String::new() }
+    }
+}
+
+/// `next` is followed only to a path on this site: it must start with one `/`, and must not
+/// be `//host` or `/\host` (both mean another host to a browser), nor hold control characters.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\')
+        && next.len() <= 2048;
+    ok.then_some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_only_follows_same_site_paths() {
+        assert_eq!(safe_next("/cabinet?tab=1"), Some("/cabinet?tab=1"));
+        for bad in ["https://evil.example/", "//evil.example", "/\\evil.example", "evil", "/\tx", ""] {
+            assert_eq!(safe_next(bad), None, "{bad:?}");
+        }
+    }
+}
