@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::{jwt::JwtKeys, password::Passwords, session_store::RedisSessionStore, throttle::LoginThrottle},
+    auth::{
+        jwt::JwtKeys, password::Passwords, session_store::RedisSessionStore,
+        throttle::LoginThrottle,
+    },
     config::Config,
     db::{self, DbConn, DbPool},
     error::AppError,

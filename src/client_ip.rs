@@ -19,7 +19,10 @@ pub struct ClientIp(pub IpAddr);
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -31,7 +34,11 @@ impl FromRequestParts<AppState> for ClientIp {
             .filter_map(|v| v.to_str().ok())
             .collect::<Vec<_>>()
             .join(",");
-        Ok(ClientIp(resolve(peer, &forwarded, &state.config.trusted_proxies)))
+        Ok(ClientIp(resolve(
+            peer,
+            &forwarded,
+            &state.config.trusted_proxies,
+        )))
     }
 }
 
@@ -43,7 +50,11 @@ fn resolve(peer: IpAddr, forwarded: &str, trusted: &[IpNet]) -> IpAddr {
         return peer;
     }
     let mut client = peer;
-    for hop in forwarded.rsplit(',').map(str::trim).filter(|h| !h.is_empty()) {
+    for hop in forwarded
+        .rsplit(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+    {
         match hop.parse::<IpAddr>() {
             Ok(ip) => {
                 client = ip;
@@ -67,13 +78,19 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_ignored_from_untrusted_peers() {
-        assert_eq!(resolve(ip("203.0.113.9"), "1.2.3.4", &[]), ip("203.0.113.9"));
+        assert_eq!(
+            resolve(ip("203.0.113.9"), "1.2.3.4", &[]),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
     fn the_first_untrusted_hop_from_the_right_is_the_client() {
         let trusted = vec!["10.0.0.0/8".parse().expect("net")];
-        assert_eq!(resolve(ip("10.0.0.2"), "1.2.3.4, 198.51.100.7, 10.0.0.5", &trusted), ip("198.51.100.7"));
+        assert_eq!(
+            resolve(ip("10.0.0.2"), "1.2.3.4, 198.51.100.7, 10.0.0.5", &trusted),
+            ip("198.51.100.7")
+        );
         assert_eq!(resolve(ip("10.0.0.2"), "garbage", &trusted), ip("10.0.0.2"));
     }
 }

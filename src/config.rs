@@ -80,7 +80,11 @@ impl Config {
 
     /// Reads the configuration through `lookup`; tests pass their own map.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let app_env = match get("APP_ENV").as_deref() {
             None | Some("development") | Some("dev") => AppEnv::Development,
@@ -129,7 +133,9 @@ impl Config {
             jwt_secret,
             jwt_secret_generated,
             jwt_ttl: Duration::from_secs(parse(&get, "JWT_TTL_SECONDS", "900")?),
-            session_idle: Duration::from_secs(60 * parse::<u64>(&get, "SESSION_IDLE_MINUTES", "30")?),
+            session_idle: Duration::from_secs(
+                60 * parse::<u64>(&get, "SESSION_IDLE_MINUTES", "30")?,
+            ),
             session_absolute: Duration::from_secs(
                 3600 * parse::<u64>(&get, "SESSION_ABSOLUTE_HOURS", "8")?,
             ),
@@ -157,7 +163,10 @@ where
     T::Err: std::fmt::Display,
 {
     let raw = get(name).unwrap_or_else(|| default.to_owned());
-    raw.parse().map_err(|e: T::Err| ConfigError { name, reason: format!("{raw:?}: {e}") })
+    raw.parse().map_err(|e: T::Err| ConfigError {
+        name,
+        reason: format!("{raw:?}: {e}"),
+    })
 }
 
 fn parse_proxies(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
@@ -204,7 +213,8 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_variable() {
-        let err = Config::from_lookup(|k| (k == "TRUSTED_PROXIES").then(|| "10.0.0.1, nope".into()));
+        let err =
+            Config::from_lookup(|k| (k == "TRUSTED_PROXIES").then(|| "10.0.0.1, nope".into()));
         assert_eq!(err.err().map(|e| e.name), Some("TRUSTED_PROXIES"));
     }
 }

@@ -33,13 +33,19 @@ pub enum AppError {
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("validation failed: {message}")]
-    Validation { message: String, fields: BTreeMap<String, String> },
+    Validation {
+        message: String,
+        fields: BTreeMap<String, String>,
+    },
     #[error("conflict: {message}")]
     Conflict { code: &'static str, message: String },
     #[error("rate limited for {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{what} is unavailable")]
-    Unavailable { what: &'static str, code: &'static str },
+    Unavailable {
+        what: &'static str,
+        code: &'static str,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -64,7 +70,10 @@ impl AppError {
 
     /// A 503 for a dependency that is down, e.g. `AppError::unavailable("database")`.
     pub fn unavailable(what: &'static str) -> Self {
-        AppError::Unavailable { what, code: "service_unavailable" }
+        AppError::Unavailable {
+            what,
+            code: "service_unavailable",
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -114,9 +123,14 @@ impl AppError {
             AppError::Validation { message, .. } => message.clone(),
             AppError::Conflict { message, .. } => message.clone(),
             AppError::RateLimited { retry_after_secs } => {
-                format!("Слишком много попыток. Повторите через {} мин.", retry_after_secs.div_ceil(60).max(1))
+                format!(
+                    "Слишком много попыток. Повторите через {} мин.",
+                    retry_after_secs.div_ceil(60).max(1)
+                )
             }
-            AppError::Unavailable { what, .. } => format!("Временно недоступно: {what}. Повторите позже."),
+            AppError::Unavailable { what, .. } => {
+                format!("Временно недоступно: {what}. Повторите позже.")
+            }
             AppError::Internal(_) => "Внутренняя ошибка. Повторите позже.".into(),
         }
     }
@@ -127,7 +141,9 @@ impl IntoResponse for AppError {
         let status = self.status();
         match &self {
             AppError::Internal(e) => tracing::error!(error = ?e, "internal error"),
-            AppError::Unavailable { what, .. } => tracing::warn!(dependency = what, "dependency unavailable"),
+            AppError::Unavailable { what, .. } => {
+                tracing::warn!(dependency = what, "dependency unavailable")
+            }
             _ => {}
         }
         let message = self.public_message();
@@ -139,11 +155,21 @@ impl IntoResponse for AppError {
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if let AppError::RateLimited { retry_after_secs } = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            );
+        }
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        response.extensions_mut().insert(ErrorFace { status, code: self.code(), message });
+        response.extensions_mut().insert(ErrorFace {
+            status,
+            code: self.code(),
+            message,
+        });
         response
     }
 }

@@ -31,7 +31,10 @@ pub async fn show_readiness(State(state): State<AppState>) -> (StatusCode, Json<
         }
     }
     if failed.is_empty() {
-        (StatusCode::OK, Json(json!({ "status": "ready", "checks": checks })))
+        (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "checks": checks })),
+        )
     } else {
         let body = json!({ "status": "unavailable", "failed": failed, "checks": checks });
         (StatusCode::SERVICE_UNAVAILABLE, Json(body))
@@ -41,7 +44,10 @@ pub async fn show_readiness(State(state): State<AppState>) -> (StatusCode, Json<
 async fn check_postgres(state: &AppState) -> Result<(), String> {
     let probe = async {
         let mut conn = state.db.get().await.map_err(|e| e.to_string())?;
-        diesel::sql_query("SELECT 1").execute(&mut conn).await.map_err(|e| e.to_string())?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(())
     };
     tokio::time::timeout(Duration::from_secs(3), probe)

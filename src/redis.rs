@@ -36,7 +36,10 @@ impl Redis {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .build_pool(POOL_SIZE)?;
         drop(pool.connect());
-        Ok(Self { pool, prefix: prefix.to_owned() })
+        Ok(Self {
+            pool,
+            prefix: prefix.to_owned(),
+        })
     }
 
     /// The full key for `suffix`, with this instance's prefix.

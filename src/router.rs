@@ -65,8 +65,14 @@ pub fn build(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(web::home::show_home))
         .route("/login", get(web::auth::show_login).post(web::auth::log_in))
-        .route("/logout", get(web::auth::show_logout).post(web::auth::log_out))
-        .route("/register", get(web::auth::show_register).post(web::auth::register))
+        .route(
+            "/logout",
+            get(web::auth::show_logout).post(web::auth::log_out),
+        )
+        .route(
+            "/register",
+            get(web::auth::show_register).post(web::auth::register),
+        )
         .merge(patient_pages)
         .merge(staff_pages)
         .merge(admin_pages)
@@ -113,15 +119,27 @@ pub fn build(state: AppState) -> Router {
 
 fn security_headers_list(production: bool) -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = vec![
-        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-        (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
         (
             HeaderName::from_static("permissions-policy"),
             HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
         ),
-        (HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
         // Pages and API answers carry personal data: nothing is cached unless a handler
         // says otherwise (static files do).
         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
@@ -138,5 +156,9 @@ fn security_headers_list(production: bool) -> Vec<(HeaderName, HeaderValue)> {
 /// `__Host-` binds the cookie to this exact host over HTTPS; browsers refuse it without
 /// `Secure`, so development over plain HTTP uses a plain name.
 pub fn session_cookie_name(production: bool) -> &'static str {
-    if production { "__Host-sovamed_session" } else { "sovamed_session" }
+    if production {
+        "__Host-sovamed_session"
+    } else {
+        "sovamed_session"
+    }
 }

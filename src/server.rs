@@ -50,7 +50,12 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
             })
             .await
     });
-    Ok(RunningServer { addr, state, stop, task })
+    Ok(RunningServer {
+        addr,
+        state,
+        stop,
+        task,
+    })
 }
 
 impl RunningServer {

@@ -37,7 +37,12 @@ pub struct UserView {
 
 impl From<&User> for UserView {
     fn from(user: &User) -> Self {
-        Self { id: user.id, email: user.email.clone(), full_name: user.full_name.clone(), role: user.role() }
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            full_name: user.full_name.clone(),
+            role: user.role(),
+        }
     }
 }
 
@@ -66,7 +71,9 @@ pub async fn log_in(
             .into_response())
         }
         LoginOutcome::Failed => Err(AppError::Unauthorized),
-        LoginOutcome::Throttled { retry_after_secs } => Err(AppError::RateLimited { retry_after_secs }),
+        LoginOutcome::Throttled { retry_after_secs } => {
+            Err(AppError::RateLimited { retry_after_secs })
+        }
     }
 }
 

@@ -20,7 +20,10 @@ pub const FIELD: &str = "csrf_token";
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
 pub async fn verify_csrf(session: AuthSession, request: Request, next: Next) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
         return next.run(request).await;
     }
     match check(&session, request).await {
@@ -43,7 +46,9 @@ async fn check(session: &AuthSession, request: Request) -> Result<Request, AppEr
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
 
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
+    let bytes = to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| AppError::PayloadTooLarge)?;
     let provided = from_header.or_else(|| {
         is_form
             .then(|| serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes).ok())
@@ -51,7 +56,9 @@ async fn check(session: &AuthSession, request: Request) -> Result<Request, AppEr
             .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == FIELD).map(|(_, v)| v))
     });
     match (expected, provided) {
-        (Some(expected), Some(provided)) if bool::from(expected.as_bytes().ct_eq(provided.as_bytes())) => {
+        (Some(expected), Some(provided))
+            if bool::from(expected.as_bytes().ct_eq(provided.as_bytes())) =>
+        {
             Ok(Request::from_parts(parts, Body::from(bytes)))
         }
         _ => {

@@ -69,7 +69,11 @@ impl JwtKeys {
             typ: ACCESS.into(),
             ver: session_version,
         };
-        Ok(encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// Verifies the signature first, then the claims; returns the user id and version.

@@ -17,12 +17,19 @@ pub enum LoginOutcome {
     LoggedIn(User),
     /// Unknown e-mail, wrong password or disabled account: one answer for all three.
     Failed,
-    Throttled { retry_after_secs: u64 },
+    Throttled {
+        retry_after_secs: u64,
+    },
 }
 
 /// Checks `email` and `password`. Throttled attempts never reach argon2; an unknown e-mail
 /// costs one verification against the dummy hash, like a wrong password.
-pub async fn authenticate(app: &App, email: &str, password: &str, ip: IpAddr) -> Result<LoginOutcome, AppError> {
+pub async fn authenticate(
+    app: &App,
+    email: &str,
+    password: &str,
+    ip: IpAddr,
+) -> Result<LoginOutcome, AppError> {
     let email = user::normalize_email(email);
     if let Verdict::Throttled { retry_after_secs } = app.login_throttle.attempt(&email, ip).await? {
         audit(app, None, "login_throttled", &email, ip).await;
@@ -34,7 +41,10 @@ pub async fn authenticate(app: &App, email: &str, password: &str, ip: IpAddr) ->
 
     // Inputs no real password has are refused before argon2 sees them.
     let verified = password.len() <= MAX_INPUT_BYTES
-        && app.passwords.verify(account.as_ref().map(|u| u.password_hash.as_str()), password).await?;
+        && app
+            .passwords
+            .verify(account.as_ref().map(|u| u.password_hash.as_str()), password)
+            .await?;
 
     match account {
         Some(user) if verified && !user.disabled => {
@@ -61,7 +71,9 @@ pub async fn audit(app: &App, actor: Option<i64>, action: &str, subject: &str, i
         details: serde_json::json!({}),
     };
     let result = match app.db().await {
-        Ok(mut conn) => audit_event::insert(&mut conn, &event).await.map_err(|e| e.to_string()),
+        Ok(mut conn) => audit_event::insert(&mut conn, &event)
+            .await
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     if let Err(e) = result {

@@ -29,7 +29,14 @@ pub const MAX_INPUT_BYTES: usize = 1024;
 /// Debian john-data's password.lst (3,546 entries, public domain), plus the Cyrillic
 /// keyboard walks patients use.
 static COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
-static COMMON_RUSSIAN: &[&str] = &["йцукенгш", "йцукенгшщз", "пароль123", "qwertyйцукен", "1q2w3e4r", "1q2w3e4r5t"];
+static COMMON_RUSSIAN: &[&str] = &[
+    "йцукенгш",
+    "йцукенгшщз",
+    "пароль123",
+    "qwertyйцукен",
+    "1q2w3e4r",
+    "1q2w3e4r5t",
+];
 
 fn argon2() -> Argon2<'static> {
     // The constants are valid parameters; `Params::new` only fails for out-of-range values.
@@ -42,14 +49,21 @@ fn argon2() -> Argon2<'static> {
 pub struct Passwords {
     dummy_hash: Arc<str>,
     verifications: Arc<AtomicU64>,
+    hashes: Arc<AtomicU64>,
 }
 
 impl Passwords {
     /// Builds the hasher, with a dummy hash of a random password for unknown accounts.
     pub async fn new() -> anyhow::Result<Self> {
-        let random: String = (0..32).map(|_| char::from(b'a' + rand::random_range(0..26u8))).collect();
+        let random: String = (0..32)
+            .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
+            .collect();
         let dummy_hash = hash(random).await?;
-        Ok(Self { dummy_hash: dummy_hash.into(), verifications: Arc::default() })
+        Ok(Self {
+            dummy_hash: dummy_hash.into(),
+            verifications: Arc::default(),
+            hashes: Arc::default(),
+        })
     }
 
     /// Verifies `password` against `stored` (a PHC string), or against the dummy hash when
@@ -61,11 +75,26 @@ impl Passwords {
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&stored)
-                .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    argon2()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await?;
         Ok(ok && has_account)
+    }
+
+    /// Hashes a new password (see [`hash`]), counting it.
+    pub async fn hash(&self, password: String) -> anyhow::Result<String> {
+        self.hashes.fetch_add(1, Ordering::Relaxed);
+        hash(password).await
+    }
+
+    /// How many new passwords this process has hashed.
+    pub fn hashes(&self) -> u64 {
+        self.hashes.load(Ordering::Relaxed)
     }
 
     /// How many argon2 verifications this process has run.
@@ -132,8 +161,23 @@ mod tests {
         assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
         assert_ne!(a, b);
         let passwords = Passwords::new().await.expect("hasher");
-        assert!(passwords.verify(Some(&a), "same password").await.expect("verify"));
-        assert!(!passwords.verify(Some(&a), "same passwor").await.expect("verify"));
-        assert!(!passwords.verify(None, "same password").await.expect("verify"));
+        assert!(
+            passwords
+                .verify(Some(&a), "same password")
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !passwords
+                .verify(Some(&a), "same passwor")
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !passwords
+                .verify(None, "same password")
+                .await
+                .expect("verify")
+        );
     }
 }

@@ -48,7 +48,10 @@ pub async fn session_user(app: &App, session: &AuthSession) -> Result<Option<Use
 impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(CurrentUser(user)) = parts.extensions.get::<CurrentUser>() {
             return Ok(MaybeUser(Some(user.clone())));
         }
@@ -61,7 +64,11 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<CurrentUser>().cloned().ok_or(AppError::Unauthorized)
+        parts
+            .extensions
+            .get::<CurrentUser>()
+            .cloned()
+            .ok_or(AppError::Unauthorized)
     }
 }
 
@@ -79,7 +86,12 @@ pub async fn require_admin(state: State<AppState>, request: Request, next: Next)
 
 /// Anonymous: 303 to the login form with `next`. Wrong role: 403 (audited). Otherwise the
 /// user goes into the request for [`CurrentUser`].
-async fn gate(State(state): State<AppState>, request: Request, next: Next, roles: &[Role]) -> Response {
+async fn gate(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+    roles: &[Role],
+) -> Response {
     let (mut parts, body) = request.into_parts();
     let user = match MaybeUser::from_request_parts(&mut parts, &state).await {
         Ok(MaybeUser(user)) => user,
@@ -92,7 +104,8 @@ async fn gate(State(state): State<AppState>, request: Request, next: Next, roles
     };
     if !roles.contains(&user.role()) {
         let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, &state).await;
-        crate::auth::login::audit(&state, Some(user.id), "access_denied", parts.uri.path(), ip).await;
+        crate::auth::login::audit(&state, Some(user.id), "access_denied", parts.uri.path(), ip)
+            .await;
         return AppError::Forbidden.into_response();
     }
     parts.extensions.insert(CurrentUser(user));
@@ -106,7 +119,10 @@ pub struct ApiUser(pub User);
 impl FromRequestParts<AppState> for ApiUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)

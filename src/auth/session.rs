@@ -37,7 +37,9 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthSession {
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// 128 bits from the OS generator, as 32 hex digits.
@@ -51,7 +53,11 @@ impl AuthSession {
     /// Logs `user` in: a new session id (the old one stops existing), a new CSRF token.
     pub async fn log_in(&self, user: &User) -> Result<(), AppError> {
         self.0.cycle_id().await?;
-        let login = SessionLogin { user_id: user.id, version: user.session_version, logged_in_at: unix_now() };
+        let login = SessionLogin {
+            user_id: user.id,
+            version: user.session_version,
+            logged_in_at: unix_now(),
+        };
         self.0.insert(LOGIN_KEY, login).await?;
         self.0.insert(CSRF_KEY, random_token()).await?;
         Ok(())
@@ -73,6 +79,9 @@ impl AuthSession {
         }
         let token = random_token();
         self.0.insert(CSRF_KEY, &token).await?;
+        // Saved now rather than by the layer after the handler, so that a Redis outage is a
+        // 503 naming Redis instead of the layer's bare 500.
+        self.0.save().await?;
         Ok(token)
     }
 

@@ -41,12 +41,19 @@ impl RedisSessionStore {
     }
 
     async fn write(&self, record: &Record, options: SetOptions) -> session_store::Result<bool> {
-        let body = serde_json::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let body =
+            serde_json::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
         let expire = Expiration::EXAT(record.expiry_date.unix_timestamp());
         let written: Option<String> = self
             .redis
             .pool
-            .set(self.key_of(&record.id), body.as_slice(), Some(expire), Some(options), false)
+            .set(
+                self.key_of(&record.id),
+                body.as_slice(),
+                Some(expire),
+                Some(options),
+                false,
+            )
             .await
             .map_err(backend)?;
         Ok(written.is_some())
@@ -73,13 +80,25 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let body: Option<Vec<u8>> = self.redis.pool.get(self.key_of(id)).await.map_err(backend)?;
-        body.map(|b| serde_json::from_slice(&b).map_err(|e| session_store::Error::Decode(e.to_string())))
-            .transpose()
+        let body: Option<Vec<u8>> = self
+            .redis
+            .pool
+            .get(self.key_of(id))
+            .await
+            .map_err(backend)?;
+        body.map(|b| {
+            serde_json::from_slice(&b).map_err(|e| session_store::Error::Decode(e.to_string()))
+        })
+        .transpose()
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let _: i64 = self.redis.pool.del(self.key_of(id)).await.map_err(backend)?;
+        let _: i64 = self
+            .redis
+            .pool
+            .del(self.key_of(id))
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 }

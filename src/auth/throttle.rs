@@ -70,10 +70,19 @@ impl LoginThrottle {
     pub async fn attempt(&self, email: &str, ip: IpAddr) -> Result<Verdict, fred::error::Error> {
         let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
         let keys = vec![self.account_key(email), self.ip_key(ip)];
-        let counts: Vec<i64> = self.redis.pool.eval(COUNT_ATTEMPT, keys, vec![window_ms]).await?;
+        let counts: Vec<i64> = self
+            .redis
+            .pool
+            .eval(COUNT_ATTEMPT, keys, vec![window_ms])
+            .await?;
         let (account, account_ttl, ip_count, ip_ttl) = match counts.as_slice() {
             [a, at, i, it] => (*a, *at, *i, *it),
-            _ => return Err(fred::error::Error::new(fred::error::ErrorKind::Parse, "throttle script")),
+            _ => {
+                return Err(fred::error::Error::new(
+                    fred::error::ErrorKind::Parse,
+                    "throttle script",
+                ));
+            }
         };
         let over_account = account > i64::from(self.per_account);
         let over_ip = ip_count > i64::from(self.per_ip);

@@ -25,7 +25,9 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         config.bind_addr = bind;
     }
     if config.jwt_secret_generated {
-        tracing::warn!("JWT_SECRET is not set: generated a random one for this run; API tokens end with the process");
+        tracing::warn!(
+            "JWT_SECRET is not set: generated a random one for this run; API tokens end with the process"
+        );
     }
     let running = server::start(config).await?;
     if args.demo {
@@ -33,7 +35,12 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         demo::ensure_accounts(&mut conn).await?;
         println!("Demo accounts (password after the slash):");
         for account in &demo::ACCOUNTS {
-            println!("  {:<8} {} / {}", account.role.as_str(), account.email, account.password);
+            println!(
+                "  {:<8} {} / {}",
+                account.role.as_str(),
+                account.email,
+                account.password
+            );
         }
     }
     println!("sovamed is serving on http://{}", running.addr);

@@ -50,7 +50,8 @@ fn read_password() -> anyhow::Result<String> {
     std::io::stdin().lock().read_line(&mut line)?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password).to_owned();
-    password::check_new(&password).map_err(|reason| anyhow::anyhow!("password refused: {reason}"))?;
+    password::check_new(&password)
+        .map_err(|reason| anyhow::anyhow!("password refused: {reason}"))?;
     Ok(password)
 }
 
@@ -59,13 +60,22 @@ pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
     let pool = db::build_pool(&config.database_url, 1)?;
     let mut conn = pool.get().await?;
     match command {
-        UserCommand::Create { email, full_name, role, phone, password_stdin: _ } => {
+        UserCommand::Create {
+            email,
+            full_name,
+            role,
+            phone,
+            password_stdin: _,
+        } => {
             let email = user::normalize_email(&email);
             if !email_address::EmailAddress::is_valid(&email) {
                 anyhow::bail!("not a valid e-mail address: {email}");
             }
             let phone = match phone {
-                Some(raw) => Some(normalize_phone(&raw).ok_or_else(|| anyhow::anyhow!("not a valid phone number: {raw}"))?),
+                Some(raw) => Some(
+                    normalize_phone(&raw)
+                        .ok_or_else(|| anyhow::anyhow!("not a valid phone number: {raw}"))?,
+                ),
                 None => None,
             };
             let full_name = full_name.trim();
@@ -88,22 +98,36 @@ pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
                     e.into()
                 }
             })?;
-            println!("created {} account {} (id {})", role.as_str(), created.email, created.id);
+            println!(
+                "created {} account {} (id {})",
+                role.as_str(),
+                created.email,
+                created.id
+            );
         }
-        UserCommand::SetPassword { email, password_stdin: _ } => {
+        UserCommand::SetPassword {
+            email,
+            password_stdin: _,
+        } => {
             let account = user::find_by_email(&mut conn, &email)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no account with {email}"))?;
             let hash = password::hash(read_password()?).await?;
             user::set_password_hash(&mut conn, account.id, &hash).await?;
-            println!("password changed for {}; its sessions and tokens have ended", account.email);
+            println!(
+                "password changed for {}; its sessions and tokens have ended",
+                account.email
+            );
         }
         UserCommand::Disable { email } => {
             let account = user::find_by_email(&mut conn, &email)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no account with {email}"))?;
             user::set_disabled(&mut conn, account.id, true).await?;
-            println!("disabled {}; its sessions and tokens have ended", account.email);
+            println!(
+                "disabled {}; its sessions and tokens have ended",
+                account.email
+            );
         }
     }
     Ok(())

@@ -76,7 +76,9 @@ fn split_database_url(url: &str) -> anyhow::Result<(String, String)> {
     let without_query = url.split('?').next().unwrap_or(url);
     let (server, name) = without_query
         .rsplit_once('/')
-        .filter(|(server, name)| server.contains("://") && !server.ends_with('/') && !name.is_empty())
+        .filter(|(server, name)| {
+            server.contains("://") && !server.ends_with('/') && !name.is_empty()
+        })
         .ok_or_else(|| anyhow::anyhow!("DATABASE_URL names no database: {url}"))?;
     Ok((server.to_owned(), name.to_owned()))
 }
@@ -91,7 +93,8 @@ pub async fn run_migrations(database_url: &str) -> anyhow::Result<Vec<String>> {
     let conn = AsyncPgConnection::establish(database_url).await?;
     // The migration harness is synchronous; run it on a blocking thread through the wrapper.
     tokio::task::spawn_blocking(move || {
-        let mut wrapper: AsyncConnectionWrapper<AsyncPgConnection> = AsyncConnectionWrapper::from(conn);
+        let mut wrapper: AsyncConnectionWrapper<AsyncPgConnection> =
+            AsyncConnectionWrapper::from(conn);
         wrapper
             .run_pending_migrations(MIGRATIONS)
             .map(|versions| versions.iter().map(ToString::to_string).collect())
@@ -107,7 +110,8 @@ mod tests {
     #[test]
     fn database_urls_split_into_server_and_name() {
         let (server, name) =
-            split_database_url("postgres://postgres@127.0.0.1:5432/sovamed?sslmode=disable").expect("valid");
+            split_database_url("postgres://postgres@127.0.0.1:5432/sovamed?sslmode=disable")
+                .expect("valid");
         assert_eq!(server, "postgres://postgres@127.0.0.1:5432");
         assert_eq!(name, "sovamed");
         assert!(split_database_url("postgres://127.0.0.1:5432").is_err());

@@ -27,5 +27,9 @@ pub async fn show_admin_home(
 ) -> Result<impl axum::response::IntoResponse, AppError> {
     let mut conn = state.db().await?;
     let users = user::list_newest(&mut conn, 50).await?;
-    Ok(AdminHomePage { layout: Layout::new(&session, Some(&user)).await?, user, users })
+    Ok(AdminHomePage {
+        layout: Layout::new(&session, Some(&user)).await?,
+        user,
+        users,
+    })
 }

@@ -56,7 +56,13 @@ pub async fn show_login(
     }
     let layout = Layout::with_form(&session, None).await?;
     let next = safe_next(&query.next).unwrap_or_default().to_owned();
-    Ok(LoginPage { layout, next, email: String::new(), error: None }.into_response())
+    Ok(LoginPage {
+        layout,
+        next,
+        email: String::new(),
+        error: None,
+    }
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -76,22 +82,32 @@ pub async fn log_in(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     let next = safe_next(&form.next).unwrap_or_default().to_owned();
-    let (status, retry_after, error) = match authenticate(&state, &form.email, &form.password, ip).await? {
-        LoginOutcome::LoggedIn(user) => {
-            session.log_in(&user).await?;
-            let target = if next.is_empty() { user.role().home_path().to_owned() } else { next };
-            return Ok(Redirect::to(&target).into_response());
-        }
-        LoginOutcome::Failed => (StatusCode::OK, None, LOGIN_FAILED.to_owned()),
-        LoginOutcome::Throttled { retry_after_secs } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(retry_after_secs),
-            AppError::RateLimited { retry_after_secs }.public_message(),
-        ),
-    };
+    let (status, retry_after, error) =
+        match authenticate(&state, &form.email, &form.password, ip).await? {
+            LoginOutcome::LoggedIn(user) => {
+                session.log_in(&user).await?;
+                let target = if next.is_empty() {
+                    user.role().home_path().to_owned()
+                } else {
+                    next
+                };
+                return Ok(Redirect::to(&target).into_response());
+            }
+            LoginOutcome::Failed => (StatusCode::OK, None, LOGIN_FAILED.to_owned()),
+            LoginOutcome::Throttled { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(retry_after_secs),
+                AppError::RateLimited { retry_after_secs }.public_message(),
+            ),
+        };
     // The e-mail is not echoed back, so the page for an unknown address and for a wrong
     // password are the same bytes.
-    let page = LoginPage { layout: Layout::with_form(&session, None).await?, next, email: String::new(), error: Some(error) };
+    let page = LoginPage {
+        layout: Layout::with_form(&session, None).await?,
+        next,
+        email: String::new(),
+        error: Some(error),
+    };
     let mut headers = HeaderMap::new();
     if let Some(secs) = retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -120,7 +136,10 @@ pub async fn show_logout(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == "cross-site" || v == "same-site");
     if cross_site && user.is_some() {
-        return Ok(LogoutPage { layout: Layout::with_form(&session, user.as_ref()).await? }.into_response());
+        return Ok(LogoutPage {
+            layout: Layout::with_form(&session, user.as_ref()).await?,
+        }
+        .into_response());
     }
     end_session(&state, &session, user.map(|u| u.id), ip).await
 }
@@ -134,7 +153,12 @@ pub async fn log_out(
     end_session(&state, &session, user.map(|u| u.id), ip).await
 }
 
-async fn end_session(state: &AppState, session: &AuthSession, user_id: Option<i64>, ip: std::net::IpAddr) -> Result<Response, AppError> {
+async fn end_session(
+    state: &AppState,
+    session: &AuthSession,
+    user_id: Option<i64>,
+    ip: std::net::IpAddr,
+) -> Result<Response, AppError> {
     session.log_out().await?;
     if let Some(id) = user_id {
         audit(state, Some(id), "logout", &id.to_string(), ip).await;
@@ -165,12 +189,20 @@ pub struct RegisterForm {
     consent: Option<String>,
 }
 
-pub async fn show_register(session: AuthSession, MaybeUser(user): MaybeUser) -> Result<Response, AppError> {
+pub async fn show_register(
+    session: AuthSession,
+    MaybeUser(user): MaybeUser,
+) -> Result<Response, AppError> {
     if let Some(user) = user {
         return Ok(Redirect::to(user.role().home_path()).into_response());
     }
     let layout = Layout::with_form(&session, None).await?;
-    Ok(RegisterPage { layout, form: RegisterForm::default(), errors: BTreeMap::new() }.into_response())
+    Ok(RegisterPage {
+        layout,
+        form: RegisterForm::default(),
+        errors: BTreeMap::new(),
+    }
+    .into_response())
 }
 
 /// A registration that passed validation.
@@ -192,11 +224,18 @@ fn validate(form: &RegisterForm) -> Result<ValidRegistration, BTreeMap<&'static 
     if let Err(message) = password::check_new(&form.password) {
         errors.insert("password", message.into());
     }
-    let full_name = form.full_name.split_whitespace().collect::<Vec<_>>().join(" ");
+    let full_name = form
+        .full_name
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if full_name.chars().count() < 2 {
         errors.insert("full_name", "Укажите фамилию, имя и отчество".into());
     } else if full_name.chars().count() > 200 || full_name.chars().any(char::is_control) {
-        errors.insert("full_name", "Имя должно быть не длиннее 200 символов".into());
+        errors.insert(
+            "full_name",
+            "Имя должно быть не длиннее 200 символов".into(),
+        );
     }
     let phone = normalize_phone(&form.phone);
     if phone.is_none() {
@@ -204,15 +243,24 @@ fn validate(form: &RegisterForm) -> Result<ValidRegistration, BTreeMap<&'static 
     }
     let birth_date = parse_birth_date(&form.birth_date);
     if birth_date.is_none() {
-        errors.insert("birth_date", "Укажите дату рождения в формате ГГГГ-ММ-ДД (не в будущем)".into());
+        errors.insert(
+            "birth_date",
+            "Укажите дату рождения в формате ГГГГ-ММ-ДД (не в будущем)".into(),
+        );
     }
     if form.consent.is_none() {
-        errors.insert("consent", "Без согласия на обработку персональных данных регистрация невозможна".into());
+        errors.insert(
+            "consent",
+            "Без согласия на обработку персональных данных регистрация невозможна".into(),
+        );
     }
     match (phone, birth_date) {
-        (Some(phone), Some(birth_date)) if errors.is_empty() => {
-            Ok(ValidRegistration { email, full_name, phone, birth_date })
-        }
+        (Some(phone), Some(birth_date)) if errors.is_empty() => Ok(ValidRegistration {
+            email,
+            full_name,
+            phone,
+            birth_date,
+        }),
         _ => Err(errors),
     }
 }
@@ -224,7 +272,8 @@ pub fn normalize_phone(input: &str) -> Option<String> {
         return None;
     }
     let number = phonenumber::parse(Some(phonenumber::country::Id::RU), input).ok()?;
-    phonenumber::is_valid(&number).then(|| number.format().mode(phonenumber::Mode::E164).to_string())
+    phonenumber::is_valid(&number)
+        .then(|| number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
 fn parse_birth_date(input: &str) -> Option<NaiveDate> {
@@ -246,7 +295,7 @@ pub async fn register(
         Ok(valid) => valid,
         Err(errors) => return registration_refused(&session, form, errors).await,
     };
-    let hash = password::hash(form.password.clone()).await?;
+    let hash = state.passwords.hash(form.password.clone()).await?;
     let mut conn = state.db().await?;
     let new_user = NewUser {
         email: &valid.email,
@@ -259,13 +308,23 @@ pub async fn register(
     let user = match user::insert(&mut conn, &new_user).await {
         Ok(user) => user,
         Err(e) if user::is_duplicate_email(&e) => {
-            let errors = BTreeMap::from([("email", "Этот адрес уже зарегистрирован. Войдите в личный кабинет.".to_owned())]);
+            let errors = BTreeMap::from([(
+                "email",
+                "Этот адрес уже зарегистрирован. Войдите в личный кабинет.".to_owned(),
+            )]);
             return registration_refused(&session, form, errors).await;
         }
         Err(e) => return Err(e.into()),
     };
     drop(conn);
-    audit(&state, Some(user.id), "registered", &user.id.to_string(), ip).await;
+    audit(
+        &state,
+        Some(user.id),
+        "registered",
+        &user.id.to_string(),
+        ip,
+    )
+    .await;
     session.log_in(&user).await?;
     Ok(Redirect::to(Role::Patient.home_path()).into_response())
 }
@@ -276,7 +335,11 @@ async fn registration_refused(
     errors: BTreeMap<&'static str, String>,
 ) -> Result<Response, AppError> {
     form.password.clear();
-    let page = RegisterPage { layout: Layout::with_form(session, None).await?, form, errors };
+    let page = RegisterPage {
+        layout: Layout::with_form(session, None).await?,
+        form,
+        errors,
+    };
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 
@@ -286,8 +349,14 @@ mod tests {
 
     #[test]
     fn phones_are_normalised_to_e164() {
-        assert_eq!(normalize_phone("8 (912) 345-67-89").as_deref(), Some("+79123456789"));
-        assert_eq!(normalize_phone("+7 912 345 67 89").as_deref(), Some("+79123456789"));
+        assert_eq!(
+            normalize_phone("8 (912) 345-67-89").as_deref(),
+            Some("+79123456789")
+        );
+        assert_eq!(
+            normalize_phone("+7 912 345 67 89").as_deref(),
+            Some("+79123456789")
+        );
         assert_eq!(normalize_phone("abc"), None);
         assert_eq!(normalize_phone(&"9".repeat(1000)), None);
     }

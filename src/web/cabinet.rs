@@ -21,5 +21,8 @@ pub async fn show_cabinet(
     session: AuthSession,
     CurrentUser(user): CurrentUser,
 ) -> Result<impl axum::response::IntoResponse, AppError> {
-    Ok(CabinetPage { layout: Layout::new(&session, Some(&user)).await?, user })
+    Ok(CabinetPage {
+        layout: Layout::new(&session, Some(&user)).await?,
+        user,
+    })
 }

@@ -55,15 +55,36 @@ pub async fn render_html_errors(request: Request, next: Next) -> Response {
         .unwrap_or_default()
         .to_owned();
     let response = next.run(request).await;
-    let Some(face) = response.extensions().get::<ErrorFace>().cloned() else {
-        return response;
+    let face = match response.extensions().get::<ErrorFace>() {
+        Some(face) => face.clone(),
+        // A bare 5xx from a layer (the session layer when Redis fails on save).
+        None if response.status().is_server_error() => ErrorFace {
+            status: response.status(),
+            code: "internal",
+            message: AppError::Internal(anyhow::anyhow!("layer")).public_message(),
+        },
+        None => return response,
     };
     let layout = Layout::anonymous();
     let rendered = match face.status.as_u16() {
-        403 => ForbiddenPage { layout, message: face.message }.render(),
+        403 => ForbiddenPage {
+            layout,
+            message: face.message,
+        }
+        .render(),
         404 => NotFoundPage { layout }.render(),
-        500..=599 => ServerErrorPage { layout, message: face.message, request_id }.render(),
-        status => OtherErrorPage { layout, status, message: face.message }.render(),
+        500..=599 => ServerErrorPage {
+            layout,
+            message: face.message,
+            request_id,
+        }
+        .render(),
+        status => OtherErrorPage {
+            layout,
+            status,
+            message: face.message,
+        }
+        .render(),
     };
     let html = rendered.unwrap_or_else(|e| {
         tracing::error!(error = %e, "error page did not render");
@@ -71,9 +92,10 @@ pub async fn render_html_errors(request: Request, next: Next) -> Response {
     });
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     Response::from_parts(parts, Body::from(html))
 }
 

@@ -16,6 +16,11 @@ struct HomePage {
     layout: Layout,
 }
 
-pub async fn show_home(session: AuthSession, MaybeUser(user): MaybeUser) -> Result<impl axum::response::IntoResponse, AppError> {
-    Ok(HomePage { layout: Layout::new(&session, user.as_ref()).await? })
+pub async fn show_home(
+    session: AuthSession,
+    MaybeUser(user): MaybeUser,
+) -> Result<impl axum::response::IntoResponse, AppError> {
+    Ok(HomePage {
+        layout: Layout::new(&session, user.as_ref()).await?,
+    })
 }

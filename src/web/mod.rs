@@ -34,7 +34,10 @@ impl Layout {
             return Ok(Self::anonymous());
         };
         Ok(Self {
-            user: Some(NavUser { full_name: user.full_name.clone(), role: user.role() }),
+            user: Some(NavUser {
+                full_name: user.full_name.clone(),
+                role: user.role(),
+            }),
             csrf: session.csrf_token().await?,
         })
     }
@@ -49,7 +52,10 @@ impl Layout {
     }
 
     pub fn anonymous() -> Self {
-        Self { user: None, csrf: String::new() }
+        Self {
+            user: None,
+            csrf: String::new(),
+        }
     }
 }
 
@@ -71,7 +77,14 @@ mod tests {
     #[test]
     fn next_only_follows_same_site_paths() {
         assert_eq!(safe_next("/cabinet?tab=1"), Some("/cabinet?tab=1"));
-        for bad in ["https://evil.example/", "//evil.example", "/\\evil.example", "evil", "/\tx", ""] {
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "evil",
+            "/\tx",
+            "",
+        ] {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }
     }

@@ -27,5 +27,9 @@ pub async fn show_staff_home(
 ) -> Result<impl axum::response::IntoResponse, AppError> {
     let mut conn = state.db().await?;
     let counts = user::count_active_by_role(&mut conn).await?;
-    Ok(StaffHomePage { layout: Layout::new(&session, Some(&user)).await?, user, counts })
+    Ok(StaffHomePage {
+        layout: Layout::new(&session, Some(&user)).await?,
+        user,
+        counts,
+    })
 }

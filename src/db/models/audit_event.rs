@@ -18,7 +18,11 @@ pub struct NewAuditEvent<'a> {
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) -> QueryResult<()> {
-    diesel::insert_into(audit_events::table).values(event).execute(conn).await.map(|_| ())
+    diesel::insert_into(audit_events::table)
+        .values(event)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Counts events of one action about one subject; used by tests and the staff pages.

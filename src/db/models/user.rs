@@ -104,7 +104,12 @@ pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> QueryRe
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<User>> {
-    users::table.find(id).select(User::as_select()).first(conn).await.optional()
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new_user: &NewUser<'_>) -> QueryResult<User> {
@@ -116,7 +121,11 @@ pub async fn insert(conn: &mut AsyncPgConnection, new_user: &NewUser<'_>) -> Que
 }
 
 /// Sets a new password hash and ends every session and token of the account.
-pub async fn set_password_hash(conn: &mut AsyncPgConnection, id: i64, hash: &str) -> QueryResult<usize> {
+pub async fn set_password_hash(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    hash: &str,
+) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
         .set((
             users::password_hash.eq(hash),
@@ -128,7 +137,11 @@ pub async fn set_password_hash(conn: &mut AsyncPgConnection, id: i64, hash: &str
 }
 
 /// Disables or re-enables an account; either way its sessions and tokens end.
-pub async fn set_disabled(conn: &mut AsyncPgConnection, id: i64, disabled: bool) -> QueryResult<usize> {
+pub async fn set_disabled(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    disabled: bool,
+) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
         .set((
             users::disabled.eq(disabled),
@@ -159,7 +172,10 @@ pub async fn count_active_by_role(conn: &mut AsyncPgConnection) -> QueryResult<V
     Ok([Role::Patient, Role::Staff, Role::Admin]
         .into_iter()
         .map(|role| {
-            let count = rows.iter().find(|(r, _)| r == role.as_str()).map_or(0, |(_, c)| *c);
+            let count = rows
+                .iter()
+                .find(|(r, _)| r == role.as_str())
+                .map_or(0, |(_, c)| *c);
             (role, count)
         })
         .collect())

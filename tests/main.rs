@@ -1,0 +1,10 @@
+//! The one integration-test binary: the real server against real PostgreSQL and Redis.
+
+mod api_auth;
+mod cli;
+mod ops;
+mod pages_auth;
+mod registration;
+mod roles;
+mod support;
+mod throttling;

@@ -1,0 +1,185 @@
+//! Health, readiness, static files and security headers.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{TestApp, browser};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_readiness_answer_when_everything_is_up() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        browser()
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        StatusCode::OK
+    );
+    let ready = browser()
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["checks"]["postgres"], "ok");
+    assert_eq!(body["checks"]["redis"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_names_redis_when_it_is_unreachable() {
+    // Port 9 (discard) has no Redis on a test machine.
+    let app = TestApp::spawn_with(|config| config.redis_url = "redis://127.0.0.1:9".into()).await;
+    assert_eq!(
+        browser()
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        StatusCode::OK
+    );
+    let ready = browser()
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["failed"], serde_json::json!(["redis"]));
+    assert_eq!(body["checks"]["postgres"], "ok");
+
+    // Pages that need the session say what is down instead of failing with a 500.
+    let login = browser()
+        .get(app.url("/login"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(login.text().await.expect("body").contains("redis"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_names_postgres_when_it_is_unreachable() {
+    let mut app = TestApp::spawn().await;
+    app.config.database_url = "postgres://postgres@127.0.0.1:9/nothing".into();
+    let state = sovamed::app::App::new(app.config.clone())
+        .await
+        .expect("state builds without connecting");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let server = sovamed::server::start_with(state, listener)
+        .await
+        .expect("serve");
+    let ready = browser()
+        .get(format!("http://{}/readyz", server.addr))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["failed"], serde_json::json!(["postgres"]));
+    let api = browser()
+        .post(format!("http://{}/api/v1/user/login", server.addr))
+        .json(&serde_json::json!({"email": "a@b.ru", "password": "whatever pass"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(
+        api.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a pool error is a 503, not a panic"
+    );
+    let body: Value = api.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "service_unavailable");
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn static_files_have_types_etags_and_no_traversal() {
+    let app = TestApp::spawn().await;
+    let client = browser();
+    let css = client
+        .get(app.url("/static/app.css"))
+        .send()
+        .await
+        .expect("css");
+    assert_eq!(css.status(), StatusCode::OK);
+    assert!(
+        css.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/css")
+    );
+    assert!(
+        css.headers()["cache-control"]
+            .to_str()
+            .expect("cc")
+            .contains("max-age")
+    );
+    let etag = css.headers()["etag"].clone();
+    let again = client
+        .get(app.url("/static/app.css"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("css");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let htmx = client
+        .get(app.url("/static/htmx.min.js"))
+        .send()
+        .await
+        .expect("htmx");
+    assert_eq!(htmx.status(), StatusCode::OK);
+    for path in [
+        "/static/..%2f..%2fetc/passwd",
+        "/static/../Cargo.toml",
+        "/static/nope.js",
+    ] {
+        let response = client.get(app.url(path)).send().await.expect("static");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(!response.text().await.expect("body").contains("root:"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/",
+        "/login",
+        "/static/app.css",
+        "/api/v1/user/me",
+        "/nope",
+        "/healthz",
+    ] {
+        let response = browser().get(app.url(path)).send().await.expect("request");
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().expect("csp");
+        assert!(
+            csp.contains("object-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert!(headers.contains_key("referrer-policy"), "{path}");
+        assert!(headers.contains_key("x-request-id"), "{path}");
+        assert!(
+            headers.get("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
+    let login = browser()
+        .get(app.url("/login"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.headers()["cache-control"], "no-store");
+    let cookie = login.headers()["set-cookie"].to_str().expect("cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/")
+    );
+    assert!(!cookie.contains("Domain"));
+}

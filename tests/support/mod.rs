@@ -1,0 +1,269 @@
+//! The test harness: the real server on an ephemeral port, its own PostgreSQL database
+//! (cloned from a migrated template) and its own Redis key prefix, and a cookie-keeping
+//! HTTP client that behaves like a browser without following redirects.
+
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use reqwest::{Client, Response, redirect::Policy};
+use sovamed::{
+    app::AppState,
+    config::Config,
+    db::{
+        self,
+        models::user::{self, NewUser, Role, User},
+    },
+    server::{self, RunningServer},
+};
+use tokio::sync::OnceCell;
+
+const SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432";
+const TEMPLATE: &str = "sovamed_test_template";
+/// A JWT secret for tests only.
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+static TEMPLATE_READY: OnceCell<()> = OnceCell::const_new();
+
+/// Migrates the template database once per test process, and drops test databases left
+/// behind by earlier runs.
+async fn ensure_template() {
+    TEMPLATE_READY
+        .get_or_init(|| async {
+            let mut conn = AsyncPgConnection::establish(&format!("{SERVER_URL}/postgres"))
+                .await
+                .expect("PostgreSQL at 127.0.0.1:5432 (start it, see README)");
+            diesel::sql_query("SELECT pg_advisory_lock(727001)").execute(&mut conn).await.expect("lock");
+            let stale: Vec<DbName> = diesel::sql_query(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'sovamed\\_test\\_%' AND datname <> 'sovamed_test_template'",
+            )
+            .load(&mut conn)
+            .await
+            .expect("list databases");
+            for DbName { datname } in stale {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db::quote_ident(&datname)))
+                    .execute(&mut conn)
+                    .await;
+            }
+            let url = format!("{SERVER_URL}/{TEMPLATE}");
+            db::create_database_if_missing(&url).await.expect("create template");
+            db::run_migrations(&url).await.expect("migrate template");
+            diesel::sql_query("SELECT pg_advisory_unlock(727001)").execute(&mut conn).await.expect("unlock");
+        })
+        .await;
+}
+
+#[derive(diesel::QueryableByName)]
+struct DbName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    datname: String,
+}
+
+/// A fresh database for one test, cloned from the template.
+async fn fresh_database() -> String {
+    ensure_template().await;
+    let name = format!("sovamed_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = AsyncPgConnection::establish(&format!("{SERVER_URL}/postgres"))
+        .await
+        .expect("connect");
+    // The template's last migration connection may still be closing; retry briefly.
+    for attempt in 0.. {
+        let created = diesel::sql_query(format!(
+            "CREATE DATABASE {} TEMPLATE {TEMPLATE}",
+            db::quote_ident(&name)
+        ))
+        .execute(&mut conn)
+        .await;
+        match created {
+            Ok(_) => break,
+            Err(e) if attempt < 50 => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot create test database: {e}"),
+        }
+    }
+    format!("{SERVER_URL}/{name}")
+}
+
+/// Test configuration: defaults, plus the given database and Redis prefix.
+pub fn test_config(database_url: &str, redis_prefix: &str) -> Config {
+    let database_url = database_url.to_owned();
+    let redis_prefix = redis_prefix.to_owned();
+    Config::from_lookup(move |name| match name {
+        "DATABASE_URL" => Some(database_url.clone()),
+        "REDIS_PREFIX" => Some(redis_prefix.clone()),
+        "BIND_ADDR" => Some("127.0.0.1:0".into()),
+        "JWT_SECRET" => Some(JWT_SECRET.into()),
+        "DATABASE_POOL_SIZE" => Some("4".into()),
+        _ => None,
+    })
+    .expect("test configuration")
+}
+
+/// A running server with its own database and Redis prefix.
+pub struct TestApp {
+    pub config: Config,
+    server: Option<RunningServer>,
+    pub base: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns with a configuration adjusted by `adjust`.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let database_url = fresh_database().await;
+        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        let mut config = test_config(&database_url, &prefix);
+        adjust(&mut config);
+        let server = server::start(config.clone()).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        Self {
+            config,
+            server: Some(server),
+            base,
+        }
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.server.as_ref().expect("running").state
+    }
+
+    /// Stops the process's server and starts a new one on the same database and Redis.
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("graceful shutdown");
+        }
+        let server = server::start(self.config.clone())
+            .await
+            .expect("server restarts");
+        self.base = format!("http://{}", server.addr);
+        self.server = Some(server);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn db(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.config.database_url)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Creates an account directly in the database.
+    pub async fn create_user(&self, email: &str, password: &str, role: Role) -> User {
+        let hash = sovamed::auth::password::hash(password.to_owned())
+            .await
+            .expect("hash");
+        let mut conn = self.db().await;
+        user::insert(
+            &mut conn,
+            &NewUser {
+                email,
+                password_hash: &hash,
+                full_name: "Тестов Тест Тестович",
+                phone: Some("+79001234567"),
+                birth_date: None,
+                role: role.as_str(),
+            },
+        )
+        .await
+        .expect("insert user")
+    }
+
+    /// GET /login, then POST the form with the page's CSRF token.
+    pub async fn log_in(&self, client: &Client, email: &str, password: &str) -> Response {
+        self.log_in_next(client, email, password, "").await
+    }
+
+    pub async fn log_in_next(
+        &self,
+        client: &Client,
+        email: &str,
+        password: &str,
+        next: &str,
+    ) -> Response {
+        let page = client
+            .get(self.url("/login"))
+            .send()
+            .await
+            .expect("GET /login")
+            .text()
+            .await
+            .expect("body");
+        let token = csrf_token(&page);
+        client
+            .post(self.url("/login"))
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("email", email),
+                ("password", password),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .expect("POST /login")
+    }
+
+    /// POST /api/v1/user/login and return the token.
+    pub async fn api_token(&self, email: &str, password: &str) -> String {
+        let response = browser()
+            .post(self.url("/api/v1/user/login"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("API login");
+        assert_eq!(response.status(), 200, "API login should succeed");
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["token"].as_str().expect("token").to_owned()
+    }
+}
+
+/// A client with a cookie store that does not follow redirects.
+pub fn browser() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// The value of the hidden `csrf_token` field on a page.
+pub fn csrf_token(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html
+        .find(marker)
+        .map(|i| i + marker.len())
+        .expect("page has a CSRF field");
+    html[start..].split('"').next().expect("token").to_owned()
+}
+
+/// The session cookie a response sets, if any.
+pub fn session_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("sovamed_session="))
+        .map(|c| {
+            c.trim_start_matches("sovamed_session=")
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+}
+
+pub fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
