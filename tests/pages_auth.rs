@@ -443,3 +443,44 @@ async fn disabling_an_account_ends_its_cookie_sessions() {
         "a disabled account cannot log in"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_session_ends() {
+    let app =
+        TestApp::spawn_with(|config| config.session_idle = std::time::Duration::from_secs(1)).await;
+    app.create_user("anna@example.ru", PASSWORD, Role::Patient)
+        .await;
+    let login = app.log_in(&browser(), "anna@example.ru", PASSWORD).await;
+    let id = session_cookie(&login).expect("session cookie");
+    let replay = || {
+        browser()
+            .get(app.url("/cabinet"))
+            .header("cookie", format!("sovamed_session={id}"))
+            .send()
+    };
+    assert_eq!(replay().await.expect("cabinet").status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Replayed by hand: a browser would have dropped the cookie, the server must drop the session.
+    assert_eq!(
+        replay().await.expect("cabinet").status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn production_cookies_are_secure_and_host_prefixed() {
+    let app =
+        TestApp::spawn_with(|config| config.app_env = sovamed::config::AppEnv::Production).await;
+    let page = browser()
+        .get(app.url("/login"))
+        .send()
+        .await
+        .expect("login");
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(cookie.starts_with("__Host-sovamed_session="), "{cookie}");
+    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("Path=/"));
+    assert!(page.headers().contains_key("strict-transport-security"));
+}
