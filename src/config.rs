@@ -4,7 +4,7 @@
 //! variable is documented where it is read below, and listed with its default in `.env` and
 //! in `docs/configuration.md`. A bad value fails start-up with a message naming the variable.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
 use rand::RngCore;
@@ -57,6 +57,29 @@ pub struct Config {
     /// `LOGIN_LIMIT_WINDOW_MINUTES` (default 15): the counting window, and so the longest a
     /// lock lasts; it is never permanent.
     pub login_limit_window: Duration,
+    /// `INFOCLINICA_URL`: the MIS endpoint (`https://api.infoclinica.ru/api/xml`). Unset outside
+    /// demo mode: syncs from the MIS fail naming this variable. `serve --demo` points it at
+    /// the in-process emulator.
+    pub infoclinica_url: Option<String>,
+    /// `INFOCLINICA_HOST`: the clinic's `X-Forwarded-Host` at the cloud gateway.
+    pub infoclinica_host: Option<String>,
+    /// `INFOCLINICA_CLIENT_CERT`, `INFOCLINICA_CLIENT_KEY`: PEM files for mutual TLS.
+    pub infoclinica_client_cert: Option<PathBuf>,
+    pub infoclinica_client_key: Option<PathBuf>,
+    /// `INFOCLINICA_CA`: a PEM file of extra trusted roots for the MIS (private CA).
+    pub infoclinica_ca: Option<PathBuf>,
+    /// `INFOCLINICA_TIMEOUT_SECONDS` (default 10): total time one MIS call may take.
+    pub infoclinica_timeout: Duration,
+    /// `BITRIX_URL`: base of the CMS content endpoint (`https://clinic.example`); the client
+    /// calls `{BITRIX_URL}/api/v1/content/{kind}`.
+    pub bitrix_url: Option<String>,
+    /// `BITRIX_TOKEN`: the shared bearer secret of the content endpoint.
+    pub bitrix_token: Option<String>,
+    /// `SYNC_INTERVAL_MINUTES` (default 15): periodic directory sync inside `serve`; 0 = off.
+    pub sync_interval: Option<Duration>,
+    /// `BRANCH_TIMEZONES`: overrides of the zone derived from the MIS's UTC offset, as
+    /// `MIS_ID=IANA zone` pairs separated by commas (`2=Asia/Yekaterinburg`).
+    pub branch_timezones: BTreeMap<i64, chrono_tz::Tz>,
 }
 
 /// A configuration variable that is present but unusable.
@@ -145,6 +168,19 @@ impl Config {
             login_limit_window: Duration::from_secs(
                 60 * parse::<u64>(&get, "LOGIN_LIMIT_WINDOW_MINUTES", "15")?,
             ),
+            infoclinica_url: get("INFOCLINICA_URL"),
+            infoclinica_host: get("INFOCLINICA_HOST"),
+            infoclinica_client_cert: get("INFOCLINICA_CLIENT_CERT").map(PathBuf::from),
+            infoclinica_client_key: get("INFOCLINICA_CLIENT_KEY").map(PathBuf::from),
+            infoclinica_ca: get("INFOCLINICA_CA").map(PathBuf::from),
+            infoclinica_timeout: Duration::from_secs(parse(&get, "INFOCLINICA_TIMEOUT_SECONDS", "10")?),
+            bitrix_url: get("BITRIX_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            bitrix_token: get("BITRIX_TOKEN"),
+            sync_interval: match parse::<u64>(&get, "SYNC_INTERVAL_MINUTES", "15")? {
+                0 => None,
+                minutes => Some(Duration::from_secs(60 * minutes)),
+            },
+            branch_timezones: parse_branch_timezones(get("BRANCH_TIMEZONES").as_deref().unwrap_or(""))?,
         })
     }
 
@@ -167,6 +203,23 @@ where
         name,
         reason: format!("{raw:?}: {e}"),
     })
+}
+
+fn parse_branch_timezones(raw: &str) -> Result<BTreeMap<i64, chrono_tz::Tz>, ConfigError> {
+    let bad = |item: &str| ConfigError {
+        name: "BRANCH_TIMEZONES",
+        reason: format!("{item:?} is not MIS_ID=IANA zone"),
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (id, zone) = item.split_once('=').ok_or_else(|| bad(item))?;
+            let id = id.trim().parse::<i64>().map_err(|_| bad(item))?;
+            let zone = zone.trim().parse::<chrono_tz::Tz>().map_err(|_| bad(item))?;
+            Ok((id, zone))
+        })
+        .collect()
 }
 
 fn parse_proxies(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
@@ -209,6 +262,15 @@ mod tests {
         assert_eq!(config.jwt_secret.len(), 32);
         assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.login_limit_per_account, 5);
+    }
+
+    #[test]
+    fn branch_time_zones_parse_as_pairs() {
+        let config = Config::from_lookup(|k| (k == "BRANCH_TIMEZONES").then(|| "3=Asia/Yekaterinburg, 1=Europe/Moscow".into()))
+            .expect("valid");
+        assert_eq!(config.branch_timezones.get(&3), Some(&chrono_tz::Asia::Yekaterinburg));
+        let bad = Config::from_lookup(|k| (k == "BRANCH_TIMEZONES").then(|| "3=Mars/Olympus".into()));
+        assert_eq!(bad.err().map(|e| e.name), Some("BRANCH_TIMEZONES"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod integrations;
 pub mod ops;
 pub mod redis;
 pub mod router;

@@ -1,0 +1,98 @@
+# sovamed tasks. `just` lists them; `just run` serves with demo data; `just test` is what CI runs.
+
+# The app reads .env and .env.local itself (dotenvy), so just does not load them.
+set dotenv-load := false
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Compose reads .env for interpolation by default; .env.local (secrets such as JWT_SECRET and
+# POSTGRES_PASSWORD) is added when it exists.
+compose := "docker compose --env-file .env" + if path_exists(".env.local") == "true" { " --env-file .env.local" } else { "" }
+
+# List the recipes.
+default:
+    @just --list --unsorted
+
+# Make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) answer; start them with Docker if they do not.
+services:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tcp_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+    pg_up() {
+        if command -v pg_isready >/dev/null; then pg_isready -q -h 127.0.0.1 -p 5432; else tcp_open 5432; fi
+    }
+    redis_up() {
+        if command -v redis-cli >/dev/null; then
+            [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]
+        else
+            tcp_open 6379
+        fi
+    }
+    if pg_up && redis_up; then
+        echo "services: PostgreSQL and Redis answer on 127.0.0.1"
+        exit 0
+    fi
+    if ! docker info >/dev/null 2>&1; then
+        pg_up || echo "services: PostgreSQL does not answer on 127.0.0.1:5432" >&2
+        redis_up || echo "services: Redis does not answer on 127.0.0.1:6379" >&2
+        cat >&2 <<'EOF'
+    Start them, then run the recipe again. Either
+      - with your OS packages, e.g. on Debian/Ubuntu:
+          sudo apt-get install postgresql redis-server
+          sudo pg_ctlcluster <version> main start     (or: sudo systemctl start postgresql)
+          sudo systemctl start redis-server
+        (the default DATABASE_URL connects as user postgres without a password: trust auth on
+        127.0.0.1, or set DATABASE_URL in .env.local), or
+      - with Docker: start the Docker daemon and run `just services` again; it runs
+          docker compose -f docker-compose.yml -f docker-compose.dev.yml up -d pgsql redis
+        (PostgreSQL 15 and Redis 7, published on 127.0.0.1 only).
+    EOF
+        exit 1
+    fi
+    echo "services: starting pgsql and redis with docker compose"
+    # The app service's JWT_SECRET is required at interpolation even when only these two start.
+    JWT_SECRET="${JWT_SECRET:-not-used-by-pgsql-or-redis-0123456789}" \
+        {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml up -d pgsql redis
+    for _ in $(seq 60); do
+        if pg_up && redis_up; then
+            echo "services: PostgreSQL and Redis answer on 127.0.0.1"
+            exit 0
+        fi
+        sleep 1
+    done
+    echo "services: PostgreSQL or Redis still does not answer after 60 s; see: docker compose logs pgsql redis" >&2
+    exit 1
+
+# Serve on http://127.0.0.1:8080 with demo accounts (printed at start).
+run: services
+    cargo run --release -- serve --demo
+
+# Format check, clippy with warnings denied, then the test suite (what CI runs).
+test: services
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+    cargo test
+
+# Format check and clippy with warnings denied.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Create the database if missing and apply pending migrations.
+migrate: services
+    cargo run -- migrate
+
+# Build the release binary (target/release/sovamed).
+build:
+    cargo build --release
+
+# Build and start the whole stack in Docker (nginx on http://127.0.0.1:8080); needs JWT_SECRET in .env.local.
+up:
+    {{ compose }} up -d --build
+
+# Stop the Docker stack (the pgdata volume is kept).
+down:
+    JWT_SECRET="${JWT_SECRET:-not-needed-to-stop-the-stack-0123456789}" {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml down
