@@ -19,5 +19,6 @@ pub mod redis;
 pub mod router;
 pub mod server;
 pub mod static_files;
+pub mod sync;
 pub mod telemetry;
 pub mod web;

@@ -31,3 +31,157 @@ diesel::table! {
 
 diesel::joinable!(audit_events -> users (actor_user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, audit_events);
+
+diesel::table! {
+    branches (id) {
+        id -> Int8,
+        mis_id -> Int8,
+        name -> Text,
+        address -> Text,
+        phone -> Text,
+        email -> Text,
+        timezone -> Text,
+        active -> Bool,
+        source_hash -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    specialities (id) {
+        id -> Int8,
+        mis_id -> Int8,
+        name -> Text,
+        group_name -> Text,
+        active -> Bool,
+        source_hash -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    specialists (id) {
+        id -> Int8,
+        mis_id -> Int8,
+        full_name -> Text,
+        active -> Bool,
+        source_hash -> Text,
+        cms_id -> Nullable<Int8>,
+        bio_html -> Text,
+        summary -> Text,
+        photo_url -> Nullable<Text>,
+        career_start -> Nullable<Int4>,
+        profile_hash -> Nullable<Text>,
+        rating -> Nullable<Float8>,
+        reviews_count -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    specialist_branches (specialist_id, branch_id) {
+        specialist_id -> Int8,
+        branch_id -> Int8,
+    }
+}
+
+diesel::table! {
+    specialist_specialities (specialist_id, speciality_id) {
+        specialist_id -> Int8,
+        speciality_id -> Int8,
+    }
+}
+
+diesel::table! {
+    prices (id) {
+        id -> Int8,
+        mis_id -> Int8,
+        code -> Text,
+        name -> Text,
+        price_kopecks -> Int8,
+        branch_id -> Nullable<Int8>,
+        speciality_id -> Nullable<Int8>,
+        bookable -> Bool,
+        active -> Bool,
+        source_hash -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    reviews (id) {
+        id -> Int8,
+        cms_id -> Int8,
+        specialist_id -> Nullable<Int8>,
+        author_name -> Text,
+        body -> Text,
+        rating -> Nullable<Int2>,
+        published -> Bool,
+        active -> Bool,
+        reviewed_at -> Nullable<Timestamptz>,
+        source_hash -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    content_items (id) {
+        id -> Int8,
+        kind -> Text,
+        cms_id -> Int8,
+        code -> Nullable<Text>,
+        title -> Text,
+        summary -> Text,
+        body_html -> Text,
+        active -> Bool,
+        modified_at -> Timestamptz,
+        source_hash -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sync_watermarks (source) {
+        source -> Text,
+        watermark -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sync_runs (id) {
+        id -> Int8,
+        kind -> Text,
+        started_at -> Timestamptz,
+        finished_at -> Timestamptz,
+        succeeded -> Bool,
+        created -> Int4,
+        updated -> Int4,
+        unchanged -> Int4,
+        deactivated -> Int4,
+        error -> Nullable<Text>,
+        notes -> Text,
+    }
+}
+
+diesel::joinable!(specialist_branches -> specialists (specialist_id));
+diesel::joinable!(specialist_branches -> branches (branch_id));
+diesel::joinable!(specialist_specialities -> specialists (specialist_id));
+diesel::joinable!(specialist_specialities -> specialities (speciality_id));
+diesel::joinable!(prices -> branches (branch_id));
+diesel::joinable!(prices -> specialities (speciality_id));
+diesel::joinable!(reviews -> specialists (specialist_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    branches,
+    specialities,
+    specialists,
+    specialist_branches,
+    specialist_specialities,
+    prices,
+    reviews,
+);

@@ -1,4 +1,5 @@
 //! One module per table: the row types and the query functions, each taking a connection.
 
 pub mod audit_event;
+pub mod sync_run;
 pub mod user;

@@ -1,0 +1,10 @@
+DROP TABLE sync_runs;
+DROP TABLE sync_watermarks;
+DROP TABLE content_items;
+DROP TABLE reviews;
+DROP TABLE prices;
+DROP TABLE specialist_specialities;
+DROP TABLE specialist_branches;
+DROP TABLE specialists;
+DROP TABLE specialities;
+DROP TABLE branches;

@@ -1,0 +1,243 @@
+//! Directory sync: fetch each kind from the MIS or the CMS, normalise it, and upsert it in
+//! one transaction, so a failing source leaves the previous data intact.
+//!
+//! Every kind reports how many rows it created, updated, left unchanged and deactivated.
+//! A row is written only when its source digest changed, so a second run over unchanged
+//! sources writes nothing. What disappears at the source is deactivated, never deleted.
+
+mod content;
+mod mis_kinds;
+pub mod sanitize;
+pub mod scheduler;
+pub mod timezones;
+mod upsert;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+use crate::{
+    config::Config,
+    db::models::sync_run::{self, NewSyncRun},
+    integrations::{
+        bitrix::{Cms, CmsError},
+        infoclinica::{Mis, MisError},
+    },
+};
+
+/// What `sovamed sync` can sync, in the order `all` runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncKind {
+    Branches,
+    Specialities,
+    Specialists,
+    Prices,
+    Reviews,
+    Content,
+}
+
+impl SyncKind {
+    pub const ALL: [SyncKind; 6] = [
+        SyncKind::Branches,
+        SyncKind::Specialities,
+        SyncKind::Specialists,
+        SyncKind::Prices,
+        SyncKind::Reviews,
+        SyncKind::Content,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncKind::Branches => "branches",
+            SyncKind::Specialities => "specialities",
+            SyncKind::Specialists => "specialists",
+            SyncKind::Prices => "prices",
+            SyncKind::Reviews => "reviews",
+            SyncKind::Content => "content",
+        }
+    }
+
+    /// The source system, for messages.
+    pub fn source(self) -> &'static str {
+        match self {
+            SyncKind::Reviews | SyncKind::Content => "CMS",
+            SyncKind::Specialists => "MIS and CMS",
+            _ => "MIS",
+        }
+    }
+}
+
+/// The clients a sync reads from.
+#[derive(Clone)]
+pub struct Sources {
+    pub mis: Arc<dyn Mis>,
+    pub cms: Arc<dyn Cms>,
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Ignore the CMS watermarks and fetch everything.
+    pub full: bool,
+    /// `BRANCH_TIMEZONES`.
+    pub branch_timezones: std::collections::BTreeMap<i64, chrono_tz::Tz>,
+}
+
+impl SyncOptions {
+    pub fn from_config(config: &Config, full: bool) -> Self {
+        Self { full, branch_timezones: config.branch_timezones.clone() }
+    }
+}
+
+/// What one kind's run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deactivated: u64,
+}
+
+/// The result of one kind's run.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    pub kind: SyncKind,
+    pub counts: Counts,
+    pub duration: Duration,
+    /// Things an operator should know, e.g. CMS doctors that match no MIS doctor.
+    pub notes: Vec<String>,
+}
+
+impl fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
+        write!(
+            f,
+            "{}: {} new, {} updated, {} unchanged, {} deactivated in {} ms",
+            self.kind.as_str(),
+            c.created,
+            c.updated,
+            c.unchanged,
+            c.deactivated,
+            self.duration.as_millis()
+        )
+    }
+}
+
+/// Why a kind's run failed; the transaction was rolled back.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("MIS: {0}")]
+    Mis(#[from] MisError),
+    #[error("CMS: {0}")]
+    Cms(#[from] CmsError),
+    #[error("database: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("database: {0}")]
+    Connection(String),
+}
+
+/// Reports progress (a spinner on a terminal, nothing otherwise).
+pub trait Progress: Send + Sync {
+    fn message(&self, kind: SyncKind, text: &str);
+}
+
+/// Progress that goes nowhere (the scheduler inside `serve`).
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn message(&self, _kind: SyncKind, _text: &str) {}
+}
+
+/// Runs one kind in one transaction and records the run in `sync_runs`.
+pub async fn run_kind(
+    conn: &mut AsyncPgConnection,
+    sources: &Sources,
+    kind: SyncKind,
+    options: &SyncOptions,
+    progress: &dyn Progress,
+) -> Result<SyncReport, SyncError> {
+    let started_at = Utc::now();
+    let clock = std::time::Instant::now();
+    let result = conn
+        .transaction(async |conn| {
+            let mut notes = Vec::new();
+            let counts = match kind {
+                SyncKind::Branches => mis_kinds::sync_branches(conn, &*sources.mis, options, progress).await?,
+                SyncKind::Specialities => mis_kinds::sync_specialities(conn, &*sources.mis, progress).await?,
+                SyncKind::Specialists => {
+                    let mut touched = std::collections::HashSet::new();
+                    let mut counts =
+                        mis_kinds::sync_specialists(conn, &*sources.mis, progress, &mut notes, &mut touched).await?;
+                    content::sync_profiles(conn, &*sources.cms, options, progress, &mut notes, &mut counts, &mut touched)
+                        .await?;
+                    counts
+                }
+                SyncKind::Prices => mis_kinds::sync_prices(conn, &*sources.mis, progress).await?,
+                SyncKind::Reviews => content::sync_reviews(conn, &*sources.cms, options, progress, &mut notes).await?,
+                SyncKind::Content => content::sync_content(conn, &*sources.cms, options, progress).await?,
+            };
+            Ok::<_, SyncError>((counts, notes))
+        })
+        .await;
+    let duration = clock.elapsed();
+    let finished_at = Utc::now();
+    let (counts, notes, error) = match &result {
+        Ok((counts, notes)) => (counts.clone(), notes.clone(), None),
+        Err(e) => (Counts::default(), Vec::new(), Some(e.to_string())),
+    };
+    let run = NewSyncRun {
+        kind: kind.as_str(),
+        started_at,
+        finished_at,
+        succeeded: error.is_none(),
+        created: clamp(counts.created),
+        updated: clamp(counts.updated),
+        unchanged: clamp(counts.unchanged),
+        deactivated: clamp(counts.deactivated),
+        error: error.as_deref(),
+        notes: &notes.join("\n"),
+    };
+    if let Err(e) = sync_run::insert(conn, &run).await {
+        tracing::error!(error = %e, kind = kind.as_str(), "sync run not recorded");
+    }
+    let (counts, notes) = result?;
+    Ok(SyncReport { kind, counts, duration, notes })
+}
+
+fn clamp(n: u64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The kinds `sovamed sync all` runs, in dependency order.
+pub fn expand(kind: Option<SyncKind>) -> Vec<SyncKind> {
+    kind.map_or_else(|| SyncKind::ALL.to_vec(), |k| vec![k])
+}
+
+/// Runs `kinds` in order, stopping at the first failure.
+pub async fn run_kinds(
+    conn: &mut AsyncPgConnection,
+    sources: &Sources,
+    kinds: &[SyncKind],
+    options: &SyncOptions,
+    progress: &dyn Progress,
+    mut on_report: impl FnMut(&SyncReport),
+) -> Result<Vec<SyncReport>, (SyncKind, SyncError)> {
+    let mut reports = Vec::new();
+    for &kind in kinds {
+        let report = run_kind(conn, sources, kind, options, progress).await.map_err(|e| (kind, e))?;
+        on_report(&report);
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// The last run of each kind, for the staff sync-status page.
+pub type LastRun = crate::db::models::sync_run::SyncRun;
+
+/// Parses the watermark overlap: a few seconds before the last watermark, to cover the
+/// CMS's one-second resolution and late commits.
+pub(crate) fn with_overlap(watermark: DateTime<Utc>) -> DateTime<Utc> {
+    watermark - chrono::Duration::seconds(5)
+}
