@@ -57,6 +57,7 @@ pub fn build(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), roles::require_patient));
     let staff_pages = Router::new()
         .route("/staff", get(web::staff::show_staff_home))
+        .route("/staff/sync", get(web::staff::show_sync_status))
         .route_layer(from_fn_with_state(state.clone(), roles::require_staff));
     let admin_pages = Router::new()
         .route("/admin", get(web::admin::show_admin_home))
@@ -85,6 +86,15 @@ pub fn build(state: AppState) -> Router {
     let api = Router::new()
         .route("/user/login", post(api::user::log_in))
         .route("/user/me", get(api::user::show_me))
+        .route("/branches", get(api::directory::list_branches))
+        .route("/specialities", get(api::directory::list_specialities))
+        .route("/specialists", get(api::directory::list_specialists))
+        .route("/specialists/{id}", get(api::directory::show_specialist))
+        .route(
+            "/specialists/{id}/reviews",
+            get(api::directory::list_specialist_reviews),
+        )
+        .route("/prices", get(api::directory::list_prices))
         .fallback(api::api_not_found)
         .method_not_allowed_fallback(api::api_method_not_allowed);
 

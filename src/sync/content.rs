@@ -54,7 +54,10 @@ impl<'a> Pager<'a> {
         if self.done {
             return Ok(None);
         }
-        let page = self.cms.page(self.kind, self.since, self.start.as_deref(), PAGE).await?;
+        let page = self
+            .cms
+            .page(self.kind, self.since, self.start.as_deref(), PAGE)
+            .await?;
         self.pages += 1;
         if self.pages == 1 {
             self.first_server_now = page.server_now;
@@ -111,7 +114,12 @@ fn mis_id_of(item: &ContentItem) -> Option<i64> {
         .as_deref()
         .and_then(|x| x.strip_prefix("mis-"))
         .and_then(|x| x.trim().parse().ok())
-        .or_else(|| item.properties.get("MIS_ID").and_then(|p| p.first_str()).and_then(|v| v.trim().parse().ok()))
+        .or_else(|| {
+            item.properties
+                .get("MIS_ID")
+                .and_then(|p| p.first_str())
+                .and_then(|v| v.trim().parse().ok())
+        })
 }
 
 fn is_html(kind: Option<&str>) -> bool {
@@ -133,14 +141,23 @@ pub async fn sync_profiles(
     let mut pager = Pager::new(cms, ContentKind::Doctors, since);
     let mut linked_this_run = HashSet::new();
     while let Some(items) = pager.next().await? {
-        progress.message(SyncKind::Specialists, &format!("CMS doctors page {}", pager.pages));
+        progress.message(
+            SyncKind::Specialists,
+            &format!("CMS doctors page {}", pager.pages),
+        );
         for item in items {
             let Some(mis_id) = mis_id_of(&item) else {
-                notes.push(format!("CMS doctor {} «{}» carries no MIS id", item.id, item.name));
+                notes.push(format!(
+                    "CMS doctor {} «{}» carries no MIS id",
+                    item.id, item.name
+                ));
                 continue;
             };
             if !linked_this_run.insert(mis_id) {
-                notes.push(format!("CMS doctor {} is a second profile of MIS doctor {mis_id}; ignored", item.id));
+                notes.push(format!(
+                    "CMS doctor {} is a second profile of MIS doctor {mis_id}; ignored",
+                    item.id
+                ));
                 continue;
             }
             let exists: Option<i64> = specialists::table
@@ -150,10 +167,15 @@ pub async fn sync_profiles(
                 .await
                 .optional()?;
             if exists.is_none() {
-                notes.push(format!("CMS doctor {} «{}» matches no MIS doctor ({mis_id})", item.id, item.name));
+                notes.push(format!(
+                    "CMS doctor {} «{}» matches no MIS doctor ({mis_id})",
+                    item.id, item.name
+                ));
                 continue;
             }
-            let written = if item.active { write_profile(conn, cms, mis_id, &item).await? } else {
+            let written = if item.active {
+                write_profile(conn, cms, mis_id, &item).await?
+            } else {
                 clear_profile(conn, "cms_id = $1", item.id).await?
             };
             for id in written {
@@ -187,7 +209,10 @@ async fn write_profile(
     mis_id: i64,
     item: &ContentItem,
 ) -> Result<Vec<i64>, SyncError> {
-    let bio = clean_html(item.detail_text.as_deref().unwrap_or_default(), is_html(item.detail_text_type.as_deref()));
+    let bio = clean_html(
+        item.detail_text.as_deref().unwrap_or_default(),
+        is_html(item.detail_text_type.as_deref()),
+    );
     let summary = plain_text(item.preview_text.as_deref().unwrap_or_default());
     let photo = item
         .preview_picture
@@ -202,7 +227,9 @@ async fn write_profile(
         .filter(|year| (1950..=Utc::now().year()).contains(year));
     let hash = digest(&(item.id, &bio, &summary, &photo, career_start));
     // The profile moves to this specialist: a previous holder of this CMS id lets go first.
-    let mut ids = clear_profile(conn, "cms_id = $1 AND mis_id <> $2", item.id).await.map(|_| Vec::new())?;
+    let mut ids = clear_profile(conn, "cms_id = $1 AND mis_id <> $2", item.id)
+        .await
+        .map(|_| Vec::new())?;
     let rows: Vec<Id> = diesel::sql_query(
         "UPDATE specialists SET cms_id = $2, bio_html = $3, summary = $4, photo_url = $5, career_start = $6, \
            profile_hash = $7, updated_at = now() \
@@ -223,7 +250,11 @@ async fn write_profile(
 
 /// Removes the CMS profile from the specialists matching `condition` (`$1` = CMS id,
 /// `$2` = MIS id where used).
-async fn clear_profile(conn: &mut AsyncPgConnection, condition: &'static str, cms_id: i64) -> Result<Vec<i64>, SyncError> {
+async fn clear_profile(
+    conn: &mut AsyncPgConnection,
+    condition: &'static str,
+    cms_id: i64,
+) -> Result<Vec<i64>, SyncError> {
     let sql = format!(
         "UPDATE specialists SET cms_id = NULL, bio_html = '', summary = '', photo_url = NULL, career_start = NULL, \
            profile_hash = NULL, updated_at = now() WHERE {condition} RETURNING id"
@@ -238,7 +269,10 @@ async fn clear_profile(conn: &mut AsyncPgConnection, condition: &'static str, cm
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-async fn clear_missing_profiles(conn: &mut AsyncPgConnection, existing: &[i64]) -> Result<Vec<i64>, SyncError> {
+async fn clear_missing_profiles(
+    conn: &mut AsyncPgConnection,
+    existing: &[i64],
+) -> Result<Vec<i64>, SyncError> {
     let rows: Vec<Id> = diesel::sql_query(
         "UPDATE specialists SET cms_id = NULL, bio_html = '', summary = '', photo_url = NULL, career_start = NULL, \
            profile_hash = NULL, updated_at = now() WHERE cms_id IS NOT NULL AND NOT (cms_id = ANY($1)) RETURNING id",
@@ -285,10 +319,25 @@ pub async fn sync_reviews(
                 .and_then(|p| p.first_str())
                 .and_then(|v| v.trim().parse().ok())
                 .filter(|r| (1..=5).contains(r));
-            let body = plain_text(item.preview_text.as_deref().or(item.detail_text.as_deref()).unwrap_or_default());
+            let body = plain_text(
+                item.preview_text
+                    .as_deref()
+                    .or(item.detail_text.as_deref())
+                    .unwrap_or_default(),
+            );
             let author = plain_text(&item.name);
-            let reviewed_at = item.active_from.or(item.created_at).map(|d| d.with_timezone(&Utc));
-            let hash = digest(&(&author, &body, rating, item.active, reviewed_at, specialist_id));
+            let reviewed_at = item
+                .active_from
+                .or(item.created_at)
+                .map(|d| d.with_timezone(&Utc));
+            let hash = digest(&(
+                &author,
+                &body,
+                rating,
+                item.active,
+                reviewed_at,
+                specialist_id,
+            ));
             let rows: Vec<Written> = diesel::sql_query(
                 "INSERT INTO reviews (cms_id, specialist_id, author_name, body, rating, published, reviewed_at, source_hash) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -348,14 +397,24 @@ pub async fn sync_content(
     progress: &dyn Progress,
 ) -> Result<Counts, SyncError> {
     let mut total = Counts::default();
-    for kind in [ContentKind::Pages, ContentKind::Services, ContentKind::Specializations] {
+    for kind in [
+        ContentKind::Pages,
+        ContentKind::Services,
+        ContentKind::Specializations,
+    ] {
         let since = load_watermark(conn, kind, options).await?;
         let mut pager = Pager::new(cms, kind, since);
         let mut counts = Counts::default();
         while let Some(items) = pager.next().await? {
-            progress.message(SyncKind::Content, &format!("{} page {}", kind.as_str(), pager.pages));
+            progress.message(
+                SyncKind::Content,
+                &format!("{} page {}", kind.as_str(), pager.pages),
+            );
             for item in items {
-                let body = clean_html(item.detail_text.as_deref().unwrap_or_default(), is_html(item.detail_text_type.as_deref()));
+                let body = clean_html(
+                    item.detail_text.as_deref().unwrap_or_default(),
+                    is_html(item.detail_text_type.as_deref()),
+                );
                 let summary = plain_text(item.preview_text.as_deref().unwrap_or_default());
                 let title = plain_text(&item.name);
                 let hash = digest(&(&item.code, &title, &summary, &body, item.active));
@@ -383,9 +442,19 @@ pub async fn sync_content(
             }
         }
         let existing = cms.ids(kind).await?;
-        counts.deactivated = deactivate_missing(conn, "content_items", "cms_id", Some(("kind", kind.as_str())), &existing).await?;
+        counts.deactivated = deactivate_missing(
+            conn,
+            "content_items",
+            "cms_id",
+            Some(("kind", kind.as_str())),
+            &existing,
+        )
+        .await?;
         store_watermark(conn, kind, pager.first_server_now).await?;
-        settle(&mut counts, count_active(conn, "content_items", Some(("kind", kind.as_str()))).await?);
+        settle(
+            &mut counts,
+            count_active(conn, "content_items", Some(("kind", kind.as_str()))).await?,
+        );
         total.created += counts.created;
         total.updated += counts.updated;
         total.unchanged += counts.unchanged;

@@ -32,8 +32,18 @@ pub async fn sync_branches(
     let mut counts = Counts::default();
     let mut seen = Vec::new();
     for branch in items.into_iter().filter(|b| b.visible) {
-        let zone = zone_for(branch.mis_id, branch.utc_offset_hours, &options.branch_timezones);
-        let hash = digest(&(&branch.name, &branch.address, &branch.phone, &branch.email, zone.name()));
+        let zone = zone_for(
+            branch.mis_id,
+            branch.utc_offset_hours,
+            &options.branch_timezones,
+        );
+        let hash = digest(&(
+            &branch.name,
+            &branch.address,
+            &branch.phone,
+            &branch.email,
+            zone.name(),
+        ));
         let rows: Vec<Written> = diesel::sql_query(
             "INSERT INTO branches (mis_id, name, address, phone, email, timezone, source_hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -104,11 +114,18 @@ struct DoctorRows {
 async fn local_ids(
     conn: &mut AsyncPgConnection,
 ) -> Result<(HashMap<i64, i64>, HashMap<i64, i64>), SyncError> {
-    let branch_ids: Vec<(i64, i64)> =
-        branches::table.select((branches::mis_id, branches::id)).load(conn).await?;
-    let speciality_ids: Vec<(i64, i64)> =
-        specialities::table.select((specialities::mis_id, specialities::id)).load(conn).await?;
-    Ok((branch_ids.into_iter().collect(), speciality_ids.into_iter().collect()))
+    let branch_ids: Vec<(i64, i64)> = branches::table
+        .select((branches::mis_id, branches::id))
+        .load(conn)
+        .await?;
+    let speciality_ids: Vec<(i64, i64)> = specialities::table
+        .select((specialities::mis_id, specialities::id))
+        .load(conn)
+        .await?;
+    Ok((
+        branch_ids.into_iter().collect(),
+        speciality_ids.into_iter().collect(),
+    ))
 }
 
 /// The MIS part of specialists; `touched` collects the ids this run created or updated so the
@@ -125,7 +142,10 @@ pub async fn sync_specialists(
     let mut doctors: BTreeMap<i64, DoctorRows> = BTreeMap::new();
     let mut first = 1;
     loop {
-        progress.message(SyncKind::Specialists, &format!("GET_DOCTOR_LIST rows {first}.."));
+        progress.message(
+            SyncKind::Specialists,
+            &format!("GET_DOCTOR_LIST rows {first}.."),
+        );
         let page = mis.doctors_page(first, first + DOCTOR_PAGE - 1).await?;
         let got = u32::try_from(page.items.len()).unwrap_or(u32::MAX);
         for row in page.items.into_iter().filter(|r| r.visible) {
@@ -164,9 +184,22 @@ pub async fn sync_specialists(
         let Some(id) = outcome.id() else { continue };
         touched.insert(id);
         let branch_links = resolve(&doctor.branches, &branch_ids, "branch", *mis_id, notes);
-        let speciality_links = resolve(&doctor.departments, &speciality_ids, "department", *mis_id, notes);
+        let speciality_links = resolve(
+            &doctor.departments,
+            &speciality_ids,
+            "department",
+            *mis_id,
+            notes,
+        );
         replace_links(conn, "specialist_branches", "branch_id", id, &branch_links).await?;
-        replace_links(conn, "specialist_specialities", "speciality_id", id, &speciality_links).await?;
+        replace_links(
+            conn,
+            "specialist_specialities",
+            "speciality_id",
+            id,
+            &speciality_links,
+        )
+        .await?;
     }
     counts.deactivated = deactivate_missing(conn, "specialists", "mis_id", None, &seen).await?;
     Ok(counts)
@@ -184,7 +217,9 @@ fn resolve(
         .filter_map(|mis_id| {
             let found = local.get(mis_id).copied();
             if found.is_none() {
-                notes.push(format!("doctor {doctor}: unknown {what} {mis_id} (sync it first)"));
+                notes.push(format!(
+                    "doctor {doctor}: unknown {what} {mis_id} (sync it first)"
+                ));
             }
             found
         })
@@ -218,7 +253,11 @@ async fn replace_links(
 
 /// Active specialists now, for the `unchanged` figure after the CMS part.
 pub async fn active_specialists(conn: &mut AsyncPgConnection) -> Result<u64, SyncError> {
-    let n: i64 = specialists::table.filter(specialists::active.eq(true)).count().get_result(conn).await?;
+    let n: i64 = specialists::table
+        .filter(specialists::active.eq(true))
+        .count()
+        .get_result(conn)
+        .await?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -238,7 +277,10 @@ pub async fn sync_prices(
     let mut seen = Vec::new();
     // One department's list at a time: memory stays flat however long the price list is.
     for department in departments {
-        progress.message(SyncKind::Prices, &format!("PRICE_LIST department {department}"));
+        progress.message(
+            SyncKind::Prices,
+            &format!("PRICE_LIST department {department}"),
+        );
         for price in mis.prices(department).await? {
             let branch_id = branch_ids.get(&price.branch_mis_id).copied();
             let speciality_id = speciality_ids.get(&price.department_mis_id).copied();

@@ -86,7 +86,10 @@ pub struct SyncOptions {
 
 impl SyncOptions {
     pub fn from_config(config: &Config, full: bool) -> Self {
-        Self { full, branch_timezones: config.branch_timezones.clone() }
+        Self {
+            full,
+            branch_timezones: config.branch_timezones.clone(),
+        }
     }
 }
 
@@ -164,19 +167,42 @@ pub async fn run_kind(
         .transaction(async |conn| {
             let mut notes = Vec::new();
             let counts = match kind {
-                SyncKind::Branches => mis_kinds::sync_branches(conn, &*sources.mis, options, progress).await?,
-                SyncKind::Specialities => mis_kinds::sync_specialities(conn, &*sources.mis, progress).await?,
+                SyncKind::Branches => {
+                    mis_kinds::sync_branches(conn, &*sources.mis, options, progress).await?
+                }
+                SyncKind::Specialities => {
+                    mis_kinds::sync_specialities(conn, &*sources.mis, progress).await?
+                }
                 SyncKind::Specialists => {
                     let mut touched = std::collections::HashSet::new();
-                    let mut counts =
-                        mis_kinds::sync_specialists(conn, &*sources.mis, progress, &mut notes, &mut touched).await?;
-                    content::sync_profiles(conn, &*sources.cms, options, progress, &mut notes, &mut counts, &mut touched)
-                        .await?;
+                    let mut counts = mis_kinds::sync_specialists(
+                        conn,
+                        &*sources.mis,
+                        progress,
+                        &mut notes,
+                        &mut touched,
+                    )
+                    .await?;
+                    content::sync_profiles(
+                        conn,
+                        &*sources.cms,
+                        options,
+                        progress,
+                        &mut notes,
+                        &mut counts,
+                        &mut touched,
+                    )
+                    .await?;
                     counts
                 }
                 SyncKind::Prices => mis_kinds::sync_prices(conn, &*sources.mis, progress).await?,
-                SyncKind::Reviews => content::sync_reviews(conn, &*sources.cms, options, progress, &mut notes).await?,
-                SyncKind::Content => content::sync_content(conn, &*sources.cms, options, progress).await?,
+                SyncKind::Reviews => {
+                    content::sync_reviews(conn, &*sources.cms, options, progress, &mut notes)
+                        .await?
+                }
+                SyncKind::Content => {
+                    content::sync_content(conn, &*sources.cms, options, progress).await?
+                }
             };
             Ok::<_, SyncError>((counts, notes))
         })
@@ -203,7 +229,12 @@ pub async fn run_kind(
         tracing::error!(error = %e, kind = kind.as_str(), "sync run not recorded");
     }
     let (counts, notes) = result?;
-    Ok(SyncReport { kind, counts, duration, notes })
+    Ok(SyncReport {
+        kind,
+        counts,
+        duration,
+        notes,
+    })
 }
 
 fn clamp(n: u64) -> i32 {
@@ -226,7 +257,9 @@ pub async fn run_kinds(
 ) -> Result<Vec<SyncReport>, (SyncKind, SyncError)> {
     let mut reports = Vec::new();
     for &kind in kinds {
-        let report = run_kind(conn, sources, kind, options, progress).await.map_err(|e| (kind, e))?;
+        let report = run_kind(conn, sources, kind, options, progress)
+            .await
+            .map_err(|e| (kind, e))?;
         on_report(&report);
         reports.push(report);
     }

@@ -20,9 +20,17 @@ pub fn clean_html(input: &str, is_html: bool) -> String {
             .split("\n\n")
             .map(str::trim)
             .filter(|p| !p.is_empty())
-            .map(|p| format!("<p>{}</p>", ammonia::clean_text(p)))
+            .map(|p| format!("<p>{}</p>", escape_text(p)))
             .collect()
     }
+}
+
+fn escape_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// Plain text: tags removed, entities decoded, whitespace collapsed. Templates escape it.
@@ -56,7 +64,10 @@ mod tests {
 
     #[test]
     fn plain_text_loses_markup_but_keeps_characters() {
-        assert_eq!(plain_text("<p>O'Brien &amp; ёЁ <script>x</script></p>"), "O'Brien & ёЁ");
+        assert_eq!(
+            plain_text("<p>O'Brien &amp; ёЁ <script>x</script></p>"),
+            "O'Brien & ёЁ"
+        );
         assert_eq!(clean_html("a < b\n\nc", false), "<p>a &lt; b</p><p>c</p>");
     }
 }

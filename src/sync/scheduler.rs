@@ -8,7 +8,7 @@ use std::time::Duration;
 use diesel::{QueryableByName, sql_types::Bool};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use super::{Quiet, SyncKind, SyncOptions, SyncReport, Sources, run_kinds};
+use super::{Quiet, Sources, SyncKind, SyncOptions, SyncReport, run_kinds};
 
 /// The advisory lock key of the directory sync ("sovamed sync" in ASCII, truncated).
 const LOCK_KEY: i64 = 0x736f_7661_7379_6e63;
@@ -33,20 +33,35 @@ pub async fn run_once_locked(
     if !rows.into_iter().next().is_some_and(|r| r.locked) {
         return Ok(None);
     }
-    let result = run_kinds(&mut conn, sources, &SyncKind::ALL, options, &Quiet, |report| {
-        tracing::info!(kind = report.kind.as_str(), "{report}");
-    })
+    let result = run_kinds(
+        &mut conn,
+        sources,
+        &SyncKind::ALL,
+        options,
+        &Quiet,
+        |report| {
+            tracing::info!(kind = report.kind.as_str(), "{report}");
+        },
+    )
     .await;
     // Closing the connection releases the lock; unlocking first keeps the intent explicit.
     let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
         .execute(&mut conn)
         .await;
-    result.map(Some).map_err(|(kind, e)| anyhow::anyhow!("sync {} failed: {e}", kind.as_str()))
+    result
+        .map(Some)
+        .map_err(|(kind, e)| anyhow::anyhow!("sync {} failed: {e}", kind.as_str()))
 }
 
 /// Syncs every `interval`, starting at once when `immediately`.
-pub fn spawn(database_url: String, sources: Sources, options: SyncOptions, interval: Duration, immediately: bool) {
+pub fn spawn(
+    database_url: String,
+    sources: Sources,
+    options: SyncOptions,
+    interval: Duration,
+    immediately: bool,
+) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -58,7 +73,9 @@ pub fn spawn(database_url: String, sources: Sources, options: SyncOptions, inter
             match run_once_locked(&database_url, &sources, &options).await {
                 Ok(Some(_)) => tracing::info!("periodic sync finished"),
                 Ok(None) => tracing::info!("periodic sync skipped: another replica holds the lock"),
-                Err(e) => tracing::warn!(error = %e, "periodic sync failed; the previous data stays"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "periodic sync failed; the previous data stays")
+                }
             }
         }
     });

@@ -34,7 +34,10 @@ mod tests {
     #[test]
     fn offsets_map_to_russian_zones_and_overrides_win() {
         assert_eq!(zone_for(1, Some(3), &BTreeMap::new()), Tz::Europe__Moscow);
-        assert_eq!(zone_for(3, Some(5), &BTreeMap::new()), Tz::Asia__Yekaterinburg);
+        assert_eq!(
+            zone_for(3, Some(5), &BTreeMap::new()),
+            Tz::Asia__Yekaterinburg
+        );
         assert_eq!(zone_for(3, None, &BTreeMap::new()), Tz::Europe__Moscow);
         assert_eq!(zone_for(9, Some(-5), &BTreeMap::new()).name(), "Etc/GMT+5");
         let overrides = BTreeMap::from([(3, Tz::Europe__Samara)]);

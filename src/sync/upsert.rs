@@ -89,7 +89,10 @@ pub async fn deactivate_missing(
         .bind::<Text, _>(value)
         .load(conn)
         .await?;
-    Ok(rows.into_iter().next().map_or(0, |c| u64::try_from(c.n).unwrap_or(0)))
+    Ok(rows
+        .into_iter()
+        .next()
+        .map_or(0, |c| u64::try_from(c.n).unwrap_or(0)))
 }
 
 /// Active rows of `table` (optionally of one `kind`), for the `unchanged` figure.
@@ -102,11 +105,16 @@ pub async fn count_active(
         Some((column, value)) => (format!(" AND {column} = $1"), value.to_owned()),
         None => (" AND $1 = $1".to_owned(), String::new()),
     };
-    let rows: Vec<Count> = diesel::sql_query(format!("SELECT count(*) AS n FROM {table} WHERE active{filter}"))
-        .bind::<Text, _>(value)
-        .load(conn)
-        .await?;
-    Ok(rows.into_iter().next().map_or(0, |c| u64::try_from(c.n).unwrap_or(0)))
+    let rows: Vec<Count> = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM {table} WHERE active{filter}"
+    ))
+    .bind::<Text, _>(value)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .map_or(0, |c| u64::try_from(c.n).unwrap_or(0)))
 }
 
 /// Sets `unchanged` to the active rows this run did not create or update.

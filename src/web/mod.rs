@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cabinet;
+pub mod doctors;
 pub mod errors;
 pub mod home;
 pub mod staff;

@@ -6,7 +6,10 @@ use askama_web::WebTemplate;
 use crate::{
     app::AppState,
     auth::{roles::CurrentUser, session::AuthSession},
-    db::models::user::{self, Role, User},
+    db::models::{
+        sync_run::{self, SyncRun},
+        user::{self, Role, User},
+    },
     error::AppError,
     web::Layout,
 };
@@ -31,5 +34,25 @@ pub async fn show_staff_home(
         layout: Layout::new(&session, Some(&user)).await?,
         user,
         counts,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/staff/sync.html")]
+struct SyncStatusPage {
+    layout: Layout,
+    runs: Vec<SyncRun>,
+}
+
+pub async fn show_sync_status(
+    State(state): State<AppState>,
+    session: AuthSession,
+    CurrentUser(user): CurrentUser,
+) -> Result<impl axum::response::IntoResponse, AppError> {
+    let mut conn = state.db().await?;
+    let runs = sync_run::latest_per_kind(&mut conn).await?;
+    Ok(SyncStatusPage {
+        layout: Layout::new(&session, Some(&user)).await?,
+        runs,
     })
 }

@@ -1,5 +1,6 @@
 //! One module per table: the row types and the query functions, each taking a connection.
 
 pub mod audit_event;
+pub mod directory;
 pub mod sync_run;
 pub mod user;

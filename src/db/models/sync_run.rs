@@ -44,7 +44,11 @@ impl SyncRun {
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, run: &NewSyncRun<'_>) -> QueryResult<()> {
-    diesel::insert_into(sync_runs::table).values(run).execute(conn).await.map(|_| ())
+    diesel::insert_into(sync_runs::table)
+        .values(run)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// The newest run of each kind.

@@ -1,7 +1,6 @@
 //! The CMS 1C-Bitrix content endpoint (contract A9 of `docs/bitrix-content.md`): the
 //! [`Cms`] trait, the item types as the endpoint sends them, and the error type.
 
-
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -151,7 +150,11 @@ pub enum CmsError {
     Timeout(std::time::Duration),
     /// A Bitrix-style error envelope `{"error","error_description"}`, or a non-JSON error page.
     #[error("CMS answered HTTP {status} {code}: {description}")]
-    Api { status: u16, code: String, description: String },
+    Api {
+        status: u16,
+        code: String,
+        description: String,
+    },
     #[error("CMS answered with a redirect to {location:?}; redirects are not followed")]
     Redirect { location: String },
     #[error("CMS answer is larger than {limit} bytes")]

@@ -2,7 +2,6 @@
 //! Protocol: `docs/infoclinica-protocol.md` (envelope `WEB_<OP>`/`MSH`, answer
 //! `ACK`/`MSA`/`<OP>_OUT` with `SPRESULT`, `SPCOMMENT`, `CHECKDATA`).
 
-
 use async_trait::async_trait;
 
 /// A filial (branch) from `GET_FILIAL_LIST`.
@@ -98,7 +97,11 @@ pub enum MisError {
     Refused { code: String, message: String },
     /// `SPRESULT` other than 1 (business failure), with the MIS's own texts.
     #[error("MIS operation failed (SPRESULT {spresult}): {comment}")]
-    Failed { spresult: i64, comment: String, checks: Vec<MisCheck> },
+    Failed {
+        spresult: i64,
+        comment: String,
+        checks: Vec<MisCheck>,
+    },
 }
 
 impl MisError {

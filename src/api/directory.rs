@@ -1,0 +1,216 @@
+//! Public directory endpoints: branches, specialities, specialists, reviews, prices.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    app::AppState,
+    db::models::directory::{self, Branch, Price, Review, Specialist, Speciality},
+    error::AppError,
+    extract::Query,
+    web::doctors::{DirectoryQuery, parse_id, parse_name},
+};
+
+#[derive(Serialize)]
+pub struct NamedRef {
+    id: i64,
+    name: String,
+}
+
+#[derive(Serialize)]
+pub struct SpecialistCard {
+    id: i64,
+    full_name: String,
+    specialities: Vec<NamedRef>,
+    branches: Vec<NamedRef>,
+    photo_url: Option<String>,
+    rating: Option<f64>,
+    reviews_count: i32,
+}
+
+impl From<&Specialist> for SpecialistCard {
+    fn from(s: &Specialist) -> Self {
+        Self {
+            id: s.row.id,
+            full_name: s.row.full_name.clone(),
+            specialities: s
+                .specialities
+                .iter()
+                .map(|x| NamedRef {
+                    id: x.id,
+                    name: x.name.clone(),
+                })
+                .collect(),
+            branches: s
+                .branches
+                .iter()
+                .map(|x| NamedRef {
+                    id: x.id,
+                    name: x.name.clone(),
+                })
+                .collect(),
+            photo_url: s.row.photo_url.clone(),
+            rating: s.row.rating,
+            reviews_count: s.row.reviews_count,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct PriceView {
+    id: i64,
+    name: String,
+    code: String,
+    /// Roubles, two decimals.
+    price: f64,
+    branch_id: Option<i64>,
+    speciality_id: Option<i64>,
+}
+
+impl From<&Price> for PriceView {
+    fn from(p: &Price) -> Self {
+        Self {
+            id: p.id,
+            name: p.name.clone(),
+            code: p.code.clone(),
+            price: p.roubles(),
+            branch_id: p.branch_id,
+            speciality_id: p.speciality_id,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SpecialistDetail {
+    #[serde(flatten)]
+    card: SpecialistCard,
+    summary: String,
+    /// Sanitised at sync time (no scripts, handlers or `javascript:` URLs).
+    bio_html: String,
+    experience_years: Option<i32>,
+    branches_detail: Vec<Branch>,
+    prices: Vec<PriceView>,
+}
+
+#[derive(Serialize)]
+pub struct ReviewView {
+    id: i64,
+    author: String,
+    text: String,
+    rating: Option<i16>,
+    date: Option<DateTime<Utc>>,
+}
+
+impl From<Review> for ReviewView {
+    fn from(r: Review) -> Self {
+        Self {
+            id: r.id,
+            author: r.author_name,
+            text: r.body,
+            rating: r.rating,
+            date: r.reviewed_at,
+        }
+    }
+}
+
+pub async fn list_branches(State(state): State<AppState>) -> Result<Json<Vec<Branch>>, AppError> {
+    let mut conn = state.db().await?;
+    Ok(Json(directory::list_branches(&mut conn).await?))
+}
+
+pub async fn list_specialities(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Speciality>>, AppError> {
+    let mut conn = state.db().await?;
+    Ok(Json(directory::list_specialities(&mut conn).await?))
+}
+
+pub async fn list_specialists(
+    State(state): State<AppState>,
+    Query(query): Query<DirectoryQuery>,
+) -> Result<Json<Vec<SpecialistCard>>, AppError> {
+    let filter = query.filter()?;
+    let mut conn = state.db().await?;
+    let specialists = directory::search_specialists(&mut conn, &filter).await?;
+    Ok(Json(specialists.iter().map(SpecialistCard::from).collect()))
+}
+
+fn path_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn show_specialist(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SpecialistDetail>, AppError> {
+    let id = path_id(&id)?;
+    let mut conn = state.db().await?;
+    let specialist = directory::find_specialist(&mut conn, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let prices = directory::prices_for(&mut conn, &specialist).await?;
+    Ok(Json(SpecialistDetail {
+        card: SpecialistCard::from(&specialist),
+        summary: specialist.row.summary.clone(),
+        bio_html: specialist.row.bio_html.clone(),
+        experience_years: specialist.experience_years(),
+        branches_detail: specialist.branches.clone(),
+        prices: prices.iter().map(PriceView::from).collect(),
+    }))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ReviewsQuery {
+    #[serde(default)]
+    page: Option<i64>,
+    #[serde(default)]
+    per_page: Option<i64>,
+}
+
+pub async fn list_specialist_reviews(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<ReviewsQuery>,
+) -> Result<Json<Vec<ReviewView>>, AppError> {
+    let id = path_id(&id)?;
+    let page = query.page.unwrap_or(1);
+    if page < 1 {
+        return Err(AppError::field("page", "от 1"));
+    }
+    let per_page = query.per_page.unwrap_or(50);
+    if !(1..=200).contains(&per_page) {
+        return Err(AppError::field("per_page", "от 1 до 200"));
+    }
+    let mut conn = state.db().await?;
+    directory::find_specialist(&mut conn, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let (reviews, _total) = directory::published_reviews(&mut conn, id, page, per_page).await?;
+    Ok(Json(reviews.into_iter().map(ReviewView::from).collect()))
+}
+
+#[derive(Deserialize, Default)]
+pub struct PricesQuery {
+    #[serde(default)]
+    branch_id: String,
+    #[serde(default)]
+    q: String,
+}
+
+pub async fn list_prices(
+    State(state): State<AppState>,
+    Query(query): Query<PricesQuery>,
+) -> Result<Json<Vec<PriceView>>, AppError> {
+    let branch_id = parse_id("branch_id", &query.branch_id)?;
+    let name = parse_name("q", &query.q)?;
+    let mut conn = state.db().await?;
+    let prices = directory::list_prices(&mut conn, branch_id, name.as_deref()).await?;
+    Ok(Json(prices.iter().map(PriceView::from).collect()))
+}

@@ -1,0 +1,237 @@
+//! The public doctor directory: `/doctors` with filters (htmx swaps the list; without
+//! JavaScript the form reloads the page) and `/doctors/{id}` with bio, prices and reviews.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    extract::{Path, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+
+use crate::{
+    app::AppState,
+    auth::{roles::MaybeUser, session::AuthSession},
+    db::models::{
+        directory::{self, Branch, Price, Review, Specialist, SpecialistFilter, Speciality},
+        user::Role,
+    },
+    error::AppError,
+    extract::Query,
+    web::Layout,
+};
+
+/// Reviews per page on the doctor page.
+const REVIEWS_PER_PAGE: i64 = 10;
+
+/// The list filters as a form or query string sends them; empty means "all".
+#[derive(Debug, Deserialize, Default)]
+pub struct DirectoryQuery {
+    #[serde(default)]
+    pub speciality_id: String,
+    #[serde(default)]
+    pub branch_id: String,
+    #[serde(default)]
+    pub q: String,
+}
+
+/// An optional positive id from a query parameter; anything else is a 422 on that field.
+pub fn parse_id(field: &str, raw: &str) -> Result<Option<i64>, AppError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(Some(id)),
+        _ => Err(AppError::field(
+            field,
+            "должен быть положительным целым числом",
+        )),
+    }
+}
+
+/// A name search of at most 100 characters.
+pub fn parse_name(field: &str, raw: &str) -> Result<Option<String>, AppError> {
+    let name = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    if name.chars().count() > 100 {
+        return Err(AppError::field(field, "не длиннее 100 символов"));
+    }
+    Ok((!name.is_empty()).then_some(name))
+}
+
+impl DirectoryQuery {
+    pub fn filter(&self) -> Result<SpecialistFilter, AppError> {
+        Ok(SpecialistFilter {
+            speciality_id: parse_id("speciality_id", &self.speciality_id)?,
+            branch_id: parse_id("branch_id", &self.branch_id)?,
+            name: parse_name("q", &self.q)?,
+        })
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/doctors/index.html")]
+struct DoctorsPage {
+    layout: Layout,
+    specialities: Vec<Speciality>,
+    branches: Vec<Branch>,
+    doctors: Vec<Specialist>,
+    filter_speciality: Option<i64>,
+    filter_branch: Option<i64>,
+    filter_name: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "partials/doctors/list.html")]
+struct DoctorListPartial {
+    doctors: Vec<Specialist>,
+}
+
+fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.get("hx-request").is_some_and(|v| v == "true")
+}
+
+pub async fn list_doctors(
+    State(state): State<AppState>,
+    session: AuthSession,
+    MaybeUser(user): MaybeUser,
+    headers: HeaderMap,
+    Query(query): Query<DirectoryQuery>,
+) -> Result<Response, AppError> {
+    let filter = query.filter()?;
+    let mut conn = state.db().await?;
+    let doctors = directory::search_specialists(&mut conn, &filter).await?;
+    if is_htmx(&headers) {
+        return Ok(DoctorListPartial { doctors }.into_response());
+    }
+    Ok(DoctorsPage {
+        layout: Layout::new(&session, user.as_ref()).await?,
+        specialities: directory::list_specialities(&mut conn).await?,
+        branches: directory::list_branches(&mut conn).await?,
+        doctors,
+        filter_speciality: filter.speciality_id,
+        filter_branch: filter.branch_id,
+        filter_name: filter.name.unwrap_or_default(),
+    }
+    .into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/doctors/show.html")]
+struct DoctorPage {
+    layout: Layout,
+    doctor: Specialist,
+    prices: Vec<Price>,
+    doctor_id: i64,
+    reviews: Vec<Review>,
+    reviews_page: i64,
+    reviews_pages: i64,
+}
+
+impl DoctorPage {
+    fn branch_name(&self, branch_id: &Option<i64>) -> String {
+        self.doctor
+            .branches
+            .iter()
+            .find(|b| Some(b.id) == *branch_id)
+            .map(|b| b.name.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "partials/doctors/reviews.html")]
+struct ReviewsPartial {
+    doctor_id: i64,
+    reviews: Vec<Review>,
+    reviews_page: i64,
+    reviews_pages: i64,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct PageQuery {
+    #[serde(default)]
+    page: String,
+}
+
+/// A 1-based page number; absent or invalid reads as the first page.
+fn page_number(raw: &str) -> i64 {
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|p| (1..=10_000).contains(p))
+        .unwrap_or(1)
+}
+
+fn parse_path_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(AppError::NotFound)
+}
+
+async fn load_reviews(
+    state: &AppState,
+    doctor_id: i64,
+    page: i64,
+) -> Result<(Vec<Review>, i64, i64), AppError> {
+    let mut conn = state.db().await?;
+    let (reviews, total) =
+        directory::published_reviews(&mut conn, doctor_id, page, REVIEWS_PER_PAGE).await?;
+    let pages = ((total + REVIEWS_PER_PAGE - 1) / REVIEWS_PER_PAGE).max(1);
+    Ok((reviews, page.min(pages), pages))
+}
+
+pub async fn show_doctor(
+    State(state): State<AppState>,
+    session: AuthSession,
+    MaybeUser(user): MaybeUser,
+    Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, AppError> {
+    let id = parse_path_id(&id)?;
+    let mut conn = state.db().await?;
+    let doctor = directory::find_specialist(&mut conn, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let prices = directory::prices_for(&mut conn, &doctor).await?;
+    drop(conn);
+    let (reviews, reviews_page, reviews_pages) =
+        load_reviews(&state, id, page_number(&query.page)).await?;
+    Ok(DoctorPage {
+        layout: Layout::new(&session, user.as_ref()).await?,
+        doctor,
+        prices,
+        doctor_id: id,
+        reviews,
+        reviews_page,
+        reviews_pages,
+    }
+    .into_response())
+}
+
+pub async fn list_doctor_reviews(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, AppError> {
+    let id = parse_path_id(&id)?;
+    let mut conn = state.db().await?;
+    directory::find_specialist(&mut conn, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    drop(conn);
+    let (reviews, reviews_page, reviews_pages) =
+        load_reviews(&state, id, page_number(&query.page)).await?;
+    Ok(ReviewsPartial {
+        doctor_id: id,
+        reviews,
+        reviews_page,
+        reviews_pages,
+    }
+    .into_response())
+}
+
+/// Keeps `Role` in scope for the base layout's comparisons.
+const _: Option<Role> = None;
