@@ -173,14 +173,20 @@ impl Config {
             infoclinica_client_cert: get("INFOCLINICA_CLIENT_CERT").map(PathBuf::from),
             infoclinica_client_key: get("INFOCLINICA_CLIENT_KEY").map(PathBuf::from),
             infoclinica_ca: get("INFOCLINICA_CA").map(PathBuf::from),
-            infoclinica_timeout: Duration::from_secs(parse(&get, "INFOCLINICA_TIMEOUT_SECONDS", "10")?),
+            infoclinica_timeout: Duration::from_secs(parse(
+                &get,
+                "INFOCLINICA_TIMEOUT_SECONDS",
+                "10",
+            )?),
             bitrix_url: get("BITRIX_URL").map(|u| u.trim_end_matches('/').to_owned()),
             bitrix_token: get("BITRIX_TOKEN"),
             sync_interval: match parse::<u64>(&get, "SYNC_INTERVAL_MINUTES", "15")? {
                 0 => None,
                 minutes => Some(Duration::from_secs(60 * minutes)),
             },
-            branch_timezones: parse_branch_timezones(get("BRANCH_TIMEZONES").as_deref().unwrap_or(""))?,
+            branch_timezones: parse_branch_timezones(
+                get("BRANCH_TIMEZONES").as_deref().unwrap_or(""),
+            )?,
         })
     }
 
@@ -216,7 +222,10 @@ fn parse_branch_timezones(raw: &str) -> Result<BTreeMap<i64, chrono_tz::Tz>, Con
         .map(|item| {
             let (id, zone) = item.split_once('=').ok_or_else(|| bad(item))?;
             let id = id.trim().parse::<i64>().map_err(|_| bad(item))?;
-            let zone = zone.trim().parse::<chrono_tz::Tz>().map_err(|_| bad(item))?;
+            let zone = zone
+                .trim()
+                .parse::<chrono_tz::Tz>()
+                .map_err(|_| bad(item))?;
             Ok((id, zone))
         })
         .collect()
@@ -266,10 +275,16 @@ mod tests {
 
     #[test]
     fn branch_time_zones_parse_as_pairs() {
-        let config = Config::from_lookup(|k| (k == "BRANCH_TIMEZONES").then(|| "3=Asia/Yekaterinburg, 1=Europe/Moscow".into()))
-            .expect("valid");
-        assert_eq!(config.branch_timezones.get(&3), Some(&chrono_tz::Asia::Yekaterinburg));
-        let bad = Config::from_lookup(|k| (k == "BRANCH_TIMEZONES").then(|| "3=Mars/Olympus".into()));
+        let config = Config::from_lookup(|k| {
+            (k == "BRANCH_TIMEZONES").then(|| "3=Asia/Yekaterinburg, 1=Europe/Moscow".into())
+        })
+        .expect("valid");
+        assert_eq!(
+            config.branch_timezones.get(&3),
+            Some(&chrono_tz::Asia::Yekaterinburg)
+        );
+        let bad =
+            Config::from_lookup(|k| (k == "BRANCH_TIMEZONES").then(|| "3=Mars/Olympus".into()));
         assert_eq!(bad.err().map(|e| e.name), Some("BRANCH_TIMEZONES"));
     }
 

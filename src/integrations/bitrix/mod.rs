@@ -1,6 +1,7 @@
 //! The CMS 1C-Bitrix content endpoint (contract A9 of `docs/bitrix-content.md`): the
 //! [`Cms`] trait, the item types as the endpoint sends them, and the error type.
 
+pub mod client;
 
 use std::collections::BTreeMap;
 
@@ -151,7 +152,11 @@ pub enum CmsError {
     Timeout(std::time::Duration),
     /// A Bitrix-style error envelope `{"error","error_description"}`, or a non-JSON error page.
     #[error("CMS answered HTTP {status} {code}: {description}")]
-    Api { status: u16, code: String, description: String },
+    Api {
+        status: u16,
+        code: String,
+        description: String,
+    },
     #[error("CMS answered with a redirect to {location:?}; redirects are not followed")]
     Redirect { location: String },
     #[error("CMS answer is larger than {limit} bytes")]

@@ -2,6 +2,9 @@
 //! Protocol: `docs/infoclinica-protocol.md` (envelope `WEB_<OP>`/`MSH`, answer
 //! `ACK`/`MSA`/`<OP>_OUT` with `SPRESULT`, `SPCOMMENT`, `CHECKDATA`).
 
+pub mod client;
+pub mod messages;
+pub mod xml;
 
 use async_trait::async_trait;
 
@@ -98,7 +101,11 @@ pub enum MisError {
     Refused { code: String, message: String },
     /// `SPRESULT` other than 1 (business failure), with the MIS's own texts.
     #[error("MIS operation failed (SPRESULT {spresult}): {comment}")]
-    Failed { spresult: i64, comment: String, checks: Vec<MisCheck> },
+    Failed {
+        spresult: i64,
+        comment: String,
+        checks: Vec<MisCheck>,
+    },
 }
 
 impl MisError {
