@@ -3,4 +3,5 @@
 //! emulator in `crate::emulator` speaking the same wire protocol.
 
 pub mod bitrix;
+pub mod http;
 pub mod infoclinica;

@@ -224,6 +224,7 @@ impl TestApp {
 
 /// A client with a cookie store that does not follow redirects.
 pub fn browser() -> Client {
+    sovamed::integrations::http::install_crypto_provider();
     Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())

@@ -1,6 +1,8 @@
 //! The CMS 1C-Bitrix content endpoint (contract A9 of `docs/bitrix-content.md`): the
 //! [`Cms`] trait, the item types as the endpoint sends them, and the error type.
 
+pub mod client;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;

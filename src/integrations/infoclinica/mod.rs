@@ -2,6 +2,10 @@
 //! Protocol: `docs/infoclinica-protocol.md` (envelope `WEB_<OP>`/`MSH`, answer
 //! `ACK`/`MSA`/`<OP>_OUT` with `SPRESULT`, `SPCOMMENT`, `CHECKDATA`).
 
+pub mod client;
+pub mod messages;
+pub mod xml;
+
 use async_trait::async_trait;
 
 /// A filial (branch) from `GET_FILIAL_LIST`.
