@@ -2,6 +2,7 @@
 
 pub mod migrate;
 pub mod serve;
+pub mod sync;
 pub mod user;
 
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending migrations and exit.
     Migrate,
+    /// Sync directories from the MIS and the CMS.
+    Sync(sync::SyncArgs),
     /// Manage accounts.
     #[command(subcommand)]
     User(user::UserCommand),
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Serve(args) => serve::run(config, args).await,
             Command::Migrate => migrate::run(config).await,
             Command::User(command) => user::run(config, command).await,
+            Command::Sync(args) => sync::run(config, args).await,
         }
     });
     match result {

@@ -75,6 +75,61 @@ pub struct Sources {
     pub cms: Arc<dyn Cms>,
 }
 
+impl Sources {
+    /// The real clients from `INFOCLINICA_*` and `BITRIX_*`. A source that is not configured
+    /// fails only when a kind needs it, naming the missing variable.
+    pub fn from_config(config: &Config) -> Self {
+        use crate::integrations::{bitrix::client::BitrixClient, infoclinica::client::InfoclinicaClient};
+        let mis: Arc<dyn Mis> = match InfoclinicaClient::from_config(config) {
+            Ok(client) => Arc::new(client),
+            Err(e) => Arc::new(Unconfigured(e.to_string())),
+        };
+        let cms: Arc<dyn Cms> = match BitrixClient::from_config(config) {
+            Ok(client) => Arc::new(client),
+            Err(e) => Arc::new(Unconfigured(e.to_string())),
+        };
+        Self { mis, cms }
+    }
+}
+
+/// A source whose configuration is missing or invalid: every call fails with the reason.
+struct Unconfigured(String);
+
+#[async_trait::async_trait]
+impl Mis for Unconfigured {
+    async fn branches(&self) -> Result<Vec<crate::integrations::infoclinica::MisBranch>, MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
+    async fn departments(&self) -> Result<Vec<crate::integrations::infoclinica::MisDepartment>, MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
+    async fn doctors_page(&self, _: u32, _: u32) -> Result<crate::integrations::infoclinica::MisDoctorPage, MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
+    async fn prices(&self, _: i64) -> Result<Vec<crate::integrations::infoclinica::MisPrice>, MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Cms for Unconfigured {
+    async fn page(
+        &self,
+        _: crate::integrations::bitrix::ContentKind,
+        _: Option<chrono::DateTime<chrono::FixedOffset>>,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<crate::integrations::bitrix::ContentPage, CmsError> {
+        Err(CmsError::NotConfigured(self.0.clone()))
+    }
+    async fn ids(&self, _: crate::integrations::bitrix::ContentKind) -> Result<Vec<i64>, CmsError> {
+        Err(CmsError::NotConfigured(self.0.clone()))
+    }
+    fn absolute_url(&self, src: &str) -> String {
+        src.to_owned()
+    }
+}
+
 /// Options of one run.
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {

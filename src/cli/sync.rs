@@ -1,0 +1,94 @@
+//! `sovamed sync branches|specialities|specialists|prices|reviews|content|all [--full]`.
+
+use std::io::IsTerminal;
+
+use clap::{Args, ValueEnum};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{
+    config::Config,
+    sync::{self, Progress, Quiet, Sources, SyncKind, SyncOptions},
+};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SyncWhat {
+    Branches,
+    Specialities,
+    Specialists,
+    Prices,
+    Reviews,
+    Content,
+    All,
+}
+
+#[derive(Args)]
+pub struct SyncArgs {
+    /// What to sync; `all` runs every kind in dependency order.
+    #[arg(value_enum)]
+    pub what: SyncWhat,
+    /// Ignore the CMS watermarks and fetch everything.
+    #[arg(long)]
+    pub full: bool,
+}
+
+impl SyncWhat {
+    fn kind(self) -> Option<SyncKind> {
+        match self {
+            SyncWhat::Branches => Some(SyncKind::Branches),
+            SyncWhat::Specialities => Some(SyncKind::Specialities),
+            SyncWhat::Specialists => Some(SyncKind::Specialists),
+            SyncWhat::Prices => Some(SyncKind::Prices),
+            SyncWhat::Reviews => Some(SyncKind::Reviews),
+            SyncWhat::Content => Some(SyncKind::Content),
+            SyncWhat::All => None,
+        }
+    }
+}
+
+/// A spinner on a terminal.
+struct Spinner(ProgressBar);
+
+impl Progress for Spinner {
+    fn message(&self, kind: SyncKind, text: &str) {
+        self.0.set_message(format!("{}: {text}", kind.as_str()));
+    }
+}
+
+pub async fn run(config: Config, args: SyncArgs) -> anyhow::Result<()> {
+    crate::telemetry::init(config.is_production());
+    crate::server::prepare_database(&config).await?;
+    let sources = Sources::from_config(&config);
+    let options = SyncOptions::from_config(&config, args.full);
+    let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+    let kinds = sync::expand(args.what.kind());
+
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Spinner(bar)
+    });
+    let progress: &dyn Progress = match &spinner {
+        Some(spinner) => spinner,
+        None => &Quiet,
+    };
+    let result = sync::run_kinds(&mut conn, &sources, &kinds, &options, progress, |report| {
+        let line = report.to_string();
+        match &spinner {
+            Some(Spinner(bar)) => bar.println(&line),
+            None => println!("{line}"),
+        }
+        for note in &report.notes {
+            println!("  note: {note}");
+        }
+    })
+    .await;
+    if let Some(Spinner(bar)) = &spinner {
+        bar.finish_and_clear();
+    }
+    match result {
+        Ok(_) => Ok(()),
+        Err((kind, e)) => anyhow::bail!("sync {} failed, previous data kept: {e}", kind.as_str()),
+    }
+}
