@@ -8,3 +8,4 @@ mod registration;
 mod roles;
 mod support;
 mod throttling;
+mod sync;

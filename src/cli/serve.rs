@@ -4,7 +4,11 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-use crate::{config::Config, demo, server};
+use crate::{
+    config::Config,
+    demo, emulator, server,
+    sync::{self, Sources, SyncOptions},
+};
 
 #[derive(Args)]
 pub struct ServeArgs {

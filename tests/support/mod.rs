@@ -268,3 +268,27 @@ pub fn location(response: &Response) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// The MIS and CMS emulators (seed 42, demo size) and an app pointed at them.
+pub async fn with_emulators() -> (TestApp, sovamed::emulator::Emulators) {
+    let emulators = sovamed::emulator::spawn(sovamed::emulator::EmulatorConfig {
+        seed: 42,
+        scale: 1,
+        mis_bind: "127.0.0.1:0".parse().expect("addr"),
+        cms_bind: "127.0.0.1:0".parse().expect("addr"),
+        sms_bind: None,
+        cms_token: "test-cms-token".into(),
+    })
+    .await
+    .expect("emulators start");
+    let (mis_url, cms_url, token) =
+        (emulators.mis_url.clone(), emulators.cms_url.clone(), emulators.cms_token.clone());
+    let app = TestApp::spawn_with(move |config| {
+        config.infoclinica_url = Some(mis_url);
+        config.bitrix_url = Some(cms_url);
+        config.bitrix_token = Some(token);
+        config.infoclinica_timeout = std::time::Duration::from_secs(5);
+    })
+    .await;
+    (app, emulators)
+}
