@@ -1,5 +1,6 @@
 //! The command line: one binary, one subcommand per job.
 
+pub mod emulate;
 pub mod migrate;
 pub mod serve;
 pub mod user;
@@ -28,6 +29,8 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Run the MIS, CMS and SMS emulators until SIGTERM or Ctrl-C.
+    Emulate(emulate::EmulateArgs),
 }
 
 /// Runs the command; on failure prints one line naming the reason and exits non-zero.
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Serve(args) => serve::run(config, args).await,
             Command::Migrate => migrate::run(config).await,
             Command::User(command) => user::run(config, command).await,
+            Command::Emulate(args) => emulate::run(args).await,
         }
     });
     match result {
