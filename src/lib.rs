@@ -11,6 +11,7 @@ pub mod client_ip;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod emulator;
 pub mod error;
 pub mod extract;
 pub mod integrations;

@@ -1,5 +1,6 @@
 //! The command line: one binary, one subcommand per job.
 
+pub mod emulate;
 pub mod migrate;
 pub mod serve;
 pub mod sync;
@@ -31,6 +32,8 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Run the MIS, CMS and SMS emulators until SIGTERM or Ctrl-C.
+    Emulate(emulate::EmulateArgs),
 }
 
 /// Runs the command; on failure prints one line naming the reason and exits non-zero.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Migrate => migrate::run(config).await,
             Command::User(command) => user::run(config, command).await,
             Command::Sync(args) => sync::run(config, args).await,
+            Command::Emulate(args) => emulate::run(args).await,
         }
     });
     match result {

@@ -33,19 +33,55 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             "JWT_SECRET is not set: generated a random one for this run; API tokens end with the process"
         );
     }
+    // Demo mode: the MIS and CMS emulators run in-process and the clients point at them.
+    let _emulators = if args.demo {
+        let emulators = emulator::spawn(emulator::EmulatorConfig {
+            seed: 42,
+            scale: 1,
+            mis_bind: "127.0.0.1:0".parse()?,
+            cms_bind: "127.0.0.1:0".parse()?,
+            sms_bind: None,
+            cms_token: "demo-cms-token".into(),
+        })
+        .await?;
+        config.infoclinica_url = Some(emulators.mis_url.clone());
+        config.bitrix_url = Some(emulators.cms_url.clone());
+        config.bitrix_token = Some(emulators.cms_token.clone());
+        println!("Demo MIS emulator: {}  CMS emulator: {}", emulators.mis_url, emulators.cms_url);
+        Some(emulators)
+    } else {
+        None
+    };
+    let sources = Sources::from_config(&config);
+    let options = SyncOptions::from_config(&config, false);
     let running = server::start(config).await?;
+    let config = &running.state.config;
     if args.demo {
         let mut conn = running.state.db.get().await?;
         demo::ensure_accounts(&mut conn).await?;
+        drop(conn);
+        match sync::scheduler::run_once_locked(&config.database_url, &sources, &options).await {
+            Ok(Some(reports)) => {
+                for report in reports {
+                    println!("sync {report}");
+                }
+            }
+            Ok(None) => println!("sync: another instance is syncing"),
+            Err(e) => println!("sync failed: {e}"),
+        }
         println!("Demo accounts (password after the slash):");
         for account in &demo::ACCOUNTS {
-            println!(
-                "  {:<8} {} / {}",
-                account.role.as_str(),
-                account.email,
-                account.password
-            );
+            println!("  {:<8} {} / {}", account.role.as_str(), account.email, account.password);
         }
+    }
+    let sources_configured = config.infoclinica_url.is_some() || config.bitrix_url.is_some();
+    match config.sync_interval {
+        Some(interval) if sources_configured => {
+            sync::scheduler::spawn(config.database_url.clone(), sources, options, interval, !args.demo);
+            tracing::info!(minutes = interval.as_secs() / 60, "periodic directory sync on");
+        }
+        Some(_) => tracing::warn!("periodic sync off: neither INFOCLINICA_URL nor BITRIX_URL is set"),
+        None => tracing::info!("periodic sync off (SYNC_INTERVAL_MINUTES=0)"),
     }
     println!("sovamed is serving on http://{}", running.addr);
     tracing::info!(addr = %running.addr, "serving");

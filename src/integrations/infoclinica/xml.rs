@@ -243,6 +243,12 @@ impl XmlWriter {
         self
     }
 
+    /// Appends a fragment that is already escaped XML (one writer's output into another).
+    pub fn raw(&mut self, xml: &str) -> &mut Self {
+        self.out.push_str(xml);
+        self
+    }
+
     /// `<name/>`.
     pub fn empty(&mut self, name: &str) -> &mut Self {
         let _ = write!(self.out, "<{}/>", escape(name));

@@ -1,0 +1,402 @@
+//! The MIS emulator: `POST /api/xml` speaking the Infoclinica protocol
+//! (`docs/infoclinica-protocol.md`), dispatching on `MSH.9/MSG.2`.
+//!
+//! Implemented: GET_FILIAL_LIST, GET_DEPARTMENT_LIST, GET_DOCTOR_LIST (FIRSTROW/LASTROW
+//! paging with RECORDSDATA), PRICE_LIST. An unknown MSG.2 or a missing required field is an
+//! envelope problem: `MSA.1` `AE` with `MSA.3` and `ERR`. A body that is not acceptable XML
+//! (including any DTD) is answered HTTP 400 in plain text. Also `GET`/`POST
+//! /_emulator/faults` with [`MisFaults`](super::MisFaults).
+
+use std::collections::BTreeSet;
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{StatusCode, header},
+    response::{Html, IntoResponse, Response},
+    routing::post,
+};
+
+use super::{EmulatorControl, World, faults_routes};
+use crate::integrations::infoclinica::{
+    MisError,
+    xml::{self, Element, NAMESPACE, XmlWriter},
+};
+
+/// The MIS emulator's routes.
+pub fn router(control: EmulatorControl) -> Router {
+    Router::new()
+        .route("/api/xml", post(handle))
+        .merge(faults_routes(
+            EmulatorControl::mis_faults,
+            EmulatorControl::set_mis_faults,
+        ))
+        .with_state(control)
+}
+
+async fn handle(State(control): State<EmulatorControl>, body: Bytes) -> Response {
+    let faults = control.mis_faults();
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
+    }
+    if faults.unauthorized {
+        return (StatusCode::UNAUTHORIZED, "client certificate required\n").into_response();
+    }
+    if faults.http_500 {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Html("<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1></body></html>"),
+        )
+            .into_response();
+    }
+    let request = match xml::parse(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            let reason = match e {
+                MisError::Malformed(reason) => reason,
+                other => other.to_string(),
+            };
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("request is not acceptable XML: {reason}\n"),
+            )
+                .into_response();
+        }
+    };
+    let mut answer = answer(&control.shared().world(), &request);
+    if faults.malformed {
+        let mut cut = answer.len() / 2;
+        while !answer.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        answer.truncate(cut);
+    }
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], answer).into_response()
+}
+
+/// What an operation produced: its items (escaped XML) and its `SPCOMMENT`.
+struct Output {
+    items: String,
+    comment: &'static str,
+}
+
+/// An envelope problem, answered with `MSA.1` `AE`.
+type Refusal = String;
+
+/// Answers one parsed request.
+pub fn answer(world: &World, request: &Element) -> String {
+    let control_id = request.text_at(&["MSH", "MSH.10"]).unwrap_or("");
+    let Some(op) = request.text_at(&["MSH", "MSH.9", "MSG.2"]) else {
+        return envelope("", control_id, Err("MSH.9/MSG.2 is missing".into()));
+    };
+    let empty = Element::default();
+    let input = request.child(&format!("{op}_IN")).unwrap_or(&empty);
+    let output = match op {
+        "GET_FILIAL_LIST" => filial_list(world, input),
+        "GET_DEPARTMENT_LIST" => department_list(world, input),
+        "GET_DOCTOR_LIST" => doctor_list(world, input),
+        "PRICE_LIST" => price_list(world, input),
+        // The schedule and booking messages (DOCT_SCHEDULE_FREE, SCHEDULE,
+        // SCHEDULE_REC_RESERVE, SCHEDULE_REC_REMOVE, …) are dispatched here by the booking
+        // issue; they need MSH.99 (§5 #26) and per-filial state in the world.
+        other => Err(format!("Неизвестный тип сообщения: {other}")),
+    };
+    envelope(op, control_id, output)
+}
+
+/// `ACK` with `MSH`, `MSA` and either `<op>_OUT` (items, `SPRESULT` 1, `SPCOMMENT`) or the
+/// `AE` refusal with `MSA.3` and `ERR`.
+fn envelope(op: &str, control_id: &str, output: Result<Output, Refusal>) -> String {
+    let header = xml::Header::now(None);
+    let mut w = XmlWriter::new();
+    w.declaration().open_ns("ACK", NAMESPACE).open("MSH");
+    w.open("MSH.7")
+        .leaf("TS.1", &header.timestamp)
+        .close("MSH.7");
+    w.open("MSH.9")
+        .leaf("MSG.1", "WEB")
+        .leaf("MSG.2", op)
+        .close("MSH.9");
+    w.leaf("MSH.10", &header.control_id)
+        .leaf("MSH.18", "UTF-8")
+        .close("MSH");
+    match output {
+        Ok(output) => {
+            w.open("MSA")
+                .leaf("MSA.1", "AA")
+                .leaf("MSA.2", control_id)
+                .close("MSA");
+            let block = format!("{op}_OUT");
+            w.open(&block)
+                .raw(&output.items)
+                .leaf("SPRESULT", 1)
+                .leaf("SPCOMMENT", output.comment)
+                .close(&block);
+        }
+        Err(message) => {
+            w.open("MSA")
+                .leaf("MSA.1", "AE")
+                .leaf("MSA.2", control_id)
+                .leaf("MSA.3", &message)
+                .close("MSA");
+            w.open("ERR")
+                .open("ERR.3")
+                .leaf("CWE.1", 207)
+                .leaf("CWE.2", &message)
+                .close("ERR.3")
+                .close("ERR");
+        }
+    }
+    w.close("ACK");
+    w.finish()
+}
+
+/// A multi-id filter: absent, empty or `-1` means none; ids are separated by commas,
+/// semicolons or spaces (§5 #7).
+fn id_filter(input: &Element, field: &str) -> Result<Option<BTreeSet<i64>>, Refusal> {
+    let Some(raw) = input.text_of(field) else {
+        return Ok(None);
+    };
+    if raw == "-1" {
+        return Ok(None);
+    }
+    raw.split([',', ';', ' '])
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>()
+                .map_err(|_| format!("Неверное значение поля {field}"))
+        })
+        .collect::<Result<BTreeSet<_>, _>>()
+        .map(Some)
+}
+
+/// `VIEWINWEB`: absent or `-1` = no filter, otherwise keep items with that flag.
+fn view_filter(input: &Element) -> Result<Option<bool>, Refusal> {
+    match input.text_of("VIEWINWEB") {
+        None | Some("-1") => Ok(None),
+        Some(raw) => raw
+            .parse::<i64>()
+            .map(|v| Some(v != 0))
+            .map_err(|_| "Неверное значение поля VIEWINWEB".to_owned()),
+    }
+}
+
+fn number(input: &Element, field: &str) -> Result<Option<i64>, Refusal> {
+    input
+        .text_of(field)
+        .map(|raw| {
+            raw.parse::<i64>()
+                .map_err(|_| format!("Неверное значение поля {field}"))
+        })
+        .transpose()
+}
+
+fn keep(filter: &Option<BTreeSet<i64>>, id: i64) -> bool {
+    filter.as_ref().is_none_or(|ids| ids.contains(&id))
+}
+
+fn flag(visible: bool) -> u8 {
+    u8::from(visible)
+}
+
+fn filial_list(world: &World, input: &Element) -> Result<Output, Refusal> {
+    let filials = id_filter(input, "FILLIST")?;
+    let view = view_filter(input)?;
+    let mut w = XmlWriter::new();
+    for b in world
+        .branches
+        .iter()
+        .filter(|b| keep(&filials, b.mis_id) && view.is_none_or(|v| v == b.visible))
+    {
+        w.open("GETFILIALLIST")
+            .leaf("FILIAL", b.mis_id)
+            .leaf("FNAME", &b.name)
+            .leaf("FADDR", &b.address)
+            .leaf("FPHONE", &b.phone)
+            .leaf("FMAIL", &b.email)
+            .leaf("VIEWINWEB_OUT", flag(b.visible))
+            .leaf("TIMEZONE", b.timezone)
+            .close("GETFILIALLIST");
+    }
+    Ok(Output {
+        items: w.finish(),
+        comment: "Данные по филиалам получены",
+    })
+}
+
+fn department_list(world: &World, input: &Element) -> Result<Output, Refusal> {
+    let filials = id_filter(input, "FILLIST")?;
+    let departments = id_filter(input, "DEPNUMIN")?;
+    let view = view_filter(input)?;
+    let mut w = XmlWriter::new();
+    for d in world.departments.iter().filter(|d| {
+        keep(&departments, d.mis_id)
+            && view.is_none_or(|v| v == d.visible)
+            && (filials.is_none()
+                || world.doctors.iter().any(|doc| {
+                    doc.placements
+                        .iter()
+                        .any(|p| p.department_mis_id == d.mis_id && keep(&filials, p.branch_mis_id))
+                }))
+    }) {
+        w.open("GETDEPARTMENTLIST")
+            .leaf("DEPNUM", d.mis_id)
+            .leaf("DEPNAME", &d.name)
+            .leaf("DEPGRPNAME", &d.group_name)
+            .leaf("VIEWINWEB_OUT", flag(d.visible))
+            .close("GETDEPARTMENTLIST");
+    }
+    Ok(Output {
+        items: w.finish(),
+        comment: "Данные по отделениям получены",
+    })
+}
+
+fn doctor_list(world: &World, input: &Element) -> Result<Output, Refusal> {
+    let filials = id_filter(input, "FILLIST")?;
+    let doctors = id_filter(input, "DCODEIN")?;
+    let view = view_filter(input)?;
+    let first_row = number(input, "FIRSTROW")?;
+    let last_row = number(input, "LASTROW")?;
+    let rows: Vec<_> = world
+        .doctor_rows()
+        .into_iter()
+        .filter(|r| {
+            keep(&filials, r.branch_mis_id)
+                && keep(&doctors, r.doctor_mis_id)
+                && view.is_none_or(|v| v == r.visible)
+        })
+        .collect();
+    let total = rows.len() as i64;
+    let first = first_row.unwrap_or(1).max(1);
+    let last = last_row.unwrap_or(total).min(total);
+    let mut w = XmlWriter::new();
+    if first <= last {
+        for r in &rows[(first - 1) as usize..last as usize] {
+            w.open("GETDOCTORLIST")
+                .leaf("DCODE", r.doctor_mis_id)
+                .leaf("DNAME", &r.full_name)
+                .leaf("DEPNUM", r.department_mis_id)
+                .leaf("DEPNAME", &r.department_name)
+                .leaf("FILIAL", r.branch_mis_id)
+                .leaf("FNAME", &r.branch_name)
+                .leaf("VIEWINWEB", flag(r.visible))
+                .close("GETDOCTORLIST");
+        }
+    }
+    // §5 #24: ITEMSNUMBER is every matching row; FIRSTROW/LASTROW echo the request.
+    w.open("RECORDSDATA")
+        .leaf("ITEMSNUMBER", total)
+        .leaf("FIRSTROW", first_row.unwrap_or(1))
+        .leaf("LASTROW", last_row.unwrap_or(total))
+        .close("RECORDSDATA");
+    Ok(Output {
+        items: w.finish(),
+        comment: "Данные по врачам получены",
+    })
+}
+
+fn price_list(world: &World, input: &Element) -> Result<Output, Refusal> {
+    let department = number(input, "DEPNUM")?
+        .ok_or_else(|| "Не задано обязательное поле PRICE_LIST_IN/DEPNUM".to_owned())?;
+    let (spec_code, spec_name) = world
+        .department(department)
+        .map_or((0, String::new()), |d| (d.spec_code, d.spec_name.clone()));
+    let mut w = XmlWriter::new();
+    for p in world.prices_of(department) {
+        let amount = format_kopecks(p.price_kopecks);
+        w.open("SCH")
+            .leaf("SCHID", p.mis_id)
+            .leaf("KODOPER", &p.code)
+            .leaf("SCHNAME", &p.name)
+            .leaf("SPRICE", &amount)
+            .leaf("DISCPERCENT", "100.00")
+            .leaf("DISCPRICE", &amount)
+            .leaf("STRUCTNAME", "Текущий прейскурант")
+            .leaf("FILIAL", p.branch_mis_id)
+            .leaf("FNAME", "Основной прейскурант")
+            .leaf("SPECCODE", spec_code)
+            .leaf("SPECNAME", &spec_name);
+        // SCHSCHEDTYPE is often absent (= bookable); sent when 0 and on some others.
+        if !p.bookable {
+            w.leaf("SCHSCHEDTYPE", 0);
+        } else if p.mis_id % 2 == 0 {
+            w.leaf("SCHSCHEDTYPE", 1);
+        }
+        w.close("SCH");
+    }
+    Ok(Output {
+        items: w.finish(),
+        comment: "Данные по ценам получены",
+    })
+}
+
+/// 250000 → `2500.00`.
+pub fn format_kopecks(kopecks: i64) -> String {
+    let sign = if kopecks < 0 { "-" } else { "" };
+    let abs = kopecks.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(world: &World, op: &str, input: &str) -> Element {
+        let body = format!(
+            "<WEB_{op} xmlns=\"http://sdsys.ru/\"><MSH><MSH.10>abc</MSH.10><MSH.9><MSG.1>WEB</MSG.1><MSG.2>{op}</MSG.2></MSH.9></MSH><{op}_IN>{input}</{op}_IN></WEB_{op}>"
+        );
+        let request = xml::parse(body.as_bytes()).expect("request parses");
+        xml::parse(answer(world, &request).as_bytes()).expect("answer parses")
+    }
+
+    #[test]
+    fn doctor_pages_and_filters_follow_the_protocol() {
+        let world = World::generate(1, 1);
+        let rows = world.doctor_rows();
+        let ack = ask(
+            &world,
+            "GET_DOCTOR_LIST",
+            "<FIRSTROW>3</FIRSTROW><LASTROW>7</LASTROW>",
+        );
+        let out = ack.child("GET_DOCTOR_LIST_OUT").expect("out");
+        assert_eq!(out.children_named("GETDOCTORLIST").count(), 5);
+        assert_eq!(
+            out.text_at(&["RECORDSDATA", "ITEMSNUMBER"]),
+            Some(rows.len().to_string().as_str())
+        );
+        assert_eq!(
+            out.child("GETDOCTORLIST").and_then(|d| d.text_of("DCODE")),
+            Some(rows[2].doctor_mis_id.to_string().as_str())
+        );
+        let ack = ask(&world, "GET_DOCTOR_LIST", "<FILLIST>3</FILLIST>");
+        let out = ack.child("GET_DOCTOR_LIST_OUT").expect("out");
+        assert!(
+            out.children_named("GETDOCTORLIST")
+                .all(|d| d.text_of("FILIAL") == Some("3"))
+        );
+        assert_eq!(ack.text_at(&["MSA", "MSA.2"]), Some("abc"));
+    }
+
+    #[test]
+    fn unknown_messages_and_missing_fields_are_refused() {
+        let world = World::generate(1, 1);
+        let ack = ask(&world, "SCHEDULE_REC_RESERVE", "");
+        assert_eq!(ack.text_at(&["MSA", "MSA.1"]), Some("AE"));
+        assert!(ack.text_at(&["ERR", "ERR.3", "CWE.2"]).is_some());
+        let ack = ask(&world, "PRICE_LIST", "");
+        assert_eq!(ack.text_at(&["MSA", "MSA.1"]), Some("AE"));
+        assert!(
+            ack.text_at(&["MSA", "MSA.3"])
+                .is_some_and(|m| m.contains("DEPNUM"))
+        );
+    }
+
+    #[test]
+    fn money_is_written_with_two_decimals() {
+        assert_eq!(format_kopecks(250_000), "2500.00");
+        assert_eq!(format_kopecks(9_950), "99.50");
+        assert_eq!(format_kopecks(-5), "-0.05");
+    }
+}

@@ -1,0 +1,321 @@
+//! Emulators of the external systems, speaking their real wire protocols over HTTP: the MIS
+//! Infoclinica (XML, [`mis`]), the CMS content endpoint (JSON, [`cms`]) and, later, the SMS
+//! gateway. `sovamed emulate` and `serve --demo` run them; the integration tests start them
+//! on port 0 and drive them through [`EmulatorControl`].
+//!
+//! All three share one [`World`] (generated from a seed) and two sets of fault switches,
+//! settable in-process or with `POST /_emulator/faults` on each emulator.
+
+pub mod cms;
+pub mod mis;
+pub mod world;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
+};
+
+use anyhow::Context as _;
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+pub use world::World;
+
+use crate::integrations::bitrix::ContentKind;
+
+/// What to start and where.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    pub seed: u64,
+    pub scale: u32,
+    pub mis_bind: SocketAddr,
+    pub cms_bind: SocketAddr,
+    pub sms_bind: Option<SocketAddr>,
+    /// The bearer token the CMS endpoint accepts.
+    pub cms_token: String,
+}
+
+impl Default for EmulatorConfig {
+    /// Seed 42, scale 1, every emulator on a free loopback port (SMS off).
+    fn default() -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            seed: 42,
+            scale: 1,
+            mis_bind: any,
+            cms_bind: any,
+            sms_bind: None,
+            cms_token: "demo-cms-token".into(),
+        }
+    }
+}
+
+/// Running emulators. They serve until the runtime stops.
+#[derive(Debug, Clone)]
+pub struct Emulators {
+    /// `http://addr/api/xml`: the value for `INFOCLINICA_URL`.
+    pub mis_url: String,
+    /// `http://addr`: the value for `BITRIX_URL`.
+    pub cms_url: String,
+    pub cms_token: String,
+    pub sms_url: Option<String>,
+    pub control: EmulatorControl,
+}
+
+/// Fault switches of the MIS emulator. Default: none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MisFaults {
+    /// Added before every answer.
+    pub latency_ms: u64,
+    /// Answer HTTP 500 with an HTML error page.
+    pub http_500: bool,
+    /// Answer 200 with a truncated XML document.
+    pub malformed: bool,
+    /// Answer HTTP 401 (a gateway refusing the client certificate).
+    pub unauthorized: bool,
+}
+
+/// Fault switches of the CMS emulator. Default: none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CmsFaults {
+    /// Added before every API answer.
+    pub latency_ms: u64,
+    /// Answer HTTP 500 with a PHP fatal-error HTML page.
+    pub http_500: bool,
+    /// Answer 200 with truncated JSON.
+    pub malformed: bool,
+    /// Answer 401 `INVALID_CREDENTIALS` whatever the token.
+    pub unauthorized: bool,
+    /// After serving a page that has a next page, bump `modified_at` of the first item of
+    /// that page (already served) and of the first item of the next page (not yet served),
+    /// as an editor saving them mid-sync would. Keyset paging still sees every item.
+    pub mutate_between_pages: bool,
+}
+
+/// State shared by the emulators and their control handle.
+pub(crate) struct Shared {
+    world: RwLock<World>,
+    mis_faults: RwLock<MisFaults>,
+    cms_faults: RwLock<CmsFaults>,
+    cms_token: String,
+}
+
+impl Shared {
+    // A panic while holding a lock (a bug in a test hook) must not take the emulator down
+    // with it: the data is still usable, so poisoning is ignored.
+    pub(crate) fn world(&self) -> RwLockReadGuard<'_, World> {
+        self.world.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn world_mut(&self) -> RwLockWriteGuard<'_, World> {
+        self.world.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn mis_faults(&self) -> MisFaults {
+        self.mis_faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn cms_faults(&self) -> CmsFaults {
+        self.cms_faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn cms_token(&self) -> &str {
+        &self.cms_token
+    }
+}
+
+/// The in-process handle on running emulators: fault switches, world edits, world reads.
+#[derive(Clone)]
+pub struct EmulatorControl {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for EmulatorControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorControl").finish_non_exhaustive()
+    }
+}
+
+impl EmulatorControl {
+    /// A handle on a fresh world, with no server (tests of the routers alone).
+    pub fn new(world: World, cms_token: impl Into<String>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                world: RwLock::new(world),
+                mis_faults: RwLock::new(MisFaults::default()),
+                cms_faults: RwLock::new(CmsFaults::default()),
+                cms_token: cms_token.into(),
+            }),
+        }
+    }
+
+    pub fn set_mis_faults(&self, faults: MisFaults) {
+        *self
+            .shared
+            .mis_faults
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    pub fn set_cms_faults(&self, faults: CmsFaults) {
+        *self
+            .shared
+            .cms_faults
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    pub fn mis_faults(&self) -> MisFaults {
+        self.shared.mis_faults()
+    }
+
+    pub fn cms_faults(&self) -> CmsFaults {
+        self.shared.cms_faults()
+    }
+
+    /// Removes every `GETDOCTORLIST` row of the doctor. False when there was none.
+    pub fn remove_mis_doctor(&self, doctor_mis_id: i64) -> bool {
+        let mut world = self.shared.world_mut();
+        let before = world.doctors.len();
+        world.doctors.retain(|d| d.mis_id != doctor_mis_id);
+        world.doctors.len() != before
+    }
+
+    /// Changes the doctor's `DNAME`. False when there is no such doctor.
+    pub fn rename_mis_doctor(&self, doctor_mis_id: i64, new_name: impl Into<String>) -> bool {
+        let mut world = self.shared.world_mut();
+        match world.doctors.iter_mut().find(|d| d.mis_id == doctor_mis_id) {
+            Some(doctor) => {
+                doctor.full_name = new_name.into();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets the element's `modified_at` to now, as saving it in the admin would.
+    pub fn touch_cms_item(&self, kind: ContentKind, id: i64) -> bool {
+        cms::touch(&mut self.shared.world_mut(), kind, id)
+    }
+
+    /// Deletes the element: gone from pages and from `/ids`.
+    pub fn delete_cms_item(&self, kind: ContentKind, id: i64) -> bool {
+        let mut world = self.shared.world_mut();
+        let Some(items) = world.cms.get_mut(&kind) else {
+            return false;
+        };
+        let before = items.len();
+        items.retain(|i| i.id != id);
+        items.len() != before
+    }
+
+    /// Sets `active` false and bumps `modified_at`.
+    pub fn deactivate_cms_item(&self, kind: ContentKind, id: i64) -> bool {
+        let mut world = self.shared.world_mut();
+        let found = world
+            .cms
+            .get_mut(&kind)
+            .and_then(|items| items.iter_mut().find(|i| i.id == id))
+            .map(|item| item.active = false)
+            .is_some();
+        found && cms::touch(&mut world, kind, id)
+    }
+
+    /// A copy of the world as it is now.
+    pub fn world(&self) -> World {
+        self.shared.world().clone()
+    }
+
+    /// Reads the world without copying it.
+    pub fn with_world<R>(&self, read: impl FnOnce(&World) -> R) -> R {
+        read(&self.shared.world())
+    }
+
+    /// Edits the world in place (for changes the methods above do not cover).
+    pub fn edit_world<R>(&self, edit: impl FnOnce(&mut World) -> R) -> R {
+        edit(&mut self.shared.world_mut())
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+}
+
+/// Binds every emulator and serves each in a background task. Port 0 picks a free port;
+/// the returned URLs carry the real one.
+pub async fn spawn(config: EmulatorConfig) -> anyhow::Result<Emulators> {
+    let control = EmulatorControl::new(
+        World::generate(config.seed, config.scale),
+        config.cms_token.clone(),
+    );
+    let mis_addr = serve(config.mis_bind, mis::router(control.clone()), "MIS").await?;
+    let cms_addr = serve(config.cms_bind, cms::router(control.clone()), "CMS").await?;
+    let sms_url = match config.sms_bind {
+        Some(bind) => Some(format!(
+            "http://{}",
+            serve(bind, sms_router(), "SMS").await?
+        )),
+        None => None,
+    };
+    Ok(Emulators {
+        mis_url: format!("http://{mis_addr}/api/xml"),
+        cms_url: format!("http://{cms_addr}"),
+        cms_token: config.cms_token,
+        sms_url,
+        control,
+    })
+}
+
+async fn serve(bind: SocketAddr, router: Router, what: &str) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot bind the {what} emulator to {bind}"))?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "emulator stopped");
+        }
+    });
+    Ok(addr)
+}
+
+/// Until the booking issue brings SMS.ru: every request is answered 501.
+fn sms_router() -> Router {
+    Router::new().fallback(|| async {
+        (
+            StatusCode::NOT_IMPLEMENTED,
+            "SMS emulator arrives with the booking issue\n",
+        )
+    })
+}
+
+/// `GET`/`POST /_emulator/faults` for a fault type `F`.
+pub(crate) fn faults_routes<F>(
+    get: fn(&EmulatorControl) -> F,
+    set: fn(&EmulatorControl, F),
+) -> Router<EmulatorControl>
+where
+    F: Serialize + for<'de> Deserialize<'de> + Send + 'static,
+{
+    Router::new().route(
+        "/_emulator/faults",
+        routing::get(
+            move |State(control): State<EmulatorControl>| async move { Json(get(&control)) },
+        )
+        .post(
+            move |State(control): State<EmulatorControl>, Json(faults): Json<F>| async move {
+                set(&control, faults);
+                Json(get(&control)).into_response()
+            },
+        ),
+    )
+}

@@ -1,0 +1,1119 @@
+//! The emulated clinic network: MIS directory data (branches, departments, doctors,
+//! prices) and the CMS content that describes the same doctors, all generated
+//! deterministically from a seed.
+//!
+//! At scale 1: 3 branches (two in Moscow, one in Yekaterinburg), 13 departments (12 clinical
+//! ones and a hidden "Администрация"), 40 doctors of whom 8 work in two branches, 216
+//! prices, 36 linked CMS doctor profiles plus 3 unlinked ones, 300 reviews, 12
+//! specializations, 30 services and 5 pages. Schedules (work periods, slots) are not
+//! modelled yet; they will hang off [`Doctor::placements`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, FixedOffset, TimeZone};
+use rand::{
+    Rng, SeedableRng,
+    rngs::StdRng,
+    seq::{IndexedRandom, SliceRandom},
+};
+use serde_json::json;
+
+use crate::integrations::bitrix::{ContentItem, ContentKind, Picture, Property, PropertyValue};
+
+/// A filial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Branch {
+    pub mis_id: i64,
+    pub name: String,
+    pub address: String,
+    pub phone: String,
+    pub email: String,
+    /// Hours from UTC (`TIMEZONE`).
+    pub timezone: i32,
+    pub visible: bool,
+}
+
+/// A department (speciality).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Department {
+    pub mis_id: i64,
+    pub name: String,
+    pub group_name: String,
+    pub visible: bool,
+    /// `SPECCODE`/`SPECNAME` of its prices.
+    pub spec_code: i64,
+    pub spec_name: String,
+}
+
+/// Where a doctor works: one `GETDOCTORLIST` row each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub branch_mis_id: i64,
+    pub department_mis_id: i64,
+}
+
+/// A doctor of the MIS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doctor {
+    /// `DCODE`: the first digit is the home branch.
+    pub mis_id: i64,
+    /// "Фамилия Имя Отчество".
+    pub full_name: String,
+    pub female: bool,
+    pub visible: bool,
+    /// At least one; the first is the home branch.
+    pub placements: Vec<Placement>,
+}
+
+/// One `GETDOCTORLIST` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoctorRow {
+    pub doctor_mis_id: i64,
+    pub full_name: String,
+    pub department_mis_id: i64,
+    pub department_name: String,
+    pub branch_mis_id: i64,
+    pub branch_name: String,
+    pub visible: bool,
+}
+
+/// One `SCH` of a price list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Price {
+    pub mis_id: i64,
+    /// `KODOPER` as the MIS sends it: some carry a leading space.
+    pub code: String,
+    pub name: String,
+    pub price_kopecks: i64,
+    pub branch_mis_id: i64,
+    pub department_mis_id: i64,
+    /// `SCHSCHEDTYPE` 0 when false.
+    pub bookable: bool,
+}
+
+/// The whole emulated network. Cloning is cheap enough for tests.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub seed: u64,
+    pub scale: u32,
+    pub branches: Vec<Branch>,
+    pub departments: Vec<Department>,
+    /// Ordered by `mis_id`.
+    pub doctors: Vec<Doctor>,
+    pub prices: Vec<Price>,
+    /// CMS elements per kind (any order; the endpoint sorts).
+    pub cms: BTreeMap<ContentKind, Vec<ContentItem>>,
+    /// PNG files by path from the site root (`/upload/iblock/5c2/name.png`).
+    pub pictures: BTreeMap<String, Vec<u8>>,
+}
+
+/// The time zone of CMS timestamps (the site runs on Moscow time).
+fn site_offset() -> FixedOffset {
+    FixedOffset::east_opt(3 * 3600).unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc))
+}
+
+/// Now, in the site's time zone, to the second (the resolution of `TIMESTAMP_X`).
+pub fn site_now() -> DateTime<FixedOffset> {
+    let now = chrono::Utc::now().with_timezone(&site_offset());
+    now - Duration::nanoseconds(i64::from(chrono::Timelike::nanosecond(&now)))
+}
+
+impl World {
+    /// Generates the network; the same seed and scale always give the same world.
+    pub fn generate(seed: u64, scale: u32) -> World {
+        let scale = scale.max(1);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let branches = branches();
+        let departments = departments();
+        let doctors = doctors(&mut rng, scale, &departments);
+        let prices = prices(&mut rng, scale, &branches, &departments);
+        let mut world = World {
+            seed,
+            scale,
+            branches,
+            departments,
+            doctors,
+            prices,
+            cms: BTreeMap::new(),
+            pictures: BTreeMap::new(),
+        };
+        cms_content(&mut rng, &mut world);
+        world
+    }
+
+    /// Every `GETDOCTORLIST` row, ordered by (`DCODE`, `FILIAL`, `DEPNUM`).
+    pub fn doctor_rows(&self) -> Vec<DoctorRow> {
+        let mut rows: Vec<DoctorRow> = self
+            .doctors
+            .iter()
+            .flat_map(|d| {
+                d.placements.iter().map(move |p| DoctorRow {
+                    doctor_mis_id: d.mis_id,
+                    full_name: d.full_name.clone(),
+                    department_mis_id: p.department_mis_id,
+                    department_name: self
+                        .department(p.department_mis_id)
+                        .map(|x| x.name.clone())
+                        .unwrap_or_default(),
+                    branch_mis_id: p.branch_mis_id,
+                    branch_name: self
+                        .branch(p.branch_mis_id)
+                        .map(|x| x.name.clone())
+                        .unwrap_or_default(),
+                    visible: d.visible,
+                })
+            })
+            .collect();
+        rows.sort_by_key(|r| (r.doctor_mis_id, r.branch_mis_id, r.department_mis_id));
+        rows
+    }
+
+    pub fn branch(&self, mis_id: i64) -> Option<&Branch> {
+        self.branches.iter().find(|b| b.mis_id == mis_id)
+    }
+
+    pub fn department(&self, mis_id: i64) -> Option<&Department> {
+        self.departments.iter().find(|d| d.mis_id == mis_id)
+    }
+
+    pub fn doctor(&self, mis_id: i64) -> Option<&Doctor> {
+        self.doctors.iter().find(|d| d.mis_id == mis_id)
+    }
+
+    /// Doctors shown on the web (`VIEWINWEB` 1).
+    pub fn visible_doctor_count(&self) -> usize {
+        self.doctors.iter().filter(|d| d.visible).count()
+    }
+
+    /// The price list of one department (every branch).
+    pub fn prices_of(&self, department_mis_id: i64) -> Vec<&Price> {
+        self.prices
+            .iter()
+            .filter(|p| p.department_mis_id == department_mis_id)
+            .collect()
+    }
+
+    /// The CMS elements of a kind.
+    pub fn cms_items(&self, kind: ContentKind) -> &[ContentItem] {
+        self.cms.get(&kind).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn cms_item(&self, kind: ContentKind, id: i64) -> Option<&ContentItem> {
+        self.cms_items(kind).iter().find(|i| i.id == id)
+    }
+
+    /// CMS doctors whose `MIS_ID` names an existing MIS doctor.
+    pub fn linked_cms_doctors(&self) -> Vec<&ContentItem> {
+        let ids: BTreeSet<i64> = self.doctors.iter().map(|d| d.mis_id).collect();
+        self.cms_items(ContentKind::Doctors)
+            .iter()
+            .filter(|i| {
+                i.properties
+                    .get("MIS_ID")
+                    .and_then(Property::first_str)
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|id| ids.contains(&id))
+            })
+            .collect()
+    }
+
+    /// Reviews with `active` true.
+    pub fn published_review_count(&self) -> usize {
+        self.cms_items(ContentKind::Reviews)
+            .iter()
+            .filter(|r| r.active)
+            .count()
+    }
+}
+
+fn branches() -> Vec<Branch> {
+    vec![
+        Branch {
+            mis_id: 1,
+            name: "Совамед на Садовой".into(),
+            address: "Москва, ул. Садовая-Кудринская, д. 12".into(),
+            phone: "+7(495)120-34-56".into(),
+            email: "sadovaya@sovamed.ru".into(),
+            timezone: 3,
+            visible: true,
+        },
+        Branch {
+            mis_id: 2,
+            name: "Совамед на Профсоюзной".into(),
+            address: "Москва, ул. Профсоюзная, д. 65, корп. 1".into(),
+            phone: "+7(495)120-34-57".into(),
+            email: "profsoyuznaya@sovamed.ru".into(),
+            timezone: 3,
+            visible: true,
+        },
+        Branch {
+            mis_id: 3,
+            name: "Совамед Екатеринбург".into(),
+            address: "Екатеринбург, ул. Малышева, д. 51".into(),
+            phone: "+7(343)310-20-40".into(),
+            email: "ekb@sovamed.ru".into(),
+            timezone: 5,
+            visible: true,
+        },
+    ]
+}
+
+/// Name, specialist (genitive, for service names), specialist title, NMU code of the
+/// primary visit, SPECCODE.
+const DEPARTMENTS: [(&str, &str, &str, &str, i64); 12] = [
+    ("Терапия", "терапевта", "Врач-терапевт", "B01.047", 47),
+    ("Кардиология", "кардиолога", "Врач-кардиолог", "B01.015", 15),
+    ("Неврология", "невролога", "Врач-невролог", "B01.023", 23),
+    ("Педиатрия", "педиатра", "Врач-педиатр", "B01.031", 31),
+    (
+        "Офтальмология",
+        "офтальмолога",
+        "Врач-офтальмолог",
+        "B01.029",
+        29,
+    ),
+    ("Гинекология", "гинеколога", "Врач-гинеколог", "B01.001", 1),
+    ("Урология", "уролога", "Врач-уролог", "B01.053", 53),
+    (
+        "Дерматология",
+        "дерматолога",
+        "Врач-дерматовенеролог",
+        "B01.008",
+        8,
+    ),
+    (
+        "ЛОР",
+        "оториноларинголога",
+        "Врач-оториноларинголог",
+        "B01.028",
+        28,
+    ),
+    (
+        "Эндокринология",
+        "эндокринолога",
+        "Врач-эндокринолог",
+        "B01.058",
+        58,
+    ),
+    (
+        "Гастроэнтерология",
+        "гастроэнтеролога",
+        "Врач-гастроэнтеролог",
+        "B01.004",
+        4,
+    ),
+    (
+        "Травматология",
+        "травматолога-ортопеда",
+        "Врач-травматолог-ортопед",
+        "B01.050",
+        50,
+    ),
+];
+
+fn departments() -> Vec<Department> {
+    let mut list: Vec<Department> = DEPARTMENTS
+        .iter()
+        .zip(1..)
+        .map(|((name, _, _, _, spec), n)| Department {
+            mis_id: 40_000_000 + n,
+            name: (*name).into(),
+            group_name: "Отделения".into(),
+            visible: true,
+            spec_code: *spec,
+            spec_name: name.to_uppercase(),
+        })
+        .collect();
+    list.push(Department {
+        mis_id: 40_000_099,
+        name: "Администрация".into(),
+        group_name: "Служебные".into(),
+        visible: false,
+        spec_code: 0,
+        spec_name: "АДМИНИСТРАЦИЯ".into(),
+    });
+    list
+}
+
+/// Male surnames; the female form adds "а" (or turns "-ский" into "-ская").
+const SURNAMES: [&str; 40] = [
+    "Иванов",
+    "Петров",
+    "Смирнов",
+    "Кузнецов",
+    "Соколов",
+    "Попов",
+    "Лебедев",
+    "Козлов",
+    "Новиков",
+    "Морозов",
+    "Волков",
+    "Соловьёв",
+    "Васильев",
+    "Зайцев",
+    "Павлов",
+    "Семёнов",
+    "Голубев",
+    "Виноградов",
+    "Богданов",
+    "Воробьёв",
+    "Фёдоров",
+    "Михайлов",
+    "Беляев",
+    "Тарасов",
+    "Белов",
+    "Комаров",
+    "Орлов",
+    "Киселёв",
+    "Макаров",
+    "Андреев",
+    "Ковалёв",
+    "Ильин",
+    "Гусев",
+    "Титов",
+    "Кузьмин",
+    "Вишневский",
+    "Баранов",
+    "Куликов",
+    "Алексеев",
+    "Загорский",
+];
+const MALE_NAMES: [&str; 16] = [
+    "Александр",
+    "Алексей",
+    "Андрей",
+    "Дмитрий",
+    "Сергей",
+    "Михаил",
+    "Иван",
+    "Николай",
+    "Владимир",
+    "Павел",
+    "Артём",
+    "Игорь",
+    "Олег",
+    "Константин",
+    "Евгений",
+    "Роман",
+];
+const FEMALE_NAMES: [&str; 16] = [
+    "Анна",
+    "Мария",
+    "Елена",
+    "Ольга",
+    "Наталья",
+    "Татьяна",
+    "Ирина",
+    "Екатерина",
+    "Светлана",
+    "Юлия",
+    "Марина",
+    "Александра",
+    "Дарья",
+    "Ксения",
+    "Вера",
+    "Людмила",
+];
+/// (male, female) patronymics.
+const PATRONYMICS: [(&str, &str); 16] = [
+    ("Александрович", "Александровна"),
+    ("Алексеевич", "Алексеевна"),
+    ("Андреевич", "Андреевна"),
+    ("Дмитриевич", "Дмитриевна"),
+    ("Сергеевич", "Сергеевна"),
+    ("Михайлович", "Михайловна"),
+    ("Иванович", "Ивановна"),
+    ("Николаевич", "Николаевна"),
+    ("Владимирович", "Владимировна"),
+    ("Павлович", "Павловна"),
+    ("Игоревич", "Игоревна"),
+    ("Олегович", "Олеговна"),
+    ("Петрович", "Петровна"),
+    ("Викторович", "Викторовна"),
+    ("Юрьевич", "Юрьевна"),
+    ("Борисович", "Борисовна"),
+];
+
+fn female_surname(male: &str) -> String {
+    match male.strip_suffix("ский") {
+        Some(stem) => format!("{stem}ская"),
+        None => format!("{male}а"),
+    }
+}
+
+fn person_name(rng: &mut StdRng, female: bool) -> String {
+    let surname = SURNAMES.choose(rng).copied().unwrap_or("Иванов");
+    let (first, patronymic) = if female {
+        (
+            FEMALE_NAMES.choose(rng).copied().unwrap_or("Анна"),
+            PATRONYMICS.choose(rng).map_or("Ивановна", |p| p.1),
+        )
+    } else {
+        (
+            MALE_NAMES.choose(rng).copied().unwrap_or("Иван"),
+            PATRONYMICS.choose(rng).map_or("Иванович", |p| p.0),
+        )
+    };
+    let surname = if female {
+        female_surname(surname)
+    } else {
+        surname.to_owned()
+    };
+    format!("{surname} {first} {patronymic}")
+}
+
+fn doctors(rng: &mut StdRng, scale: u32, departments: &[Department]) -> Vec<Doctor> {
+    let count = 40 * scale as usize;
+    let clinical: Vec<&Department> = departments.iter().filter(|d| d.visible).collect();
+    let mut names = BTreeSet::new();
+    let mut next_seq = [0i64; 4];
+    let mut doctors = Vec::with_capacity(count);
+    for i in 0..count {
+        // 40 % Sadovaya, 35 % Profsoyuznaya, 25 % Yekaterinburg.
+        let branch: i64 = match i % 20 {
+            0..=7 => 1,
+            8..=14 => 2,
+            _ => 3,
+        };
+        // The first doctors cover every department; the rest are random.
+        let department = if i < clinical.len() {
+            clinical[i]
+        } else {
+            clinical.choose(rng).copied().unwrap_or(clinical[0])
+        };
+        let female = rng.random_bool(0.55);
+        let mut name = person_name(rng, female);
+        while !names.insert(name.clone()) {
+            name = person_name(rng, female);
+        }
+        next_seq[branch as usize] += 1;
+        doctors.push(Doctor {
+            mis_id: branch * 10_000_000 + next_seq[branch as usize],
+            full_name: name,
+            female,
+            // A few doctors are hidden from the web.
+            visible: i % 13 != 5,
+            placements: vec![Placement {
+                branch_mis_id: branch,
+                department_mis_id: department.mis_id,
+            }],
+        });
+    }
+    // One doctor in five also works in the other Moscow branch, same department.
+    let mut moscow: Vec<usize> = (0..doctors.len())
+        .filter(|&i| doctors[i].placements[0].branch_mis_id != 3)
+        .collect();
+    moscow.shuffle(rng);
+    for &i in moscow.iter().take(count / 5) {
+        let home = doctors[i].placements[0];
+        doctors[i].placements.push(Placement {
+            branch_mis_id: if home.branch_mis_id == 1 { 2 } else { 1 },
+            department_mis_id: home.department_mis_id,
+        });
+    }
+    doctors.sort_by_key(|d| d.mis_id);
+    doctors
+}
+
+/// (name template, code suffix, base price in roubles, bookable online). `{}` is the
+/// specialist in the genitive.
+const SERVICES: [(&str, &str, i64, bool); 6] = [
+    ("Первичный приём {}", ".001", 2500, true),
+    ("Повторный приём {}", ".002", 2000, true),
+    ("Консультация {}, к.м.н.", ".003", 3500, true),
+    ("Приём {} на дому", ".004", 6000, false),
+    ("Онлайн-консультация {}", ".005", 1800, true),
+    (
+        "Составление индивидуальной программы лечения у {}",
+        ".006",
+        1500,
+        false,
+    ),
+];
+
+fn prices(
+    rng: &mut StdRng,
+    scale: u32,
+    branches: &[Branch],
+    departments: &[Department],
+) -> Vec<Price> {
+    let mut prices = Vec::new();
+    let mut seq = [0i64; 4];
+    for (dep_index, (_, genitive, _, code, _)) in DEPARTMENTS.iter().enumerate() {
+        let department = &departments[dep_index];
+        for round in 0..scale {
+            for (template, suffix, base, bookable) in SERVICES {
+                let mut name = template.replace("{}", genitive);
+                if round > 0 {
+                    name = format!("{name} (программа {})", round + 1);
+                }
+                for branch in branches {
+                    let b = branch.mis_id.clamp(1, 3) as usize;
+                    seq[b] += 1;
+                    // Yekaterinburg is cheaper; some prices carry kopecks.
+                    let roubles = if branch.timezone == 5 {
+                        base * 85 / 100
+                    } else {
+                        base + 100 * rng.random_range(0..5)
+                    };
+                    let kopecks = if rng.random_bool(0.2) { 50 } else { 0 };
+                    let mut kodoper = format!("{code}{suffix}");
+                    if round > 0 {
+                        kodoper = format!("{kodoper}.{}", round + 1);
+                    }
+                    if rng.random_bool(0.1) {
+                        kodoper.insert(0, ' ');
+                    }
+                    prices.push(Price {
+                        mis_id: branch.mis_id * 10_000_000 + 300 + seq[b],
+                        code: kodoper,
+                        name: name.clone(),
+                        price_kopecks: roubles * 100 + kopecks,
+                        branch_mis_id: branch.mis_id,
+                        department_mis_id: department.mis_id,
+                        bookable,
+                    });
+                }
+            }
+        }
+    }
+    prices
+}
+
+/// Translit for slugs (`Петрова Ольга` → `petrova-olga`).
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.to_lowercase().chars() {
+        let t = match c {
+            'а' => "a",
+            'б' => "b",
+            'в' => "v",
+            'г' => "g",
+            'д' => "d",
+            'е' | 'ё' | 'э' => "e",
+            'ж' => "zh",
+            'з' => "z",
+            'и' => "i",
+            'й' => "y",
+            'к' => "k",
+            'л' => "l",
+            'м' => "m",
+            'н' => "n",
+            'о' => "o",
+            'п' => "p",
+            'р' => "r",
+            'с' => "s",
+            'т' => "t",
+            'у' => "u",
+            'ф' => "f",
+            'х' => "kh",
+            'ц' => "ts",
+            'ч' => "ch",
+            'ш' => "sh",
+            'щ' => "shch",
+            'ы' => "y",
+            'ю' => "yu",
+            'я' => "ya",
+            'ъ' | 'ь' => "",
+            c if c.is_ascii_alphanumeric() => {
+                out.push(c);
+                continue;
+            }
+            _ => "-",
+        };
+        out.push_str(t);
+    }
+    out.split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn prop(kind: &str, values: &[&str]) -> Property {
+    Property {
+        kind: kind.into(),
+        multiple: values.len() > 1,
+        values: values
+            .iter()
+            .map(|v| PropertyValue {
+                value: json!(v),
+                description: None,
+                enum_id: None,
+                enum_xml_id: None,
+            })
+            .collect(),
+    }
+}
+
+/// A bare element; the caller fills the rest.
+fn item(kind: ContentKind, id: i64, name: &str) -> ContentItem {
+    ContentItem {
+        id,
+        iblock_code: Some(kind.as_str().into()),
+        xml_id: None,
+        code: None,
+        active: true,
+        sort: 500,
+        name: name.into(),
+        active_from: None,
+        active_to: None,
+        created_at: None,
+        // Replaced by `stamp`.
+        modified_at: DateTime::<chrono::Utc>::MIN_UTC.fixed_offset(),
+        section_ids: Vec::new(),
+        preview_text: None,
+        preview_text_type: None,
+        detail_text: None,
+        detail_text_type: None,
+        detail_page_url: None,
+        preview_picture: None,
+        detail_picture: None,
+        properties: BTreeMap::new(),
+    }
+}
+
+/// Gives the items second-resolution `created_at`/`modified_at` in a shuffled order, three
+/// items per timestamp, so ties on `modified_at` are common and ids do not follow time.
+fn stamp(rng: &mut StdRng, items: &mut [ContentItem]) {
+    let base = site_offset()
+        .with_ymd_and_hms(2025, 3, 1, 9, 0, 0)
+        .single()
+        .unwrap_or_else(site_now);
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.shuffle(rng);
+    let mut at = base;
+    for (n, &i) in order.iter().enumerate() {
+        if n % 3 == 0 {
+            at += Duration::seconds(rng.random_range(1..3600));
+        }
+        items[i].modified_at = at;
+        items[i].created_at = Some(at - Duration::days(rng.random_range(30..900)));
+    }
+}
+
+const BIO_PARAGRAPHS: [&str; 5] = [
+    "<p>Окончил(а) Первый МГМУ им. И.&nbsp;М.&nbsp;Сеченова, ординатура по специальности.</p>",
+    "<p>Ведёт приём взрослых пациентов, проводит профилактические осмотры.</p>",
+    "<ul><li>Член профессионального общества</li><li>Автор научных публикаций</li></ul>",
+    "<p>Регулярно проходит повышение квалификации в ведущих клиниках России.</p>",
+    "<p>Принципы работы: <strong>доказательная медицина</strong> и внимание к пациенту.</p>",
+];
+
+/// Markup our sync must sanitise; one of these goes into every seventh bio.
+const HOSTILE: [&str; 3] = [
+    "<p>Запишитесь сейчас!<script>alert(1)</script></p>",
+    "<p>Фото с конференции: <img src=x onerror=alert(1)></p>",
+    "<p><a href=\"javascript:alert(1)\">Подробнее о враче</a></p>",
+];
+
+const CATEGORIES: [(&str, i64, &str); 3] = [
+    ("Высшая", 14, "highest"),
+    ("Первая", 15, "first"),
+    ("Вторая", 16, "second"),
+];
+
+const REVIEW_OPENINGS: [&str; 6] = [
+    "Очень внимательный врач.",
+    "Пришла по рекомендации знакомых.",
+    "Был на приёме в прошлом месяце.",
+    "Спасибо доктору!",
+    "Записывался через сайт, всё прошло по времени.",
+    "Приём начался с опозданием на двадцать минут.",
+];
+const REVIEW_BODIES: [&str; 6] = [
+    "Всё подробно объяснил, назначил обследование и лечение.",
+    "Выслушала, ответила на все вопросы, без лишних назначений.",
+    "Лечение помогло уже через неделю.",
+    "Понравилось, что результаты анализов пришли в личный кабинет.",
+    "Хотелось бы больше времени на приёме, но в целом доволен.",
+    "Клиника чистая, администраторы вежливые.",
+];
+const REVIEW_AUTHORS: [&str; 12] = [
+    "Анна К.",
+    "Игорь",
+    "Мария Петровна",
+    "Сергей В.",
+    "Елена",
+    "Дмитрий Н.",
+    "Ольга С.",
+    "Татьяна",
+    "Алексей М.",
+    "Наталья Ивановна",
+    "Павел",
+    "Юлия Р.",
+];
+
+fn cms_content(rng: &mut StdRng, world: &mut World) {
+    let mut pictures = BTreeMap::new();
+    let mut next_file_id = 9000;
+    let mut picture = |rng: &mut StdRng, name: &str| -> Picture {
+        let dir = format!("{:03x}", rng.random_range(0..0x1000));
+        let src = format!("/upload/iblock/{dir}/{name}.png");
+        let png = solid_png(64, 64, [rng.random(), rng.random(), rng.random()]);
+        next_file_id += 1;
+        let picture = Picture {
+            file_id: next_file_id,
+            src: src.clone(),
+            width: Some(64),
+            height: Some(64),
+            content_type: Some("image/png".into()),
+            size: Some(png.len() as u64),
+        };
+        pictures.insert(src, png);
+        picture
+    };
+
+    // Specializations: one per clinical department.
+    let mut specializations = Vec::new();
+    let mut spec_of_department = BTreeMap::new();
+    for (n, (dep, (name, _, title, _, _))) in
+        world.departments.iter().zip(DEPARTMENTS.iter()).enumerate()
+    {
+        let id = 55 + n as i64 * 2;
+        let mut it = item(ContentKind::Specializations, id, name);
+        it.xml_id = Some(format!("dep-{}", dep.mis_id));
+        it.code = Some(slug(name));
+        it.sort = 100 + 10 * n as i64;
+        it.preview_text = Some(format!("{title}: диагностика и лечение"));
+        it.preview_text_type = Some("text".into());
+        it.detail_page_url = Some(format!("/specializations/{}/", slug(name)));
+        spec_of_department.insert(dep.mis_id, id);
+        specializations.push(it);
+    }
+
+    // Doctors: nine in ten MIS doctors have a profile, plus three without an MIS match.
+    let mut doctors = Vec::new();
+    let mut cms_id = 500;
+    let mut profiled: Vec<&Doctor> = world.doctors.iter().collect();
+    profiled.shuffle(rng);
+    let skip = world.doctors.len() / 10;
+    let mut profiled: Vec<&Doctor> = profiled.into_iter().skip(skip).collect();
+    profiled.sort_by_key(|d| d.mis_id);
+    let unlinked: Vec<(i64, String)> = (0..3)
+        .map(|n| (19_999_901 + n, person_name(rng, n % 2 == 1)))
+        .collect();
+    let mut entries: Vec<(i64, String, i64)> = profiled
+        .iter()
+        .map(|d| {
+            (
+                d.mis_id,
+                d.full_name.clone(),
+                d.placements[0].department_mis_id,
+            )
+        })
+        .collect();
+    for (mis_id, name) in &unlinked {
+        let dep = world.departments[rng.random_range(0..DEPARTMENTS.len())].mis_id;
+        entries.push((*mis_id, name.clone(), dep));
+    }
+    for (index, (mis_id, name, dep)) in entries.iter().enumerate() {
+        cms_id += rng.random_range(1..4);
+        let code = slug(name);
+        let dep_index = world
+            .departments
+            .iter()
+            .position(|d| d.mis_id == *dep)
+            .unwrap_or(0)
+            .min(DEPARTMENTS.len() - 1);
+        let title = DEPARTMENTS[dep_index].2;
+        let career_start = rng.random_range(1988..2019);
+        let mut it = item(ContentKind::Doctors, cms_id, name);
+        it.xml_id = Some(format!("mis-{mis_id}"));
+        it.code = Some(code.clone());
+        it.sort = 100;
+        it.active = index % 17 != 4;
+        it.preview_text = Some(format!("{title}, стаж {} лет", 2025 - career_start));
+        it.preview_text_type = Some("text".into());
+        let mut bio: String = BIO_PARAGRAPHS
+            .iter()
+            .filter(|_| rng.random_bool(0.6))
+            .copied()
+            .collect();
+        if bio.is_empty() {
+            bio.push_str(BIO_PARAGRAPHS[0]);
+        }
+        if index % 7 == 3 {
+            bio.push_str(HOSTILE[(index / 7) % HOSTILE.len()]);
+        }
+        it.detail_text = Some(bio);
+        it.detail_text_type = Some("html".into());
+        it.detail_page_url = Some(format!("/doctors/{code}/"));
+        if index % 8 != 6 {
+            it.preview_picture = Some(picture(rng, &code));
+        }
+        it.properties
+            .insert("MIS_ID".into(), prop("S", &[&mis_id.to_string()]));
+        it.properties.insert(
+            "CAREER_START".into(),
+            prop("N", &[&career_start.to_string()]),
+        );
+        let mut specs = vec![spec_of_department.get(dep).copied().unwrap_or(55)];
+        if rng.random_bool(0.25) {
+            let other = specializations
+                .choose(rng)
+                .map_or(55, |s: &ContentItem| s.id);
+            if !specs.contains(&other) {
+                specs.push(other);
+            }
+        }
+        let specs: Vec<String> = specs.iter().map(ToString::to_string).collect();
+        let spec_refs: Vec<&str> = specs.iter().map(String::as_str).collect();
+        let mut specialization = prop("E", &spec_refs);
+        specialization.multiple = true;
+        it.properties
+            .insert("SPECIALIZATION".into(), specialization);
+        if rng.random_bool(0.5) {
+            let (value, enum_id, enum_xml_id) = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
+            it.properties.insert(
+                "CATEGORY".into(),
+                Property {
+                    kind: "L".into(),
+                    multiple: false,
+                    values: vec![PropertyValue {
+                        value: json!(value),
+                        description: None,
+                        enum_id: Some(enum_id),
+                        enum_xml_id: Some(enum_xml_id.into()),
+                    }],
+                },
+            );
+        }
+        doctors.push(it);
+    }
+
+    // Reviews: mostly about linked doctors, one in ten unpublished.
+    let doctor_ids: Vec<i64> = doctors.iter().map(|d| d.id).collect();
+    let mut reviews = Vec::new();
+    for n in 0..300 * world.scale as i64 {
+        let id = 2000 + n;
+        let author = REVIEW_AUTHORS.choose(rng).copied().unwrap_or("Аноним");
+        let mut it = item(ContentKind::Reviews, id, author);
+        it.active = rng.random_range(0..10) != 0;
+        let rating: u32 = match rng.random_range(0..20) {
+            0 => 1,
+            1 => 2,
+            2..=3 => 3,
+            4..=8 => 4,
+            _ => 5,
+        };
+        it.preview_text = Some(format!(
+            "{} {}",
+            REVIEW_OPENINGS.choose(rng).copied().unwrap_or(""),
+            REVIEW_BODIES.choose(rng).copied().unwrap_or("")
+        ));
+        it.preview_text_type = Some("text".into());
+        it.active_from = site_offset()
+            .with_ymd_and_hms(2024, 1, 1, 12, 0, 0)
+            .single()
+            .map(|d| d + Duration::hours(rng.random_range(0..10_000)));
+        let doctor = doctor_ids.choose(rng).copied().unwrap_or(500);
+        it.properties
+            .insert("DOCTOR".into(), prop("E", &[&doctor.to_string()]));
+        it.properties
+            .insert("RATING".into(), prop("N", &[&rating.to_string()]));
+        reviews.push(it);
+    }
+
+    // Services: the first services of each department, with price and MIS code.
+    let mut services = Vec::new();
+    let mut service_id = 800;
+    for (dep_index, (_, genitive, _, code, _)) in DEPARTMENTS.iter().enumerate() {
+        for (template, suffix, base, _) in SERVICES.iter().take(if dep_index < 6 { 3 } else { 2 }) {
+            service_id += 1;
+            let name = template.replace("{}", genitive);
+            let mut it = item(ContentKind::Services, service_id, &name);
+            it.code = Some(slug(&name));
+            it.sort = 100 + service_id;
+            it.xml_id = Some(format!("{code}{suffix}"));
+            it.section_ids = vec![
+                spec_of_department
+                    .get(&world.departments[dep_index].mis_id)
+                    .copied()
+                    .unwrap_or(55),
+            ];
+            it.properties
+                .insert("PRICE".into(), prop("N", &[&base.to_string()]));
+            it.properties
+                .insert("MIS_CODE".into(), prop("S", &[&format!("{code}{suffix}")]));
+            services.push(it);
+        }
+    }
+
+    // Content pages.
+    let pages_src: [(&str, &str, &str); 5] = [
+        (
+            "О клинике",
+            "about",
+            "<h2>Совамед</h2><p>Сеть многопрофильных клиник в Москве и Екатеринбурге с 2009 года.</p><p>Более 60 врачей, собственная лаборатория.</p>",
+        ),
+        (
+            "Лицензии",
+            "licenses",
+            "<p>Лицензия на медицинскую деятельность № Л041-01137-77/00368415 от 12.05.2021.</p><ul><li>Терапия</li><li>Кардиология</li></ul>",
+        ),
+        (
+            "Правила записи",
+            "booking-rules",
+            "<p>Записаться можно на сайте, по телефону или в регистратуре.</p><p>Отменить приём можно не позднее чем за 2 часа.</p>",
+        ),
+        (
+            "Подготовка к анализам",
+            "lab-preparation",
+            "<p>Кровь сдаётся натощак, утром, с 8:00 до 11:00.</p><ol><li>Не есть 8–12 часов</li><li>Не курить за час</li></ol>",
+        ),
+        (
+            "Контакты",
+            "contacts",
+            "<p>Москва, ул. Садовая-Кудринская, д. 12 — +7(495)120-34-56</p><p>Екатеринбург, ул. Малышева, д. 51 — +7(343)310-20-40</p>",
+        ),
+    ];
+    let mut pages = Vec::new();
+    for (n, (name, code, html)) in pages_src.iter().enumerate() {
+        let mut it = item(ContentKind::Pages, 900 + n as i64, name);
+        it.code = Some((*code).into());
+        it.sort = 100 * (n as i64 + 1);
+        it.detail_text = Some((*html).into());
+        it.detail_text_type = Some("html".into());
+        it.detail_page_url = Some(format!("/{code}/"));
+        pages.push(it);
+    }
+
+    for (kind, mut items) in [
+        (ContentKind::Doctors, doctors),
+        (ContentKind::Reviews, reviews),
+        (ContentKind::Specializations, specializations),
+        (ContentKind::Services, services),
+        (ContentKind::Pages, pages),
+    ] {
+        stamp(rng, &mut items);
+        world.cms.insert(kind, items);
+    }
+    world.pictures = pictures;
+}
+
+/// A valid `width`×`height` RGB PNG of one colour: stored (uncompressed) deflate blocks, so
+/// no compression library is needed.
+pub fn solid_png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let row_len = 1 + 3 * width as usize;
+    let mut raw = Vec::with_capacity(row_len * height as usize);
+    for _ in 0..height {
+        raw.push(0); // filter: none
+        for _ in 0..width {
+            raw.extend_from_slice(&rgb);
+        }
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(0xFFFF).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        zlib.extend_from_slice(&len.to_le_bytes());
+        zlib.extend_from_slice(&(!len).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    zlib.extend_from_slice(&adler32(&raw).to_be_bytes());
+
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter, no interlace
+
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    for (kind, data) in [
+        (*b"IHDR", ihdr.as_slice()),
+        (*b"IDAT", &zlib),
+        (*b"IEND", &[]),
+    ] {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(&kind);
+        png.extend_from_slice(data);
+        let mut crc_input = kind.to_vec();
+        crc_input.extend_from_slice(data);
+        png.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+    }
+    png
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in data {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    (b << 16) | a
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_world() {
+        let a = World::generate(42, 1);
+        let b = World::generate(42, 1);
+        assert_eq!(a.doctors, b.doctors);
+        assert_eq!(a.prices, b.prices);
+        assert_eq!(a.cms, b.cms);
+        assert_ne!(World::generate(43, 1).doctors, a.doctors);
+    }
+
+    #[test]
+    fn scale_one_has_the_documented_shape() {
+        let w = World::generate(42, 1);
+        assert_eq!(w.branches.len(), 3);
+        assert_eq!(w.branches.iter().filter(|b| b.timezone == 5).count(), 1);
+        assert!(w.departments.len() >= 10);
+        assert_eq!(w.doctors.len(), 40);
+        let doubled = w.doctors.iter().filter(|d| d.placements.len() == 2).count();
+        assert_eq!(doubled, 8);
+        assert!(w.doctors.iter().any(|d| !d.visible));
+        assert!(
+            w.doctors
+                .iter()
+                .all(|d| d.mis_id / 10_000_000 == d.placements[0].branch_mis_id)
+        );
+        assert!(w.prices.len() >= 200);
+        assert!(w.prices.iter().any(|p| p.code.starts_with(' ')));
+        assert!(w.prices.iter().any(|p| !p.bookable));
+        assert_eq!(w.linked_cms_doctors().len(), 36);
+        assert_eq!(w.cms_items(ContentKind::Doctors).len(), 39);
+        assert_eq!(w.cms_items(ContentKind::Reviews).len(), 300);
+        assert!(w.cms_items(ContentKind::Pages).len() >= 5);
+        let bios: String = w
+            .cms_items(ContentKind::Doctors)
+            .iter()
+            .filter_map(|d| d.detail_text.clone())
+            .collect();
+        for hostile in HOSTILE {
+            assert!(bios.contains(hostile), "{hostile}");
+        }
+        for d in &w.doctors {
+            let parts: Vec<&str> = d.full_name.split(' ').collect();
+            assert_eq!(parts.len(), 3);
+            assert_eq!(parts[2].ends_with("на"), d.female, "{}", d.full_name);
+        }
+    }
+
+    #[test]
+    fn pngs_are_well_formed() {
+        let png = solid_png(2, 2, [255, 0, 0]);
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(crc32(b"IEND"), 0xAE42_6082);
+        assert_eq!(&png[png.len() - 4..], &0xAE42_6082u32.to_be_bytes());
+    }
+}
