@@ -33,10 +33,21 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// A request that takes longer than this is cut off.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The Content-Security-Policy of every response: only our own scripts and styles.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   connect-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; \
-                   frame-ancestors 'none'";
+/// The Content-Security-Policy of every response: only our own scripts and styles; images
+/// also from the CMS site, where doctors' photos live.
+fn content_security_policy(cms_url: Option<&str>) -> HeaderValue {
+    let cms_origin = cms_url
+        .and_then(|url| reqwest::Url::parse(url).ok())
+        .map(|url| url.origin().ascii_serialization())
+        .filter(|origin| origin != "null")
+        .map(|origin| format!(" {origin}"))
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:{cms_origin}; \
+         connect-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'self'; object-src 'none'"))
+}
 
 pub fn build(state: AppState) -> Router {
     let config = &state.config;
@@ -74,6 +85,9 @@ pub fn build(state: AppState) -> Router {
             "/register",
             get(web::auth::show_register).post(web::auth::register),
         )
+        .route("/doctors", get(web::doctors::list_doctors))
+        .route("/doctors/{id}", get(web::doctors::show_doctor))
+        .route("/doctors/{id}/reviews", get(web::doctors::list_doctor_reviews))
         .merge(patient_pages)
         .merge(staff_pages)
         .merge(admin_pages)
@@ -105,7 +119,7 @@ pub fn build(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(pages)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    for (name, value) in security_headers_list(config.is_production()) {
+    for (name, value) in security_headers_list(config.is_production(), config.bitrix_url.as_deref()) {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
     router
@@ -127,12 +141,9 @@ pub fn build(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn security_headers_list(production: bool) -> Vec<(HeaderName, HeaderValue)> {
+fn security_headers_list(production: bool, cms_url: Option<&str>) -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = vec![
-        (
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        ),
+        (header::CONTENT_SECURITY_POLICY, content_security_policy(cms_url)),
         (
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -35,6 +35,8 @@ struct Pager<'a> {
     /// `server_now` of the first page: the next watermark.
     first_server_now: Option<DateTime<FixedOffset>>,
     pages: u32,
+    /// Items served so far.
+    items: u64,
 }
 
 impl<'a> Pager<'a> {
@@ -47,6 +49,7 @@ impl<'a> Pager<'a> {
             done: false,
             first_server_now: None,
             pages: 0,
+            items: 0,
         }
     }
 
@@ -65,6 +68,7 @@ impl<'a> Pager<'a> {
         // A cursor that does not move would loop forever; treat it as the end.
         self.done = page.next.is_none() || page.next == self.start || page.items.is_empty();
         self.start = page.next;
+        self.items += page.items.len() as u64;
         Ok(Some(page.items))
     }
 }
@@ -90,12 +94,15 @@ async fn load_watermark(
     Ok(watermark.map(with_overlap))
 }
 
+/// Moves the watermark to the first page's `server_now`, but only when the run saw items:
+/// with nothing new the old watermark is still right, and the run writes nothing.
 async fn store_watermark(
     conn: &mut AsyncPgConnection,
     kind: ContentKind,
     server_now: Option<DateTime<FixedOffset>>,
+    items_seen: u64,
 ) -> Result<(), SyncError> {
-    let Some(now) = server_now else { return Ok(()) };
+    let Some(now) = server_now.filter(|_| items_seen > 0) else { return Ok(()) };
     diesel::sql_query(
         "INSERT INTO sync_watermarks (source, watermark) VALUES ($1, $2) \
          ON CONFLICT (source) DO UPDATE SET watermark = EXCLUDED.watermark \
@@ -176,7 +183,7 @@ pub async fn sync_profiles(
             let written = if item.active {
                 write_profile(conn, cms, mis_id, &item).await?
             } else {
-                clear_profile(conn, "cms_id = $1", item.id).await?
+                clear_profile(conn, item.id, None).await?
             };
             for id in written {
                 if touched.insert(id) {
@@ -192,7 +199,7 @@ pub async fn sync_profiles(
             counts.updated += 1;
         }
     }
-    store_watermark(conn, ContentKind::Doctors, pager.first_server_now).await?;
+    store_watermark(conn, ContentKind::Doctors, pager.first_server_now, pager.items).await?;
     super::upsert::settle(counts, mis_kinds::active_specialists(conn).await?);
     Ok(())
 }
@@ -227,9 +234,7 @@ async fn write_profile(
         .filter(|year| (1950..=Utc::now().year()).contains(year));
     let hash = digest(&(item.id, &bio, &summary, &photo, career_start));
     // The profile moves to this specialist: a previous holder of this CMS id lets go first.
-    let mut ids = clear_profile(conn, "cms_id = $1 AND mis_id <> $2", item.id)
-        .await
-        .map(|_| Vec::new())?;
+    let mut ids = clear_profile(conn, item.id, Some(mis_id)).await?;
     let rows: Vec<Id> = diesel::sql_query(
         "UPDATE specialists SET cms_id = $2, bio_html = $3, summary = $4, photo_url = $5, career_start = $6, \
            profile_hash = $7, updated_at = now() \
@@ -248,24 +253,22 @@ async fn write_profile(
     Ok(ids)
 }
 
-/// Removes the CMS profile from the specialists matching `condition` (`$1` = CMS id,
-/// `$2` = MIS id where used).
+/// Removes the CMS profile `cms_id` from every specialist holding it, except the one with
+/// MIS id `keep_mis_id` (the profile may have moved to another doctor).
 async fn clear_profile(
     conn: &mut AsyncPgConnection,
-    condition: &'static str,
     cms_id: i64,
+    keep_mis_id: Option<i64>,
 ) -> Result<Vec<i64>, SyncError> {
-    let sql = format!(
+    let rows: Vec<Id> = diesel::sql_query(
         "UPDATE specialists SET cms_id = NULL, bio_html = '', summary = '', photo_url = NULL, career_start = NULL, \
-           profile_hash = NULL, updated_at = now() WHERE {condition} RETURNING id"
-    );
-    let query = diesel::sql_query(sql).bind::<BigInt, _>(cms_id);
-    let rows: Vec<Id> = if condition.contains("$2") {
-        // The caller's MIS id is not needed for the match itself; -1 never matches an id.
-        query.bind::<BigInt, _>(-1_i64).load(conn).await?
-    } else {
-        query.load(conn).await?
-    };
+           profile_hash = NULL, updated_at = now() \
+         WHERE cms_id = $1 AND mis_id IS DISTINCT FROM $2 RETURNING id",
+    )
+    .bind::<BigInt, _>(cms_id)
+    .bind::<Nullable<BigInt>, _>(keep_mis_id)
+    .load(conn)
+    .await?;
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
@@ -367,7 +370,7 @@ pub async fn sync_reviews(
     let existing = cms.ids(ContentKind::Reviews).await?;
     counts.deactivated = deactivate_missing(conn, "reviews", "cms_id", None, &existing).await?;
     refresh_ratings(conn).await?;
-    store_watermark(conn, ContentKind::Reviews, pager.first_server_now).await?;
+    store_watermark(conn, ContentKind::Reviews, pager.first_server_now, pager.items).await?;
     settle(&mut counts, count_active(conn, "reviews", None).await?);
     Ok(counts)
 }
@@ -450,7 +453,7 @@ pub async fn sync_content(
             &existing,
         )
         .await?;
-        store_watermark(conn, kind, pager.first_server_now).await?;
+        store_watermark(conn, kind, pager.first_server_now, pager.items).await?;
         settle(
             &mut counts,
             count_active(conn, "content_items", Some(("kind", kind.as_str()))).await?,
