@@ -249,8 +249,11 @@ fn mutate_after_page(world: &mut World, kind: ContentKind, served: &[ContentItem
         .max()
         .unwrap_or_else(site_now);
     let at = site_now().max(latest + Duration::seconds(1));
+    // With one item per page, moving the served item behind the cursor would serve it
+    // forever; only the upcoming one moves then.
     let targets: Vec<i64> = served
         .first()
+        .filter(|_| q.limit > 1)
         .into_iter()
         .chain(upcoming.first())
         .map(|i| i.id)
