@@ -2,6 +2,7 @@
 
 mod api_auth;
 mod cli;
+mod integrations;
 mod ops;
 mod pages_auth;
 mod registration;

@@ -90,9 +90,10 @@ struct PageQuery {
     include_inactive: bool,
 }
 
-fn parse_query(raw: Option<&str>) -> Result<PageQuery, Response> {
+/// The query, or the `ERROR_BAD_FILTER` description.
+fn parse_query(raw: Option<&str>) -> Result<PageQuery, &'static str> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|_| bad_filter("the query string is not form-encoded"))?;
+        .map_err(|_| "the query string is not form-encoded")?;
     let mut query = PageQuery {
         modified_since: None,
         after: None,
@@ -102,27 +103,24 @@ fn parse_query(raw: Option<&str>) -> Result<PageQuery, Response> {
     for (name, value) in pairs {
         match name.as_str() {
             "modified_since" => {
-                query.modified_since = Some(
-                    parse_time(&value)
-                        .ok_or_else(|| bad_filter("modified_since is not RFC 3339"))?,
-                );
+                query.modified_since =
+                    Some(parse_time(&value).ok_or("modified_since is not RFC 3339")?);
             }
             "start" => {
-                query.after =
-                    Some(parse_cursor(&value).ok_or_else(|| bad_filter("start is not a cursor"))?);
+                query.after = Some(parse_cursor(&value).ok_or("start is not a cursor")?);
             }
             "limit" => {
                 query.limit = value
                     .parse::<usize>()
                     .ok()
                     .filter(|l| (1..=200).contains(l))
-                    .ok_or_else(|| bad_filter("limit must be 1..200"))?;
+                    .ok_or("limit must be 1..200")?;
             }
             "include_inactive" => {
                 query.include_inactive = match value.as_str() {
                     "1" | "true" | "Y" => true,
                     "0" | "false" | "N" => false,
-                    _ => return Err(bad_filter("include_inactive must be 0 or 1")),
+                    _ => return Err("include_inactive must be 0 or 1"),
                 };
             }
             _ => {}
@@ -197,7 +195,7 @@ async fn page(
     };
     let query = match parse_query(raw.as_deref()) {
         Ok(query) => query,
-        Err(response) => return response,
+        Err(description) => return bad_filter(description),
     };
     let shared = control.shared();
     let (items, total, next) = select(&shared.world(), kind, &query);
@@ -249,8 +247,11 @@ fn mutate_after_page(world: &mut World, kind: ContentKind, served: &[ContentItem
         .max()
         .unwrap_or_else(site_now);
     let at = site_now().max(latest + Duration::seconds(1));
+    // With one item per page, moving the served item behind the cursor would serve it
+    // forever; only the upcoming one moves then.
     let targets: Vec<i64> = served
         .first()
+        .filter(|_| q.limit > 1)
         .into_iter()
         .chain(upcoming.first())
         .map(|i| i.id)

@@ -1,7 +1,8 @@
 //! Emulators of the external systems, speaking their real wire protocols over HTTP: the MIS
 //! Infoclinica (XML, [`mis`]), the CMS content endpoint (JSON, [`cms`]) and, later, the SMS
-//! gateway. `sovamed emulate` and `serve --demo` run them; the integration tests start them
-//! on port 0 and drive them through [`EmulatorControl`].
+//! gateway. `sovamed emulate` runs them (`serve --demo` is to start them in-process with
+//! [`spawn`]); the integration tests start them on port 0 and drive them through
+//! [`EmulatorControl`].
 //!
 //! All three share one [`World`] (generated from a seed) and two sets of fault switches,
 //! settable in-process or with `POST /_emulator/faults` on each emulator.

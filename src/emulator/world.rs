@@ -994,14 +994,11 @@ fn cms_content(rng: &mut StdRng, world: &mut World) {
 /// A valid `width`×`height` RGB PNG of one colour: stored (uncompressed) deflate blocks, so
 /// no compression library is needed.
 pub fn solid_png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
-    let row_len = 1 + 3 * width as usize;
-    let mut raw = Vec::with_capacity(row_len * height as usize);
-    for _ in 0..height {
-        raw.push(0); // filter: none
-        for _ in 0..width {
-            raw.extend_from_slice(&rgb);
-        }
-    }
+    // Each row: filter byte 0 (none), then the pixels.
+    let row: Vec<u8> = std::iter::once(0)
+        .chain(rgb.iter().copied().cycle().take(3 * width as usize))
+        .collect();
+    let raw = row.repeat(height as usize);
     let mut zlib = vec![0x78, 0x01];
     let blocks: Vec<&[u8]> = raw.chunks(0xFFFF).collect();
     for (i, block) in blocks.iter().enumerate() {

@@ -2,6 +2,8 @@
 //! (cloned from a migrated template) and its own Redis key prefix, and a cookie-keeping
 //! HTTP client that behaves like a browser without following redirects.
 
+pub mod fixtures;
+
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
