@@ -46,7 +46,9 @@ fn content_security_policy(cms_url: Option<&str>) -> HeaderValue {
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:{cms_origin}; \
          connect-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
     );
-    HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'self'; object-src 'none'"))
+    HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(
+        "default-src 'self'; object-src 'none'",
+    ))
 }
 
 pub fn build(state: AppState) -> Router {
@@ -87,7 +89,10 @@ pub fn build(state: AppState) -> Router {
         )
         .route("/doctors", get(web::doctors::list_doctors))
         .route("/doctors/{id}", get(web::doctors::show_doctor))
-        .route("/doctors/{id}/reviews", get(web::doctors::list_doctor_reviews))
+        .route(
+            "/doctors/{id}/reviews",
+            get(web::doctors::list_doctor_reviews),
+        )
         .merge(patient_pages)
         .merge(staff_pages)
         .merge(admin_pages)
@@ -119,7 +124,8 @@ pub fn build(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(pages)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    for (name, value) in security_headers_list(config.is_production(), config.bitrix_url.as_deref()) {
+    for (name, value) in security_headers_list(config.is_production(), config.bitrix_url.as_deref())
+    {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
     router
@@ -141,9 +147,15 @@ pub fn build(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn security_headers_list(production: bool, cms_url: Option<&str>) -> Vec<(HeaderName, HeaderValue)> {
+fn security_headers_list(
+    production: bool,
+    cms_url: Option<&str>,
+) -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = vec![
-        (header::CONTENT_SECURITY_POLICY, content_security_policy(cms_url)),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            content_security_policy(cms_url),
+        ),
         (
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

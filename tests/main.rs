@@ -8,5 +8,5 @@ mod pages_auth;
 mod registration;
 mod roles;
 mod support;
-mod throttling;
 mod sync;
+mod throttling;

@@ -47,7 +47,10 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         config.infoclinica_url = Some(emulators.mis_url.clone());
         config.bitrix_url = Some(emulators.cms_url.clone());
         config.bitrix_token = Some(emulators.cms_token.clone());
-        println!("Demo MIS emulator: {}  CMS emulator: {}", emulators.mis_url, emulators.cms_url);
+        println!(
+            "Demo MIS emulator: {}  CMS emulator: {}",
+            emulators.mis_url, emulators.cms_url
+        );
         Some(emulators)
     } else {
         None
@@ -71,16 +74,32 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         }
         println!("Demo accounts (password after the slash):");
         for account in &demo::ACCOUNTS {
-            println!("  {:<8} {} / {}", account.role.as_str(), account.email, account.password);
+            println!(
+                "  {:<8} {} / {}",
+                account.role.as_str(),
+                account.email,
+                account.password
+            );
         }
     }
     let sources_configured = config.infoclinica_url.is_some() || config.bitrix_url.is_some();
     match config.sync_interval {
         Some(interval) if sources_configured => {
-            sync::scheduler::spawn(config.database_url.clone(), sources, options, interval, !args.demo);
-            tracing::info!(minutes = interval.as_secs() / 60, "periodic directory sync on");
+            sync::scheduler::spawn(
+                config.database_url.clone(),
+                sources,
+                options,
+                interval,
+                !args.demo,
+            );
+            tracing::info!(
+                minutes = interval.as_secs() / 60,
+                "periodic directory sync on"
+            );
         }
-        Some(_) => tracing::warn!("periodic sync off: neither INFOCLINICA_URL nor BITRIX_URL is set"),
+        Some(_) => {
+            tracing::warn!("periodic sync off: neither INFOCLINICA_URL nor BITRIX_URL is set")
+        }
         None => tracing::info!("periodic sync off (SYNC_INTERVAL_MINUTES=0)"),
     }
     println!("sovamed is serving on http://{}", running.addr);

@@ -102,7 +102,9 @@ async fn store_watermark(
     server_now: Option<DateTime<FixedOffset>>,
     items_seen: u64,
 ) -> Result<(), SyncError> {
-    let Some(now) = server_now.filter(|_| items_seen > 0) else { return Ok(()) };
+    let Some(now) = server_now.filter(|_| items_seen > 0) else {
+        return Ok(());
+    };
     diesel::sql_query(
         "INSERT INTO sync_watermarks (source, watermark) VALUES ($1, $2) \
          ON CONFLICT (source) DO UPDATE SET watermark = EXCLUDED.watermark \
@@ -199,7 +201,13 @@ pub async fn sync_profiles(
             counts.updated += 1;
         }
     }
-    store_watermark(conn, ContentKind::Doctors, pager.first_server_now, pager.items).await?;
+    store_watermark(
+        conn,
+        ContentKind::Doctors,
+        pager.first_server_now,
+        pager.items,
+    )
+    .await?;
     super::upsert::settle(counts, mis_kinds::active_specialists(conn).await?);
     Ok(())
 }
@@ -370,7 +378,13 @@ pub async fn sync_reviews(
     let existing = cms.ids(ContentKind::Reviews).await?;
     counts.deactivated = deactivate_missing(conn, "reviews", "cms_id", None, &existing).await?;
     refresh_ratings(conn).await?;
-    store_watermark(conn, ContentKind::Reviews, pager.first_server_now, pager.items).await?;
+    store_watermark(
+        conn,
+        ContentKind::Reviews,
+        pager.first_server_now,
+        pager.items,
+    )
+    .await?;
     settle(&mut counts, count_active(conn, "reviews", None).await?);
     Ok(counts)
 }

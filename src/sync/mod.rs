@@ -79,7 +79,9 @@ impl Sources {
     /// The real clients from `INFOCLINICA_*` and `BITRIX_*`. A source that is not configured
     /// fails only when a kind needs it, naming the missing variable.
     pub fn from_config(config: &Config) -> Self {
-        use crate::integrations::{bitrix::client::BitrixClient, infoclinica::client::InfoclinicaClient};
+        use crate::integrations::{
+            bitrix::client::BitrixClient, infoclinica::client::InfoclinicaClient,
+        };
         let mis: Arc<dyn Mis> = match InfoclinicaClient::from_config(config) {
             Ok(client) => Arc::new(client),
             Err(e) => Arc::new(Unconfigured(e.to_string())),
@@ -100,13 +102,22 @@ impl Mis for Unconfigured {
     async fn branches(&self) -> Result<Vec<crate::integrations::infoclinica::MisBranch>, MisError> {
         Err(MisError::NotConfigured(self.0.clone()))
     }
-    async fn departments(&self) -> Result<Vec<crate::integrations::infoclinica::MisDepartment>, MisError> {
+    async fn departments(
+        &self,
+    ) -> Result<Vec<crate::integrations::infoclinica::MisDepartment>, MisError> {
         Err(MisError::NotConfigured(self.0.clone()))
     }
-    async fn doctors_page(&self, _: u32, _: u32) -> Result<crate::integrations::infoclinica::MisDoctorPage, MisError> {
+    async fn doctors_page(
+        &self,
+        _: u32,
+        _: u32,
+    ) -> Result<crate::integrations::infoclinica::MisDoctorPage, MisError> {
         Err(MisError::NotConfigured(self.0.clone()))
     }
-    async fn prices(&self, _: i64) -> Result<Vec<crate::integrations::infoclinica::MisPrice>, MisError> {
+    async fn prices(
+        &self,
+        _: i64,
+    ) -> Result<Vec<crate::integrations::infoclinica::MisPrice>, MisError> {
         Err(MisError::NotConfigured(self.0.clone()))
     }
 }

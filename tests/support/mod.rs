@@ -283,8 +283,11 @@ pub async fn with_emulators() -> (TestApp, sovamed::emulator::Emulators) {
     })
     .await
     .expect("emulators start");
-    let (mis_url, cms_url, token) =
-        (emulators.mis_url.clone(), emulators.cms_url.clone(), emulators.cms_token.clone());
+    let (mis_url, cms_url, token) = (
+        emulators.mis_url.clone(),
+        emulators.cms_url.clone(),
+        emulators.cms_token.clone(),
+    );
     let app = TestApp::spawn_with(move |config| {
         config.infoclinica_url = Some(mis_url);
         config.bitrix_url = Some(cms_url);
