@@ -5,3 +5,4 @@
 pub mod bitrix;
 pub mod http;
 pub mod infoclinica;
+pub mod sms;

@@ -123,6 +123,47 @@ impl Mis for Unconfigured {
 }
 
 #[async_trait::async_trait]
+impl crate::integrations::infoclinica::MisBooking for Unconfigured {
+    async fn schedule(
+        &self,
+        _: i64,
+        _: i64,
+        _: chrono::NaiveDate,
+        _: chrono::NaiveDate,
+    ) -> Result<Vec<crate::integrations::infoclinica::MisDaySchedule>, MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
+    async fn reserve(
+        &self,
+        _: &crate::integrations::infoclinica::ReserveRequest,
+    ) -> Result<i64, MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
+    async fn cancel(&self, _: i64, _: i64, _: Option<i64>) -> Result<(), MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
+    async fn find_patient(
+        &self,
+        _: &crate::integrations::infoclinica::PatientQuery,
+    ) -> Result<Option<i64>, MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
+    async fn add_patient(
+        &self,
+        _: &crate::integrations::infoclinica::NewMisPatient,
+    ) -> Result<i64, MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
+    async fn appointments(
+        &self,
+        _: i64,
+        _: chrono::NaiveDate,
+    ) -> Result<Vec<crate::integrations::infoclinica::MisAppointment>, MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
+}
+
+#[async_trait::async_trait]
 impl Cms for Unconfigured {
     async fn page(
         &self,

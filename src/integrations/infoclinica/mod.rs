@@ -74,6 +74,81 @@ pub struct MisCheck {
     pub text: String,
 }
 
+/// One interval of a doctor's slot grid (`SCHEDULE` … `SCHEDINT/INTERVAL`), in the branch's
+/// local wall-clock time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MisInterval {
+    pub start: chrono::NaiveTime,
+    pub end: chrono::NaiveTime,
+    /// `FREETYPE`: 1 is free and bookable; anything else is not (0 taken, -6 past, …).
+    pub free_type: i64,
+    /// The work period (`SCHEDIDENT`) the interval belongs to; a reserve must carry it.
+    pub schedident: i64,
+}
+
+impl MisInterval {
+    pub fn is_free(&self) -> bool {
+        self.free_type == 1
+    }
+}
+
+/// A doctor's grid for one day (`WRDATE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MisDaySchedule {
+    pub date: chrono::NaiveDate,
+    pub doctor_mis_id: i64,
+    pub intervals: Vec<MisInterval>,
+}
+
+/// `SCHEDULE_REC_RESERVE`: book (or, with `move_schedid`, move) one interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveRequest {
+    pub branch_mis_id: i64,
+    pub doctor_mis_id: i64,
+    pub date: chrono::NaiveDate,
+    pub start: chrono::NaiveTime,
+    pub end: chrono::NaiveTime,
+    pub schedident: i64,
+    pub pcode: i64,
+    /// `SCHEDID` of an existing appointment to move to this interval.
+    pub move_schedid: Option<i64>,
+}
+
+/// A patient to find (`CLIENT_CHECK`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatientQuery {
+    /// `CHECKMODE 11`: by portal login (e-mail).
+    Email(String),
+    /// `CHECKMODE 2` (the emulator's own choice; real servers may not support it): by phone.
+    Phone(String),
+}
+
+/// A patient card to create (`CLIENT_ADD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMisPatient {
+    pub last_name: String,
+    pub first_name: String,
+    pub middle_name: Option<String>,
+    pub birth_date: Option<chrono::NaiveDate>,
+    /// E.164 (`+79161234567`); the client sends the MIS's `+7(916)123-45-67`.
+    pub phone: String,
+    pub email: Option<String>,
+}
+
+/// One appointment of a patient (`SCHEDULE_REC_LIST` … `SCHEDULEREC`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MisAppointment {
+    pub schedid: i64,
+    pub branch_mis_id: i64,
+    pub doctor_mis_id: i64,
+    pub date: chrono::NaiveDate,
+    pub start: chrono::NaiveTime,
+    pub end: chrono::NaiveTime,
+}
+
+/// The `CHECKLABEL` of the MIS's "time taken" answer to a reserve.
+pub const TIME_TAKEN_LABEL: &str = "Время занято";
+
 /// Why an MIS call failed. Messages of the MIS are kept for operators.
 #[derive(Debug, thiserror::Error)]
 pub enum MisError {
@@ -110,6 +185,12 @@ pub enum MisError {
 
 impl MisError {
     /// Whether a retry could help (read-only messages only are retried).
+    /// A reserve refused because the interval is no longer free.
+    pub fn is_slot_taken(&self) -> bool {
+        matches!(self, MisError::Failed { checks, comment, .. }
+            if checks.iter().any(|c| c.label == TIME_TAKEN_LABEL) || comment.contains("занято"))
+    }
+
     pub fn is_transient(&self) -> bool {
         matches!(self, MisError::Unreachable(_) | MisError::Timeout(_))
             || matches!(self, MisError::Http { status, .. } if *status >= 500)
@@ -125,4 +206,43 @@ pub trait Mis: Send + Sync {
     async fn doctors_page(&self, first_row: u32, last_row: u32) -> Result<MisDoctorPage, MisError>;
     /// The price list of one department.
     async fn prices(&self, department_mis_id: i64) -> Result<Vec<MisPrice>, MisError>;
+}
+
+/// The MIS operations of booking: the slot grid, reserve, cancel, and patient cards.
+#[async_trait]
+pub trait MisBooking: Send + Sync {
+    /// `SCHEDULE`: the doctor's grid in one branch for `from..=to` (branch-local dates).
+    async fn schedule(
+        &self,
+        branch_mis_id: i64,
+        doctor_mis_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<MisDaySchedule>, MisError>;
+
+    /// `SCHEDULE_REC_RESERVE`: returns the appointment's `SCHEDID`. A taken interval is
+    /// `MisError::Failed` for which [`MisError::is_slot_taken`] holds. Never retried.
+    async fn reserve(&self, request: &ReserveRequest) -> Result<i64, MisError>;
+
+    /// `SCHEDULE_REC_REMOVE`. Cancelling twice is `MisError::Failed` (SPRESULT 0). Never retried.
+    async fn cancel(
+        &self,
+        branch_mis_id: i64,
+        schedid: i64,
+        pcode: Option<i64>,
+    ) -> Result<(), MisError>;
+
+    /// `CLIENT_CHECK`: the patient's `PCODE`, or `None` when the MIS does not know them.
+    async fn find_patient(&self, query: &PatientQuery) -> Result<Option<i64>, MisError>;
+
+    /// `CLIENT_ADD`: the new `PCODE`; for a card that already exists (same name and birth
+    /// date), the existing `PCODE`. Never retried.
+    async fn add_patient(&self, patient: &NewMisPatient) -> Result<i64, MisError>;
+
+    /// `SCHEDULE_REC_LIST`: the patient's appointments from `from` on.
+    async fn appointments(
+        &self,
+        pcode: i64,
+        from: chrono::NaiveDate,
+    ) -> Result<Vec<MisAppointment>, MisError>;
 }
