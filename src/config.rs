@@ -80,6 +80,30 @@ pub struct Config {
     /// `BRANCH_TIMEZONES`: overrides of the zone derived from the MIS's UTC offset, as
     /// `MIS_ID=IANA zone` pairs separated by commas (`2=Asia/Yekaterinburg`).
     pub branch_timezones: BTreeMap<i64, chrono_tz::Tz>,
+    /// `SMS_PROVIDER`: `smsru` (SMS.ru) or `log` (messages only go to the log). Default `log`
+    /// outside demo mode; `serve --demo` uses the in-process SMS.ru emulator.
+    pub sms_provider: SmsProvider,
+    /// `SMSRU_URL` (default `https://sms.ru`): the client posts to `{SMSRU_URL}/sms/send`.
+    pub smsru_url: String,
+    /// `SMSRU_API_ID`: the SMS.ru key. Required when `SMS_PROVIDER=smsru`.
+    pub smsru_api_id: Option<String>,
+    /// `SMS_SENDER`: the approved sender name; unset uses the account's default.
+    pub sms_sender: Option<String>,
+    /// `SCHEDULE_CACHE_TTL_SECONDS` (default 60): how long a day of a doctor's grid is served
+    /// from Redis before the MIS is asked again.
+    pub schedule_cache_ttl: std::time::Duration,
+    /// `RESERVE_LIMIT_PER_IP_HOUR` (default 20): anonymous bookings per client address per hour.
+    pub reserve_limit_per_ip_hour: u32,
+    /// `RESERVE_LIMIT_PER_PHONE_HOUR` (default 3): anonymous bookings per phone number per
+    /// hour; also caps what an attacker can spend on SMS.
+    pub reserve_limit_per_phone_hour: u32,
+}
+
+/// Where SMS go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsProvider {
+    SmsRu,
+    Log,
 }
 
 /// A configuration variable that is present but unusable.
@@ -187,6 +211,29 @@ impl Config {
             branch_timezones: parse_branch_timezones(
                 get("BRANCH_TIMEZONES").as_deref().unwrap_or(""),
             )?,
+            sms_provider: match get("SMS_PROVIDER").as_deref() {
+                None | Some("log") => SmsProvider::Log,
+                Some("smsru") => SmsProvider::SmsRu,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "SMS_PROVIDER",
+                        reason: format!("expected smsru or log, got {other:?}"),
+                    });
+                }
+            },
+            smsru_url: get("SMSRU_URL")
+                .unwrap_or_else(|| "https://sms.ru".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            smsru_api_id: get("SMSRU_API_ID"),
+            sms_sender: get("SMS_SENDER"),
+            schedule_cache_ttl: Duration::from_secs(parse(
+                &get,
+                "SCHEDULE_CACHE_TTL_SECONDS",
+                "60",
+            )?),
+            reserve_limit_per_ip_hour: parse(&get, "RESERVE_LIMIT_PER_IP_HOUR", "20")?,
+            reserve_limit_per_phone_hour: parse(&get, "RESERVE_LIMIT_PER_PHONE_HOUR", "3")?,
         })
     }
 
