@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::{
+    booking::{Booking, limits::ReserveLimits, schedule::ScheduleCache},
     auth::{
         jwt::JwtKeys, password::Passwords, session_store::RedisSessionStore,
         throttle::LoginThrottle,
@@ -22,6 +23,7 @@ pub struct App {
     pub jwt: JwtKeys,
     pub passwords: Passwords,
     pub login_throttle: LoginThrottle,
+    pub booking: Booking,
 }
 
 pub type AppState = Arc<App>;
@@ -32,11 +34,21 @@ impl App {
     pub async fn new(config: Config) -> anyhow::Result<AppState> {
         let db = db::build_pool(&config.database_url, config.database_pool_size)?;
         let redis = Redis::connect(&config.redis_url, &config.redis_prefix)?;
+        let (mis, sms) = crate::integrations::booking_clients(&config);
+        let booking = Booking {
+            schedule: ScheduleCache::new(redis.clone(), db.clone(), mis.clone(), config.schedule_cache_ttl),
+            limits: ReserveLimits::new(redis.clone(), config.reserve_limit_per_ip_hour, config.reserve_limit_per_phone_hour),
+            mis,
+            sms,
+            outbox_wakeup: Arc::default(),
+            sms_retry_base: config.sms_retry_base,
+        };
         Ok(Arc::new(App {
             sessions: RedisSessionStore::new(redis.clone()),
             jwt: JwtKeys::new(&config.jwt_secret, config.jwt_ttl),
             passwords: Passwords::new().await?,
             login_throttle: LoginThrottle::new(redis.clone(), &config),
+            booking,
             db,
             redis,
             config,

@@ -97,6 +97,9 @@ pub struct Config {
     /// `RESERVE_LIMIT_PER_PHONE_HOUR` (default 3): anonymous bookings per phone number per
     /// hour; also caps what an attacker can spend on SMS.
     pub reserve_limit_per_phone_hour: u32,
+    /// `SMS_RETRY_BASE_SECONDS` (default 5): the first retry delay of an SMS; it doubles per
+    /// attempt, up to an hour.
+    pub sms_retry_base: Duration,
 }
 
 /// Where SMS go.
@@ -234,6 +237,7 @@ impl Config {
             )?),
             reserve_limit_per_ip_hour: parse(&get, "RESERVE_LIMIT_PER_IP_HOUR", "20")?,
             reserve_limit_per_phone_hour: parse(&get, "RESERVE_LIMIT_PER_PHONE_HOUR", "3")?,
+            sms_retry_base: Duration::from_secs(parse(&get, "SMS_RETRY_BASE_SECONDS", "5")?),
         })
     }
 

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod booking;
 pub mod cli;
 pub mod client_ip;
 pub mod config;

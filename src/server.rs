@@ -16,6 +16,8 @@ pub struct RunningServer {
     pub state: AppState,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    stop_outbox: tokio::sync::watch::Sender<bool>,
+    outbox: JoinHandle<()>,
 }
 
 /// Creates the database when missing and applies pending migrations.
@@ -50,12 +52,10 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
             })
             .await
     });
-    Ok(RunningServer {
-        addr,
-        state,
-        stop,
-        task,
-    })
+    // The SMS outbox worker lives as long as the server; it finishes its batch on stop.
+    let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);
+    let outbox = crate::booking::outbox::spawn(state.clone(), outbox_stopped);
+    Ok(RunningServer { addr, state, stop, task, stop_outbox, outbox })
 }
 
 impl RunningServer {
@@ -63,6 +63,8 @@ impl RunningServer {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.task.await??;
+        let _ = self.stop_outbox.send(true);
+        self.outbox.await?;
         Ok(())
     }
 }

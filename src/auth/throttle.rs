@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{config::Config, redis::Redis};
 
-const COUNT_ATTEMPT: &str = r"
+pub(crate) const COUNT_ATTEMPT: &str = r"
 local out = {}
 for i, key in ipairs(KEYS) do
   local n = redis.call('INCR', key)

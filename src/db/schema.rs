@@ -13,6 +13,7 @@ diesel::table! {
         session_version -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        mis_pcode -> Nullable<Int8>,
     }
 }
 
@@ -185,3 +186,75 @@ diesel::allow_tables_to_appear_in_same_query!(
     prices,
     reviews,
 );
+
+diesel::table! {
+    records (id) {
+        id -> Int8,
+        mis_id -> Int8,
+        status -> Text,
+        specialist_id -> Int8,
+        branch_id -> Int8,
+        starts_at -> Timestamptz,
+        ends_at -> Timestamptz,
+        user_id -> Nullable<Int8>,
+        patient_pcode -> Int8,
+        patient_last_name -> Text,
+        patient_first_name -> Text,
+        patient_middle_name -> Nullable<Text>,
+        patient_phone -> Text,
+        patient_email -> Nullable<Text>,
+        patient_birth_date -> Nullable<Date>,
+        comment -> Nullable<Text>,
+        source -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        cancelled_at -> Nullable<Timestamptz>,
+        cancelled_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    sms_outbox (id) {
+        id -> Int8,
+        record_id -> Nullable<Int8>,
+        kind -> Text,
+        phone -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        provider_id -> Nullable<Text>,
+        sent_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status_code -> Int4,
+        response -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    schedule_snapshots (specialist_id, branch_id, day) {
+        specialist_id -> Int8,
+        branch_id -> Int8,
+        day -> Date,
+        intervals -> Jsonb,
+        fetched_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(records -> specialists (specialist_id));
+diesel::joinable!(records -> branches (branch_id));
+diesel::joinable!(sms_outbox -> records (record_id));
+diesel::allow_tables_to_appear_in_same_query!(records, sms_outbox, users);
+diesel::allow_tables_to_appear_in_same_query!(records, specialists);
+diesel::allow_tables_to_appear_in_same_query!(records, branches);

@@ -2,5 +2,9 @@
 
 pub mod audit_event;
 pub mod directory;
+pub mod idempotency;
+pub mod outbox;
+pub mod record;
+pub mod schedule_snapshot;
 pub mod sync_run;
 pub mod user;

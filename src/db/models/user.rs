@@ -68,6 +68,8 @@ pub struct User {
     pub session_version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The patient card in the MIS, once known.
+    pub mis_pcode: Option<i64>,
 }
 
 impl User {
@@ -189,4 +191,9 @@ pub async fn list_newest(conn: &mut AsyncPgConnection, limit: i64) -> QueryResul
         .select(User::as_select())
         .load(conn)
         .await
+}
+
+/// Remembers the user's MIS patient card.
+pub async fn set_mis_pcode(conn: &mut AsyncPgConnection, id: i64, pcode: i64) -> QueryResult<usize> {
+    diesel::update(users::table.find(id)).set(users::mis_pcode.eq(pcode)).execute(conn).await
 }

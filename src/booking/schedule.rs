@@ -1,0 +1,213 @@
+//! The schedule cache: a doctor's day grid per (specialist, branch, day) in Redis for
+//! `SCHEDULE_CACHE_TTL_SECONDS`, with the last copy kept in PostgreSQL.
+//!
+//! Concurrent misses for one doctor and branch wait on one in-process lock, so fifty cold
+//! readers make one MIS call. When the MIS fails, the PostgreSQL copy is served and marked
+//! stale; only when there is no copy at all is it a 503. A booking or cancel drops the day.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use fred::{interfaces::KeysInterface, types::Expiration};
+
+use super::grid::DayGrid;
+use crate::{
+    db::{DbPool, models::schedule_snapshot},
+    integrations::infoclinica::{MisBooking, MisError},
+    redis::Redis,
+};
+
+/// Where a window's days came from. The worst wins: any stale day makes the window stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Cache,
+    Mis,
+    Stale,
+}
+
+/// Days of one doctor in one branch.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub days: Vec<DayGrid>,
+    pub source: Source,
+    /// When the oldest day was fetched from the MIS.
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// Which doctor and branch, with their MIS ids.
+#[derive(Debug, Clone, Copy)]
+pub struct GridTarget {
+    pub specialist_id: i64,
+    pub specialist_mis_id: i64,
+    pub branch_id: i64,
+    pub branch_mis_id: i64,
+}
+
+/// Why a window could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The MIS failed and PostgreSQL has no copy of the days asked for.
+    #[error("MIS unavailable and no stored copy: {0}")]
+    NoCopy(MisError),
+    #[error("database: {0}")]
+    Database(String),
+}
+
+#[derive(Clone)]
+pub struct ScheduleCache {
+    redis: Redis,
+    db: DbPool,
+    mis: Arc<dyn MisBooking>,
+    ttl: Duration,
+    locks: Arc<Mutex<HashMap<(i64, i64), Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl ScheduleCache {
+    pub fn new(redis: Redis, db: DbPool, mis: Arc<dyn MisBooking>, ttl: Duration) -> Self {
+        Self { redis, db, mis, ttl, locks: Arc::default() }
+    }
+
+    fn key(&self, specialist_id: i64, branch_id: i64, date: NaiveDate) -> String {
+        self.redis.key(&format!("sched:{specialist_id}:{branch_id}:{date}"))
+    }
+
+    /// Cached days of the window; a Redis failure reads as a miss (the MIS still answers).
+    async fn cached(&self, target: &GridTarget, dates: &[NaiveDate]) -> Vec<Option<DayGrid>> {
+        if dates.is_empty() {
+            return Vec::new();
+        }
+        let keys: Vec<String> = dates.iter().map(|d| self.key(target.specialist_id, target.branch_id, *d)).collect();
+        let values: Result<Vec<Option<String>>, _> = self.redis.pool.mget(keys).await;
+        match values {
+            Ok(values) => values
+                .into_iter()
+                .map(|v| v.and_then(|json| serde_json::from_str::<DayGrid>(&json).ok()))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "schedule cache unreadable; asking the MIS");
+                vec![None; dates.len()]
+            }
+        }
+    }
+
+    fn lock_for(&self, target: &GridTarget) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Drop locks nobody holds any more, so the map does not grow without bound.
+        if locks.len() > 10_000 {
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        locks.entry((target.specialist_id, target.branch_id)).or_default().clone()
+    }
+
+    /// The days `from..=to`, from the cache, the MIS, or the stored copy.
+    pub async fn window(&self, target: &GridTarget, from: NaiveDate, to: NaiveDate) -> Result<Window, ScheduleError> {
+        let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
+        let mut days = self.cached(target, &dates).await;
+        let mut source = Source::Cache;
+        if days.iter().any(Option::is_none) {
+            let lock = self.lock_for(target);
+            let _guard = lock.lock().await;
+            // Another request may have filled the cache while this one waited.
+            let missing: Vec<NaiveDate> =
+                dates.iter().zip(&days).filter(|(_, d)| d.is_none()).map(|(date, _)| *date).collect();
+            let refilled = self.cached(target, &missing).await;
+            let mut still_missing = Vec::new();
+            for (date, grid) in missing.iter().zip(refilled) {
+                match grid {
+                    Some(grid) => place(&dates, &mut days, grid),
+                    None => still_missing.push(*date),
+                }
+            }
+            if let (Some(first), Some(last)) = (still_missing.first(), still_missing.last()) {
+                match self.fetch(target, *first, *last).await {
+                    Ok(grids) => {
+                        source = Source::Mis;
+                        for grid in grids {
+                            place(&dates, &mut days, grid);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "MIS schedule failed; serving the stored copy");
+                        let stored = self.stored(target, *first, *last).await?;
+                        if stored.is_empty() {
+                            return Err(ScheduleError::NoCopy(e));
+                        }
+                        source = Source::Stale;
+                        for grid in stored {
+                            place(&dates, &mut days, grid);
+                        }
+                    }
+                }
+            }
+        }
+        let days: Vec<DayGrid> = days.into_iter().flatten().collect();
+        let fetched_at = days.iter().map(|d| d.fetched_at).min().unwrap_or_else(Utc::now);
+        Ok(Window { days, source, fetched_at })
+    }
+
+    /// Asks the MIS for `from..=to` and stores the answer in Redis and PostgreSQL.
+    pub async fn fetch(&self, target: &GridTarget, from: NaiveDate, to: NaiveDate) -> Result<Vec<DayGrid>, MisError> {
+        let answer = self.mis.schedule(target.branch_mis_id, target.specialist_mis_id, from, to).await?;
+        let grids = DayGrid::from_mis(&answer, from, to, Utc::now());
+        self.store(target, &grids).await;
+        Ok(grids)
+    }
+
+    async fn store(&self, target: &GridTarget, grids: &[DayGrid]) {
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(60).max(1);
+        for grid in grids {
+            let Ok(json) = serde_json::to_string(grid) else { continue };
+            let key = self.key(target.specialist_id, target.branch_id, grid.date);
+            let written: Result<(), _> = self.redis.pool.set(key, json, Some(Expiration::EX(ttl)), None, false).await;
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "schedule not cached");
+            }
+        }
+        let stored = async {
+            let mut conn = self.db.get().await.map_err(|e| e.to_string())?;
+            for grid in grids {
+                let intervals = serde_json::to_value(&grid.intervals).map_err(|e| e.to_string())?;
+                schedule_snapshot::upsert(&mut conn, target.specialist_id, target.branch_id, grid.date, &intervals, grid.fetched_at)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        };
+        if let Err(e) = stored.await {
+            tracing::warn!(error = %e, "schedule snapshot not stored");
+        }
+    }
+
+    async fn stored(&self, target: &GridTarget, from: NaiveDate, to: NaiveDate) -> Result<Vec<DayGrid>, ScheduleError> {
+        let mut conn = self.db.get().await.map_err(|e| ScheduleError::Database(e.to_string()))?;
+        let rows = schedule_snapshot::load_range(&mut conn, target.specialist_id, target.branch_id, from, to)
+            .await
+            .map_err(|e| ScheduleError::Database(e.to_string()))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let intervals = serde_json::from_value(row.intervals).ok()?;
+                Some(DayGrid { date: row.day, intervals, fetched_at: row.fetched_at })
+            })
+            .collect())
+    }
+
+    /// Drops a day from the cache after a booking, a move or a cancel.
+    pub async fn invalidate(&self, specialist_id: i64, branch_id: i64, date: NaiveDate) {
+        let dropped: Result<i64, _> = self.redis.pool.del(self.key(specialist_id, branch_id, date)).await;
+        if let Err(e) = dropped {
+            tracing::warn!(error = %e, "schedule cache entry not dropped");
+        }
+    }
+}
+
+fn place(dates: &[NaiveDate], days: &mut [Option<DayGrid>], grid: DayGrid) {
+    if let Some(i) = dates.iter().position(|d| *d == grid.date) {
+        days[i] = Some(grid);
+    }
+}

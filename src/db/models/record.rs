@@ -1,0 +1,296 @@
+//! The `records` table: appointments booked through this server (the MIS owns the slot; a
+//! record is written only after the MIS accepted it).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::db::schema::{branches, records, specialists};
+
+/// Where a booking came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordSource {
+    Cabinet,
+    Anonymous,
+    Api,
+}
+
+impl RecordSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordSource::Cabinet => "cabinet",
+            RecordSource::Anonymous => "anonymous",
+            RecordSource::Api => "api",
+        }
+    }
+}
+
+pub const BOOKED: &str = "booked";
+pub const CANCELLED: &str = "cancelled";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = records, check_for_backend(diesel::pg::Pg))]
+pub struct Record {
+    pub id: i64,
+    pub mis_id: i64,
+    pub status: String,
+    pub specialist_id: i64,
+    pub branch_id: i64,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub user_id: Option<i64>,
+    pub patient_pcode: i64,
+    pub patient_last_name: String,
+    pub patient_first_name: String,
+    pub patient_middle_name: Option<String>,
+    pub patient_phone: String,
+    pub patient_email: Option<String>,
+    pub patient_birth_date: Option<NaiveDate>,
+    pub comment: Option<String>,
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancelled_by: Option<i64>,
+}
+
+impl Record {
+    pub fn patient_full_name(&self) -> String {
+        [Some(self.patient_last_name.as_str()), Some(self.patient_first_name.as_str()), self.patient_middle_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// `+7 916 ***-**-67`-style: enough for the patient to recognise, not to reuse.
+    pub fn phone_masked(&self) -> String {
+        mask_phone(&self.patient_phone)
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == BOOKED
+    }
+}
+
+/// Keeps the country code, the first three and the last two digits.
+pub fn mask_phone(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 7 {
+        return "***".into();
+    }
+    let (head, tail) = (&digits[..4], &digits[digits.len() - 2..]);
+    format!("+{}***{}", head.iter().collect::<String>(), tail.iter().collect::<String>())
+}
+
+/// A record with the names the views show.
+#[derive(Debug, Clone)]
+pub struct RecordView {
+    pub record: Record,
+    pub specialist_name: String,
+    pub branch_name: String,
+    pub branch_address: String,
+    pub branch_timezone: String,
+}
+
+impl RecordView {
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.branch_timezone.parse().unwrap_or(chrono_tz::Tz::Europe__Moscow)
+    }
+
+    /// Start in the branch's zone, as the interface shows it.
+    pub fn local_start(&self) -> chrono::DateTime<chrono_tz::Tz> {
+        self.record.starts_at.with_timezone(&self.zone())
+    }
+
+    pub fn local_end(&self) -> chrono::DateTime<chrono_tz::Tz> {
+        self.record.ends_at.with_timezone(&self.zone())
+    }
+
+    pub fn status_title(&self) -> &'static str {
+        match self.record.status.as_str() {
+            BOOKED => "запланирован",
+            CANCELLED => "отменён",
+            "visited" => "состоялся",
+            "no_show" => "неявка",
+            _ => "—",
+        }
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = records)]
+pub struct NewRecord<'a> {
+    pub mis_id: i64,
+    pub specialist_id: i64,
+    pub branch_id: i64,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub user_id: Option<i64>,
+    pub patient_pcode: i64,
+    pub patient_last_name: &'a str,
+    pub patient_first_name: &'a str,
+    pub patient_middle_name: Option<&'a str>,
+    pub patient_phone: &'a str,
+    pub patient_email: Option<&'a str>,
+    pub patient_birth_date: Option<NaiveDate>,
+    pub comment: Option<&'a str>,
+    pub source: &'a str,
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, record: &NewRecord<'_>) -> QueryResult<Record> {
+    diesel::insert_into(records::table)
+        .values(record)
+        .returning(Record::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Is this the "one winner per slot" violation?
+pub fn is_slot_conflict(err: &diesel::result::Error) -> bool {
+    matches!(
+        err,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() == Some("records_one_active_per_slot")
+    )
+}
+
+type ViewColumns = (
+    diesel::dsl::AsSelect<Record, diesel::pg::Pg>,
+    specialists::full_name,
+    branches::name,
+    branches::address,
+    branches::timezone,
+);
+
+fn view_columns() -> ViewColumns {
+    (Record::as_select(), specialists::full_name, branches::name, branches::address, branches::timezone)
+}
+
+fn to_view((record, specialist_name, branch_name, branch_address, branch_timezone): (Record, String, String, String, String)) -> RecordView {
+    RecordView { record, specialist_name, branch_name, branch_address, branch_timezone }
+}
+
+pub async fn find_view(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<RecordView>> {
+    records::table
+        .inner_join(specialists::table)
+        .inner_join(branches::table)
+        .filter(records::id.eq(id))
+        .select(view_columns())
+        .first(conn)
+        .await
+        .optional()
+        .map(|row| row.map(to_view))
+}
+
+/// Filters of the record lists. A patient's list always carries `user_id`.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    pub user_id: Option<i64>,
+    pub status: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub specialist_id: Option<i64>,
+    pub branch_id: Option<i64>,
+    /// A phone fragment (digits) or a name fragment.
+    pub query: Option<String>,
+}
+
+fn contains_pattern(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// One page of records, soonest first, and the total.
+pub async fn list_views(
+    conn: &mut AsyncPgConnection,
+    filter: &RecordFilter,
+    page: i64,
+    per_page: i64,
+) -> QueryResult<(Vec<RecordView>, i64)> {
+    let build = || {
+        let mut query = records::table.inner_join(specialists::table).inner_join(branches::table).into_boxed();
+        if let Some(user_id) = filter.user_id {
+            query = query.filter(records::user_id.eq(user_id));
+        }
+        if let Some(status) = &filter.status {
+            query = query.filter(records::status.eq(status.clone()));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(records::starts_at.ge(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(records::starts_at.lt(to));
+        }
+        if let Some(specialist_id) = filter.specialist_id {
+            query = query.filter(records::specialist_id.eq(specialist_id));
+        }
+        if let Some(branch_id) = filter.branch_id {
+            query = query.filter(records::branch_id.eq(branch_id));
+        }
+        if let Some(q) = filter.query.as_deref().filter(|q| !q.is_empty()) {
+            let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+            let pattern = contains_pattern(q);
+            let by_name = records::patient_last_name
+                .ilike(pattern.clone())
+                .or(records::patient_first_name.ilike(pattern));
+            query = if digits.len() >= 3 {
+                query.filter(by_name.or(records::patient_phone.like(contains_pattern(&digits))))
+            } else {
+                query.filter(by_name)
+            };
+        }
+        query
+    };
+    let total: i64 = build().count().get_result(conn).await?;
+    let rows = build()
+        .order((records::starts_at.asc(), records::id.asc()))
+        .limit(per_page)
+        .offset((page - 1).max(0) * per_page)
+        .select(view_columns())
+        .load(conn)
+        .await?;
+    Ok((rows.into_iter().map(to_view).collect(), total))
+}
+
+/// Marks a booked record cancelled; `None` when it was not booked any more.
+pub async fn mark_cancelled(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    by: Option<i64>,
+) -> QueryResult<Option<Record>> {
+    diesel::update(records::table.filter(records::id.eq(id)).filter(records::status.eq(BOOKED)))
+        .set((
+            records::status.eq(CANCELLED),
+            records::cancelled_at.eq(diesel::dsl::now),
+            records::cancelled_by.eq(by),
+            records::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Record::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Moves a booked record to another interval (the MIS keeps its SCHEDID).
+pub async fn mark_moved(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    mis_id: i64,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+) -> QueryResult<Option<Record>> {
+    diesel::update(records::table.filter(records::id.eq(id)).filter(records::status.eq(BOOKED)))
+        .set((
+            records::mis_id.eq(mis_id),
+            records::starts_at.eq(starts_at),
+            records::ends_at.eq(ends_at),
+            records::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Record::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
