@@ -114,6 +114,12 @@ pub fn build(state: AppState) -> Router {
             get(api::directory::list_specialist_reviews),
         )
         .route("/prices", get(api::directory::list_prices))
+        .route("/specialist/schedule", get(api::booking::show_schedule))
+        .route("/specialist/anonymous-reserve", post(api::booking::reserve_anonymous))
+        .route("/records", get(api::booking::list_records).post(api::booking::create_record))
+        .route("/records/{id}", get(api::booking::show_record))
+        .route("/records/{id}/cancel", post(api::booking::cancel_record))
+        .route("/records/{id}/reschedule", post(api::booking::reschedule_record))
         .fallback(api::api_not_found)
         .method_not_allowed_fallback(api::api_method_not_allowed);
 

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`. It authenticates with `Authorization: Bearer` only and
 //! answers errors in the contract's shape `{"error":{"code","message","fields"?}}`.
 
+pub mod booking;
 pub mod directory;
 pub mod user;
 
