@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use crate::{
-    booking::{Booking, limits::ReserveLimits, schedule::ScheduleCache},
     auth::{
         jwt::JwtKeys, password::Passwords, session_store::RedisSessionStore,
         throttle::LoginThrottle,
     },
+    booking::{Booking, limits::ReserveLimits, schedule::ScheduleCache},
     config::Config,
     db::{self, DbConn, DbPool},
     error::AppError,
@@ -36,8 +36,17 @@ impl App {
         let redis = Redis::connect(&config.redis_url, &config.redis_prefix)?;
         let (mis, sms) = crate::integrations::booking_clients(&config);
         let booking = Booking {
-            schedule: ScheduleCache::new(redis.clone(), db.clone(), mis.clone(), config.schedule_cache_ttl),
-            limits: ReserveLimits::new(redis.clone(), config.reserve_limit_per_ip_hour, config.reserve_limit_per_phone_hour),
+            schedule: ScheduleCache::new(
+                redis.clone(),
+                db.clone(),
+                mis.clone(),
+                config.schedule_cache_ttl,
+            ),
+            limits: ReserveLimits::new(
+                redis.clone(),
+                config.reserve_limit_per_ip_hour,
+                config.reserve_limit_per_phone_hour,
+            ),
             mis,
             sms,
             outbox_wakeup: Arc::default(),

@@ -67,10 +67,30 @@ pub fn build(state: AppState) -> Router {
 
     let patient_pages = Router::new()
         .route("/cabinet", get(web::cabinet::show_cabinet))
+        .route("/cabinet/records", get(web::booking::list_my_records))
+        .route("/cabinet/records/{id}", get(web::booking::show_my_record))
+        .route(
+            "/cabinet/records/{id}/cancel",
+            post(web::booking::cancel_my_record),
+        )
+        .route(
+            "/cabinet/records/{id}/reschedule",
+            post(web::booking::reschedule_my_record),
+        )
+        .route(
+            "/doctors/{id}/book",
+            get(web::booking::show_booking_confirm).post(web::booking::book_slot),
+        )
         .route_layer(from_fn_with_state(state.clone(), roles::require_patient));
     let staff_pages = Router::new()
         .route("/staff", get(web::staff::show_staff_home))
         .route("/staff/sync", get(web::staff::show_sync_status))
+        .route("/staff/records", get(web::booking::list_staff_records))
+        .route("/staff/records/{id}", get(web::booking::show_staff_record))
+        .route(
+            "/staff/records/{id}/cancel",
+            post(web::booking::cancel_staff_record),
+        )
         .route_layer(from_fn_with_state(state.clone(), roles::require_staff));
     let admin_pages = Router::new()
         .route("/admin", get(web::admin::show_admin_home))
@@ -93,6 +113,7 @@ pub fn build(state: AppState) -> Router {
             "/doctors/{id}/reviews",
             get(web::doctors::list_doctor_reviews),
         )
+        .route("/doctors/{id}/slots", get(web::booking::show_doctor_slots))
         .merge(patient_pages)
         .merge(staff_pages)
         .merge(admin_pages)
@@ -115,11 +136,20 @@ pub fn build(state: AppState) -> Router {
         )
         .route("/prices", get(api::directory::list_prices))
         .route("/specialist/schedule", get(api::booking::show_schedule))
-        .route("/specialist/anonymous-reserve", post(api::booking::reserve_anonymous))
-        .route("/records", get(api::booking::list_records).post(api::booking::create_record))
+        .route(
+            "/specialist/anonymous-reserve",
+            post(api::booking::reserve_anonymous),
+        )
+        .route(
+            "/records",
+            get(api::booking::list_records).post(api::booking::create_record),
+        )
         .route("/records/{id}", get(api::booking::show_record))
         .route("/records/{id}/cancel", post(api::booking::cancel_record))
-        .route("/records/{id}/reschedule", post(api::booking::reschedule_record))
+        .route(
+            "/records/{id}/reschedule",
+            post(api::booking::reschedule_record),
+        )
         .fallback(api::api_not_found)
         .method_not_allowed_fallback(api::api_method_not_allowed);
 

@@ -55,7 +55,14 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
     // The SMS outbox worker lives as long as the server; it finishes its batch on stop.
     let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);
     let outbox = crate::booking::outbox::spawn(state.clone(), outbox_stopped);
-    Ok(RunningServer { addr, state, stop, task, stop_outbox, outbox })
+    Ok(RunningServer {
+        addr,
+        state,
+        stop,
+        task,
+        stop_outbox,
+        outbox,
+    })
 }
 
 impl RunningServer {

@@ -40,14 +40,20 @@ fn required_id(field: &str, raw: &str) -> Result<i64, AppError> {
 }
 
 fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, AppError> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| AppError::field(field, "дата в формате ГГГГ-ММ-ДД"))
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| AppError::field(field, "дата в формате ГГГГ-ММ-ДД"))
 }
 
 /// An RFC 3339 instant with an offset.
 pub fn parse_start(field: &str, raw: &str) -> Result<DateTime<Utc>, AppError> {
     DateTime::parse_from_rfc3339(raw.trim())
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| AppError::field(field, "время в формате RFC 3339 со смещением, например 2030-03-18T09:00:00+05:00"))
+        .map_err(|_| {
+            AppError::field(
+                field,
+                "время в формате RFC 3339 со смещением, например 2030-03-18T09:00:00+05:00",
+            )
+        })
 }
 
 #[derive(Deserialize)]
@@ -63,7 +69,10 @@ pub struct ScheduleQuery {
 }
 
 /// The JSON of a window of days.
-pub fn window_json(target: &reserve::BookingTarget, window: &crate::booking::schedule::Window) -> Value {
+pub fn window_json(
+    target: &reserve::BookingTarget,
+    window: &crate::booking::schedule::Window,
+) -> Value {
     let now = Utc::now();
     let days: Vec<Value> = window
         .days
@@ -87,11 +96,18 @@ pub fn window_json(target: &reserve::BookingTarget, window: &crate::booking::sch
     })
 }
 
-pub async fn show_schedule(State(state): State<AppState>, Query(query): Query<ScheduleQuery>) -> Result<Json<Value>, AppError> {
+pub async fn show_schedule(
+    State(state): State<AppState>,
+    Query(query): Query<ScheduleQuery>,
+) -> Result<Json<Value>, AppError> {
     let specialist_id = required_id("specialist_id", &query.specialist_id)?;
     let branch_id = required_id("branch_id", &query.branch_id)?;
     let from = parse_date("date_from", &query.date_from)?;
-    let to = if query.date_to.trim().is_empty() { from } else { parse_date("date_to", &query.date_to)? };
+    let to = if query.date_to.trim().is_empty() {
+        from
+    } else {
+        parse_date("date_to", &query.date_to)?
+    };
     if to < from {
         return Err(AppError::field("date_to", "не раньше date_from"));
     }
@@ -101,10 +117,17 @@ pub async fn show_schedule(State(state): State<AppState>, Query(query): Query<Sc
     let mut conn = state.db().await?;
     let target = reserve::resolve_target(&mut conn, specialist_id, branch_id).await?;
     drop(conn);
-    let window = state.booking.schedule.window(&target.grid(), from, to).await.map_err(|e| match e {
-        crate::booking::schedule::ScheduleError::NoCopy(e) => reserve::mis_error(e),
-        crate::booking::schedule::ScheduleError::Database(_) => AppError::unavailable("database"),
-    })?;
+    let window = state
+        .booking
+        .schedule
+        .window(&target.grid(), from, to)
+        .await
+        .map_err(|e| match e {
+            crate::booking::schedule::ScheduleError::NoCopy(e) => reserve::mis_error(e),
+            crate::booking::schedule::ScheduleError::Database(_) => {
+                AppError::unavailable("database")
+            }
+        })?;
     Ok(Json(window_json(&target, &window)))
 }
 
@@ -138,7 +161,10 @@ fn clean_name(field: &str, raw: &str, errors: &mut BTreeMap<String, String>) -> 
     if name.is_empty() {
         errors.insert(field.into(), "обязательное поле".into());
     } else if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        errors.insert(field.into(), "не длиннее 100 символов, без управляющих символов".into());
+        errors.insert(
+            field.into(),
+            "не длиннее 100 символов, без управляющих символов".into(),
+        );
     }
     name
 }
@@ -156,33 +182,61 @@ impl PatientInput {
             errors.insert("patient.phone".into(), "некорректный номер телефона".into());
             String::new()
         });
-        let birth_date = self.birth_date.as_deref().filter(|d| !d.trim().is_empty()).and_then(|d| {
-            let parsed = NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok().filter(|d| *d <= Utc::now().date_naive());
-            if parsed.is_none() {
-                errors.insert("patient.birth_date".into(), "дата в формате ГГГГ-ММ-ДД, не в будущем".into());
-            }
-            parsed
-        });
-        let email = self.email.as_deref().map(str::trim).filter(|e| !e.is_empty()).map(|e| {
-            if e.len() > 254 || !email_address::EmailAddress::is_valid(e) {
-                errors.insert("patient.email".into(), "некорректный адрес".into());
-            }
-            e.to_lowercase()
-        });
-        PatientDetails { last_name, first_name, middle_name, phone, birth_date, email }
+        let birth_date = self
+            .birth_date
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+            .and_then(|d| {
+                let parsed = NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+                    .ok()
+                    .filter(|d| *d <= Utc::now().date_naive());
+                if parsed.is_none() {
+                    errors.insert(
+                        "patient.birth_date".into(),
+                        "дата в формате ГГГГ-ММ-ДД, не в будущем".into(),
+                    );
+                }
+                parsed
+            });
+        let email = self
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                if e.len() > 254 || !email_address::EmailAddress::is_valid(e) {
+                    errors.insert("patient.email".into(), "некорректный адрес".into());
+                }
+                e.to_lowercase()
+            });
+        PatientDetails {
+            last_name,
+            first_name,
+            middle_name,
+            phone,
+            birth_date,
+            email,
+        }
     }
 }
 
 fn fields_error(errors: BTreeMap<String, String>) -> AppError {
-    let message = errors
-        .iter()
-        .next()
-        .map_or_else(|| "Проверьте данные".to_owned(), |(field, text)| format!("{field}: {text}"));
-    AppError::Validation { message, fields: errors }
+    let message = errors.iter().next().map_or_else(
+        || "Проверьте данные".to_owned(),
+        |(field, text)| format!("{field}: {text}"),
+    );
+    AppError::Validation {
+        message,
+        fields: errors,
+    }
 }
 
 fn created(view: &RecordView) -> Response {
-    (StatusCode::CREATED, Json(json!({ "record": record_json(view) }))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(json!({ "record": record_json(view) })),
+    )
+        .into_response()
 }
 
 pub async fn reserve_anonymous(
@@ -193,8 +247,13 @@ pub async fn reserve_anonymous(
 ) -> Result<Response, AppError> {
     let mut errors = BTreeMap::new();
     let patient = body.patient.validate(&mut errors);
-    let start = parse_start("start", &body.start).map_err(|e| errors.insert("start".into(), e.public_message()));
-    let comment = body.comment.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let start = parse_start("start", &body.start)
+        .map_err(|e| errors.insert("start".into(), e.public_message()));
+    let comment = body
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
     if comment.is_some_and(|c| c.chars().count() > 500) {
         errors.insert("comment".into(), "не длиннее 500 символов".into());
     }
@@ -231,7 +290,14 @@ pub async fn reserve_anonymous(
             },
         )
         .await?;
-        crate::auth::login::audit(&state, None, "record_booked", &view.record.id.to_string(), ip).await;
+        crate::auth::login::audit(
+            &state,
+            None,
+            "record_booked",
+            &view.record.id.to_string(),
+            ip,
+        )
+        .await;
         Ok::<_, AppError>(created(&view))
     }
     .await;
@@ -252,7 +318,11 @@ pub struct PatientReserve {
 }
 
 fn require_patient(user: &User) -> Result<(), AppError> {
-    if user.role() == Role::Patient { Ok(()) } else { Err(AppError::Forbidden) }
+    if user.role() == Role::Patient {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
 }
 
 pub async fn create_record(
@@ -264,7 +334,11 @@ pub async fn create_record(
 ) -> Result<Response, AppError> {
     require_patient(&user)?;
     let start = parse_start("start", &body.start)?;
-    let comment = body.comment.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let comment = body
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
     if comment.is_some_and(|c| c.chars().count() > 500) {
         return Err(AppError::field("comment", "не длиннее 500 символов"));
     }
@@ -274,9 +348,19 @@ pub async fn create_record(
         Idempotent::Run => (None, None),
         Idempotent::Fresh { write, lock } => (Some(write), Some(lock)),
     };
-    let result = book_for_user(&state, &user, body.specialist_id, body.branch_id, start, comment, RecordSource::Api, write, ip)
-        .await
-        .map(|view| created(&view));
+    let result = book_for_user(
+        &state,
+        &user,
+        body.specialist_id,
+        body.branch_id,
+        start,
+        comment,
+        RecordSource::Api,
+        write,
+        ip,
+    )
+    .await
+    .map(|view| created(&view));
     if let Some(lock) = lock_key {
         idempotent::finish(&state, &lock).await;
     }
@@ -300,9 +384,27 @@ pub async fn book_for_user(
     let mut conn = app.db().await?;
     let target = reserve::resolve_target(&mut conn, specialist_id, branch_id).await?;
     drop(conn);
-    let view = reserve::book(app, BookRequest { target: &target, start, patient: &patient, user: Some(user), comment, source, idempotency })
-        .await?;
-    crate::auth::login::audit(app, Some(user.id), "record_booked", &view.record.id.to_string(), ip).await;
+    let view = reserve::book(
+        app,
+        BookRequest {
+            target: &target,
+            start,
+            patient: &patient,
+            user: Some(user),
+            comment,
+            source,
+            idempotency,
+        },
+    )
+    .await?;
+    crate::auth::login::audit(
+        app,
+        Some(user.id),
+        "record_booked",
+        &view.record.id.to_string(),
+        ip,
+    )
+    .await;
     Ok(view)
 }
 
@@ -310,7 +412,9 @@ pub async fn book_for_user(
 /// record is a 404, so its existence is not revealed.
 pub async fn visible_record(app: &App, user: &User, id: i64) -> Result<RecordView, AppError> {
     let mut conn = app.db().await?;
-    let view = record::find_view(&mut conn, id).await?.ok_or(AppError::NotFound)?;
+    let view = record::find_view(&mut conn, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     match user.role() {
         Role::Patient if view.record.user_id != Some(user.id) => Err(AppError::NotFound),
         _ => Ok(view),
@@ -318,7 +422,10 @@ pub async fn visible_record(app: &App, user: &User, id: i64) -> Result<RecordVie
 }
 
 fn path_id(raw: &str) -> Result<i64, AppError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or(AppError::NotFound)
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(AppError::NotFound)
 }
 
 #[derive(Deserialize, Default)]
@@ -339,6 +446,29 @@ pub struct RecordsQuery {
     q: String,
 }
 
+impl RecordsQuery {
+    /// The same filters from a page's query string.
+    pub fn from_parts(
+        status: &str,
+        date_from: &str,
+        date_to: &str,
+        page: &str,
+        specialist_id: &str,
+        branch_id: &str,
+        q: &str,
+    ) -> Self {
+        Self {
+            status: status.into(),
+            date_from: date_from.into(),
+            date_to: date_to.into(),
+            page: page.into(),
+            specialist_id: specialist_id.into(),
+            branch_id: branch_id.into(),
+            q: q.into(),
+        }
+    }
+}
+
 /// Records per page of the lists.
 pub const PER_PAGE: i64 = 20;
 
@@ -347,7 +477,12 @@ pub fn records_filter(query: &RecordsQuery, staff: bool) -> Result<(RecordFilter
     let status = match query.status.trim() {
         "" => None,
         s @ ("booked" | "cancelled" | "visited" | "no_show") => Some(s.to_owned()),
-        _ => return Err(AppError::field("status", "booked, cancelled, visited или no_show")),
+        _ => {
+            return Err(AppError::field(
+                "status",
+                "booked, cancelled, visited или no_show",
+            ));
+        }
     };
     let day_start = |field: &str, raw: &str| -> Result<Option<DateTime<Utc>>, AppError> {
         if raw.trim().is_empty() {
@@ -355,15 +490,25 @@ pub fn records_filter(query: &RecordsQuery, staff: bool) -> Result<(RecordFilter
         }
         let date = parse_date(field, raw)?;
         let moscow = chrono_tz::Tz::Europe__Moscow;
-        Ok(crate::booking::grid::local_instant(moscow, date, chrono::NaiveTime::MIN).map(|t| t.with_timezone(&Utc)))
+        Ok(
+            crate::booking::grid::local_instant(moscow, date, chrono::NaiveTime::MIN)
+                .map(|t| t.with_timezone(&Utc)),
+        )
     };
     let from = day_start("date_from", &query.date_from)?;
     let to = day_start("date_to", &query.date_to)?.map(|t| t + chrono::Duration::days(1));
     let page = match query.page.trim() {
         "" => 1,
-        p => p.parse::<i64>().ok().filter(|p| (1..=100_000).contains(p)).ok_or_else(|| AppError::field("page", "от 1"))?,
+        p => p
+            .parse::<i64>()
+            .ok()
+            .filter(|p| (1..=100_000).contains(p))
+            .ok_or_else(|| AppError::field("page", "от 1"))?,
     };
-    let (specialist_id, branch_id) = (parse_id("specialist_id", &query.specialist_id)?, parse_id("branch_id", &query.branch_id)?);
+    let (specialist_id, branch_id) = (
+        parse_id("specialist_id", &query.specialist_id)?,
+        parse_id("branch_id", &query.branch_id)?,
+    );
     let q = query.q.trim();
     if q.chars().count() > 100 {
         return Err(AppError::field("q", "не длиннее 100 символов"));
@@ -408,7 +553,14 @@ pub async fn show_record(
 ) -> Result<Json<Value>, AppError> {
     let view = visible_record(&state, &user, path_id(&id)?).await?;
     if user.role() != Role::Patient {
-        crate::auth::login::audit(&state, Some(user.id), "record_viewed", &view.record.id.to_string(), ip).await;
+        crate::auth::login::audit(
+            &state,
+            Some(user.id),
+            "record_viewed",
+            &view.record.id.to_string(),
+            ip,
+        )
+        .await;
     }
     let mut conn = state.db().await?;
     let messages = outbox::for_record(&mut conn, view.record.id).await?;
@@ -423,7 +575,14 @@ pub async fn cancel_record(
 ) -> Result<Json<Value>, AppError> {
     let view = visible_record(&state, &user, path_id(&id)?).await?;
     let cancelled = reserve::cancel(&state, &view, Some(user.id)).await?;
-    crate::auth::login::audit(&state, Some(user.id), "record_cancelled", &view.record.id.to_string(), ip).await;
+    crate::auth::login::audit(
+        &state,
+        Some(user.id),
+        "record_cancelled",
+        &view.record.id.to_string(),
+        ip,
+    )
+    .await;
     Ok(Json(record_json(&cancelled)))
 }
 
@@ -443,6 +602,13 @@ pub async fn reschedule_record(
     let view = visible_record(&state, &user, path_id(&id)?).await?;
     let start = parse_start("start", &body.start)?;
     let moved = reserve::reschedule(&state, &view, start).await?;
-    crate::auth::login::audit(&state, Some(user.id), "record_moved", &view.record.id.to_string(), ip).await;
+    crate::auth::login::audit(
+        &state,
+        Some(user.id),
+        "record_moved",
+        &view.record.id.to_string(),
+        ip,
+    )
+    .await;
     Ok(Json(record_json(&moved)))
 }

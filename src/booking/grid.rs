@@ -35,7 +35,12 @@ pub struct Slot {
 
 impl From<&MisInterval> for GridInterval {
     fn from(i: &MisInterval) -> Self {
-        Self { start: i.start, end: i.end, free_type: i.free_type, schedident: i.schedident }
+        Self {
+            start: i.start,
+            end: i.end,
+            free_type: i.free_type,
+            schedident: i.schedident,
+        }
     }
 }
 
@@ -51,7 +56,12 @@ pub fn local_instant(zone: Tz, date: NaiveDate, time: NaiveTime) -> Option<DateT
 
 impl DayGrid {
     /// Days of the MIS answer for `from..=to`; a day the MIS did not mention is an empty day.
-    pub fn from_mis(days: &[MisDaySchedule], from: NaiveDate, to: NaiveDate, fetched_at: DateTime<Utc>) -> Vec<DayGrid> {
+    pub fn from_mis(
+        days: &[MisDaySchedule],
+        from: NaiveDate,
+        to: NaiveDate,
+        fetched_at: DateTime<Utc>,
+    ) -> Vec<DayGrid> {
         from.iter_days()
             .take_while(|d| *d <= to)
             .map(|date| {
@@ -61,7 +71,11 @@ impl DayGrid {
                     .flat_map(|d| d.intervals.iter().map(GridInterval::from))
                     .collect();
                 intervals.sort_by_key(|i| (i.start, i.schedident));
-                DayGrid { date, intervals, fetched_at }
+                DayGrid {
+                    date,
+                    intervals,
+                    fetched_at,
+                }
             })
             .collect()
     }
@@ -107,13 +121,33 @@ mod tests {
         let grid = DayGrid {
             date: spring,
             intervals: vec![
-                GridInterval { start: t(1, 30), end: t(2, 0), free_type: 1, schedident: 1 },
-                GridInterval { start: t(2, 0), end: t(2, 30), free_type: 1, schedident: 1 },
-                GridInterval { start: t(3, 0), end: t(3, 30), free_type: 1, schedident: 1 },
+                GridInterval {
+                    start: t(1, 30),
+                    end: t(2, 0),
+                    free_type: 1,
+                    schedident: 1,
+                },
+                GridInterval {
+                    start: t(2, 0),
+                    end: t(2, 30),
+                    free_type: 1,
+                    schedident: 1,
+                },
+                GridInterval {
+                    start: t(3, 0),
+                    end: t(3, 30),
+                    free_type: 1,
+                    schedident: 1,
+                },
             ],
             fetched_at: Utc::now(),
         };
-        let slots = grid.slots(Tz::Europe__Berlin, Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("now"));
+        let slots = grid.slots(
+            Tz::Europe__Berlin,
+            Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+                .single()
+                .expect("now"),
+        );
         assert_eq!(slots.len(), 2, "the slot inside the gap has no instant");
         assert_eq!(slots[1].start.to_rfc3339(), "2030-03-31T03:00:00+02:00");
         let autumn = NaiveDate::from_ymd_opt(2030, 10, 27).expect("date");
@@ -127,12 +161,25 @@ mod tests {
         let grid = DayGrid {
             date,
             intervals: vec![
-                GridInterval { start: t(9, 0), end: t(9, 30), free_type: 1, schedident: 7 },
-                GridInterval { start: t(9, 30), end: t(10, 0), free_type: 1, schedident: 7 },
+                GridInterval {
+                    start: t(9, 0),
+                    end: t(9, 30),
+                    free_type: 1,
+                    schedident: 7,
+                },
+                GridInterval {
+                    start: t(9, 30),
+                    end: t(10, 0),
+                    free_type: 1,
+                    schedident: 7,
+                },
             ],
             fetched_at: Utc::now(),
         };
-        let now = Utc.with_ymd_and_hms(2030, 5, 6, 6, 15, 0).single().expect("now"); // 09:15 Moscow
+        let now = Utc
+            .with_ymd_and_hms(2030, 5, 6, 6, 15, 0)
+            .single()
+            .expect("now"); // 09:15 Moscow
         let slots = grid.slots(Tz::Europe__Moscow, now);
         assert!(!slots[0].free);
         assert!(slots[1].free);

@@ -17,11 +17,19 @@ pub enum Idempotent {
     /// A key seen before: answer this.
     Replay(StatusCode, serde_json::Value),
     /// A new key: run it, store the answer with `write`, then release `lock`.
-    Fresh { write: IdempotencyWrite, lock: String },
+    Fresh {
+        write: IdempotencyWrite,
+        lock: String,
+    },
 }
 
 /// Reads the key and decides; `scope` separates callers (`anon`, `user:<id>`).
-pub async fn begin(app: &App, headers: &HeaderMap, scope: &str, request: &impl Serialize) -> Result<Idempotent, AppError> {
+pub async fn begin(
+    app: &App,
+    headers: &HeaderMap,
+    scope: &str,
+    request: &impl Serialize,
+) -> Result<Idempotent, AppError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(Idempotent::Run);
     };
@@ -32,26 +40,54 @@ pub async fn begin(app: &App, headers: &HeaderMap, scope: &str, request: &impl S
         .filter(|k| (1..=255).contains(&k.len()) && k.chars().all(|c| c.is_ascii_graphic()))
         .ok_or_else(|| AppError::field("Idempotency-Key", "от 1 до 255 печатных ASCII-символов"))?
         .to_owned();
-    let request_hash = format!("{:x}", Sha256::digest(serde_json::to_vec(request).unwrap_or_default()));
+    let request_hash = format!(
+        "{:x}",
+        Sha256::digest(serde_json::to_vec(request).unwrap_or_default())
+    );
     let mut conn = app.db().await?;
     if let Some(stored) = idempotency::find(&mut conn, scope, &key).await? {
         if stored.request_hash != request_hash {
-            return Err(AppError::field("Idempotency-Key", "ключ уже использован для другого запроса"));
+            return Err(AppError::field(
+                "Idempotency-Key",
+                "ключ уже использован для другого запроса",
+            ));
         }
-        let status = u16::try_from(stored.status_code).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
+        let status = u16::try_from(stored.status_code)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::OK);
         return Ok(Idempotent::Replay(status, stored.response));
     }
     drop(conn);
-    let lock = app.redis.key(&format!("idem:{scope}:{:x}", Sha256::digest(key.as_bytes())));
-    let acquired: Option<String> =
-        app.redis.pool.set(&lock, "1", Some(Expiration::PX(60_000)), Some(fred::types::SetOptions::NX), false).await?;
+    let lock = app.redis.key(&format!(
+        "idem:{scope}:{:x}",
+        Sha256::digest(key.as_bytes())
+    ));
+    let acquired: Option<String> = app
+        .redis
+        .pool
+        .set(
+            &lock,
+            "1",
+            Some(Expiration::PX(60_000)),
+            Some(fred::types::SetOptions::NX),
+            false,
+        )
+        .await?;
     if acquired.is_none() {
         return Err(AppError::Conflict {
             code: "request_in_progress",
             message: "Запрос с этим Idempotency-Key ещё выполняется; повторите позже".into(),
         });
     }
-    Ok(Idempotent::Fresh { write: IdempotencyWrite { scope: scope.to_owned(), key, request_hash }, lock })
+    Ok(Idempotent::Fresh {
+        write: IdempotencyWrite {
+            scope: scope.to_owned(),
+            key,
+            request_hash,
+        },
+        lock,
+    })
 }
 
 /// Releases the in-progress marker of a fresh key.

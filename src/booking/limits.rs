@@ -20,7 +20,11 @@ pub struct ReserveLimits {
 
 impl ReserveLimits {
     pub fn new(redis: Redis, per_ip: u32, per_phone: u32) -> Self {
-        Self { redis, per_ip, per_phone }
+        Self {
+            redis,
+            per_ip,
+            per_phone,
+        }
     }
 
     /// Counts one attempt; 429 with `Retry-After` past either limit.
@@ -31,17 +35,26 @@ impl ReserveLimits {
             self.redis.key(&format!("reserve:phone:{phone_digest:x}")),
         ];
         let window_ms = u64::try_from(HOUR.as_millis()).unwrap_or(u64::MAX);
-        let counts: Vec<i64> = self.redis.pool.eval(COUNT_ATTEMPT, keys, vec![window_ms]).await?;
+        let counts: Vec<i64> = self
+            .redis
+            .pool
+            .eval(COUNT_ATTEMPT, keys, vec![window_ms])
+            .await?;
         let (ip_count, ip_ttl, phone_count, phone_ttl) = match counts.as_slice() {
             [a, b, c, d] => (*a, *b, *c, *d),
             _ => return Err(AppError::unavailable("redis")),
         };
-        let wait_ms = match (ip_count > i64::from(self.per_ip), phone_count > i64::from(self.per_phone)) {
+        let wait_ms = match (
+            ip_count > i64::from(self.per_ip),
+            phone_count > i64::from(self.per_phone),
+        ) {
             (false, false) => return Ok(()),
             (true, true) => ip_ttl.max(phone_ttl),
             (true, false) => ip_ttl,
             (false, true) => phone_ttl,
         };
-        Err(AppError::RateLimited { retry_after_secs: u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000).max(1) })
+        Err(AppError::RateLimited {
+            retry_after_secs: u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000).max(1),
+        })
     }
 }

@@ -32,7 +32,11 @@ pub struct NoticeFacts<'a> {
 /// The message text. Times are local to the branch, and said so outside Moscow time.
 pub fn text(notice: Notice, facts: &NoticeFacts<'_>) -> String {
     let when = facts.start.format("%d.%m.%Y в %H:%M");
-    let zone = if facts.start.timezone() == Tz::Europe__Moscow { String::new() } else { " (местное время)".into() };
+    let zone = if facts.start.timezone() == Tz::Europe__Moscow {
+        String::new()
+    } else {
+        " (местное время)".into()
+    };
     match notice {
         Notice::Booked => format!(
             "Совамед: вы записаны к врачу {} {when}{zone}, {}, {}.",
@@ -42,7 +46,10 @@ pub fn text(notice: Notice, facts: &NoticeFacts<'_>) -> String {
             "Совамед: приём у врача {} перенесён на {when}{zone}, {}, {}.",
             facts.doctor, facts.branch, facts.address
         ),
-        Notice::Cancelled => format!("Совамед: запись к врачу {} на {when}{zone} отменена.", facts.doctor),
+        Notice::Cancelled => format!(
+            "Совамед: запись к врачу {} на {when}{zone} отменена.",
+            facts.doctor
+        ),
     }
 }
 
@@ -54,10 +61,21 @@ mod tests {
 
     #[test]
     fn texts_carry_local_time_and_the_place() {
-        let start = Tz::Asia__Yekaterinburg.with_ymd_and_hms(2030, 3, 18, 9, 0, 0).single().expect("time");
-        let facts = NoticeFacts { doctor: "Смирнова О. П.", branch: "Совамед Екатеринбург", address: "ул. Малышева, 51", start };
+        let start = Tz::Asia__Yekaterinburg
+            .with_ymd_and_hms(2030, 3, 18, 9, 0, 0)
+            .single()
+            .expect("time");
+        let facts = NoticeFacts {
+            doctor: "Смирнова О. П.",
+            branch: "Совамед Екатеринбург",
+            address: "ул. Малышева, 51",
+            start,
+        };
         let booked = text(Notice::Booked, &facts);
-        assert!(booked.contains("18.03.2030 в 09:00 (местное время)"), "{booked}");
+        assert!(
+            booked.contains("18.03.2030 в 09:00 (местное время)"),
+            "{booked}"
+        );
         assert!(booked.contains("ул. Малышева, 51"));
         assert!(text(Notice::Cancelled, &facts).contains("отменена"));
     }

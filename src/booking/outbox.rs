@@ -23,7 +23,8 @@ const STUCK_AFTER: chrono::Duration = chrono::Duration::minutes(5);
 /// The wait before attempt `attempts + 1`: base × 2^(attempts − 1), at most an hour.
 pub fn backoff(base: Duration, attempts: i32) -> Duration {
     let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
-    base.saturating_mul(2u32.saturating_pow(exponent)).min(Duration::from_secs(3600))
+    base.saturating_mul(2u32.saturating_pow(exponent))
+        .min(Duration::from_secs(3600))
 }
 
 /// Runs until `stop` turns true, finishing the batch in hand first.
@@ -68,7 +69,11 @@ async fn deliver(
     conn: &mut diesel_async::AsyncPgConnection,
     message: &OutboxMessage,
 ) -> anyhow::Result<bool> {
-    let sms = OutgoingSms { to: message.phone.clone(), text: message.body.clone(), client_ref: Some(message.id.to_string()) };
+    let sms = OutgoingSms {
+        to: message.phone.clone(),
+        text: message.body.clone(),
+        client_ref: Some(message.id.to_string()),
+    };
     let gateway = Arc::clone(&state.booking.sms);
     match gateway.send(&sms).await {
         Ok(accepted) => {
@@ -78,7 +83,8 @@ async fn deliver(
         }
         Err(e) if e.is_retryable() && message.attempts < MAX_ATTEMPTS => {
             let wait = backoff(state.booking.sms_retry_base, message.attempts);
-            let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+            let at =
+                Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
             outbox::mark_retry(conn, message.id, &e.to_string(), at).await?;
             tracing::warn!(message = message.id, attempts = message.attempts, error = %e, "SMS not sent; will retry");
             Ok(false)

@@ -55,7 +55,11 @@ impl BookingTarget {
 
 /// Loads the doctor and the branch and checks that the doctor works there; 422 naming the
 /// field otherwise.
-pub async fn resolve_target(conn: &mut AsyncPgConnection, specialist_id: i64, branch_id: i64) -> Result<BookingTarget, AppError> {
+pub async fn resolve_target(
+    conn: &mut AsyncPgConnection,
+    specialist_id: i64,
+    branch_id: i64,
+) -> Result<BookingTarget, AppError> {
     let specialist: Option<(i64, String)> = specialists::table
         .filter(specialists::id.eq(specialist_id))
         .filter(specialists::active.eq(true))
@@ -69,7 +73,12 @@ pub async fn resolve_target(conn: &mut AsyncPgConnection, specialist_id: i64, br
     let branch: Option<(i64, String, String, String)> = branches::table
         .filter(branches::id.eq(branch_id))
         .filter(branches::active.eq(true))
-        .select((branches::mis_id, branches::name, branches::address, branches::timezone))
+        .select((
+            branches::mis_id,
+            branches::name,
+            branches::address,
+            branches::timezone,
+        ))
         .first(conn)
         .await
         .optional()?;
@@ -83,7 +92,10 @@ pub async fn resolve_target(conn: &mut AsyncPgConnection, specialist_id: i64, br
         .get_result(conn)
         .await?;
     if works_there == 0 {
-        return Err(AppError::field("branch_id", "Врач не принимает в этом филиале"));
+        return Err(AppError::field(
+            "branch_id",
+            "Врач не принимает в этом филиале",
+        ));
     }
     Ok(BookingTarget {
         specialist_id,
@@ -103,10 +115,16 @@ pub fn mis_error(e: MisError) -> AppError {
         return slot_taken();
     }
     match e {
-        MisError::Failed { comment, .. } => AppError::Conflict { code: "conflict", message: format!("МИС отказала: {comment}") },
+        MisError::Failed { comment, .. } => AppError::Conflict {
+            code: "conflict",
+            message: format!("МИС отказала: {comment}"),
+        },
         other => {
             tracing::warn!(error = %other, "MIS call failed");
-            AppError::Unavailable { what: "МИС (медицинская информационная система)", code: "mis_unavailable" }
+            AppError::Unavailable {
+                what: "МИС (медицинская информационная система)",
+                code: "mis_unavailable",
+            }
         }
     }
 }
@@ -130,13 +148,22 @@ fn schedule_error(e: ScheduleError) -> AppError {
 
 /// The slot that starts at `start`: it must be in the future and a free slot of the current
 /// grid (422 on `start` otherwise; 409 when it exists but is taken).
-pub async fn find_slot(app: &App, target: &BookingTarget, start: DateTime<Utc>) -> Result<Slot, AppError> {
+pub async fn find_slot(
+    app: &App,
+    target: &BookingTarget,
+    start: DateTime<Utc>,
+) -> Result<Slot, AppError> {
     let now = Utc::now();
     if start <= now {
         return Err(AppError::field("start", "Время приёма уже прошло"));
     }
     let date: NaiveDate = start.with_timezone(&target.zone).date_naive();
-    let window = app.booking.schedule.window(&target.grid(), date, date).await.map_err(schedule_error)?;
+    let window = app
+        .booking
+        .schedule
+        .window(&target.grid(), date, date)
+        .await
+        .map_err(schedule_error)?;
     let slot = window
         .days
         .iter()
@@ -145,7 +172,10 @@ pub async fn find_slot(app: &App, target: &BookingTarget, start: DateTime<Utc>) 
     match slot {
         Some(slot) if slot.free => Ok(slot),
         Some(_) => Err(slot_taken()),
-        None => Err(AppError::field("start", "В это время врач не ведёт приём: выберите время из расписания")),
+        None => Err(AppError::field(
+            "start",
+            "В это время врач не ведёт приём: выберите время из расписания",
+        )),
     }
 }
 
@@ -168,10 +198,9 @@ impl PatientDetails {
         let last_name = parts.next().unwrap_or_default().to_owned();
         let first_name = parts.next().unwrap_or("-").to_owned();
         let middle: Vec<&str> = parts.collect();
-        let phone = user
-            .phone
-            .clone()
-            .ok_or_else(|| AppError::field("phone", "Укажите телефон в профиле, чтобы записаться"))?;
+        let phone = user.phone.clone().ok_or_else(|| {
+            AppError::field("phone", "Укажите телефон в профиле, чтобы записаться")
+        })?;
         Ok(Self {
             last_name,
             first_name,
@@ -195,18 +224,28 @@ impl PatientDetails {
 }
 
 /// The MIS patient card: the user's known one, one found by e-mail, or a new card.
-async fn patient_card(app: &App, patient: &PatientDetails, user: Option<&User>) -> Result<i64, AppError> {
+async fn patient_card(
+    app: &App,
+    patient: &PatientDetails,
+    user: Option<&User>,
+) -> Result<i64, AppError> {
     if let Some(pcode) = user.and_then(|u| u.mis_pcode) {
         return Ok(pcode);
     }
     let mis = &app.booking.mis;
     let found = match user {
-        Some(user) => mis.find_patient(&PatientQuery::Email(user.email.clone())).await.map_err(mis_error)?,
+        Some(user) => mis
+            .find_patient(&PatientQuery::Email(user.email.clone()))
+            .await
+            .map_err(mis_error)?,
         None => None,
     };
     let pcode = match found {
         Some(pcode) => pcode,
-        None => mis.add_patient(&patient.mis_card()).await.map_err(mis_error)?,
+        None => mis
+            .add_patient(&patient.mis_card())
+            .await
+            .map_err(mis_error)?,
     };
     if let Some(user) = user {
         let mut conn = app.db().await?;
@@ -234,12 +273,27 @@ pub struct BookRequest<'a> {
 }
 
 /// A short Redis lock per slot: concurrent requests for one slot do not all reach the MIS.
-async fn lock_slot(app: &App, target: &BookingTarget, start: DateTime<Utc>) -> Result<String, AppError> {
-    let key = app.redis.key(&format!("slotlock:{}:{}:{}", target.specialist_id, target.branch_id, start.timestamp()));
+async fn lock_slot(
+    app: &App,
+    target: &BookingTarget,
+    start: DateTime<Utc>,
+) -> Result<String, AppError> {
+    let key = app.redis.key(&format!(
+        "slotlock:{}:{}:{}",
+        target.specialist_id,
+        target.branch_id,
+        start.timestamp()
+    ));
     let taken: Option<String> = app
         .redis
         .pool
-        .set(&key, "1", Some(Expiration::PX(30_000)), Some(fred::types::SetOptions::NX), false)
+        .set(
+            &key,
+            "1",
+            Some(Expiration::PX(30_000)),
+            Some(fred::types::SetOptions::NX),
+            false,
+        )
         .await?;
     if taken.is_none() {
         return Err(slot_taken());
@@ -261,14 +315,21 @@ pub async fn book(app: &App, request: BookRequest<'_>) -> Result<RecordView, App
     let result = book_locked(app, &request, &slot).await;
     unlock(app, &lock).await;
     let date = slot.start.date_naive();
-    app.booking.schedule.invalidate(request.target.specialist_id, request.target.branch_id, date).await;
+    app.booking
+        .schedule
+        .invalidate(request.target.specialist_id, request.target.branch_id, date)
+        .await;
     if result.is_ok() {
         app.booking.outbox_wakeup.notify_one();
     }
     result
 }
 
-async fn book_locked(app: &App, request: &BookRequest<'_>, slot: &Slot) -> Result<RecordView, AppError> {
+async fn book_locked(
+    app: &App,
+    request: &BookRequest<'_>,
+    slot: &Slot,
+) -> Result<RecordView, AppError> {
     let target = request.target;
     let pcode = patient_card(app, request.patient, request.user).await?;
     let schedid = app
@@ -292,8 +353,16 @@ async fn book_locked(app: &App, request: &BookRequest<'_>, slot: &Slot) -> Resul
         Ok(view) => Ok(view),
         Err(e) => {
             // The MIS holds a booking nobody here knows about: give the slot back.
-            match app.booking.mis.cancel(target.branch_mis_id, schedid, Some(pcode)).await {
-                Ok(()) => tracing::warn!(schedid, "local write failed; the MIS booking was cancelled again"),
+            match app
+                .booking
+                .mis
+                .cancel(target.branch_mis_id, schedid, Some(pcode))
+                .await
+            {
+                Ok(()) => tracing::warn!(
+                    schedid,
+                    "local write failed; the MIS booking was cancelled again"
+                ),
                 Err(cancel) => {
                     tracing::error!(schedid, error = %cancel, "local write failed and the MIS booking could not be cancelled")
                 }
@@ -314,7 +383,12 @@ async fn write_record(
     let patient = request.patient;
     let body = notify::text(
         Notice::Booked,
-        &NoticeFacts { doctor: &target.specialist_name, branch: &target.branch_name, address: &target.branch_address, start: slot.start },
+        &NoticeFacts {
+            doctor: &target.specialist_name,
+            branch: &target.branch_name,
+            address: &target.branch_address,
+            start: slot.start,
+        },
     );
     let new = NewRecord {
         mis_id: schedid,
@@ -339,7 +413,12 @@ async fn write_record(
             let record = record::insert(conn, &new).await?;
             outbox::insert(
                 conn,
-                &NewOutboxMessage { record_id: Some(record.id), kind: Notice::Booked.kind(), phone: &patient.phone, body: &body },
+                &NewOutboxMessage {
+                    record_id: Some(record.id),
+                    kind: Notice::Booked.kind(),
+                    phone: &patient.phone,
+                    body: &body,
+                },
             )
             .await?;
             let view = RecordView {
@@ -351,7 +430,15 @@ async fn write_record(
             };
             if let Some(idem) = &request.idempotency {
                 let answer = serde_json::json!({ "record": record_json(&view) });
-                idempotency::insert(conn, &idem.scope, &idem.key, &idem.request_hash, 201, &answer).await?;
+                idempotency::insert(
+                    conn,
+                    &idem.scope,
+                    &idem.key,
+                    &idem.request_hash,
+                    201,
+                    &answer,
+                )
+                .await?;
             }
             Ok::<_, diesel::result::Error>(view)
         })
@@ -361,32 +448,65 @@ async fn write_record(
         Err(e) if record::is_slot_conflict(&e) => Err(slot_taken()),
         Err(e) => {
             tracing::error!(error = %e, "record not written");
-            Err(AppError::Unavailable { what: "база данных: запись не сохранена, бронь в МИС снята", code: "service_unavailable" })
+            Err(AppError::Unavailable {
+                what: "база данных: запись не сохранена, бронь в МИС снята",
+                code: "service_unavailable",
+            })
         }
     }
 }
 
 fn facts(view: &RecordView) -> (String, String, String, DateTime<Tz>) {
-    (view.specialist_name.clone(), view.branch_name.clone(), view.branch_address.clone(), view.local_start())
+    (
+        view.specialist_name.clone(),
+        view.branch_name.clone(),
+        view.branch_address.clone(),
+        view.local_start(),
+    )
 }
 
 /// Cancels a booked, future record in the MIS and locally, and queues the SMS.
 pub async fn cancel(app: &App, view: &RecordView, by: Option<i64>) -> Result<RecordView, AppError> {
     let record = &view.record;
     if !record.is_active() {
-        return Err(AppError::Conflict { code: "conflict", message: "Запись уже отменена".into() });
+        return Err(AppError::Conflict {
+            code: "conflict",
+            message: "Запись уже отменена".into(),
+        });
     }
     if record.starts_at <= Utc::now() {
-        return Err(AppError::Conflict { code: "conflict", message: "Приём уже прошёл: отменить его нельзя".into() });
+        return Err(AppError::Conflict {
+            code: "conflict",
+            message: "Приём уже прошёл: отменить его нельзя".into(),
+        });
     }
-    match app.booking.mis.cancel(branch_mis_id(app, record.branch_id).await?, record.mis_id, Some(record.patient_pcode)).await {
+    match app
+        .booking
+        .mis
+        .cancel(
+            branch_mis_id(app, record.branch_id).await?,
+            record.mis_id,
+            Some(record.patient_pcode),
+        )
+        .await
+    {
         Ok(()) => {}
         // "Not found" in the MIS: it is already gone there, so the local record follows.
-        Err(MisError::Failed { comment, .. }) => tracing::warn!(record = record.id, comment, "MIS had no such booking"),
+        Err(MisError::Failed { comment, .. }) => {
+            tracing::warn!(record = record.id, comment, "MIS had no such booking")
+        }
         Err(e) => return Err(mis_error(e)),
     }
     let (doctor, branch, address, start) = facts(view);
-    let body = notify::text(Notice::Cancelled, &NoticeFacts { doctor: &doctor, branch: &branch, address: &address, start });
+    let body = notify::text(
+        Notice::Cancelled,
+        &NoticeFacts {
+            doctor: &doctor,
+            branch: &branch,
+            address: &address,
+            start,
+        },
+    );
     let mut conn = app.db().await?;
     let id = record.id;
     let phone = record.patient_phone.clone();
@@ -394,26 +514,53 @@ pub async fn cancel(app: &App, view: &RecordView, by: Option<i64>) -> Result<Rec
         .transaction(async |conn| {
             let updated = record::mark_cancelled(conn, id, by).await?;
             if updated.is_some() {
-                outbox::insert(conn, &NewOutboxMessage { record_id: Some(id), kind: Notice::Cancelled.kind(), phone: &phone, body: &body })
-                    .await?;
+                outbox::insert(
+                    conn,
+                    &NewOutboxMessage {
+                        record_id: Some(id),
+                        kind: Notice::Cancelled.kind(),
+                        phone: &phone,
+                        body: &body,
+                    },
+                )
+                .await?;
             }
             Ok::<_, diesel::result::Error>(updated)
         })
         .await?
-        .ok_or(AppError::Conflict { code: "conflict", message: "Запись уже отменена".into() })?;
-    app.booking.schedule.invalidate(record.specialist_id, record.branch_id, start.date_naive()).await;
+        .ok_or(AppError::Conflict {
+            code: "conflict",
+            message: "Запись уже отменена".into(),
+        })?;
+    app.booking
+        .schedule
+        .invalidate(record.specialist_id, record.branch_id, start.date_naive())
+        .await;
     app.booking.outbox_wakeup.notify_one();
-    Ok(RecordView { record: updated, ..view.clone() })
+    Ok(RecordView {
+        record: updated,
+        ..view.clone()
+    })
 }
 
 /// Moves a booked, future record to another free slot of the same doctor and branch.
-pub async fn reschedule(app: &App, view: &RecordView, new_start: DateTime<Utc>) -> Result<RecordView, AppError> {
+pub async fn reschedule(
+    app: &App,
+    view: &RecordView,
+    new_start: DateTime<Utc>,
+) -> Result<RecordView, AppError> {
     let record = &view.record;
     if !record.is_active() {
-        return Err(AppError::Conflict { code: "conflict", message: "Запись отменена: перенести её нельзя".into() });
+        return Err(AppError::Conflict {
+            code: "conflict",
+            message: "Запись отменена: перенести её нельзя".into(),
+        });
     }
     if record.starts_at <= Utc::now() {
-        return Err(AppError::Conflict { code: "conflict", message: "Приём уже прошёл: перенести его нельзя".into() });
+        return Err(AppError::Conflict {
+            code: "conflict",
+            message: "Приём уже прошёл: перенести его нельзя".into(),
+        });
     }
     if new_start == record.starts_at {
         return Err(AppError::field("start", "Это то же самое время"));
@@ -442,24 +589,44 @@ pub async fn reschedule(app: &App, view: &RecordView, new_start: DateTime<Utc>) 
         Ok(schedid) => {
             let body = notify::text(
                 Notice::Moved,
-                &NoticeFacts { doctor: &target.specialist_name, branch: &target.branch_name, address: &target.branch_address, start: slot.start },
+                &NoticeFacts {
+                    doctor: &target.specialist_name,
+                    branch: &target.branch_name,
+                    address: &target.branch_address,
+                    start: slot.start,
+                },
             );
             let mut conn = app.db().await?;
             let (id, phone) = (record.id, record.patient_phone.clone());
-            let (starts_at, ends_at) = (slot.start.with_timezone(&Utc), slot.end.with_timezone(&Utc));
+            let (starts_at, ends_at) =
+                (slot.start.with_timezone(&Utc), slot.end.with_timezone(&Utc));
             let written = conn
                 .transaction(async |conn| {
                     let updated = record::mark_moved(conn, id, schedid, starts_at, ends_at).await?;
                     if updated.is_some() {
-                        outbox::insert(conn, &NewOutboxMessage { record_id: Some(id), kind: Notice::Moved.kind(), phone: &phone, body: &body })
-                            .await?;
+                        outbox::insert(
+                            conn,
+                            &NewOutboxMessage {
+                                record_id: Some(id),
+                                kind: Notice::Moved.kind(),
+                                phone: &phone,
+                                body: &body,
+                            },
+                        )
+                        .await?;
                     }
                     Ok::<_, diesel::result::Error>(updated)
                 })
                 .await;
             match written {
-                Ok(Some(updated)) => Ok(RecordView { record: updated, ..view.clone() }),
-                Ok(None) => Err(AppError::Conflict { code: "conflict", message: "Запись изменилась, обновите страницу".into() }),
+                Ok(Some(updated)) => Ok(RecordView {
+                    record: updated,
+                    ..view.clone()
+                }),
+                Ok(None) => Err(AppError::Conflict {
+                    code: "conflict",
+                    message: "Запись изменилась, обновите страницу".into(),
+                }),
                 Err(e) if record::is_slot_conflict(&e) => Err(slot_taken()),
                 Err(e) => {
                     tracing::error!(error = %e, record = record.id, "move not written locally; moving back in the MIS");
@@ -487,8 +654,22 @@ pub async fn reschedule(app: &App, view: &RecordView, new_start: DateTime<Utc>) 
         Err(e) => Err(e),
     };
     unlock(app, &lock).await;
-    app.booking.schedule.invalidate(record.specialist_id, record.branch_id, view.local_start().date_naive()).await;
-    app.booking.schedule.invalidate(record.specialist_id, record.branch_id, slot.start.date_naive()).await;
+    app.booking
+        .schedule
+        .invalidate(
+            record.specialist_id,
+            record.branch_id,
+            view.local_start().date_naive(),
+        )
+        .await;
+    app.booking
+        .schedule
+        .invalidate(
+            record.specialist_id,
+            record.branch_id,
+            slot.start.date_naive(),
+        )
+        .await;
     if result.is_ok() {
         app.booking.outbox_wakeup.notify_one();
     }
@@ -497,5 +678,9 @@ pub async fn reschedule(app: &App, view: &RecordView, new_start: DateTime<Utc>) 
 
 async fn branch_mis_id(app: &App, branch_id: i64) -> Result<i64, AppError> {
     let mut conn = app.db().await?;
-    Ok(branches::table.find(branch_id).select(branches::mis_id).first(&mut conn).await?)
+    Ok(branches::table
+        .find(branch_id)
+        .select(branches::mis_id)
+        .first(&mut conn)
+        .await?)
 }

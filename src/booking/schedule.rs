@@ -69,11 +69,18 @@ pub struct ScheduleCache {
 
 impl ScheduleCache {
     pub fn new(redis: Redis, db: DbPool, mis: Arc<dyn MisBooking>, ttl: Duration) -> Self {
-        Self { redis, db, mis, ttl, locks: Arc::default() }
+        Self {
+            redis,
+            db,
+            mis,
+            ttl,
+            locks: Arc::default(),
+        }
     }
 
     fn key(&self, specialist_id: i64, branch_id: i64, date: NaiveDate) -> String {
-        self.redis.key(&format!("sched:{specialist_id}:{branch_id}:{date}"))
+        self.redis
+            .key(&format!("sched:{specialist_id}:{branch_id}:{date}"))
     }
 
     /// Cached days of the window; a Redis failure reads as a miss (the MIS still answers).
@@ -81,7 +88,10 @@ impl ScheduleCache {
         if dates.is_empty() {
             return Vec::new();
         }
-        let keys: Vec<String> = dates.iter().map(|d| self.key(target.specialist_id, target.branch_id, *d)).collect();
+        let keys: Vec<String> = dates
+            .iter()
+            .map(|d| self.key(target.specialist_id, target.branch_id, *d))
+            .collect();
         let values: Result<Vec<Option<String>>, _> = self.redis.pool.mget(keys).await;
         match values {
             Ok(values) => values
@@ -96,16 +106,27 @@ impl ScheduleCache {
     }
 
     fn lock_for(&self, target: &GridTarget) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Drop locks nobody holds any more, so the map does not grow without bound.
         if locks.len() > 10_000 {
             locks.retain(|_, lock| Arc::strong_count(lock) > 1);
         }
-        locks.entry((target.specialist_id, target.branch_id)).or_default().clone()
+        locks
+            .entry((target.specialist_id, target.branch_id))
+            .or_default()
+            .clone()
     }
 
     /// The days `from..=to`, from the cache, the MIS, or the stored copy.
-    pub async fn window(&self, target: &GridTarget, from: NaiveDate, to: NaiveDate) -> Result<Window, ScheduleError> {
+    pub async fn window(
+        &self,
+        target: &GridTarget,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Window, ScheduleError> {
         let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
         let mut days = self.cached(target, &dates).await;
         let mut source = Source::Cache;
@@ -113,8 +134,12 @@ impl ScheduleCache {
             let lock = self.lock_for(target);
             let _guard = lock.lock().await;
             // Another request may have filled the cache while this one waited.
-            let missing: Vec<NaiveDate> =
-                dates.iter().zip(&days).filter(|(_, d)| d.is_none()).map(|(date, _)| *date).collect();
+            let missing: Vec<NaiveDate> = dates
+                .iter()
+                .zip(&days)
+                .filter(|(_, d)| d.is_none())
+                .map(|(date, _)| *date)
+                .collect();
             let refilled = self.cached(target, &missing).await;
             let mut still_missing = Vec::new();
             for (date, grid) in missing.iter().zip(refilled) {
@@ -146,13 +171,29 @@ impl ScheduleCache {
             }
         }
         let days: Vec<DayGrid> = days.into_iter().flatten().collect();
-        let fetched_at = days.iter().map(|d| d.fetched_at).min().unwrap_or_else(Utc::now);
-        Ok(Window { days, source, fetched_at })
+        let fetched_at = days
+            .iter()
+            .map(|d| d.fetched_at)
+            .min()
+            .unwrap_or_else(Utc::now);
+        Ok(Window {
+            days,
+            source,
+            fetched_at,
+        })
     }
 
     /// Asks the MIS for `from..=to` and stores the answer in Redis and PostgreSQL.
-    pub async fn fetch(&self, target: &GridTarget, from: NaiveDate, to: NaiveDate) -> Result<Vec<DayGrid>, MisError> {
-        let answer = self.mis.schedule(target.branch_mis_id, target.specialist_mis_id, from, to).await?;
+    pub async fn fetch(
+        &self,
+        target: &GridTarget,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DayGrid>, MisError> {
+        let answer = self
+            .mis
+            .schedule(target.branch_mis_id, target.specialist_mis_id, from, to)
+            .await?;
         let grids = DayGrid::from_mis(&answer, from, to, Utc::now());
         self.store(target, &grids).await;
         Ok(grids)
@@ -161,9 +202,15 @@ impl ScheduleCache {
     async fn store(&self, target: &GridTarget, grids: &[DayGrid]) {
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(60).max(1);
         for grid in grids {
-            let Ok(json) = serde_json::to_string(grid) else { continue };
+            let Ok(json) = serde_json::to_string(grid) else {
+                continue;
+            };
             let key = self.key(target.specialist_id, target.branch_id, grid.date);
-            let written: Result<(), _> = self.redis.pool.set(key, json, Some(Expiration::EX(ttl)), None, false).await;
+            let written: Result<(), _> = self
+                .redis
+                .pool
+                .set(key, json, Some(Expiration::EX(ttl)), None, false)
+                .await;
             if let Err(e) = written {
                 tracing::warn!(error = %e, "schedule not cached");
             }
@@ -172,9 +219,16 @@ impl ScheduleCache {
             let mut conn = self.db.get().await.map_err(|e| e.to_string())?;
             for grid in grids {
                 let intervals = serde_json::to_value(&grid.intervals).map_err(|e| e.to_string())?;
-                schedule_snapshot::upsert(&mut conn, target.specialist_id, target.branch_id, grid.date, &intervals, grid.fetched_at)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                schedule_snapshot::upsert(
+                    &mut conn,
+                    target.specialist_id,
+                    target.branch_id,
+                    grid.date,
+                    &intervals,
+                    grid.fetched_at,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
             }
             Ok::<_, String>(())
         };
@@ -183,23 +237,46 @@ impl ScheduleCache {
         }
     }
 
-    async fn stored(&self, target: &GridTarget, from: NaiveDate, to: NaiveDate) -> Result<Vec<DayGrid>, ScheduleError> {
-        let mut conn = self.db.get().await.map_err(|e| ScheduleError::Database(e.to_string()))?;
-        let rows = schedule_snapshot::load_range(&mut conn, target.specialist_id, target.branch_id, from, to)
+    async fn stored(
+        &self,
+        target: &GridTarget,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DayGrid>, ScheduleError> {
+        let mut conn = self
+            .db
+            .get()
             .await
             .map_err(|e| ScheduleError::Database(e.to_string()))?;
+        let rows = schedule_snapshot::load_range(
+            &mut conn,
+            target.specialist_id,
+            target.branch_id,
+            from,
+            to,
+        )
+        .await
+        .map_err(|e| ScheduleError::Database(e.to_string()))?;
         Ok(rows
             .into_iter()
             .filter_map(|row| {
                 let intervals = serde_json::from_value(row.intervals).ok()?;
-                Some(DayGrid { date: row.day, intervals, fetched_at: row.fetched_at })
+                Some(DayGrid {
+                    date: row.day,
+                    intervals,
+                    fetched_at: row.fetched_at,
+                })
             })
             .collect())
     }
 
     /// Drops a day from the cache after a booking, a move or a cancel.
     pub async fn invalidate(&self, specialist_id: i64, branch_id: i64, date: NaiveDate) {
-        let dropped: Result<i64, _> = self.redis.pool.del(self.key(specialist_id, branch_id, date)).await;
+        let dropped: Result<i64, _> = self
+            .redis
+            .pool
+            .del(self.key(specialist_id, branch_id, date))
+            .await;
         if let Err(e) = dropped {
             tracing::warn!(error = %e, "schedule cache entry not dropped");
         }

@@ -27,7 +27,8 @@ pub fn record_json(view: &RecordView) -> Value {
 pub fn record_with_notification(view: &RecordView, messages: &[OutboxMessage]) -> Value {
     let mut value = record_json(view);
     if let Some(last) = messages.last() {
-        let mut notification = json!({ "kind": last.kind, "status": last.status, "attempts": last.attempts });
+        let mut notification =
+            json!({ "kind": last.kind, "status": last.status, "attempts": last.attempts });
         if let Some(error) = &last.last_error {
             notification["last_error"] = json!(error);
         }

@@ -97,7 +97,6 @@ impl Cms for Unconfigured {
     }
 }
 
-
 #[async_trait]
 impl SmsGateway for Unconfigured {
     fn name(&self) -> &'static str {

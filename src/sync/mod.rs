@@ -79,10 +79,10 @@ impl Sources {
     /// The real clients from `INFOCLINICA_*` and `BITRIX_*`. A source that is not configured
     /// fails only when a kind needs it, naming the missing variable.
     pub fn from_config(config: &Config) -> Self {
+        use crate::integrations::unconfigured::Unconfigured;
         use crate::integrations::{
             bitrix::client::BitrixClient, infoclinica::client::InfoclinicaClient,
         };
-        use crate::integrations::unconfigured::Unconfigured;
         let mis: Arc<dyn Mis> = match InfoclinicaClient::from_config(config) {
             Ok(client) => Arc::new(client),
             Err(e) => Arc::new(Unconfigured(e.to_string())),

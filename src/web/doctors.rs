@@ -127,6 +127,8 @@ struct DoctorPage {
     reviews: Vec<Review>,
     reviews_page: i64,
     reviews_pages: i64,
+    /// The slot grid partial, rendered in place (htmx replaces it on navigation).
+    slots_html: String,
 }
 
 impl DoctorPage {
@@ -153,6 +155,10 @@ struct ReviewsPartial {
 pub struct PageQuery {
     #[serde(default)]
     page: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    branch_id: String,
 }
 
 /// A 1-based page number; absent or invalid reads as the first page.
@@ -199,6 +205,17 @@ pub async fn show_doctor(
     drop(conn);
     let (reviews, reviews_page, reviews_pages) =
         load_reviews(&state, id, page_number(&query.page)).await?;
+    let slots_query = crate::web::booking::SlotsQuery {
+        date: query.date.clone(),
+        branch_id: query.branch_id.clone(),
+    };
+    let slots_html = match crate::web::booking::slots_partial(&state, &doctor, &slots_query).await?
+    {
+        Some(partial) => {
+            askama::Template::render(&partial).map_err(|e| AppError::Internal(e.into()))?
+        }
+        None => String::new(),
+    };
     Ok(DoctorPage {
         layout: Layout::new(&session, user.as_ref()).await?,
         doctor,
@@ -207,6 +224,7 @@ pub async fn show_doctor(
         reviews,
         reviews_page,
         reviews_pages,
+        slots_html,
     }
     .into_response())
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod booking;
 pub mod cabinet;
 pub mod doctors;
 pub mod errors;

@@ -14,7 +14,11 @@ pub struct StoredAnswer {
     pub response: serde_json::Value,
 }
 
-pub async fn find(conn: &mut AsyncPgConnection, scope: &str, key: &str) -> QueryResult<Option<StoredAnswer>> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    scope: &str,
+    key: &str,
+) -> QueryResult<Option<StoredAnswer>> {
     idempotency_keys::table
         .find((scope, key))
         .select(StoredAnswer::as_select())

@@ -34,13 +34,23 @@ pub struct NewOutboxMessage<'a> {
     pub body: &'a str,
 }
 
-pub async fn insert(conn: &mut AsyncPgConnection, message: &NewOutboxMessage<'_>) -> QueryResult<()> {
-    diesel::insert_into(sms_outbox::table).values(message).execute(conn).await.map(|_| ())
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    message: &NewOutboxMessage<'_>,
+) -> QueryResult<()> {
+    diesel::insert_into(sms_outbox::table)
+        .values(message)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Claims up to `limit` due messages: they become `sending` with one more attempt. Rows that
 /// another worker holds are skipped, not waited for.
-pub async fn claim_due(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<OutboxMessage>> {
+pub async fn claim_due(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> QueryResult<Vec<OutboxMessage>> {
     diesel::sql_query(
         "UPDATE sms_outbox SET status = 'sending', attempts = attempts + 1, updated_at = now() \
          WHERE id IN (SELECT id FROM sms_outbox WHERE status = 'pending' AND next_attempt_at <= now() \
@@ -53,18 +63,28 @@ pub async fn claim_due(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<
 }
 
 /// Messages left in `sending` by a worker that died go back to the queue (at-least-once).
-pub async fn requeue_stuck(conn: &mut AsyncPgConnection, older_than: DateTime<Utc>) -> QueryResult<usize> {
+pub async fn requeue_stuck(
+    conn: &mut AsyncPgConnection,
+    older_than: DateTime<Utc>,
+) -> QueryResult<usize> {
     diesel::update(
         sms_outbox::table
             .filter(sms_outbox::status.eq("sending"))
             .filter(sms_outbox::updated_at.lt(older_than)),
     )
-    .set((sms_outbox::status.eq("pending"), sms_outbox::updated_at.eq(diesel::dsl::now)))
+    .set((
+        sms_outbox::status.eq("pending"),
+        sms_outbox::updated_at.eq(diesel::dsl::now),
+    ))
     .execute(conn)
     .await
 }
 
-pub async fn mark_sent(conn: &mut AsyncPgConnection, id: i64, provider_id: &str) -> QueryResult<usize> {
+pub async fn mark_sent(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    provider_id: &str,
+) -> QueryResult<usize> {
     diesel::update(sms_outbox::table.find(id))
         .set((
             sms_outbox::status.eq("sent"),
@@ -77,7 +97,12 @@ pub async fn mark_sent(conn: &mut AsyncPgConnection, id: i64, provider_id: &str)
         .await
 }
 
-pub async fn mark_retry(conn: &mut AsyncPgConnection, id: i64, error: &str, at: DateTime<Utc>) -> QueryResult<usize> {
+pub async fn mark_retry(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    error: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<usize> {
     diesel::update(sms_outbox::table.find(id))
         .set((
             sms_outbox::status.eq("pending"),
@@ -101,7 +126,10 @@ pub async fn mark_failed(conn: &mut AsyncPgConnection, id: i64, error: &str) -> 
 }
 
 /// The messages about one record, oldest first.
-pub async fn for_record(conn: &mut AsyncPgConnection, record_id: i64) -> QueryResult<Vec<OutboxMessage>> {
+pub async fn for_record(
+    conn: &mut AsyncPgConnection,
+    record_id: i64,
+) -> QueryResult<Vec<OutboxMessage>> {
     sms_outbox::table
         .filter(sms_outbox::record_id.eq(record_id))
         .order(sms_outbox::id)

@@ -57,12 +57,16 @@ pub struct Record {
 
 impl Record {
     pub fn patient_full_name(&self) -> String {
-        [Some(self.patient_last_name.as_str()), Some(self.patient_first_name.as_str()), self.patient_middle_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter(|p| !p.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
+        [
+            Some(self.patient_last_name.as_str()),
+            Some(self.patient_first_name.as_str()),
+            self.patient_middle_name.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
     }
 
     /// `+7 916 ***-**-67`-style: enough for the patient to recognise, not to reuse.
@@ -82,7 +86,11 @@ pub fn mask_phone(phone: &str) -> String {
         return "***".into();
     }
     let (head, tail) = (&digits[..4], &digits[digits.len() - 2..]);
-    format!("+{}***{}", head.iter().collect::<String>(), tail.iter().collect::<String>())
+    format!(
+        "+{}***{}",
+        head.iter().collect::<String>(),
+        tail.iter().collect::<String>()
+    )
 }
 
 /// A record with the names the views show.
@@ -97,7 +105,9 @@ pub struct RecordView {
 
 impl RecordView {
     pub fn zone(&self) -> chrono_tz::Tz {
-        self.branch_timezone.parse().unwrap_or(chrono_tz::Tz::Europe__Moscow)
+        self.branch_timezone
+            .parse()
+            .unwrap_or(chrono_tz::Tz::Europe__Moscow)
     }
 
     /// Start in the branch's zone, as the interface shows it.
@@ -166,11 +176,31 @@ type ViewColumns = (
 );
 
 fn view_columns() -> ViewColumns {
-    (Record::as_select(), specialists::full_name, branches::name, branches::address, branches::timezone)
+    (
+        Record::as_select(),
+        specialists::full_name,
+        branches::name,
+        branches::address,
+        branches::timezone,
+    )
 }
 
-fn to_view((record, specialist_name, branch_name, branch_address, branch_timezone): (Record, String, String, String, String)) -> RecordView {
-    RecordView { record, specialist_name, branch_name, branch_address, branch_timezone }
+fn to_view(
+    (record, specialist_name, branch_name, branch_address, branch_timezone): (
+        Record,
+        String,
+        String,
+        String,
+        String,
+    ),
+) -> RecordView {
+    RecordView {
+        record,
+        specialist_name,
+        branch_name,
+        branch_address,
+        branch_timezone,
+    }
 }
 
 pub async fn find_view(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<RecordView>> {
@@ -199,7 +229,10 @@ pub struct RecordFilter {
 }
 
 fn contains_pattern(text: &str) -> String {
-    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
@@ -211,7 +244,10 @@ pub async fn list_views(
     per_page: i64,
 ) -> QueryResult<(Vec<RecordView>, i64)> {
     let build = || {
-        let mut query = records::table.inner_join(specialists::table).inner_join(branches::table).into_boxed();
+        let mut query = records::table
+            .inner_join(specialists::table)
+            .inner_join(branches::table)
+            .into_boxed();
         if let Some(user_id) = filter.user_id {
             query = query.filter(records::user_id.eq(user_id));
         }
@@ -261,17 +297,21 @@ pub async fn mark_cancelled(
     id: i64,
     by: Option<i64>,
 ) -> QueryResult<Option<Record>> {
-    diesel::update(records::table.filter(records::id.eq(id)).filter(records::status.eq(BOOKED)))
-        .set((
-            records::status.eq(CANCELLED),
-            records::cancelled_at.eq(diesel::dsl::now),
-            records::cancelled_by.eq(by),
-            records::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(Record::as_returning())
-        .get_result(conn)
-        .await
-        .optional()
+    diesel::update(
+        records::table
+            .filter(records::id.eq(id))
+            .filter(records::status.eq(BOOKED)),
+    )
+    .set((
+        records::status.eq(CANCELLED),
+        records::cancelled_at.eq(diesel::dsl::now),
+        records::cancelled_by.eq(by),
+        records::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(Record::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
 }
 
 /// Moves a booked record to another interval (the MIS keeps its SCHEDID).
@@ -282,15 +322,19 @@ pub async fn mark_moved(
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
 ) -> QueryResult<Option<Record>> {
-    diesel::update(records::table.filter(records::id.eq(id)).filter(records::status.eq(BOOKED)))
-        .set((
-            records::mis_id.eq(mis_id),
-            records::starts_at.eq(starts_at),
-            records::ends_at.eq(ends_at),
-            records::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(Record::as_returning())
-        .get_result(conn)
-        .await
-        .optional()
+    diesel::update(
+        records::table
+            .filter(records::id.eq(id))
+            .filter(records::status.eq(BOOKED)),
+    )
+    .set((
+        records::mis_id.eq(mis_id),
+        records::starts_at.eq(starts_at),
+        records::ends_at.eq(ends_at),
+        records::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(Record::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
 }

@@ -31,7 +31,11 @@ pub async fn upsert(
             schedule_snapshots::intervals.eq(intervals),
             schedule_snapshots::fetched_at.eq(fetched_at),
         ))
-        .on_conflict((schedule_snapshots::specialist_id, schedule_snapshots::branch_id, schedule_snapshots::day))
+        .on_conflict((
+            schedule_snapshots::specialist_id,
+            schedule_snapshots::branch_id,
+            schedule_snapshots::day,
+        ))
         .do_update()
         .set((
             schedule_snapshots::intervals.eq(intervals),

@@ -194,6 +194,13 @@ pub async fn list_newest(conn: &mut AsyncPgConnection, limit: i64) -> QueryResul
 }
 
 /// Remembers the user's MIS patient card.
-pub async fn set_mis_pcode(conn: &mut AsyncPgConnection, id: i64, pcode: i64) -> QueryResult<usize> {
-    diesel::update(users::table.find(id)).set(users::mis_pcode.eq(pcode)).execute(conn).await
+pub async fn set_mis_pcode(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    pcode: i64,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set(users::mis_pcode.eq(pcode))
+        .execute(conn)
+        .await
 }

@@ -1,0 +1,645 @@
+//! Booking pages: the slot grid on the doctor page (an htmx partial), the confirm-and-book
+//! step for patients, the patient's records (cancel, move) and the staff's record desk.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+};
+use chrono::{Days, NaiveDate, Utc};
+use serde::Deserialize;
+
+use crate::{
+    api::booking::{
+        PER_PAGE, RecordsQuery, book_for_user, parse_start, records_filter, visible_record,
+    },
+    app::{App, AppState},
+    auth::{roles::CurrentUser, session::AuthSession},
+    booking::{
+        grid::Slot,
+        reserve::{self, BookingTarget},
+        schedule::{ScheduleError, Source},
+    },
+    client_ip::ClientIp,
+    db::models::{
+        directory::{self, Branch, Specialist},
+        outbox::{self, OutboxMessage},
+        record::{self, RecordSource, RecordView},
+        user::Role,
+    },
+    error::AppError,
+    extract::{Form, Query},
+    web::{Layout, doctors::parse_id},
+};
+
+/// A slot as the grid shows it.
+pub struct SlotView {
+    pub label: String,
+    /// The start for a query string (RFC 3339, `+` escaped).
+    pub start_param: String,
+    pub free: bool,
+}
+
+impl SlotView {
+    fn from_slot(slot: &Slot, with_date: bool) -> Self {
+        let label = if with_date {
+            slot.start.format("%d.%m %H:%M").to_string()
+        } else {
+            slot.start.format("%H:%M").to_string()
+        };
+        Self {
+            label,
+            start_param: slot.start.to_rfc3339().replace('+', "%2B"),
+            free: slot.free,
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "partials/booking/slots.html")]
+pub struct SlotsPartial {
+    pub doctor_id: i64,
+    pub branches: Vec<Branch>,
+    pub branch_id: i64,
+    pub date: NaiveDate,
+    pub date_title: String,
+    pub prev_date: NaiveDate,
+    pub next_date: NaiveDate,
+    pub timezone: String,
+    pub slots: Vec<SlotView>,
+    pub stale: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct SlotsQuery {
+    #[serde(default)]
+    pub date: String,
+    #[serde(default)]
+    pub branch_id: String,
+}
+
+/// The grid of one day for a doctor; errors of the MIS become a message in the partial.
+pub async fn slots_partial(
+    app: &App,
+    doctor: &Specialist,
+    query: &SlotsQuery,
+) -> Result<Option<SlotsPartial>, AppError> {
+    let Some(first_branch) = doctor.branches.first() else {
+        return Ok(None);
+    };
+    let branch_id = parse_id("branch_id", &query.branch_id)?.unwrap_or(first_branch.id);
+    let branch = doctor
+        .branches
+        .iter()
+        .find(|b| b.id == branch_id)
+        .ok_or_else(|| AppError::field("branch_id", "Врач не принимает в этом филиале"))?;
+    let zone: chrono_tz::Tz = branch
+        .timezone
+        .parse()
+        .unwrap_or(chrono_tz::Tz::Europe__Moscow);
+    let today = Utc::now().with_timezone(&zone).date_naive();
+    let date = match query.date.trim() {
+        "" => today,
+        raw => NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .map_err(|_| AppError::field("date", "дата в формате ГГГГ-ММ-ДД"))?,
+    };
+    let mut conn = app.db().await?;
+    let target = reserve::resolve_target(&mut conn, doctor.row.id, branch.id).await?;
+    drop(conn);
+    let (slots, stale, error) = match app
+        .booking
+        .schedule
+        .window(&target.grid(), date, date)
+        .await
+    {
+        Ok(window) => {
+            let slots = window
+                .days
+                .iter()
+                .flat_map(|d| d.slots(zone, Utc::now()))
+                .map(|s| SlotView::from_slot(&s, false))
+                .collect();
+            (slots, window.source == Source::Stale, None)
+        }
+        Err(ScheduleError::NoCopy(_)) => (
+            Vec::new(),
+            false,
+            Some("Расписание сейчас недоступно: МИС не отвечает. Попробуйте позже.".to_owned()),
+        ),
+        Err(ScheduleError::Database(_)) => return Err(AppError::unavailable("database")),
+    };
+    Ok(Some(SlotsPartial {
+        doctor_id: doctor.row.id,
+        branches: doctor.branches.clone(),
+        branch_id: branch.id,
+        date,
+        date_title: date.format("%d.%m.%Y").to_string(),
+        prev_date: date.checked_sub_days(Days::new(1)).unwrap_or(date),
+        next_date: date.checked_add_days(Days::new(1)).unwrap_or(date),
+        timezone: zone.name().to_owned(),
+        slots,
+        stale,
+        error,
+    }))
+}
+
+fn parse_path_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn show_doctor_slots(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<SlotsQuery>,
+) -> Result<Response, AppError> {
+    let id = parse_path_id(&id)?;
+    let mut conn = state.db().await?;
+    let doctor = directory::find_specialist(&mut conn, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    drop(conn);
+    match slots_partial(&state, &doctor, &query).await? {
+        Some(partial) => Ok(partial.into_response()),
+        None => Err(AppError::NotFound),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/booking/confirm.html")]
+struct ConfirmPage {
+    layout: Layout,
+    doctor_id: i64,
+    doctor_name: String,
+    branch_id: i64,
+    branch_name: String,
+    branch_address: String,
+    when: String,
+    start: String,
+    patient_name: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct BookQuery {
+    #[serde(default)]
+    branch_id: String,
+    #[serde(default)]
+    start: String,
+}
+
+async fn target_for(
+    app: &App,
+    doctor_id: i64,
+    branch_raw: &str,
+) -> Result<BookingTarget, AppError> {
+    let branch_id = parse_id("branch_id", branch_raw)?
+        .ok_or_else(|| AppError::field("branch_id", "обязательный параметр"))?;
+    let mut conn = app.db().await?;
+    reserve::resolve_target(&mut conn, doctor_id, branch_id).await
+}
+
+fn confirm_page(
+    layout: Layout,
+    target: &BookingTarget,
+    start: chrono::DateTime<Utc>,
+    patient_name: String,
+    error: Option<String>,
+) -> ConfirmPage {
+    ConfirmPage {
+        layout,
+        doctor_id: target.specialist_id,
+        doctor_name: target.specialist_name.clone(),
+        branch_id: target.branch_id,
+        branch_name: target.branch_name.clone(),
+        branch_address: target.branch_address.clone(),
+        when: start
+            .with_timezone(&target.zone)
+            .format("%d.%m.%Y %H:%M")
+            .to_string(),
+        start: start.with_timezone(&target.zone).to_rfc3339(),
+        patient_name,
+        error,
+    }
+}
+
+pub async fn show_booking_confirm(
+    State(state): State<AppState>,
+    session: AuthSession,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Query(query): Query<BookQuery>,
+) -> Result<Response, AppError> {
+    let target = target_for(&state, parse_path_id(&id)?, &query.branch_id).await?;
+    let start = parse_start("start", &query.start)?;
+    let layout = Layout::with_form(&session, Some(&user)).await?;
+    Ok(confirm_page(layout, &target, start, user.full_name.clone(), None).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct BookForm {
+    #[serde(default)]
+    branch_id: String,
+    #[serde(default)]
+    start: String,
+    #[serde(default)]
+    comment: String,
+}
+
+pub async fn book_slot(
+    State(state): State<AppState>,
+    session: AuthSession,
+    CurrentUser(user): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    Form(form): Form<BookForm>,
+) -> Result<Response, AppError> {
+    let target = target_for(&state, parse_path_id(&id)?, &form.branch_id).await?;
+    let start = parse_start("start", &form.start)?;
+    let comment = form.comment.trim();
+    let comment = (!comment.is_empty()).then(|| comment.chars().take(500).collect::<String>());
+    match book_for_user(
+        &state,
+        &user,
+        target.specialist_id,
+        target.branch_id,
+        start,
+        comment.as_deref(),
+        RecordSource::Cabinet,
+        None,
+        ip,
+    )
+    .await
+    {
+        Ok(view) => Ok(
+            Redirect::to(&format!("/cabinet/records/{}?booked=1", view.record.id)).into_response(),
+        ),
+        Err(e @ (AppError::Conflict { .. } | AppError::Validation { .. })) => {
+            let status = e.status();
+            let layout = Layout::with_form(&session, Some(&user)).await?;
+            Ok((
+                status,
+                confirm_page(
+                    layout,
+                    &target,
+                    start,
+                    user.full_name.clone(),
+                    Some(e.public_message()),
+                ),
+            )
+                .into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/cabinet/records.html")]
+struct MyRecordsPage {
+    layout: Layout,
+    records: Vec<RecordView>,
+    base_path: &'static str,
+    show_patient: bool,
+    page: i64,
+    pages: i64,
+    total: i64,
+    query: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct PageOnly {
+    #[serde(default)]
+    page: String,
+}
+
+pub async fn list_my_records(
+    State(state): State<AppState>,
+    session: AuthSession,
+    CurrentUser(user): CurrentUser,
+    Query(query): Query<PageOnly>,
+) -> Result<Response, AppError> {
+    let page = query
+        .page
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    let filter = record::RecordFilter {
+        user_id: Some(user.id),
+        ..Default::default()
+    };
+    let mut conn = state.db().await?;
+    let (records, total) = record::list_views(&mut conn, &filter, page, PER_PAGE).await?;
+    Ok(MyRecordsPage {
+        layout: Layout::new(&session, Some(&user)).await?,
+        records,
+        base_path: "/cabinet/records",
+        show_patient: false,
+        page,
+        pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
+        total,
+        query: String::new(),
+    }
+    .into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/cabinet/record.html")]
+struct MyRecordPage {
+    layout: Layout,
+    view: RecordView,
+    can_change: bool,
+    move_slots: Vec<SlotView>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct NoticeQuery {
+    #[serde(default)]
+    booked: String,
+    #[serde(default)]
+    moved: String,
+    #[serde(default)]
+    cancelled: String,
+}
+
+impl NoticeQuery {
+    fn notice(&self) -> Option<&'static str> {
+        if !self.booked.is_empty() {
+            Some("Вы записаны. SMS с подтверждением придёт на ваш телефон.")
+        } else if !self.moved.is_empty() {
+            Some("Запись перенесена.")
+        } else if !self.cancelled.is_empty() {
+            Some("Запись отменена.")
+        } else {
+            None
+        }
+    }
+}
+
+/// Free slots of the record's doctor and branch in the coming two weeks, to move to.
+async fn move_options(app: &App, view: &RecordView) -> Vec<SlotView> {
+    let Ok(mut conn) = app.db().await else {
+        return Vec::new();
+    };
+    let Ok(target) =
+        reserve::resolve_target(&mut conn, view.record.specialist_id, view.record.branch_id).await
+    else {
+        return Vec::new();
+    };
+    drop(conn);
+    let today = Utc::now().with_timezone(&target.zone).date_naive();
+    let until = today.checked_add_days(Days::new(13)).unwrap_or(today);
+    match app
+        .booking
+        .schedule
+        .window(&target.grid(), today, until)
+        .await
+    {
+        Ok(window) => window
+            .days
+            .iter()
+            .flat_map(|d| d.slots(target.zone, Utc::now()))
+            .filter(|s| s.free)
+            .take(40)
+            .map(|s| SlotView::from_slot(&s, true))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+pub async fn show_my_record(
+    State(state): State<AppState>,
+    session: AuthSession,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Query(query): Query<NoticeQuery>,
+) -> Result<Response, AppError> {
+    let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
+    let can_change = view.record.is_active() && view.record.starts_at > Utc::now();
+    let move_slots = if can_change {
+        move_options(&state, &view).await
+    } else {
+        Vec::new()
+    };
+    Ok(MyRecordPage {
+        layout: Layout::new(&session, Some(&user)).await?,
+        view,
+        can_change,
+        move_slots,
+        notice: query.notice(),
+    }
+    .into_response())
+}
+
+pub async fn cancel_my_record(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
+    reserve::cancel(&state, &view, Some(user.id)).await?;
+    crate::auth::login::audit(
+        &state,
+        Some(user.id),
+        "record_cancelled",
+        &view.record.id.to_string(),
+        ip,
+    )
+    .await;
+    Ok(Redirect::to(&format!("/cabinet/records/{}?cancelled=1", view.record.id)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct MoveForm {
+    #[serde(default)]
+    start: String,
+}
+
+pub async fn reschedule_my_record(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    Form(form): Form<MoveForm>,
+) -> Result<Response, AppError> {
+    let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
+    let start = parse_start("start", &form.start.replace("%2B", "+"))?;
+    reserve::reschedule(&state, &view, start).await?;
+    crate::auth::login::audit(
+        &state,
+        Some(user.id),
+        "record_moved",
+        &view.record.id.to_string(),
+        ip,
+    )
+    .await;
+    Ok(Redirect::to(&format!("/cabinet/records/{}?moved=1", view.record.id)).into_response())
+}
+
+/// What the staff filter form shows back.
+#[derive(Default)]
+pub struct StaffFilterForm {
+    pub date_from: String,
+    pub date_to: String,
+    pub branch_id: String,
+    pub specialist_id: String,
+    pub status: String,
+    pub q: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/staff/records.html")]
+struct StaffRecordsPage {
+    layout: Layout,
+    records: Vec<RecordView>,
+    base_path: &'static str,
+    show_patient: bool,
+    page: i64,
+    pages: i64,
+    total: i64,
+    query: String,
+    form: StaffFilterForm,
+    branches: Vec<Branch>,
+    specialists: Vec<Specialist>,
+}
+
+#[derive(Deserialize, Default, serde::Serialize)]
+pub struct StaffRecordsQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    date_from: String,
+    #[serde(default)]
+    date_to: String,
+    #[serde(default)]
+    page: String,
+    #[serde(default)]
+    specialist_id: String,
+    #[serde(default)]
+    branch_id: String,
+    #[serde(default)]
+    q: String,
+}
+
+pub async fn list_staff_records(
+    State(state): State<AppState>,
+    session: AuthSession,
+    CurrentUser(user): CurrentUser,
+    Query(query): Query<StaffRecordsQuery>,
+) -> Result<Response, AppError> {
+    let api_query = RecordsQuery::from_parts(
+        &query.status,
+        &query.date_from,
+        &query.date_to,
+        &query.page,
+        &query.specialist_id,
+        &query.branch_id,
+        &query.q,
+    );
+    let (filter, page) = records_filter(&api_query, true)?;
+    let mut conn = state.db().await?;
+    let (records, total) = record::list_views(&mut conn, &filter, page, PER_PAGE).await?;
+    let branches = directory::list_branches(&mut conn).await?;
+    let specialists = directory::search_specialists(&mut conn, &Default::default()).await?;
+    let mut keep = query;
+    keep.page = String::new();
+    let query_string = serde_urlencoded::to_string(&keep)
+        .map(|q| format!("{q}&"))
+        .unwrap_or_default();
+    let form = StaffFilterForm {
+        date_from: keep.date_from,
+        date_to: keep.date_to,
+        branch_id: keep.branch_id,
+        specialist_id: keep.specialist_id,
+        status: keep.status,
+        q: keep.q,
+    };
+    Ok(StaffRecordsPage {
+        layout: Layout::new(&session, Some(&user)).await?,
+        records,
+        base_path: "/staff/records",
+        show_patient: true,
+        page,
+        pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
+        total,
+        query: query_string,
+        form,
+        branches,
+        specialists,
+    }
+    .into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/staff/record.html")]
+struct StaffRecordPage {
+    layout: Layout,
+    view: RecordView,
+    messages: Vec<OutboxMessage>,
+    can_cancel: bool,
+    notice: Option<&'static str>,
+}
+
+pub async fn show_staff_record(
+    State(state): State<AppState>,
+    session: AuthSession,
+    CurrentUser(user): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    Query(query): Query<NoticeQuery>,
+) -> Result<Response, AppError> {
+    let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
+    crate::auth::login::audit(
+        &state,
+        Some(user.id),
+        "record_viewed",
+        &view.record.id.to_string(),
+        ip,
+    )
+    .await;
+    let mut conn = state.db().await?;
+    let messages = outbox::for_record(&mut conn, view.record.id).await?;
+    let can_cancel = view.record.is_active() && view.record.starts_at > Utc::now();
+    Ok(StaffRecordPage {
+        layout: Layout::new(&session, Some(&user)).await?,
+        view,
+        messages,
+        can_cancel,
+        notice: query.notice(),
+    }
+    .into_response())
+}
+
+pub async fn cancel_staff_record(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
+    reserve::cancel(&state, &view, Some(user.id)).await?;
+    crate::auth::login::audit(
+        &state,
+        Some(user.id),
+        "record_cancelled",
+        &view.record.id.to_string(),
+        ip,
+    )
+    .await;
+    Ok((
+        StatusCode::SEE_OTHER,
+        Redirect::to(&format!("/staff/records/{}?cancelled=1", view.record.id)),
+    )
+        .into_response())
+}
+
+/// Keeps `Role` in scope for the base layout's comparisons.
+const _: Option<Role> = None;
