@@ -479,30 +479,6 @@ async fn mis_emulator_refuses_dtds_and_non_xml_and_unknown_messages() {
     assert!(text.contains("<SPCOMMENT>Данные по филиалам получены</SPCOMMENT>"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sms_emulator_is_a_placeholder_for_now() {
-    let emu = emulator::spawn(EmulatorConfig {
-        sms_bind: Some(([127, 0, 0, 1], 0).into()),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("emulators");
-    let sms = emu.sms_url.expect("SMS URL");
-    let response = browser()
-        .post(format!("{sms}/sms/send"))
-        .send()
-        .await
-        .expect("sms");
-    assert_eq!(response.status(), 501);
-    assert!(
-        response
-            .text()
-            .await
-            .expect("text")
-            .contains("booking issue")
-    );
-}
-
 // ---------------------------------------------------------------- against fixtures
 
 #[tokio::test(flavor = "multi_thread")]

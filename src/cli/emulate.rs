@@ -27,6 +27,9 @@ pub struct EmulateArgs {
     /// Bearer token the CMS emulator accepts.
     #[arg(long, default_value = "demo-cms-token")]
     pub cms_token: String,
+    /// The `api_id` the SMS.ru emulator accepts.
+    #[arg(long, default_value = emulator::DEFAULT_SMS_API_ID)]
+    pub sms_api_id: String,
 }
 
 pub async fn run(args: EmulateArgs) -> anyhow::Result<()> {
@@ -39,6 +42,7 @@ pub async fn run(args: EmulateArgs) -> anyhow::Result<()> {
         cms_token: args.cms_token,
     })
     .await?;
+    running.control.set_sms_api_id(&args.sms_api_id);
     let (doctors, rows) = running
         .control
         .with_world(|w| (w.doctors.len(), w.doctor_rows().len()));
@@ -55,6 +59,11 @@ pub async fn run(args: EmulateArgs) -> anyhow::Result<()> {
     println!("INFOCLINICA_URL={}", running.mis_url);
     println!("BITRIX_URL={}", running.cms_url);
     println!("BITRIX_TOKEN={}", running.cms_token);
+    if let Some(sms) = &running.sms_url {
+        println!("SMS_PROVIDER=smsru");
+        println!("SMSRU_URL={sms}");
+        println!("SMSRU_API_ID={}", args.sms_api_id);
+    }
     crate::server::shutdown_signal().await;
     Ok(())
 }

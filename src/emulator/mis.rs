@@ -2,10 +2,17 @@
 //! (`docs/infoclinica-protocol.md`), dispatching on `MSH.9/MSG.2`.
 //!
 //! Implemented: GET_FILIAL_LIST, GET_DEPARTMENT_LIST, GET_DOCTOR_LIST (FIRSTROW/LASTROW
-//! paging with RECORDSDATA), PRICE_LIST. An unknown MSG.2 or a missing required field is an
-//! envelope problem: `MSA.1` `AE` with `MSA.3` and `ERR`. A body that is not acceptable XML
-//! (including any DTD) is answered HTTP 400 in plain text. Also `GET`/`POST
-//! /_emulator/faults` with [`MisFaults`](super::MisFaults).
+//! paging with RECORDSDATA), PRICE_LIST, and the booking messages of [`booking`]: SCHEDULE,
+//! SCHEDULE_REC_RESERVE, SCHEDULE_REC_REMOVE, SCHEDULE_REC_LIST, CLIENT_CHECK, CLIENT_ADD
+//! (the first three need MSH.99). An unknown MSG.2 or a missing required field is an
+//! envelope problem: `MSA.1` `AE` with `MSA.3` and `ERR`; business failures are `SPRESULT`
+//! 0 with `SPCOMMENT` and `CHECKDATA`. A body that is not acceptable XML (including any
+//! DTD) is answered HTTP 400 in plain text. Messages that change the world run under its
+//! write lock, so a reserve is atomic. Every call is counted per `MSG.2`
+//! ([`EmulatorControl::mis_calls`]). Also `GET`/`POST /_emulator/faults` with
+//! [`MisFaults`](super::MisFaults).
+
+mod booking;
 
 use std::collections::BTreeSet;
 
@@ -36,6 +43,15 @@ pub fn router(control: EmulatorControl) -> Router {
 }
 
 async fn handle(State(control): State<EmulatorControl>, body: Bytes) -> Response {
+    let parsed = xml::parse(&body);
+    let op = parsed
+        .as_ref()
+        .ok()
+        .and_then(operation)
+        .unwrap_or("")
+        .to_owned();
+    // Counted before any fault: a test of retries counts what reached the server.
+    control.count_mis_call(&op);
     let faults = control.mis_faults();
     if faults.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
@@ -50,7 +66,10 @@ async fn handle(State(control): State<EmulatorControl>, body: Bytes) -> Response
         )
             .into_response();
     }
-    let request = match xml::parse(&body) {
+    if op == "SCHEDULE_REC_RESERVE" && faults.reserve_latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.reserve_latency_ms)).await;
+    }
+    let request = match parsed {
         Ok(request) => request,
         Err(e) => {
             let reason = match e {
@@ -64,7 +83,11 @@ async fn handle(State(control): State<EmulatorControl>, body: Bytes) -> Response
                 .into_response();
         }
     };
-    let mut answer = answer(&control.shared().world(), &request);
+    let mut answer = if is_mutating(&op) {
+        answer_mut(&mut control.shared().world_mut(), &request)
+    } else {
+        answer(&control.shared().world(), &request)
+    };
     if faults.malformed {
         let mut cut = answer.len() / 2;
         while !answer.is_char_boundary(cut) {
@@ -75,34 +98,131 @@ async fn handle(State(control): State<EmulatorControl>, body: Bytes) -> Response
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], answer).into_response()
 }
 
-/// What an operation produced: its items (escaped XML) and its `SPCOMMENT`.
+/// What an operation produced: its items (escaped XML), `CHECKDATA` (code, label, text),
+/// `SPRESULT` and `SPCOMMENT`.
 struct Output {
     items: String,
-    comment: &'static str,
+    checks: Vec<(i64, &'static str, String)>,
+    spresult: i64,
+    comment: String,
+}
+
+impl Output {
+    /// `SPRESULT` 1.
+    fn ok(items: String, comment: &str) -> Self {
+        Self {
+            items,
+            checks: Vec::new(),
+            spresult: 1,
+            comment: comment.to_owned(),
+        }
+    }
+
+    /// `SPRESULT` 0: a business failure.
+    fn failed(comment: &str) -> Self {
+        Self {
+            items: String::new(),
+            checks: Vec::new(),
+            spresult: 0,
+            comment: comment.to_owned(),
+        }
+    }
+
+    fn check(mut self, code: i64, label: &'static str, text: &str) -> Self {
+        self.checks.push((code, label, text.to_owned()));
+        self
+    }
 }
 
 /// An envelope problem, answered with `MSA.1` `AE`.
 type Refusal = String;
 
-/// Answers one parsed request.
+/// The operation of a request (`MSH.9/MSG.2`).
+pub fn operation(request: &Element) -> Option<&str> {
+    request.text_at(&["MSH", "MSH.9", "MSG.2"])
+}
+
+/// Whether an operation changes the world (and is answered by [`answer_mut`] under the
+/// write lock, which makes a reserve atomic).
+pub fn is_mutating(op: &str) -> bool {
+    matches!(
+        op,
+        "SCHEDULE_REC_RESERVE" | "SCHEDULE_REC_REMOVE" | "CLIENT_ADD"
+    )
+}
+
+/// Answers one parsed request that only reads the world.
 pub fn answer(world: &World, request: &Element) -> String {
+    respond(request, |op, filial, input| {
+        read_op(world, op, filial, input).unwrap_or_else(|| {
+            Err(if is_mutating(op) {
+                format!("{op} изменяет данные и обрабатывается только с блокировкой на запись")
+            } else {
+                format!("Неизвестный тип сообщения: {op}")
+            })
+        })
+    })
+}
+
+/// Answers any parsed request, the caller holding the world for writing.
+pub fn answer_mut(world: &mut World, request: &Element) -> String {
+    respond(request, |op, filial, input| {
+        match op {
+            "SCHEDULE_REC_RESERVE" => {
+                return booking::reserve(world, required_filial(filial)?, input);
+            }
+            "SCHEDULE_REC_REMOVE" => {
+                return booking::remove(world, required_filial(filial)?, input);
+            }
+            "CLIENT_ADD" => return booking::client_add(world, input),
+            _ => {}
+        }
+        read_op(world, op, filial, input)
+            .unwrap_or_else(|| Err(format!("Неизвестный тип сообщения: {op}")))
+    })
+}
+
+/// The envelope around one operation: its `MSG.2`, its `MSH.99` (absent when empty) and
+/// its `<op>_IN` block.
+fn respond(
+    request: &Element,
+    run: impl FnOnce(&str, Result<Option<i64>, Refusal>, &Element) -> Result<Output, Refusal>,
+) -> String {
     let control_id = request.text_at(&["MSH", "MSH.10"]).unwrap_or("");
-    let Some(op) = request.text_at(&["MSH", "MSH.9", "MSG.2"]) else {
+    let Some(op) = operation(request) else {
         return envelope("", control_id, Err("MSH.9/MSG.2 is missing".into()));
     };
+    let filial = number(
+        request.child("MSH").unwrap_or(&Element::default()),
+        "MSH.99",
+    );
     let empty = Element::default();
     let input = request.child(&format!("{op}_IN")).unwrap_or(&empty);
-    let output = match op {
+    envelope(op, control_id, run(op, filial, input))
+}
+
+/// `MSH.99` of the schedule and booking messages (§5 #26).
+fn required_filial(filial: Result<Option<i64>, Refusal>) -> Result<i64, Refusal> {
+    filial?.ok_or_else(|| "Не задан филиал (MSH.99)".to_owned())
+}
+
+/// The operations that only read; `None` for an operation that is not one of them.
+fn read_op(
+    world: &World,
+    op: &str,
+    filial: Result<Option<i64>, Refusal>,
+    input: &Element,
+) -> Option<Result<Output, Refusal>> {
+    Some(match op {
         "GET_FILIAL_LIST" => filial_list(world, input),
         "GET_DEPARTMENT_LIST" => department_list(world, input),
         "GET_DOCTOR_LIST" => doctor_list(world, input),
         "PRICE_LIST" => price_list(world, input),
-        // The schedule and booking messages (DOCT_SCHEDULE_FREE, SCHEDULE,
-        // SCHEDULE_REC_RESERVE, SCHEDULE_REC_REMOVE, …) are dispatched here by the booking
-        // issue; they need MSH.99 (§5 #26) and per-filial state in the world.
-        other => Err(format!("Неизвестный тип сообщения: {other}")),
-    };
-    envelope(op, control_id, output)
+        "SCHEDULE" => required_filial(filial).and_then(|f| booking::schedule(world, f, input)),
+        "CLIENT_CHECK" => booking::client_check(world, input),
+        "SCHEDULE_REC_LIST" => booking::rec_list(world, input),
+        _ => return None,
+    })
 }
 
 /// `ACK` with `MSH`, `MSA` and either `<op>_OUT` (items, `SPRESULT` 1, `SPCOMMENT`) or the
@@ -128,10 +248,16 @@ fn envelope(op: &str, control_id: &str, output: Result<Output, Refusal>) -> Stri
                 .leaf("MSA.2", control_id)
                 .close("MSA");
             let block = format!("{op}_OUT");
-            w.open(&block)
-                .raw(&output.items)
-                .leaf("SPRESULT", 1)
-                .leaf("SPCOMMENT", output.comment)
+            w.open(&block).raw(&output.items);
+            for (code, label, text) in &output.checks {
+                w.open("CHECKDATA").leaf("CHECKCODE", code);
+                if !label.is_empty() {
+                    w.leaf("CHECKLABEL", label);
+                }
+                w.leaf("CHECKTEXT", text).close("CHECKDATA");
+            }
+            w.leaf("SPRESULT", output.spresult)
+                .leaf("SPCOMMENT", &output.comment)
                 .close(&block);
         }
         Err(message) => {
@@ -219,10 +345,7 @@ fn filial_list(world: &World, input: &Element) -> Result<Output, Refusal> {
             .leaf("TIMEZONE", b.timezone)
             .close("GETFILIALLIST");
     }
-    Ok(Output {
-        items: w.finish(),
-        comment: "Данные по филиалам получены",
-    })
+    Ok(Output::ok(w.finish(), "Данные по филиалам получены"))
 }
 
 fn department_list(world: &World, input: &Element) -> Result<Output, Refusal> {
@@ -247,10 +370,7 @@ fn department_list(world: &World, input: &Element) -> Result<Output, Refusal> {
             .leaf("VIEWINWEB_OUT", flag(d.visible))
             .close("GETDEPARTMENTLIST");
     }
-    Ok(Output {
-        items: w.finish(),
-        comment: "Данные по отделениям получены",
-    })
+    Ok(Output::ok(w.finish(), "Данные по отделениям получены"))
 }
 
 fn doctor_list(world: &World, input: &Element) -> Result<Output, Refusal> {
@@ -291,10 +411,7 @@ fn doctor_list(world: &World, input: &Element) -> Result<Output, Refusal> {
         .leaf("FIRSTROW", first_row.unwrap_or(1))
         .leaf("LASTROW", last_row.unwrap_or(total))
         .close("RECORDSDATA");
-    Ok(Output {
-        items: w.finish(),
-        comment: "Данные по врачам получены",
-    })
+    Ok(Output::ok(w.finish(), "Данные по врачам получены"))
 }
 
 fn price_list(world: &World, input: &Element) -> Result<Output, Refusal> {
@@ -326,10 +443,7 @@ fn price_list(world: &World, input: &Element) -> Result<Output, Refusal> {
         }
         w.close("SCH");
     }
-    Ok(Output {
-        items: w.finish(),
-        comment: "Данные по ценам получены",
-    })
+    Ok(Output::ok(w.finish(), "Данные по ценам получены"))
 }
 
 /// 250000 → `2500.00`.

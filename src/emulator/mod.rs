@@ -1,26 +1,33 @@
 //! Emulators of the external systems, speaking their real wire protocols over HTTP: the MIS
-//! Infoclinica (XML, [`mis`]), the CMS content endpoint (JSON, [`cms`]) and, later, the SMS
-//! gateway. `sovamed emulate` runs them (`serve --demo` is to start them in-process with
-//! [`spawn`]); the integration tests start them on port 0 and drive them through
-//! [`EmulatorControl`].
+//! Infoclinica (XML, [`mis`], with schedules and bookings from [`booking`]), the CMS content
+//! endpoint (JSON, [`cms`]) and the SMS.ru gateway ([`sms`]). `sovamed emulate` runs them
+//! (`serve --demo` is to start them in-process with [`spawn`]); the integration tests start
+//! them on port 0 and drive them through [`EmulatorControl`].
 //!
-//! All three share one [`World`] (generated from a seed) and two sets of fault switches,
+//! All three share one [`World`] (generated from a seed) and their own fault switches,
 //! settable in-process or with `POST /_emulator/faults` on each emulator.
 
+pub mod booking;
 pub mod cms;
 pub mod mis;
+pub mod sms;
 pub mod world;
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
-    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+
 use anyhow::Context as _;
-use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing};
+use axum::{Json, Router, extract::State, response::IntoResponse, routing};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
+pub use booking::{Appointment, Patient, WorkPeriod};
+pub use sms::{DEFAULT_SMS_API_ID, SentSms, SmsFaults};
 pub use world::World;
 
 use crate::integrations::bitrix::ContentKind;
@@ -60,7 +67,10 @@ pub struct Emulators {
     /// `http://addr`: the value for `BITRIX_URL`.
     pub cms_url: String,
     pub cms_token: String,
+    /// `http://addr`: the value for `SMSRU_URL`, when the SMS emulator runs.
     pub sms_url: Option<String>,
+    /// The `api_id` the SMS emulator accepts: the value for `SMSRU_API_ID`.
+    pub sms_api_id: String,
     pub control: EmulatorControl,
 }
 
@@ -76,6 +86,9 @@ pub struct MisFaults {
     pub malformed: bool,
     /// Answer HTTP 401 (a gateway refusing the client certificate).
     pub unauthorized: bool,
+    /// Added before answering `SCHEDULE_REC_RESERVE` only (after the call is counted,
+    /// before the world is locked): widens the window between a grid read and a reserve.
+    pub reserve_latency_ms: u64,
 }
 
 /// Fault switches of the CMS emulator. Default: none.
@@ -102,6 +115,10 @@ pub(crate) struct Shared {
     mis_faults: RwLock<MisFaults>,
     cms_faults: RwLock<CmsFaults>,
     cms_token: String,
+    /// MIS calls per `MSG.2` (an unreadable request counts under "").
+    mis_calls: Mutex<BTreeMap<String, u64>>,
+    sms: Mutex<sms::SmsState>,
+    sms_faults: RwLock<SmsFaults>,
 }
 
 impl Shared {
@@ -132,6 +149,14 @@ impl Shared {
     pub(crate) fn cms_token(&self) -> &str {
         &self.cms_token
     }
+
+    pub(crate) fn sms(&self) -> MutexGuard<'_, sms::SmsState> {
+        self.sms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mis_calls(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        self.mis_calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The in-process handle on running emulators: fault switches, world edits, world reads.
@@ -155,6 +180,9 @@ impl EmulatorControl {
                 mis_faults: RwLock::new(MisFaults::default()),
                 cms_faults: RwLock::new(CmsFaults::default()),
                 cms_token: cms_token.into(),
+                mis_calls: Mutex::new(BTreeMap::new()),
+                sms: Mutex::new(sms::SmsState::new(DEFAULT_SMS_API_ID)),
+                sms_faults: RwLock::new(SmsFaults::default()),
             }),
         }
     }
@@ -249,6 +277,157 @@ impl EmulatorControl {
     pub(crate) fn shared(&self) -> Arc<Shared> {
         Arc::clone(&self.shared)
     }
+
+    // ------------------------------------------------------------ MIS booking
+
+    /// Shifts the emulator's clock (what is "past", what "today" is in each branch).
+    pub fn set_clock_offset(&self, offset: chrono::Duration) {
+        self.shared.world_mut().booking.clock.offset = offset;
+    }
+
+    /// Fixes the emulator's clock at an instant (the offset still applies); `None` returns
+    /// to real time.
+    pub fn set_now(&self, now: Option<DateTime<Utc>>) {
+        self.shared.world_mut().booking.clock.fixed = now;
+    }
+
+    /// The emulator's "now" (UTC).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.shared.world().now()
+    }
+
+    /// The wall-clock time in a branch, by its `TIMEZONE`.
+    pub fn branch_now(&self, branch_mis_id: i64) -> Option<NaiveDateTime> {
+        self.shared.world().branch_now(branch_mis_id)
+    }
+
+    pub(crate) fn count_mis_call(&self, op: &str) {
+        *self.shared.mis_calls().entry(op.to_owned()).or_insert(0) += 1;
+    }
+
+    /// MIS requests received with this `MSG.2` (also those a fault switch answered).
+    pub fn mis_calls(&self, op: &str) -> u64 {
+        self.shared.mis_calls().get(op).copied().unwrap_or(0)
+    }
+
+    /// Every MIS request received.
+    pub fn mis_calls_total(&self) -> u64 {
+        self.shared.mis_calls().values().sum()
+    }
+
+    /// Forgets the counts.
+    pub fn reset_mis_calls(&self) {
+        self.shared.mis_calls().clear();
+    }
+
+    /// Active appointments, by `SCHEDID`.
+    pub fn appointments(&self) -> Vec<Appointment> {
+        self.shared
+            .world()
+            .booking
+            .appointments
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn appointment_count(&self) -> usize {
+        self.shared.world().booking.appointments.len()
+    }
+
+    /// Patient cards, by `PCODE`.
+    pub fn patients(&self) -> Vec<Patient> {
+        self.shared
+            .world()
+            .booking
+            .patients
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The doctor's work periods in a branch on a date.
+    pub fn work_periods(
+        &self,
+        branch_mis_id: i64,
+        doctor_mis_id: i64,
+        date: NaiveDate,
+    ) -> Vec<WorkPeriod> {
+        self.shared
+            .world()
+            .work_periods(branch_mis_id, doctor_mis_id, date)
+    }
+
+    /// The free 30-minute intervals (start, end, `SCHEDIDENT`), from the emulator's state.
+    pub fn free_intervals(
+        &self,
+        branch_mis_id: i64,
+        doctor_mis_id: i64,
+        date: NaiveDate,
+    ) -> Vec<(NaiveTime, NaiveTime, i64)> {
+        self.shared
+            .world()
+            .free_intervals(branch_mis_id, doctor_mis_id, date)
+    }
+
+    /// Books the free interval starting at `start` for another patient, as someone winning
+    /// a race would; its `SCHEDID`, or `None` when that interval is not free.
+    pub fn take_interval(
+        &self,
+        branch_mis_id: i64,
+        doctor_mis_id: i64,
+        date: NaiveDate,
+        start: NaiveTime,
+    ) -> Option<i64> {
+        self.shared
+            .world_mut()
+            .take_interval(branch_mis_id, doctor_mis_id, date, start)
+    }
+
+    // ------------------------------------------------------------ SMS
+
+    pub fn set_sms_faults(&self, faults: SmsFaults) {
+        *self
+            .shared
+            .sms_faults
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    pub fn sms_faults(&self) -> SmsFaults {
+        self.shared
+            .sms_faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The `api_id` the SMS emulator accepts.
+    pub fn sms_api_id(&self) -> String {
+        self.shared.sms().api_id.clone()
+    }
+
+    pub fn set_sms_api_id(&self, api_id: impl Into<String>) {
+        self.shared.sms().api_id = api_id.into();
+    }
+
+    /// Every message the SMS emulator accepted, oldest first (`test=1` ones included).
+    pub fn sms_messages(&self) -> Vec<SentSms> {
+        self.shared.sms().messages.clone()
+    }
+
+    pub fn sms_count(&self) -> usize {
+        self.shared.sms().messages.len()
+    }
+
+    /// The SMS account balance in kopecks.
+    pub fn sms_balance_kopecks(&self) -> i64 {
+        self.shared.sms().balance_kopecks
+    }
+
+    pub fn set_sms_balance_kopecks(&self, kopecks: i64) {
+        self.shared.sms().balance_kopecks = kopecks;
+    }
 }
 
 /// Binds every emulator and serves each in a background task. Port 0 picks a free port;
@@ -263,7 +442,7 @@ pub async fn spawn(config: EmulatorConfig) -> anyhow::Result<Emulators> {
     let sms_url = match config.sms_bind {
         Some(bind) => Some(format!(
             "http://{}",
-            serve(bind, sms_router(), "SMS").await?
+            serve(bind, sms::router(control.clone()), "SMS").await?
         )),
         None => None,
     };
@@ -272,6 +451,7 @@ pub async fn spawn(config: EmulatorConfig) -> anyhow::Result<Emulators> {
         cms_url: format!("http://{cms_addr}"),
         cms_token: config.cms_token,
         sms_url,
+        sms_api_id: control.sms_api_id(),
         control,
     })
 }
@@ -287,16 +467,6 @@ async fn serve(bind: SocketAddr, router: Router, what: &str) -> anyhow::Result<S
         }
     });
     Ok(addr)
-}
-
-/// Until the booking issue brings SMS.ru: every request is answered 501.
-fn sms_router() -> Router {
-    Router::new().fallback(|| async {
-        (
-            StatusCode::NOT_IMPLEMENTED,
-            "SMS emulator arrives with the booking issue\n",
-        )
-    })
 }
 
 /// `GET`/`POST /_emulator/faults` for a fault type `F`.

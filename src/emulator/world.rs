@@ -5,8 +5,8 @@
 //! At scale 1: 3 branches (two in Moscow, one in Yekaterinburg), 13 departments (12 clinical
 //! ones and a hidden "Администрация"), 40 doctors of whom 8 work in two branches, 216
 //! prices, 36 linked CMS doctor profiles plus 3 unlinked ones, 300 reviews, 12
-//! specializations, 30 services and 5 pages. Schedules (work periods, slots) are not
-//! modelled yet; they will hang off [`Doctor::placements`].
+//! specializations, 30 services and 5 pages. Work periods hang off [`Doctor::placements`]
+//! and, with appointments and 30 patient cards, live in [`super::booking`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,6 +18,7 @@ use rand::{
 };
 use serde_json::json;
 
+use super::booking::Booking;
 use crate::integrations::bitrix::{ContentItem, ContentKind, Picture, Property, PropertyValue};
 
 /// A filial.
@@ -105,6 +106,8 @@ pub struct World {
     pub cms: BTreeMap<ContentKind, Vec<ContentItem>>,
     /// PNG files by path from the site root (`/upload/iblock/5c2/name.png`).
     pub pictures: BTreeMap<String, Vec<u8>>,
+    /// Appointments, patient cards and the clock ([`super::booking`]).
+    pub booking: Booking,
 }
 
 /// The time zone of CMS timestamps (the site runs on Moscow time).
@@ -136,6 +139,7 @@ impl World {
             prices,
             cms: BTreeMap::new(),
             pictures: BTreeMap::new(),
+            booking: Booking::new(seed),
         };
         cms_content(&mut rng, &mut world);
         world
@@ -441,7 +445,7 @@ fn female_surname(male: &str) -> String {
     }
 }
 
-fn person_name(rng: &mut StdRng, female: bool) -> String {
+pub(crate) fn person_name(rng: &mut StdRng, female: bool) -> String {
     let surname = SURNAMES.choose(rng).copied().unwrap_or("Иванов");
     let (first, patronymic) = if female {
         (

@@ -1,4 +1,4 @@
-//! [`InfoclinicaClient`]: the [`Mis`] trait over HTTP(S).
+//! [`InfoclinicaClient`]: the [`Mis`] and [`MisBooking`] traits over HTTP(S).
 //!
 //! One generic layer, [`InfoclinicaClient::call`], sends any operation and returns its
 //! checked `<OP>_OUT` block; the trait methods only pick the message from
@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use reqwest::{Certificate, Client, Identity, StatusCode, header};
 
 use super::{
-    Mis, MisBranch, MisDepartment, MisDoctorPage, MisError, MisPrice,
+    Mis, MisAppointment, MisBooking, MisBranch, MisDaySchedule, MisDepartment, MisDoctorPage,
+    MisError, MisPrice, NewMisPatient, PatientQuery, ReserveRequest,
     messages::{self, Idempotency},
     xml::{self, Element, Header, XmlWriter},
 };
@@ -139,11 +140,36 @@ impl InfoclinicaClient {
         idempotency: Idempotency,
         write_in: impl FnOnce(&mut XmlWriter),
     ) -> Result<Element, MisError> {
+        self.call_with(op, filial, idempotency, write_in, true)
+            .await
+    }
+
+    /// As [`Self::call`], but returns the `<op>_OUT` block whatever its `SPRESULT`: for
+    /// answers whose failures carry data (the existing card of a `CLIENT_ADD` duplicate).
+    pub async fn call_unchecked(
+        &self,
+        op: &str,
+        filial: Option<i64>,
+        idempotency: Idempotency,
+        write_in: impl FnOnce(&mut XmlWriter),
+    ) -> Result<Element, MisError> {
+        self.call_with(op, filial, idempotency, write_in, false)
+            .await
+    }
+
+    async fn call_with(
+        &self,
+        op: &str,
+        filial: Option<i64>,
+        idempotency: Idempotency,
+        write_in: impl FnOnce(&mut XmlWriter),
+        check_spresult: bool,
+    ) -> Result<Element, MisError> {
         let body = xml::request(op, &Header::now(filial), write_in);
         let mut pauses = self.backoff.iter();
         loop {
             let started = std::time::Instant::now();
-            let result = self.attempt(op, body.clone()).await;
+            let result = self.attempt(op, body.clone(), check_spresult).await;
             match result {
                 Err(e) if idempotency == Idempotency::ReadOnly && e.is_transient() => {
                     let Some(pause) = pauses.next() else {
@@ -157,7 +183,12 @@ impl InfoclinicaClient {
         }
     }
 
-    async fn attempt(&self, op: &str, body: String) -> Result<Element, MisError> {
+    async fn attempt(
+        &self,
+        op: &str,
+        body: String,
+        check_spresult: bool,
+    ) -> Result<Element, MisError> {
         let mut request = self
             .http
             .post(&self.url)
@@ -193,7 +224,11 @@ impl InfoclinicaClient {
         let bytes = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| MisError::Timeout(self.timeout))??;
-        xml::parse_response(op, &bytes)
+        if check_spresult {
+            xml::parse_response(op, &bytes)
+        } else {
+            xml::parse_answer(op, &bytes)
+        }
     }
 
     fn transport(&self, error: &reqwest::Error) -> MisError {
@@ -242,6 +277,107 @@ impl Mis for InfoclinicaClient {
             })
             .await?;
         m::map(&out, department_mis_id)
+    }
+}
+
+#[async_trait]
+impl MisBooking for InfoclinicaClient {
+    async fn schedule(
+        &self,
+        branch_mis_id: i64,
+        doctor_mis_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<MisDaySchedule>, MisError> {
+        use messages::schedule as m;
+        let out = self
+            .call(m::OP, Some(branch_mis_id), m::IDEMPOTENCY, |w| {
+                m::write_in(w, doctor_mis_id, from, to);
+            })
+            .await?;
+        // A server that ignores the doctor filter answers for every doctor of the filial.
+        Ok(m::map(&out)?
+            .into_iter()
+            .filter(|d| d.doctor_mis_id == doctor_mis_id && (from..=to).contains(&d.date))
+            .collect())
+    }
+
+    async fn reserve(&self, request: &ReserveRequest) -> Result<i64, MisError> {
+        use messages::schedule_rec_reserve as m;
+        let out = self
+            .call(m::OP, Some(request.branch_mis_id), m::IDEMPOTENCY, |w| {
+                m::write_in(w, request);
+            })
+            .await?;
+        m::map(&out)
+    }
+
+    async fn cancel(
+        &self,
+        branch_mis_id: i64,
+        schedid: i64,
+        pcode: Option<i64>,
+    ) -> Result<(), MisError> {
+        use messages::schedule_rec_remove as m;
+        self.call(m::OP, Some(branch_mis_id), m::IDEMPOTENCY, |w| {
+            m::write_in(w, schedid, pcode);
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn find_patient(&self, query: &PatientQuery) -> Result<Option<i64>, MisError> {
+        use messages::client_check as m;
+        match self
+            .call(m::OP, None, m::IDEMPOTENCY, |w| m::write_in(w, query))
+            .await
+        {
+            Ok(out) => m::map(&out),
+            Err(e) if m::is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn add_patient(&self, patient: &NewMisPatient) -> Result<i64, MisError> {
+        use messages::client_add as m;
+        let out = self
+            .call_unchecked(m::OP, None, m::IDEMPOTENCY, |w| m::write_in(w, patient))
+            .await?;
+        m::map(&out)
+    }
+
+    async fn appointments(
+        &self,
+        pcode: i64,
+        from: chrono::NaiveDate,
+    ) -> Result<Vec<MisAppointment>, MisError> {
+        use messages::schedule_rec_list as m;
+        /// A bound on pages, against a server whose total never comes.
+        const MAX_PAGES: u32 = 100;
+        let mut all = Vec::new();
+        for page in 0..MAX_PAGES {
+            let first_row = page * m::PAGE_SIZE + 1;
+            let last_row = first_row + m::PAGE_SIZE - 1;
+            let out = self
+                .call(m::OP, None, m::IDEMPOTENCY, |w| {
+                    m::write_in(w, pcode, from, first_row, last_row);
+                })
+                .await?;
+            let (items, total) = m::map(&out)?;
+            let received = items.len();
+            all.extend(items);
+            let done = match total {
+                Some(total) => all.len() >= total as usize || received == 0,
+                None => received < m::PAGE_SIZE as usize,
+            };
+            if done {
+                return Ok(all);
+            }
+        }
+        Err(MisError::Malformed(format!(
+            "{} did not end within {MAX_PAGES} pages",
+            m::OP
+        )))
     }
 }
 

@@ -1,7 +1,15 @@
 //! Per-message knowledge: what each operation writes into its `<OP>_IN` block and how its
 //! `<OP>_OUT` block maps onto our types. Transport and envelope live elsewhere
-//! ([`super::client`], [`super::xml`]); a new operation (SCHEDULE, SCHEDULE_REC_RESERVE, …)
-//! adds one request writer and one mapper here and one trait method on the client.
+//! ([`super::client`], [`super::xml`]); a new operation adds one request writer and one
+//! mapper here and one trait method on the client. The directory messages sit in this file;
+//! the booking messages (SCHEDULE, SCHEDULE_REC_RESERVE, …) have a file each.
+
+pub mod client_add;
+pub mod client_check;
+pub mod schedule;
+pub mod schedule_rec_list;
+pub mod schedule_rec_remove;
+pub mod schedule_rec_reserve;
 
 use super::{
     MisBranch, MisDepartment, MisDoctor, MisDoctorPage, MisError, MisPrice,
@@ -16,6 +24,24 @@ pub enum Idempotency {
     ReadOnly,
     /// Changes MIS state; sent once, whatever happens.
     Mutating,
+}
+
+/// A phone in the MIS's format, `+7(916)123-45-67`, from E.164 or any spelling of a
+/// Russian number (`89161234567`, `9161234567`); anything else is passed on trimmed.
+pub fn mis_phone(phone: &str) -> String {
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    let national = match digits.len() {
+        11 if digits.starts_with('7') || digits.starts_with('8') => &digits[1..],
+        10 => digits.as_str(),
+        _ => return phone.trim().to_owned(),
+    };
+    format!(
+        "+7({}){}-{}-{}",
+        &national[..3],
+        &national[3..6],
+        &national[6..8],
+        &national[8..]
+    )
 }
 
 /// `GET_FILIAL_LIST`.
@@ -153,6 +179,15 @@ pub mod price_list {
 mod tests {
     use super::*;
     use crate::integrations::infoclinica::xml::parse_response;
+
+    #[test]
+    fn phones_are_written_the_mis_way() {
+        assert_eq!(mis_phone("+79161234567"), "+7(916)123-45-67");
+        assert_eq!(mis_phone("8 (916) 123-45-67"), "+7(916)123-45-67");
+        assert_eq!(mis_phone("9161234567"), "+7(916)123-45-67");
+        assert_eq!(mis_phone(" +7(916)123-45-67 "), "+7(916)123-45-67");
+        assert_eq!(mis_phone("+380441234567"), "+380441234567");
+    }
 
     #[test]
     fn a_doctor_without_dcode_is_malformed_naming_the_field() {

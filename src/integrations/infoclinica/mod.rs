@@ -184,13 +184,13 @@ pub enum MisError {
 }
 
 impl MisError {
-    /// Whether a retry could help (read-only messages only are retried).
     /// A reserve refused because the interval is no longer free.
     pub fn is_slot_taken(&self) -> bool {
         matches!(self, MisError::Failed { checks, comment, .. }
             if checks.iter().any(|c| c.label == TIME_TAKEN_LABEL) || comment.contains("занято"))
     }
 
+    /// Whether a retry could help (read-only messages only are retried).
     pub fn is_transient(&self) -> bool {
         matches!(self, MisError::Unreachable(_) | MisError::Timeout(_))
             || matches!(self, MisError::Http { status, .. } if *status >= 500)

@@ -315,6 +315,13 @@ pub fn request(op: &str, header: &Header, write_in: impl FnOnce(&mut XmlWriter))
 /// Root `ACK`; `MSA/MSA.1` `AA` or [`MisError::Refused`]; `<op>_OUT` with `SPRESULT` 1 or
 /// [`MisError::Failed`] carrying `SPCOMMENT` and every `CHECKDATA`.
 pub fn parse_response(op: &str, body: &[u8]) -> Result<Element, MisError> {
+    check_spresult(parse_answer(op, body)?)
+}
+
+/// Checks the answer envelope of `op` (root `ACK`, `MSA.1` `AA`, an `<op>_OUT` block with an
+/// integer `SPRESULT`) and returns the `<op>_OUT` block whatever its `SPRESULT`: for the few
+/// messages whose failure answers carry data (`CLIENT_ADD` names the existing card).
+pub fn parse_answer(op: &str, body: &[u8]) -> Result<Element, MisError> {
     let mut root = parse(body)?;
     if root.name != "ACK" {
         return Err(MisError::Malformed(format!(
@@ -341,20 +348,69 @@ pub fn parse_response(op: &str, body: &[u8]) -> Result<Element, MisError> {
         .position(|c| c.name == out_name)
         .ok_or_else(|| MisError::Malformed(format!("{out_name} missing")))?;
     let out = root.children.swap_remove(position);
-    let spresult_text = out
-        .text_of("SPRESULT")
-        .ok_or_else(|| MisError::Malformed(format!("{out_name}/SPRESULT missing")))?;
-    let spresult: i64 = spresult_text
-        .parse()
-        .map_err(|_| MisError::Malformed(format!("{out_name}/SPRESULT is not an integer")))?;
-    if spresult != 1 {
-        return Err(MisError::Failed {
-            spresult,
-            comment: out.text_of("SPCOMMENT").unwrap_or("").to_owned(),
-            checks: checks(&out),
-        });
-    }
+    spresult(&out)?;
     Ok(out)
+}
+
+/// The `SPRESULT` of an `<op>_OUT` block.
+pub fn spresult(out: &Element) -> Result<i64, MisError> {
+    let text = out
+        .text_of("SPRESULT")
+        .ok_or_else(|| MisError::Malformed(format!("{}/SPRESULT missing", out.name)))?;
+    text.parse()
+        .map_err(|_| MisError::Malformed(format!("{}/SPRESULT is not an integer", out.name)))
+}
+
+/// The block itself when its `SPRESULT` is 1, otherwise [`MisError::Failed`].
+pub fn check_spresult(out: Element) -> Result<Element, MisError> {
+    let result = spresult(&out)?;
+    if result == 1 {
+        Ok(out)
+    } else {
+        Err(failure(&out, result))
+    }
+}
+
+/// The [`MisError::Failed`] a block with `SPRESULT` `result` stands for.
+pub fn failure(out: &Element, result: i64) -> MisError {
+    MisError::Failed {
+        spresult: result,
+        comment: out.text_of("SPCOMMENT").unwrap_or("").to_owned(),
+        checks: checks(out),
+    }
+}
+
+/// The first element named `name` anywhere below `element` (depth first, document order).
+pub fn find_descendant<'a>(element: &'a Element, name: &str) -> Option<&'a Element> {
+    element.children.iter().find_map(|c| {
+        if c.name == name {
+            Some(c)
+        } else {
+            find_descendant(c, name)
+        }
+    })
+}
+
+/// `YYYYMMDD`, the protocol's date format.
+pub fn format_date(date: chrono::NaiveDate) -> String {
+    date.format("%Y%m%d").to_string()
+}
+
+/// Reads `YYYYMMDD` (exactly eight digits).
+pub fn parse_date(raw: &str) -> Option<chrono::NaiveDate> {
+    let raw = raw.trim();
+    if raw.len() != 8 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    chrono::NaiveDate::parse_from_str(raw, "%Y%m%d").ok()
+}
+
+/// A time from its hour and minute (zero-padded or not); hour 24 and out-of-range values
+/// are refused.
+pub fn parse_time(hour: &str, minute: &str) -> Option<chrono::NaiveTime> {
+    let hour: u32 = hour.trim().parse().ok()?;
+    let minute: u32 = minute.trim().parse().ok()?;
+    chrono::NaiveTime::from_hms_opt(hour, minute, 0)
 }
 
 /// Every `CHECKDATA` of a block; a missing or odd `CHECKCODE` reads as 0.
@@ -429,6 +485,45 @@ impl<'a> Fields<'a> {
     /// A `1`/`0` flag; absent means `default`.
     pub fn flag(&self, field: &str, default: bool) -> Result<bool, MisError> {
         Ok(self.int_opt(field)?.map_or(default, |v| v != 0))
+    }
+
+    /// A required `YYYYMMDD` date.
+    pub fn date(&self, field: &str) -> Result<chrono::NaiveDate, MisError> {
+        let raw = self
+            .item
+            .text_of(field)
+            .ok_or_else(|| self.missing(field))?;
+        parse_date(raw).ok_or_else(|| {
+            MisError::Malformed(format!(
+                "{} {field} is not a YYYYMMDD date: {:?}",
+                self.item.name,
+                shorten(raw)
+            ))
+        })
+    }
+
+    /// A required time split into an hour and a minute field (`BHOUR`/`BMIN`).
+    pub fn time(
+        &self,
+        hour_field: &str,
+        minute_field: &str,
+    ) -> Result<chrono::NaiveTime, MisError> {
+        let hour = self
+            .item
+            .text_of(hour_field)
+            .ok_or_else(|| self.missing(hour_field))?;
+        let minute = self
+            .item
+            .text_of(minute_field)
+            .ok_or_else(|| self.missing(minute_field))?;
+        parse_time(hour, minute).ok_or_else(|| {
+            MisError::Malformed(format!(
+                "{} {hour_field}/{minute_field} is not a time of day: {:?}:{:?}",
+                self.item.name,
+                shorten(hour),
+                shorten(minute)
+            ))
+        })
     }
 
     /// A required money amount in kopecks.

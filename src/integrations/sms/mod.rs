@@ -1,7 +1,15 @@
 //! SMS gateways: the [`SmsGateway`] trait (provider-neutral, after `docs/sms-gateways.md`
-//! B4), the SMS.ru client, and the log gateway for development.
+//! B4), the SMS.ru client ([`smsru`]), and the log gateway for development ([`log`]);
+//! [`gateway_from_config`] picks one by `SMS_PROVIDER`.
+
+pub mod log;
+pub mod smsru;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
+
+use crate::config::{Config, SmsProvider};
 
 /// One message to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,4 +71,71 @@ impl SmsError {
 pub trait SmsGateway: Send + Sync {
     fn name(&self) -> &'static str;
     async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, SmsError>;
+}
+
+/// The gateway `SMS_PROVIDER` names: SMS.ru (needs `SMSRU_API_ID`) or the log.
+pub fn gateway_from_config(config: &Config) -> Result<Arc<dyn SmsGateway>, SmsError> {
+    Ok(match config.sms_provider {
+        SmsProvider::SmsRu => Arc::new(smsru::SmsRuClient::from_config(config)?),
+        SmsProvider::Log => Arc::new(log::LogGateway::new()),
+    })
+}
+
+/// A phone for logs: the country code and operator prefix, `***`, the last four digits
+/// (`+79161234567` → `+7916***4567`). Short numbers keep only their last two digits.
+pub fn mask_phone(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    let plus = if phone.trim_start().starts_with('+') {
+        "+"
+    } else {
+        ""
+    };
+    if digits.len() >= 10 {
+        let head: String = digits[..digits.len() - 7].iter().collect();
+        let tail: String = digits[digits.len() - 4..].iter().collect();
+        format!("{plus}{head}***{tail}")
+    } else {
+        let tail: String = digits[digits.len().saturating_sub(2)..].iter().collect();
+        format!("***{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(vars: &[(&str, &str)]) -> Config {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .expect("config")
+    }
+
+    #[test]
+    fn phones_are_masked_for_logs() {
+        assert_eq!(mask_phone("+79161234567"), "+7916***4567");
+        assert_eq!(mask_phone("79161234567"), "7916***4567");
+        assert_eq!(mask_phone("+380441234567"), "+38044***4567");
+        assert_eq!(mask_phone("12345"), "***45");
+        assert_eq!(mask_phone(""), "***");
+    }
+
+    #[test]
+    fn the_provider_is_picked_by_config() {
+        let log = gateway_from_config(&config_with(&[])).expect("log by default");
+        assert_eq!(log.name(), "log");
+        let err = gateway_from_config(&config_with(&[("SMS_PROVIDER", "smsru")]))
+            .err()
+            .expect("no api id");
+        assert!(matches!(&err, SmsError::NotConfigured(m) if m.contains("SMSRU_API_ID")));
+        assert!(!err.is_retryable());
+        let smsru = gateway_from_config(&config_with(&[
+            ("SMS_PROVIDER", "smsru"),
+            ("SMSRU_API_ID", "key"),
+        ]))
+        .expect("configured");
+        assert_eq!(smsru.name(), "smsru");
+    }
 }

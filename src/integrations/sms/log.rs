@@ -1,0 +1,94 @@
+//! [`LogGateway`]: `SMS_PROVIDER=log`, the development backend. Nothing leaves the machine:
+//! each message goes to the log (the phone masked) and is "accepted" with a generated id.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use super::{Accepted, OutgoingSms, SmsError, SmsGateway, mask_phone};
+
+/// Writes messages to the log instead of sending them.
+#[derive(Debug, Default)]
+pub struct LogGateway {
+    sent: AtomicU64,
+}
+
+impl LogGateway {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl SmsGateway for LogGateway {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, SmsError> {
+        let n = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
+        let provider_id = format!("log-{n}-{}", uuid::Uuid::new_v4().simple());
+        tracing::info!(
+            to = %mask_phone(&sms.to),
+            text = %sms.text,
+            client_ref = sms.client_ref.as_deref().unwrap_or(""),
+            provider_id = %provider_id,
+            "SMS not sent (SMS_PROVIDER=log)"
+        );
+        Ok(Accepted { provider_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::Write,
+        sync::{Arc, Mutex},
+    };
+
+    use super::*;
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_log_shows_the_text_and_a_masked_number() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let gateway = LogGateway::new();
+        let sms = OutgoingSms {
+            to: "+79161234567".into(),
+            text: "Код подтверждения: 4821".into(),
+            client_ref: Some("outbox-7".into()),
+        };
+        let first = gateway.send(&sms).await.expect("accepted");
+        let second = gateway.send(&sms).await.expect("accepted");
+        assert_ne!(first.provider_id, second.provider_id);
+        assert!(first.provider_id.starts_with("log-1-"));
+        let logged = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
+        assert!(logged.contains("+7916***4567"), "{logged}");
+        assert!(!logged.contains("79161234567"), "{logged}");
+        assert!(logged.contains("Код подтверждения: 4821"));
+        assert!(logged.contains("outbox-7"));
+    }
+}
