@@ -86,7 +86,9 @@ impl DayGrid {
             .iter()
             .filter_map(|i| {
                 let start = local_instant(zone, self.date, i.start)?;
-                let end = local_instant(zone, self.date, i.end)?;
+                // The length comes from the wall times; the end is start + length, so a slot
+                // that ends inside a DST gap still has its real duration.
+                let end = start + (i.end - i.start);
                 (end > start).then(|| Slot {
                     free: i.free_type == 1 && start.with_timezone(&Utc) > now,
                     start,

@@ -58,13 +58,16 @@ pub enum ScheduleError {
     Database(String),
 }
 
+/// One async lock per (specialist, branch): the single-flight guard of cache misses.
+type FetchLocks = Arc<Mutex<HashMap<(i64, i64), Arc<tokio::sync::Mutex<()>>>>>;
+
 #[derive(Clone)]
 pub struct ScheduleCache {
     redis: Redis,
     db: DbPool,
     mis: Arc<dyn MisBooking>,
     ttl: Duration,
-    locks: Arc<Mutex<HashMap<(i64, i64), Arc<tokio::sync::Mutex<()>>>>>,
+    locks: FetchLocks,
 }
 
 impl ScheduleCache {

@@ -40,12 +40,17 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             scale: 1,
             mis_bind: "127.0.0.1:0".parse()?,
             cms_bind: "127.0.0.1:0".parse()?,
-            sms_bind: None,
+            sms_bind: Some("127.0.0.1:0".parse()?),
             cms_token: "demo-cms-token".into(),
         })
         .await?;
         config.infoclinica_url = Some(emulators.mis_url.clone());
         config.bitrix_url = Some(emulators.cms_url.clone());
+        if let Some(sms_url) = &emulators.sms_url {
+            config.sms_provider = crate::config::SmsProvider::SmsRu;
+            config.smsru_url = sms_url.clone();
+            config.smsru_api_id = Some(emulators.sms_api_id.clone());
+        }
         config.bitrix_token = Some(emulators.cms_token.clone());
         println!(
             "Demo MIS emulator: {}  CMS emulator: {}",

@@ -12,17 +12,19 @@ use std::sync::Arc;
 
 use crate::config::Config;
 
-/// The booking side of the MIS and the SMS gateway, from the configuration. A missing
-/// configuration gives a client whose every call fails naming the variable.
+/// The booking side of the MIS and the SMS gateway, from the configuration. A missing or
+/// invalid configuration gives a client whose every call fails naming the variable.
 pub fn booking_clients(
     config: &Config,
 ) -> (Arc<dyn infoclinica::MisBooking>, Arc<dyn sms::SmsGateway>) {
-    let reason = config.infoclinica_url.as_ref().map_or_else(
-        || "INFOCLINICA_URL is not set".to_owned(),
-        |_| "MIS booking client pending".to_owned(),
-    );
-    let mis: Arc<dyn infoclinica::MisBooking> = Arc::new(unconfigured::Unconfigured(reason));
-    let sms: Arc<dyn sms::SmsGateway> =
-        Arc::new(unconfigured::Unconfigured("SMS gateway pending".into()));
+    let mis: Arc<dyn infoclinica::MisBooking> =
+        match infoclinica::client::InfoclinicaClient::from_config(config) {
+            Ok(client) => Arc::new(client),
+            Err(e) => Arc::new(unconfigured::Unconfigured(e.to_string())),
+        };
+    let sms = sms::gateway_from_config(config).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "SMS gateway not configured; messages wait in the outbox");
+        Arc::new(unconfigured::Unconfigured(e.to_string()))
+    });
     (mis, sms)
 }

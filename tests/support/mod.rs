@@ -278,7 +278,7 @@ pub async fn with_emulators() -> (TestApp, sovamed::emulator::Emulators) {
         scale: 1,
         mis_bind: "127.0.0.1:0".parse().expect("addr"),
         cms_bind: "127.0.0.1:0".parse().expect("addr"),
-        sms_bind: None,
+        sms_bind: Some("127.0.0.1:0".parse().expect("addr")),
         cms_token: "test-cms-token".into(),
     })
     .await
@@ -288,11 +288,16 @@ pub async fn with_emulators() -> (TestApp, sovamed::emulator::Emulators) {
         emulators.cms_url.clone(),
         emulators.cms_token.clone(),
     );
+    let (sms_url, sms_key) = (emulators.sms_url.clone(), emulators.sms_api_id.clone());
     let app = TestApp::spawn_with(move |config| {
         config.infoclinica_url = Some(mis_url);
         config.bitrix_url = Some(cms_url);
         config.bitrix_token = Some(token);
         config.infoclinica_timeout = std::time::Duration::from_secs(5);
+        config.sms_provider = sovamed::config::SmsProvider::SmsRu;
+        config.smsru_url = sms_url.expect("SMS emulator");
+        config.smsru_api_id = Some(sms_key);
+        config.sms_retry_base = std::time::Duration::from_millis(300);
     })
     .await;
     (app, emulators)
