@@ -1,6 +1,7 @@
 //! The one integration-test binary: the real server against real PostgreSQL and Redis.
 
 mod api_auth;
+mod booking;
 mod booking_integrations;
 mod cli;
 mod integrations;

@@ -302,3 +302,95 @@ pub async fn with_emulators() -> (TestApp, sovamed::emulator::Emulators) {
     .await;
     (app, emulators)
 }
+
+/// Runs every directory sync against the emulators.
+pub async fn sync_directories(app: &TestApp) {
+    let mut conn = app.db().await;
+    let sources = sovamed::sync::Sources::from_config(&app.config);
+    let options = sovamed::sync::SyncOptions::from_config(&app.config, false);
+    let kinds = [
+        sovamed::sync::SyncKind::Branches,
+        sovamed::sync::SyncKind::Specialities,
+        sovamed::sync::SyncKind::Specialists,
+    ];
+    sovamed::sync::run_kinds(&mut conn, &sources, &kinds, &options, &sovamed::sync::Quiet, |_| {})
+        .await
+        .map_err(|(kind, e)| format!("{}: {e}", kind.as_str()))
+        .expect("directories sync");
+}
+
+/// A doctor who works in the branch with `timezone` (any when `None`): (specialist, branch).
+pub async fn doctor_in(app: &TestApp, timezone: Option<&str>) -> (i64, i64) {
+    let branches: serde_json::Value =
+        browser().get(app.url("/api/v1/branches")).send().await.expect("branches").json().await.expect("json");
+    let branch = branches
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|b| timezone.is_none_or(|tz| b["timezone"] == tz))
+        .expect("a branch")
+        .clone();
+    let branch_id = branch["id"].as_i64().expect("id");
+    let doctors: serde_json::Value = browser()
+        .get(app.url(&format!("/api/v1/specialists?branch_id={branch_id}")))
+        .send()
+        .await
+        .expect("specialists")
+        .json()
+        .await
+        .expect("json");
+    (doctors[0]["id"].as_i64().expect("doctor"), branch_id)
+}
+
+/// The schedule of the next `days` days from the API.
+pub async fn schedule(app: &TestApp, specialist_id: i64, branch_id: i64, days: i64) -> serde_json::Value {
+    let zone: chrono_tz::Tz = chrono_tz::Tz::Asia__Yekaterinburg;
+    let today = chrono::Utc::now().with_timezone(&zone).date_naive();
+    let to = today + chrono::Duration::days(days - 1);
+    browser()
+        .get(app.url(&format!(
+            "/api/v1/specialist/schedule?specialist_id={specialist_id}&branch_id={branch_id}&date_from={today}&date_to={to}"
+        )))
+        .send()
+        .await
+        .expect("schedule")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// The starts of free slots in the next two weeks.
+pub async fn free_starts(app: &TestApp, specialist_id: i64, branch_id: i64) -> Vec<String> {
+    let window = schedule(app, specialist_id, branch_id, 14).await;
+    window["days"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .flat_map(|d| d["slots"].as_array().cloned().unwrap_or_default())
+        .filter(|s| s["free"] == true)
+        .map(|s| s["start"].as_str().expect("start").to_owned())
+        .collect()
+}
+
+/// An anonymous booking body.
+pub fn anonymous_booking(specialist_id: i64, branch_id: i64, start: &str, phone: &str) -> serde_json::Value {
+    serde_json::json!({
+        "specialist_id": specialist_id,
+        "branch_id": branch_id,
+        "start": start,
+        "patient": {"last_name": "Петров", "first_name": "Пётр", "middle_name": "Петрович", "phone": phone, "birth_date": "1980-02-03"},
+        "comment": "Первичный приём"
+    })
+}
+
+/// Waits until `check` holds, for at most `secs` seconds.
+pub async fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    check()
+}
