@@ -68,7 +68,7 @@ fn bookable(emu: &Emulators, date: NaiveDate, min_free: usize) -> Slot {
         .find_map(|d| {
             let branch = d.placements[0].branch_mis_id;
             let free = emu.control.free_intervals(branch, d.mis_id, date);
-            (free.len() >= min_free).then(|| Slot {
+            (free.len() >= min_free).then_some(Slot {
                 branch,
                 doctor: d.mis_id,
                 date,

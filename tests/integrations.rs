@@ -451,6 +451,19 @@ async fn mis_emulator_refuses_dtds_and_non_xml_and_unknown_messages() {
     let unknown = InfoclinicaClient::new(&emu.mis_url, None, TIMEOUT)
         .expect("client")
         .call(
+            "QUEUE_LIST",
+            Some(1),
+            sovamed::integrations::infoclinica::messages::Idempotency::ReadOnly,
+            |_| {},
+        )
+        .await;
+    assert!(matches!(
+        unknown,
+        Err(MisError::Refused { code, message }) if code == "AE" && message.contains("QUEUE_LIST")
+    ));
+    let incomplete = InfoclinicaClient::new(&emu.mis_url, None, TIMEOUT)
+        .expect("client")
+        .call(
             "SCHEDULE_REC_RESERVE",
             Some(1),
             sovamed::integrations::infoclinica::messages::Idempotency::Mutating,
@@ -458,8 +471,8 @@ async fn mis_emulator_refuses_dtds_and_non_xml_and_unknown_messages() {
         )
         .await;
     assert!(matches!(
-        unknown,
-        Err(MisError::Refused { code, message }) if code == "AE" && message.contains("SCHEDULE_REC_RESERVE")
+        incomplete,
+        Err(MisError::Refused { code, message }) if code == "AE" && message.contains("SCHEDULE_REC_RESERVE_IN/DCODE")
     ));
     let response = http
         .post(&emu.mis_url)

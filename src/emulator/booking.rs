@@ -121,7 +121,7 @@ pub struct Booking {
     pub patients: BTreeMap<i64, Patient>,
     /// The last `SCHEDID` sequence number per branch.
     schedid_seq: BTreeMap<i64, i64>,
-    /// The next `SCHEDID` sequence for patients chosen by [`World::take_interval`].
+    /// Calls of [`World::take_interval`] so far: picks its "other patient".
     take_seq: u64,
 }
 
@@ -300,7 +300,7 @@ impl World {
             if day % 2 != index % 2 {
                 return Vec::new();
             }
-        } else if per_doctor % 4 == 0 && (per_doctor >> 8) % 6 == day as u64 {
+        } else if per_doctor.is_multiple_of(4) && (per_doctor >> 8) % 6 == day as u64 {
             return Vec::new();
         }
         let shape = hash(&[seed, doctor_mis_id, day_number(date)]) % 3;

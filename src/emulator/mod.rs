@@ -331,6 +331,7 @@ impl EmulatorControl {
             .collect()
     }
 
+    /// How many appointments are active.
     pub fn appointment_count(&self) -> usize {
         self.shared.world().booking.appointments.len()
     }
@@ -386,6 +387,7 @@ impl EmulatorControl {
 
     // ------------------------------------------------------------ SMS
 
+    /// Replaces the SMS emulator's fault switches.
     pub fn set_sms_faults(&self, faults: SmsFaults) {
         *self
             .shared
@@ -394,6 +396,7 @@ impl EmulatorControl {
             .unwrap_or_else(|e| e.into_inner()) = faults;
     }
 
+    /// The SMS emulator's fault switches.
     pub fn sms_faults(&self) -> SmsFaults {
         self.shared
             .sms_faults
@@ -407,6 +410,7 @@ impl EmulatorControl {
         self.shared.sms().api_id.clone()
     }
 
+    /// Changes the `api_id` the SMS emulator accepts.
     pub fn set_sms_api_id(&self, api_id: impl Into<String>) {
         self.shared.sms().api_id = api_id.into();
     }
@@ -416,6 +420,7 @@ impl EmulatorControl {
         self.shared.sms().messages.clone()
     }
 
+    /// How many messages the SMS emulator accepted.
     pub fn sms_count(&self) -> usize {
         self.shared.sms().messages.len()
     }
@@ -425,6 +430,7 @@ impl EmulatorControl {
         self.shared.sms().balance_kopecks
     }
 
+    /// Sets the SMS account balance (0 makes every send a 201).
     pub fn set_sms_balance_kopecks(&self, kopecks: i64) {
         self.shared.sms().balance_kopecks = kopecks;
     }

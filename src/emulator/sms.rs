@@ -124,7 +124,7 @@ fn is_account_wide(code: i32) -> bool {
 /// Parts of a text: 160/153 characters when every one is plain ASCII, 70/67 otherwise
 /// (any Cyrillic letter forces UCS-2).
 pub fn parts_of(text: &str) -> u32 {
-    let (single, multi) = if text.chars().all(|c| c.is_ascii()) {
+    let (single, multi) = if text.is_ascii() {
         (160, 153)
     } else {
         (70, 67)
@@ -165,6 +165,9 @@ fn top_level(json: bool, code: i32) -> Response {
         format!("{code}\n").into_response()
     }
 }
+
+/// One recipient's result: the text and its parts, or an SMS.ru code.
+type Outcome = Result<(String, u32), i32>;
 
 async fn send(
     State(control): State<EmulatorControl>,
@@ -214,7 +217,7 @@ async fn send(
         return top_level(json, 202);
     }
     // Per-number outcomes first, then the bill for the accepted ones.
-    let outcomes: Vec<(String, Result<(String, u32), i32>)> = recipients
+    let outcomes: Vec<(String, Outcome)> = recipients
         .into_iter()
         .map(|(raw, text)| {
             let key = normalise(&raw).unwrap_or_else(|| raw.clone());

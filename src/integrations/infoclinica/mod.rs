@@ -87,6 +87,7 @@ pub struct MisInterval {
 }
 
 impl MisInterval {
+    /// `FREETYPE` 1: the only value that may be booked.
     pub fn is_free(&self) -> bool {
         self.free_type == 1
     }

@@ -14,6 +14,7 @@ pub struct LogGateway {
 }
 
 impl LogGateway {
+    /// A gateway that has logged nothing yet.
     pub fn new() -> Self {
         Self::default()
     }
