@@ -273,10 +273,13 @@ pub async fn reserve_anonymous(
     };
     let (write, lock_key) = lock.map_or((None, None), |(w, l)| (Some(w), Some(l)));
     let result = async {
-        state.booking.limits.check(ip, &patient.phone).await?;
         let mut conn = state.db().await?;
         let target = reserve::resolve_target(&mut conn, body.specialist_id, body.branch_id).await?;
         drop(conn);
+        // Input that is wrong anyway is refused before it counts against the limits; what
+        // counts is every attempt that would reach the MIS and the SMS gateway.
+        reserve::find_slot(&state, &target, start).await?;
+        state.booking.limits.check(ip, &patient.phone).await?;
         let view = reserve::book(
             &state,
             BookRequest {

@@ -313,16 +313,29 @@ pub async fn sync_directories(app: &TestApp) {
         sovamed::sync::SyncKind::Specialities,
         sovamed::sync::SyncKind::Specialists,
     ];
-    sovamed::sync::run_kinds(&mut conn, &sources, &kinds, &options, &sovamed::sync::Quiet, |_| {})
-        .await
-        .map_err(|(kind, e)| format!("{}: {e}", kind.as_str()))
-        .expect("directories sync");
+    sovamed::sync::run_kinds(
+        &mut conn,
+        &sources,
+        &kinds,
+        &options,
+        &sovamed::sync::Quiet,
+        |_| {},
+    )
+    .await
+    .map_err(|(kind, e)| format!("{}: {e}", kind.as_str()))
+    .expect("directories sync");
 }
 
 /// A doctor who works in the branch with `timezone` (any when `None`): (specialist, branch).
 pub async fn doctor_in(app: &TestApp, timezone: Option<&str>) -> (i64, i64) {
-    let branches: serde_json::Value =
-        browser().get(app.url("/api/v1/branches")).send().await.expect("branches").json().await.expect("json");
+    let branches: serde_json::Value = browser()
+        .get(app.url("/api/v1/branches"))
+        .send()
+        .await
+        .expect("branches")
+        .json()
+        .await
+        .expect("json");
     let branch = branches
         .as_array()
         .expect("array")
@@ -343,7 +356,12 @@ pub async fn doctor_in(app: &TestApp, timezone: Option<&str>) -> (i64, i64) {
 }
 
 /// The schedule of the next `days` days from the API.
-pub async fn schedule(app: &TestApp, specialist_id: i64, branch_id: i64, days: i64) -> serde_json::Value {
+pub async fn schedule(
+    app: &TestApp,
+    specialist_id: i64,
+    branch_id: i64,
+    days: i64,
+) -> serde_json::Value {
     let zone: chrono_tz::Tz = chrono_tz::Tz::Asia__Yekaterinburg;
     let today = chrono::Utc::now().with_timezone(&zone).date_naive();
     let to = today + chrono::Duration::days(days - 1);
@@ -373,7 +391,12 @@ pub async fn free_starts(app: &TestApp, specialist_id: i64, branch_id: i64) -> V
 }
 
 /// An anonymous booking body.
-pub fn anonymous_booking(specialist_id: i64, branch_id: i64, start: &str, phone: &str) -> serde_json::Value {
+pub fn anonymous_booking(
+    specialist_id: i64,
+    branch_id: i64,
+    start: &str,
+    phone: &str,
+) -> serde_json::Value {
     serde_json::json!({
         "specialist_id": specialist_id,
         "branch_id": branch_id,
