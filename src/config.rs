@@ -100,6 +100,9 @@ pub struct Config {
     /// `SMS_RETRY_BASE_SECONDS` (default 5): the first retry delay of an SMS; it doubles per
     /// attempt, up to an hour.
     pub sms_retry_base: Duration,
+    /// `SCHEDULE_PREFETCH_DAYS` (default 14): days `sync schedules` (and `sync all`, and the
+    /// periodic sync) fetch ahead for every doctor.
+    pub schedule_prefetch_days: u32,
 }
 
 /// Where SMS go.
@@ -238,6 +241,7 @@ impl Config {
             reserve_limit_per_ip_hour: parse(&get, "RESERVE_LIMIT_PER_IP_HOUR", "20")?,
             reserve_limit_per_phone_hour: parse(&get, "RESERVE_LIMIT_PER_PHONE_HOUR", "3")?,
             sms_retry_base: Duration::from_secs(parse(&get, "SMS_RETRY_BASE_SECONDS", "5")?),
+            schedule_prefetch_days: parse(&get, "SCHEDULE_PREFETCH_DAYS", "14")?,
         })
     }
 

@@ -921,3 +921,41 @@ async fn a_patient_books_from_the_doctor_page_and_cancels_in_the_cabinet() {
         "the MIS booking is gone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_schedules_prefetches_so_the_first_reader_does_not_wait_for_the_mis() {
+    let (app, emulators) = with_emulators().await;
+    sync_directories(&app).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sovamed"))
+        .args(["sync", "schedules", "--days", "3"])
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("REDIS_PREFIX", &app.config.redis_prefix)
+        .env(
+            "INFOCLINICA_URL",
+            app.config.infoclinica_url.as_deref().expect("url"),
+        )
+        .output()
+        .expect("run sovamed");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("schedules: ") && stdout.contains(" new"),
+        "{stdout}"
+    );
+    let pairs = count(&app, "SELECT count(*) AS n FROM specialist_branches").await;
+    assert_eq!(
+        emulators.control.mis_calls("SCHEDULE") as i64,
+        pairs,
+        "one MIS call per doctor and branch"
+    );
+
+    emulators.control.reset_mis_calls();
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let window = schedule(&app, doctor, branch, 2).await;
+    assert_eq!(window["source"], "cache", "{window}");
+    assert_eq!(emulators.control.mis_calls("SCHEDULE"), 0);
+}

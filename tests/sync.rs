@@ -22,7 +22,7 @@ async fn sync_all(app: &TestApp, full: bool) -> Result<Vec<SyncReport>, String> 
     sync::run_kinds(
         &mut conn,
         &sources,
-        &SyncKind::ALL,
+        &SyncKind::DIRECTORIES,
         &options,
         &Quiet,
         |_| {},
@@ -248,6 +248,7 @@ async fn a_failing_source_fails_the_command_and_leaves_the_database_as_it_was() 
     // The command line says why in one line and exits non-zero.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_sovamed"))
         .args(["sync", "all"])
+        .env("REDIS_PREFIX", &app.config.redis_prefix)
         .env("DATABASE_URL", &app.config.database_url)
         .env(
             "INFOCLINICA_URL",
@@ -270,6 +271,7 @@ async fn a_failing_source_fails_the_command_and_leaves_the_database_as_it_was() 
     emulators.control.set_mis_faults(MisFaults::default());
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_sovamed"))
         .args(["sync", "all"])
+        .env("REDIS_PREFIX", &app.config.redis_prefix)
         .env("DATABASE_URL", &app.config.database_url)
         .env(
             "INFOCLINICA_URL",
@@ -522,7 +524,7 @@ async fn staff_see_the_last_sync_of_each_kind() {
         .expect("page");
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("body");
-    for kind in SyncKind::ALL {
+    for kind in SyncKind::DIRECTORIES {
         assert!(
             html.contains(&format!("<td>{}</td>", kind.as_str())),
             "{}",

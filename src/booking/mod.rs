@@ -6,6 +6,7 @@ pub mod idempotent;
 pub mod limits;
 pub mod notify;
 pub mod outbox;
+pub mod prefetch;
 pub mod reserve;
 pub mod schedule;
 pub mod view;

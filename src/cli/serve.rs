@@ -64,6 +64,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let options = SyncOptions::from_config(&config, false);
     let running = server::start(config).await?;
     let config = &running.state.config;
+    let sources = sources.with_schedules(running.state.booking.schedule.clone());
     if args.demo {
         let mut conn = running.state.db.get().await?;
         demo::ensure_accounts(&mut conn).await?;

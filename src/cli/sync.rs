@@ -19,6 +19,7 @@ pub enum SyncWhat {
     Prices,
     Reviews,
     Content,
+    Schedules,
     All,
 }
 
@@ -30,6 +31,9 @@ pub struct SyncArgs {
     /// Ignore the CMS watermarks and fetch everything.
     #[arg(long)]
     pub full: bool,
+    /// Days of schedules to fetch ahead (default `SCHEDULE_PREFETCH_DAYS`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub days: Option<u32>,
 }
 
 impl SyncWhat {
@@ -41,6 +45,7 @@ impl SyncWhat {
             SyncWhat::Prices => Some(SyncKind::Prices),
             SyncWhat::Reviews => Some(SyncKind::Reviews),
             SyncWhat::Content => Some(SyncKind::Content),
+            SyncWhat::Schedules => Some(SyncKind::Schedules),
             SyncWhat::All => None,
         }
     }
@@ -58,8 +63,20 @@ impl Progress for Spinner {
 pub async fn run(config: Config, args: SyncArgs) -> anyhow::Result<()> {
     crate::telemetry::init(config.is_production());
     crate::server::prepare_database(&config).await?;
-    let sources = Sources::from_config(&config);
-    let options = SyncOptions::from_config(&config, args.full);
+    let redis = crate::redis::Redis::connect(&config.redis_url, &config.redis_prefix)?;
+    let pool = crate::db::build_pool(&config.database_url, 4)?;
+    let (mis_booking, _) = crate::integrations::booking_clients(&config);
+    let cache = crate::booking::schedule::ScheduleCache::new(
+        redis,
+        pool,
+        mis_booking,
+        config.schedule_cache_ttl,
+    );
+    let sources = Sources::from_config(&config).with_schedules(cache);
+    let mut options = SyncOptions::from_config(&config, args.full);
+    if let Some(days) = args.days {
+        options.schedule_days = days;
+    }
     let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
     let kinds = sync::expand(args.what.kind());
 

@@ -35,10 +35,23 @@ pub enum SyncKind {
     Prices,
     Reviews,
     Content,
+    /// The coming days of every doctor's grid, into the schedule cache (needs Redis).
+    Schedules,
 }
 
 impl SyncKind {
-    pub const ALL: [SyncKind; 6] = [
+    pub const ALL: [SyncKind; 7] = [
+        SyncKind::Branches,
+        SyncKind::Specialities,
+        SyncKind::Specialists,
+        SyncKind::Prices,
+        SyncKind::Reviews,
+        SyncKind::Content,
+        SyncKind::Schedules,
+    ];
+
+    /// The directory kinds, without the schedule prefetch.
+    pub const DIRECTORIES: [SyncKind; 6] = [
         SyncKind::Branches,
         SyncKind::Specialities,
         SyncKind::Specialists,
@@ -55,6 +68,7 @@ impl SyncKind {
             SyncKind::Prices => "prices",
             SyncKind::Reviews => "reviews",
             SyncKind::Content => "content",
+            SyncKind::Schedules => "schedules",
         }
     }
 
@@ -63,6 +77,7 @@ impl SyncKind {
         match self {
             SyncKind::Reviews | SyncKind::Content => "CMS",
             SyncKind::Specialists => "MIS and CMS",
+            SyncKind::Schedules => "MIS",
             _ => "MIS",
         }
     }
@@ -73,6 +88,8 @@ impl SyncKind {
 pub struct Sources {
     pub mis: Arc<dyn Mis>,
     pub cms: Arc<dyn Cms>,
+    /// The schedule cache the `schedules` kind fills; without it that kind fails.
+    pub schedules: Option<crate::booking::schedule::ScheduleCache>,
 }
 
 impl Sources {
@@ -91,7 +108,17 @@ impl Sources {
             Ok(client) => Arc::new(client),
             Err(e) => Arc::new(Unconfigured(e.to_string())),
         };
-        Self { mis, cms }
+        Self {
+            mis,
+            cms,
+            schedules: None,
+        }
+    }
+
+    /// With the schedule cache, for the `schedules` kind.
+    pub fn with_schedules(mut self, cache: crate::booking::schedule::ScheduleCache) -> Self {
+        self.schedules = Some(cache);
+        self
     }
 }
 
@@ -100,6 +127,8 @@ impl Sources {
 pub struct SyncOptions {
     /// Ignore the CMS watermarks and fetch everything.
     pub full: bool,
+    /// Days the `schedules` kind fetches (`sync schedules --days`, `SCHEDULE_PREFETCH_DAYS`).
+    pub schedule_days: u32,
     /// `BRANCH_TIMEZONES`.
     pub branch_timezones: std::collections::BTreeMap<i64, chrono_tz::Tz>,
 }
@@ -109,6 +138,7 @@ impl SyncOptions {
         Self {
             full,
             branch_timezones: config.branch_timezones.clone(),
+            schedule_days: config.schedule_prefetch_days,
         }
     }
 }
@@ -183,8 +213,20 @@ pub async fn run_kind(
 ) -> Result<SyncReport, SyncError> {
     let started_at = Utc::now();
     let clock = std::time::Instant::now();
-    let result = conn
-        .transaction(async |conn| {
+    let result = if kind == SyncKind::Schedules {
+        // Network-bound and spread over many calls: no transaction; each day stands alone.
+        match &sources.schedules {
+            Some(cache) => {
+                crate::booking::prefetch::prefetch(conn, cache, options.schedule_days, progress)
+                    .await
+                    .map(|counts| (counts, Vec::new()))
+            }
+            None => Err(SyncError::Connection(
+                "the schedule cache (Redis) is not available".into(),
+            )),
+        }
+    } else {
+        conn.transaction(async |conn| {
             let mut notes = Vec::new();
             let counts = match kind {
                 SyncKind::Branches => {
@@ -223,10 +265,12 @@ pub async fn run_kind(
                 SyncKind::Content => {
                     content::sync_content(conn, &*sources.cms, options, progress).await?
                 }
+                SyncKind::Schedules => Counts::default(),
             };
             Ok::<_, SyncError>((counts, notes))
         })
-        .await;
+        .await
+    };
     let duration = clock.elapsed();
     let finished_at = Utc::now();
     let (counts, notes, error) = match &result {
