@@ -32,6 +32,7 @@ impl App {
     /// Builds the pools and keys. Connections open lazily, so this does not fail when
     /// PostgreSQL or Redis is down; `/readyz` reports that instead.
     pub async fn new(config: Config) -> anyhow::Result<AppState> {
+        crate::telemetry::metrics::install();
         let db = db::build_pool(&config.database_url, config.database_pool_size)?;
         let redis = Redis::connect(&config.redis_url, &config.redis_prefix)?;
         let (mis, sms) = crate::integrations::booking_clients(&config);

@@ -156,10 +156,13 @@ pub fn build(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(ops::show_health))
         .route("/readyz", get(ops::show_readiness))
+        .route("/metrics", get(crate::telemetry::metrics::show_metrics))
         .route("/static/{*path}", get(static_files::serve_static))
         .nest("/api/v1", api)
         .merge(pages)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // After routing, so the route template is known.
+        .route_layer(from_fn(crate::telemetry::metrics::track_requests));
     for (name, value) in security_headers_list(config.is_production(), config.bitrix_url.as_deref())
     {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));

@@ -183,3 +183,76 @@ async fn every_response_carries_the_security_headers() {
     );
     assert!(!cookie.contains("Domain"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_carry_the_series_and_no_personal_data() {
+    let (app, _emulators) = crate::support::with_emulators().await;
+    crate::support::sync_directories(&app).await;
+    let (doctor, branch) = crate::support::doctor_in(&app, None).await;
+    let _ = crate::support::schedule(&app, doctor, branch, 2).await;
+    let _ = crate::support::schedule(&app, doctor, branch, 2).await;
+    app.create_user(
+        "metrics@example.ru",
+        "metrics passphrase",
+        sovamed::db::models::user::Role::Patient,
+    )
+    .await;
+    let client = browser();
+    app.log_in(&client, "metrics@example.ru", "metrics passphrase")
+        .await;
+    let _ = client
+        .get(app.url(&format!("/doctors/{doctor}")))
+        .send()
+        .await
+        .expect("page");
+
+    let response = browser()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("body");
+    for series in [
+        "http_requests_total{",
+        "http_request_duration_seconds_bucket{",
+        "schedule_cache_requests_total{result=\"hit\"}",
+        "schedule_cache_requests_total{result=\"miss\"}",
+        "mis_requests_total{",
+        "mis_request_duration_seconds_bucket{",
+        "sync_runs_total{",
+        "sms_outbox_depth",
+        "db_pool_connections{state=\"in_use\"}",
+    ] {
+        assert!(text.contains(series), "missing {series}");
+    }
+    assert!(
+        text.contains("route=\"/doctors/{id}\""),
+        "routes are templates"
+    );
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let labels = line
+            .split('{')
+            .nth(1)
+            .and_then(|rest| rest.split('}').next())
+            .unwrap_or_default();
+        assert!(!labels.contains('@'), "an e-mail in {line}");
+        assert!(
+            !labels.contains("+7") && !labels.contains("79"),
+            "a phone in {line}"
+        );
+        if let Some(route) = labels
+            .split("route=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+        {
+            assert!(
+                !route
+                    .replace("/api/v1", "")
+                    .chars()
+                    .any(|c| c.is_ascii_digit()),
+                "an id in {line}"
+            );
+        }
+    }
+}

@@ -50,6 +50,8 @@ pub fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
 pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
     let mut conn = state.db.get().await?;
     outbox::requeue_stuck(&mut conn, Utc::now() - STUCK_AFTER).await?;
+    let depth = outbox::depth(&mut conn).await?;
+    metrics::gauge!("sms_outbox_depth").set(depth as f64);
     let mut sent = 0;
     loop {
         let batch = outbox::claim_due(&mut conn, 10).await?;
@@ -78,6 +80,7 @@ async fn deliver(
     match gateway.send(&sms).await {
         Ok(accepted) => {
             outbox::mark_sent(conn, message.id, &accepted.provider_id).await?;
+            metrics::counter!("sms_send_total", "result" => "sent").increment(1);
             tracing::info!(message = message.id, gateway = gateway.name(), "SMS sent");
             Ok(true)
         }
@@ -86,11 +89,13 @@ async fn deliver(
             let at =
                 Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
             outbox::mark_retry(conn, message.id, &e.to_string(), at).await?;
+            metrics::counter!("sms_send_total", "result" => "retry").increment(1);
             tracing::warn!(message = message.id, attempts = message.attempts, error = %e, "SMS not sent; will retry");
             Ok(false)
         }
         Err(e) => {
             outbox::mark_failed(conn, message.id, &e.to_string()).await?;
+            metrics::counter!("sms_send_total", "result" => "failed").increment(1);
             tracing::error!(message = message.id, attempts = message.attempts, error = %e, "SMS failed for good");
             Ok(false)
         }

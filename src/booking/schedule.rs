@@ -173,6 +173,12 @@ impl ScheduleCache {
                 }
             }
         }
+        let result = match source {
+            Source::Cache => "hit",
+            Source::Mis => "miss",
+            Source::Stale => "stale",
+        };
+        metrics::counter!("schedule_cache_requests_total", "result" => result).increment(1);
         let days: Vec<DayGrid> = days.into_iter().flatten().collect();
         let fetched_at = days
             .iter()

@@ -273,6 +273,9 @@ pub async fn run_kind(
     };
     let duration = clock.elapsed();
     let finished_at = Utc::now();
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::counter!("sync_runs_total", "kind" => kind.as_str(), "outcome" => outcome)
+        .increment(1);
     let (counts, notes, error) = match &result {
         Ok((counts, notes)) => (counts.clone(), notes.clone(), None),
         Err(e) => (Counts::default(), Vec::new(), Some(e.to_string())),

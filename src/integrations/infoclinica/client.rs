@@ -170,6 +170,15 @@ impl InfoclinicaClient {
         loop {
             let started = std::time::Instant::now();
             let result = self.attempt(op, body.clone(), check_spresult).await;
+            // A business refusal (SPRESULT 0) is an answer, not a failure of the MIS.
+            let outcome = match &result {
+                Ok(_) | Err(MisError::Failed { .. }) => "ok",
+                Err(_) => "error",
+            };
+            metrics::counter!("mis_requests_total", "op" => op.to_owned(), "outcome" => outcome)
+                .increment(1);
+            metrics::histogram!("mis_request_duration_seconds", "op" => op.to_owned())
+                .record(started.elapsed().as_secs_f64());
             match result {
                 Err(e) if idempotency == Idempotency::ReadOnly && e.is_transient() => {
                     let Some(pause) = pauses.next() else {

@@ -1,5 +1,7 @@
 //! Logging: human-readable in development, JSON in production; `RUST_LOG` filters.
 
+pub mod metrics;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Installs the global subscriber; a second call (tests) is a no-op.
