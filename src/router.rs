@@ -126,6 +126,7 @@ pub fn build(state: AppState) -> Router {
     let api = Router::new()
         .route("/user/login", post(api::user::log_in))
         .route("/user/me", get(api::user::show_me))
+        .route("/openapi.json", get(api::openapi::show_openapi))
         .route("/branches", get(api::directory::list_branches))
         .route("/specialities", get(api::directory::list_specialities))
         .route("/specialists", get(api::directory::list_specialists))

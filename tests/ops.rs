@@ -256,3 +256,47 @@ async fn metrics_carry_the_series_and_no_personal_data() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_routed_api_path_is_in_the_openapi_document() {
+    let app = TestApp::spawn().await;
+    let response = browser()
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .expect("openapi");
+    assert_eq!(response.status(), StatusCode::OK);
+    let document: Value = response.json().await.expect("json");
+    assert!(
+        document["openapi"]
+            .as_str()
+            .expect("version")
+            .starts_with("3.1")
+    );
+    let documented: std::collections::BTreeSet<String> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .cloned()
+        .collect();
+
+    // The API router's routes, read from the one router file.
+    let router = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/router.rs"))
+        .expect("router.rs");
+    let api_block = router
+        .split("let api = Router::new()")
+        .nth(1)
+        .and_then(|rest| rest.split(".fallback(").next())
+        .expect("the API router block");
+    let routed: std::collections::BTreeSet<String> = api_block
+        .split(".route(")
+        .skip(1)
+        .filter_map(|call| call.split('"').nth(1))
+        .map(|path| format!("/api/v1{path}"))
+        .collect();
+    assert!(routed.len() >= 15, "{routed:?}");
+    let missing: Vec<&String> = routed.difference(&documented).collect();
+    assert!(missing.is_empty(), "routed but not documented: {missing:?}");
+    let extra: Vec<&String> = documented.difference(&routed).collect();
+    assert!(extra.is_empty(), "documented but not routed: {extra:?}");
+}

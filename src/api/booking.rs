@@ -56,15 +56,22 @@ pub fn parse_start(field: &str, raw: &str) -> Result<DateTime<Utc>, AppError> {
         })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ScheduleQuery {
     #[serde(default)]
+    #[param(value_type = i64, minimum = 1, required = true)]
     specialist_id: String,
     #[serde(default)]
+    #[param(value_type = i64, minimum = 1, required = true)]
     branch_id: String,
+    /// First day, in the branch's calendar.
     #[serde(default)]
+    #[param(value_type = String, format = Date, required = true)]
     date_from: String,
+    /// Last day (default: `date_from`); at most 31 days in all.
     #[serde(default)]
+    #[param(value_type = Option<String>, format = Date)]
     date_to: String,
 }
 
@@ -96,6 +103,11 @@ pub fn window_json(
     })
 }
 
+/// A doctor's slots in a branch, in the branch's zone; `source` says where they came from.
+#[utoipa::path(get, path = "/api/v1/specialist/schedule", tag = "booking", params(ScheduleQuery),
+    responses((status = 200, description = "Days and slots", body = crate::api::openapi::ScheduleOut),
+        (status = 422, description = "Bad ids or dates, or a window over 31 days", body = crate::api::openapi::ErrorBody),
+        (status = 503, description = "The MIS is down and no copy is stored", body = crate::api::openapi::ErrorBody)))]
 pub async fn show_schedule(
     State(state): State<AppState>,
     Query(query): Query<ScheduleQuery>,
@@ -131,7 +143,7 @@ pub async fn show_schedule(
     Ok(Json(window_json(&target, &window)))
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientInput {
     last_name: String,
@@ -145,7 +157,7 @@ pub struct PatientInput {
     email: Option<String>,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnonymousReserve {
     specialist_id: i64,
@@ -239,6 +251,14 @@ fn created(view: &RecordView) -> Response {
         .into_response()
 }
 
+/// Books a free slot without an account; the patient gets an SMS.
+#[utoipa::path(post, path = "/api/v1/specialist/anonymous-reserve", tag = "booking", request_body = AnonymousReserve,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first answer")),
+    responses((status = 201, description = "Booked", body = crate::api::openapi::RecordEnvelope),
+        (status = 409, description = "`slot_taken`, or `request_in_progress` for a key still running", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "Invalid input, named by field", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "Too many bookings from this address or for this phone", body = crate::api::openapi::ErrorBody),
+        (status = 503, description = "`mis_unavailable`", body = crate::api::openapi::ErrorBody)))]
 pub async fn reserve_anonymous(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -310,7 +330,7 @@ pub async fn reserve_anonymous(
     result
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientReserve {
     specialist_id: i64,
@@ -328,6 +348,13 @@ fn require_patient(user: &User) -> Result<(), AppError> {
     }
 }
 
+/// Books a free slot for the logged-in patient.
+#[utoipa::path(post, path = "/api/v1/records", tag = "records", request_body = PatientReserve, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first answer")),
+    responses((status = 201, description = "Booked", body = crate::api::openapi::RecordEnvelope),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 403, description = "Not a patient", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`slot_taken`", body = crate::api::openapi::ErrorBody), (status = 422, description = "Invalid input", body = crate::api::openapi::ErrorBody),
+        (status = 503, description = "`mis_unavailable`", body = crate::api::openapi::ErrorBody)))]
 pub async fn create_record(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
@@ -431,21 +458,31 @@ fn path_id(raw: &str) -> Result<i64, AppError> {
         .ok_or(AppError::NotFound)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecordsQuery {
+    /// `booked`, `cancelled`, `visited` or `no_show`.
     #[serde(default)]
+    #[param(value_type = Option<String>, pattern = "^(booked|cancelled|visited|no_show)$")]
     status: String,
     #[serde(default)]
+    #[param(value_type = Option<String>, format = Date)]
     date_from: String,
     #[serde(default)]
+    #[param(value_type = Option<String>, format = Date)]
     date_to: String,
     #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     page: String,
     #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     specialist_id: String,
     #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     branch_id: String,
+    /// Staff only: a phone fragment or a surname.
     #[serde(default)]
+    #[param(value_type = Option<String>, max_length = 100)]
     q: String,
 }
 
@@ -528,6 +565,10 @@ pub fn records_filter(query: &RecordsQuery, staff: bool) -> Result<(RecordFilter
     Ok((filter, page))
 }
 
+/// Records: a patient's own; staff and admins see all.
+#[utoipa::path(get, path = "/api/v1/records", tag = "records", params(RecordsQuery), security(("bearer" = [])),
+    responses((status = 200, description = "One page", body = crate::api::openapi::RecordList),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 422, description = "A bad filter", body = crate::api::openapi::ErrorBody)))]
 pub async fn list_records(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
@@ -548,6 +589,10 @@ pub async fn list_records(
     })))
 }
 
+/// One record with its SMS notification state; another patient's record is a 404.
+#[utoipa::path(get, path = "/api/v1/records/{id}", tag = "records", params(("id" = i64, Path, minimum = 1)), security(("bearer" = [])),
+    responses((status = 200, description = "The record", body = crate::api::openapi::RecordOut),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody)))]
 pub async fn show_record(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
@@ -570,6 +615,11 @@ pub async fn show_record(
     Ok(Json(record_with_notification(&view, &messages)))
 }
 
+/// Cancels a booked, future record.
+#[utoipa::path(post, path = "/api/v1/records/{id}/cancel", tag = "records", params(("id" = i64, Path, minimum = 1)), security(("bearer" = [])),
+    responses((status = 200, description = "Cancelled", body = crate::api::openapi::RecordOut),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "Already cancelled or in the past", body = crate::api::openapi::ErrorBody), (status = 503, description = "`mis_unavailable`", body = crate::api::openapi::ErrorBody)))]
 pub async fn cancel_record(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
@@ -589,12 +639,19 @@ pub async fn cancel_record(
     Ok(Json(record_json(&cancelled)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
     start: String,
 }
 
+/// Moves a booked, future record to another free slot of the same doctor and branch.
+#[utoipa::path(post, path = "/api/v1/records/{id}/reschedule", tag = "records", request_body = RescheduleBody,
+    params(("id" = i64, Path, minimum = 1)), security(("bearer" = [])),
+    responses((status = 200, description = "Moved", body = crate::api::openapi::RecordOut),
+        (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`slot_taken`, cancelled or past", body = crate::api::openapi::ErrorBody), (status = 422, description = "Not a free slot", body = crate::api::openapi::ErrorBody),
+        (status = 503, description = "`mis_unavailable`", body = crate::api::openapi::ErrorBody)))]
 pub async fn reschedule_record(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,

@@ -15,13 +15,13 @@ use crate::{
     web::doctors::{DirectoryQuery, parse_id, parse_name},
 };
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NamedRef {
     id: i64,
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SpecialistCard {
     id: i64,
     full_name: String,
@@ -60,7 +60,7 @@ impl From<&Specialist> for SpecialistCard {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PriceView {
     id: i64,
     name: String,
@@ -84,7 +84,7 @@ impl From<&Price> for PriceView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SpecialistDetail {
     #[serde(flatten)]
     card: SpecialistCard,
@@ -96,7 +96,7 @@ pub struct SpecialistDetail {
     prices: Vec<PriceView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ReviewView {
     id: i64,
     author: String,
@@ -117,11 +117,17 @@ impl From<Review> for ReviewView {
     }
 }
 
+/// Active branches with their IANA time zones.
+#[utoipa::path(get, path = "/api/v1/branches", tag = "directory",
+    responses((status = 200, description = "Branches", body = Vec<Branch>), (status = 503, description = "Database down", body = crate::api::openapi::ErrorBody)))]
 pub async fn list_branches(State(state): State<AppState>) -> Result<Json<Vec<Branch>>, AppError> {
     let mut conn = state.db().await?;
     Ok(Json(directory::list_branches(&mut conn).await?))
 }
 
+/// Active specialities.
+#[utoipa::path(get, path = "/api/v1/specialities", tag = "directory",
+    responses((status = 200, description = "Specialities", body = Vec<Speciality>), (status = 503, description = "Database down", body = crate::api::openapi::ErrorBody)))]
 pub async fn list_specialities(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Speciality>>, AppError> {
@@ -129,6 +135,10 @@ pub async fn list_specialities(
     Ok(Json(directory::list_specialities(&mut conn).await?))
 }
 
+/// Active specialists, filtered.
+#[utoipa::path(get, path = "/api/v1/specialists", tag = "directory", params(crate::api::openapi::SpecialistFilterParams),
+    responses((status = 200, description = "Specialists", body = Vec<SpecialistCard>),
+        (status = 422, description = "A bad filter value", body = crate::api::openapi::ErrorBody), (status = 503, description = "Database down", body = crate::api::openapi::ErrorBody)))]
 pub async fn list_specialists(
     State(state): State<AppState>,
     Query(query): Query<DirectoryQuery>,
@@ -146,6 +156,10 @@ fn path_id(raw: &str) -> Result<i64, AppError> {
         .ok_or(AppError::NotFound)
 }
 
+/// One specialist with the sanitised bio and prices.
+#[utoipa::path(get, path = "/api/v1/specialists/{id}", tag = "directory", params(("id" = i64, Path, minimum = 1)),
+    responses((status = 200, description = "The specialist", body = SpecialistDetail),
+        (status = 404, description = "Unknown or inactive", body = crate::api::openapi::ErrorBody)))]
 pub async fn show_specialist(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -166,14 +180,21 @@ pub async fn show_specialist(
     }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReviewsQuery {
     #[serde(default)]
+    #[param(minimum = 1)]
     page: Option<i64>,
     #[serde(default)]
+    #[param(minimum = 1, maximum = 200)]
     per_page: Option<i64>,
 }
 
+/// Published reviews, newest first.
+#[utoipa::path(get, path = "/api/v1/specialists/{id}/reviews", tag = "directory", params(("id" = i64, Path, minimum = 1), ReviewsQuery),
+    responses((status = 200, description = "Reviews", body = Vec<ReviewView>),
+        (status = 404, description = "Unknown specialist", body = crate::api::openapi::ErrorBody), (status = 422, description = "Bad paging", body = crate::api::openapi::ErrorBody)))]
 pub async fn list_specialist_reviews(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -196,14 +217,20 @@ pub async fn list_specialist_reviews(
     Ok(Json(reviews.into_iter().map(ReviewView::from).collect()))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PricesQuery {
     #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     branch_id: String,
     #[serde(default)]
+    #[param(value_type = Option<String>, max_length = 100)]
     q: String,
 }
 
+/// Prices, filtered by branch and name.
+#[utoipa::path(get, path = "/api/v1/prices", tag = "directory", params(PricesQuery),
+    responses((status = 200, description = "Prices", body = Vec<PriceView>), (status = 422, description = "A bad filter value", body = crate::api::openapi::ErrorBody)))]
 pub async fn list_prices(
     State(state): State<AppState>,
     Query(query): Query<PricesQuery>,

@@ -3,6 +3,7 @@
 
 pub mod booking;
 pub mod directory;
+pub mod openapi;
 pub mod user;
 
 use crate::error::AppError;

@@ -19,7 +19,7 @@ use crate::{
     extract::Json,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     email: String,
@@ -27,7 +27,7 @@ pub struct LoginRequest {
 }
 
 /// The public view of an account.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: i64,
     pub email: String,
@@ -46,7 +46,7 @@ impl From<&User> for UserView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     token: String,
     token_type: &'static str,
@@ -54,6 +54,18 @@ pub struct LoginResponse {
     user: UserView,
 }
 
+/// Logs in with e-mail and password and returns an access token.
+#[utoipa::path(post, path = "/api/v1/user/login", tag = "user", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 400, description = "Malformed JSON", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "Unknown e-mail or wrong password (one answer for both)", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "Missing or unknown fields", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "Too many attempts", body = crate::api::openapi::ErrorBody),
+        (status = 503, description = "A dependency is down", body = crate::api::openapi::ErrorBody),
+    ))]
 pub async fn log_in(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -77,6 +89,12 @@ pub async fn log_in(
     }
 }
 
+/// The account behind the token.
+#[utoipa::path(get, path = "/api/v1/user/me", tag = "user", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account", body = UserView),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::api::openapi::ErrorBody),
+    ))]
 pub async fn show_me(ApiUser(user): ApiUser) -> JsonResponse<UserView> {
     JsonResponse(UserView::from(&user))
 }

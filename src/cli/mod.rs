@@ -27,6 +27,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending migrations and exit.
     Migrate,
+    /// Print the OpenAPI 3.1 document of the JSON API.
+    Openapi,
     /// Sync directories from the MIS and the CMS.
     Sync(sync::SyncArgs),
     /// Manage accounts.
@@ -55,6 +57,10 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Migrate => migrate::run(config).await,
             Command::User(command) => user::run(config, command).await,
             Command::Sync(args) => sync::run(config, args).await,
+            Command::Openapi => {
+                println!("{}", crate::api::openapi::document().to_pretty_json()?);
+                Ok(())
+            }
             Command::Emulate(args) => emulate::run(args).await,
         }
     });

@@ -12,7 +12,7 @@ use crate::db::schema::{
     specialities,
 };
 
-#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
 #[diesel(table_name = branches, check_for_backend(diesel::pg::Pg))]
 pub struct Branch {
     pub id: i64,
@@ -22,7 +22,7 @@ pub struct Branch {
     pub timezone: String,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
 #[diesel(table_name = specialities, check_for_backend(diesel::pg::Pg))]
 pub struct Speciality {
     pub id: i64,
