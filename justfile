@@ -66,8 +66,29 @@ services:
 run: services
     cargo run --release -- serve --demo
 
+# Check Chromium and install the browser test's npm packages (tests/browser, `npm ci`).
+browser-deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
+    if [ ! -x "$chromium" ]; then
+        echo "browser-deps: no Chromium at $chromium; the browser test (tests/browser.rs) needs it." >&2
+        echo "  Install it: sudo apt-get install chromium chromium-driver   (or set CHROMIUM_PATH)" >&2
+        exit 1
+    fi
+    if ! node --version >/dev/null 2>&1 || ! npm --version >/dev/null 2>&1; then
+        echo "browser-deps: the browser test needs Node.js 20 or newer with npm on PATH" >&2
+        exit 1
+    fi
+    # npm ci when node_modules is missing or older than the lock file.
+    if [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+        npm ci --prefix tests/browser --no-audit --no-fund
+    fi
+    echo "browser-deps: $("$chromium" --version 2>/dev/null), node $(node --version)," \
+        "playwright-core $(node -p 'require("./tests/browser/node_modules/playwright-core/package.json").version')"
+
 # Format check, clippy with warnings denied, then the test suite (what CI runs).
-test: services
+test: services browser-deps
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     cargo test
@@ -85,6 +106,14 @@ fmt:
 migrate: services
     cargo run -- migrate
 
+# Sync directories and schedules from the MIS and the CMS: `just sync` runs `sync all`; `just sync schedules --days 3` one kind. Needs INFOCLINICA_URL / BITRIX_URL (see `just emulate`).
+sync *args: services
+    cargo run -- sync {{ if args == "" { "all" } else { args } }}
+
+# Run the MIS, CMS and SMS emulators on 127.0.0.1:8081-8083 and print the settings that point a server at them.
+emulate *args:
+    cargo run -- emulate {{ args }}
+
 # Build the release binary (target/release/sovamed).
 build:
     cargo build --release
@@ -93,6 +122,35 @@ build:
 up:
     {{ compose }} up -d --build
 
+# The stack plus Prometheus and Grafana (http://127.0.0.1:3000, user admin, GRAFANA_ADMIN_PASSWORD).
+up-monitoring:
+    {{ compose }} --profile monitoring up -d --build
+
 # Stop the Docker stack (the pgdata volume is kept).
 down:
     JWT_SECRET="${JWT_SECRET:-not-needed-to-stop-the-stack-0123456789}" {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml down
+
+# Serve the documentation site on http://127.0.0.1:5173 (VitePress; `npm ci` in docs/ when needed).
+docs:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd docs
+    if [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        npm ci --no-audit --no-fund
+    fi
+    npm run docs:dev -- --host 127.0.0.1 --port 5173
+
+# Export the OpenAPI document (`sovamed openapi`) into docs/public, then build the site into docs/.vitepress/dist (fails on dead links).
+docs-build:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # Through a temporary file, so a failed export never leaves a truncated document behind.
+    tmp="$(mktemp docs/public/openapi.json.XXXXXX)"
+    trap 'rm -f "$tmp"' EXIT
+    cargo run --quiet -- openapi > "$tmp"
+    mv "$tmp" docs/public/openapi.json
+    cd docs
+    if [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        npm ci --no-audit --no-fund
+    fi
+    npm run docs:build

@@ -3,6 +3,7 @@
 mod api_auth;
 mod booking;
 mod booking_integrations;
+mod browser;
 mod cli;
 mod integrations;
 mod ops;

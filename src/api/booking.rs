@@ -106,6 +106,7 @@ pub fn window_json(
 /// A doctor's slots in a branch, in the branch's zone; `source` says where they came from.
 #[utoipa::path(get, path = "/api/v1/specialist/schedule", tag = "booking", params(ScheduleQuery),
     responses((status = 200, description = "Days and slots", body = crate::api::openapi::ScheduleOut),
+        (status = 404, description = "No such doctor or branch, or the doctor does not work there", body = crate::api::openapi::ErrorBody),
         (status = 422, description = "Bad ids or dates, or a window over 31 days", body = crate::api::openapi::ErrorBody),
         (status = 503, description = "The MIS is down and no copy is stored", body = crate::api::openapi::ErrorBody)))]
 pub async fn show_schedule(
@@ -127,7 +128,14 @@ pub async fn show_schedule(
         return Err(AppError::field("date_to", "окно не больше 31 дня"));
     }
     let mut conn = state.db().await?;
-    let target = reserve::resolve_target(&mut conn, specialist_id, branch_id).await?;
+    // For a read, a doctor or branch that does not exist, or a doctor who does not work in
+    // that branch, has no schedule to show: 404.
+    let target = reserve::resolve_target(&mut conn, specialist_id, branch_id)
+        .await
+        .map_err(|e| match e {
+            AppError::Validation { .. } => AppError::NotFound,
+            other => other,
+        })?;
     drop(conn);
     let window = state
         .booking
@@ -146,25 +154,37 @@ pub async fn show_schedule(
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientInput {
+    #[schema(min_length = 1, max_length = 100)]
     last_name: String,
+    #[schema(min_length = 1, max_length = 100)]
     first_name: String,
     #[serde(default)]
+    #[schema(max_length = 100)]
     middle_name: Option<String>,
+    /// Any common format; Russian numbers may omit the country code.
+    #[schema(min_length = 5, max_length = 32)]
     phone: String,
     #[serde(default)]
+    #[schema(format = Date)]
     birth_date: Option<String>,
     #[serde(default)]
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnonymousReserve {
+    #[schema(minimum = 1)]
     specialist_id: i64,
+    #[schema(minimum = 1)]
     branch_id: i64,
+    /// The slot's start as the schedule gives it (RFC 3339 with offset).
+    #[schema(format = DateTime)]
     start: String,
     patient: PatientInput,
     #[serde(default)]
+    #[schema(max_length = 500)]
     comment: Option<String>,
 }
 
@@ -254,7 +274,11 @@ fn created(view: &RecordView) -> Response {
 /// Books a free slot without an account; the patient gets an SMS.
 #[utoipa::path(post, path = "/api/v1/specialist/anonymous-reserve", tag = "booking", request_body = AnonymousReserve,
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first answer")),
-    responses((status = 201, description = "Booked", body = crate::api::openapi::RecordEnvelope),
+    responses(
+        (status = 400, description = "Malformed JSON", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::api::openapi::ErrorBody),
+        (status = 201, description = "Booked", body = crate::api::openapi::RecordEnvelope),
         (status = 409, description = "`slot_taken`, or `request_in_progress` for a key still running", body = crate::api::openapi::ErrorBody),
         (status = 422, description = "Invalid input, named by field", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "Too many bookings from this address or for this phone", body = crate::api::openapi::ErrorBody),
@@ -333,10 +357,14 @@ pub async fn reserve_anonymous(
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientReserve {
+    #[schema(minimum = 1)]
     specialist_id: i64,
+    #[schema(minimum = 1)]
     branch_id: i64,
+    #[schema(format = DateTime)]
     start: String,
     #[serde(default)]
+    #[schema(max_length = 500)]
     comment: Option<String>,
 }
 
@@ -351,7 +379,11 @@ fn require_patient(user: &User) -> Result<(), AppError> {
 /// Books a free slot for the logged-in patient.
 #[utoipa::path(post, path = "/api/v1/records", tag = "records", request_body = PatientReserve, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first answer")),
-    responses((status = 201, description = "Booked", body = crate::api::openapi::RecordEnvelope),
+    responses(
+        (status = 400, description = "Malformed JSON", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::api::openapi::ErrorBody),
+        (status = 201, description = "Booked", body = crate::api::openapi::RecordEnvelope),
         (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 403, description = "Not a patient", body = crate::api::openapi::ErrorBody),
         (status = 409, description = "`slot_taken`", body = crate::api::openapi::ErrorBody), (status = 422, description = "Invalid input", body = crate::api::openapi::ErrorBody),
         (status = 503, description = "`mis_unavailable`", body = crate::api::openapi::ErrorBody)))]
@@ -463,7 +495,7 @@ fn path_id(raw: &str) -> Result<i64, AppError> {
 pub struct RecordsQuery {
     /// `booked`, `cancelled`, `visited` or `no_show`.
     #[serde(default)]
-    #[param(value_type = Option<String>, pattern = "^(booked|cancelled|visited|no_show)$")]
+    #[param(value_type = Option<String>, pattern = "^(booked|cancelled|visited|no_show)?$")]
     status: String,
     #[serde(default)]
     #[param(value_type = Option<String>, format = Date)]
@@ -642,13 +674,18 @@ pub async fn cancel_record(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
+    #[schema(format = DateTime)]
     start: String,
 }
 
 /// Moves a booked, future record to another free slot of the same doctor and branch.
 #[utoipa::path(post, path = "/api/v1/records/{id}/reschedule", tag = "records", request_body = RescheduleBody,
     params(("id" = i64, Path, minimum = 1)), security(("bearer" = [])),
-    responses((status = 200, description = "Moved", body = crate::api::openapi::RecordOut),
+    responses(
+        (status = 400, description = "Malformed JSON", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::api::openapi::ErrorBody),
+        (status = 200, description = "Moved", body = crate::api::openapi::RecordOut),
         (status = 401, description = "No valid token", body = crate::api::openapi::ErrorBody), (status = 404, description = "Not found", body = crate::api::openapi::ErrorBody),
         (status = 409, description = "`slot_taken`, cancelled or past", body = crate::api::openapi::ErrorBody), (status = 422, description = "Not a free slot", body = crate::api::openapi::ErrorBody),
         (status = 503, description = "`mis_unavailable`", body = crate::api::openapi::ErrorBody)))]

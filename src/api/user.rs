@@ -22,7 +22,9 @@ use crate::{
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(max_length = 254)]
     email: String,
+    #[schema(max_length = 1024)]
     password: String,
 }
 

@@ -41,6 +41,14 @@ async fn ensure_template() {
             .load(&mut conn)
             .await
             .expect("list databases");
+            let hour_ago = chrono::Utc::now().timestamp() - 3600;
+            let stale = stale.into_iter().filter(|DbName { datname }| {
+                datname
+                    .strip_prefix("sovamed_test_")
+                    .and_then(|rest| rest.split('_').next())
+                    .and_then(|secs| secs.parse::<i64>().ok())
+                    .is_none_or(|created| created < hour_ago)
+            });
             for DbName { datname } in stale {
                 let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db::quote_ident(&datname)))
                     .execute(&mut conn)
@@ -63,7 +71,13 @@ struct DbName {
 /// A fresh database for one test, cloned from the template.
 async fn fresh_database() -> String {
     ensure_template().await;
-    let name = format!("sovamed_test_{}", uuid::Uuid::new_v4().simple());
+    // The creation time in the name lets a later run drop only databases old enough that no
+    // concurrent run is still using them.
+    let name = format!(
+        "sovamed_test_{}_{}",
+        chrono::Utc::now().timestamp(),
+        uuid::Uuid::new_v4().simple()
+    );
     let mut conn = AsyncPgConnection::establish(&format!("{SERVER_URL}/postgres"))
         .await
         .expect("connect");

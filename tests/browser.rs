@@ -1,0 +1,202 @@
+//! The booking flow in a real browser: headless Chromium driven by playwright-core
+//! (tests/browser/book_and_cancel.mjs) against the real server and the emulators, with
+//! JavaScript (htmx) on and the production CSP.
+//!
+//! Needs Chromium at /usr/bin/chromium (or `CHROMIUM_PATH`), Node.js 20 and
+//! `npm ci --prefix tests/browser`; `just browser-deps` and `.ci/run` set them up. The test
+//! fails (never skips) when one is missing.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use sovamed::db::models::{record, user::Role};
+
+use crate::support::{browser, doctor_in, sync_directories, with_emulators};
+
+/// The whole browser run, start of Chromium included.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// Panics with how to install what the browser test needs, if something is missing.
+fn require_browser_deps() {
+    let chromium = chromium_path();
+    assert!(
+        chromium.is_file(),
+        "the browser test needs Chromium at {}: install it with \
+         `sudo apt-get install chromium chromium-driver` (Debian/Ubuntu), or set CHROMIUM_PATH; \
+         `just browser-deps` checks everything",
+        chromium.display()
+    );
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.as_ref().is_ok_and(|o| o.status.success()),
+        "the browser test needs Node.js 20 or newer (`node` on PATH): {node:?}"
+    );
+    let playwright = repo().join("tests/browser/node_modules/playwright-core/package.json");
+    assert!(
+        playwright.is_file(),
+        "the browser test needs playwright-core in tests/browser/node_modules: run \
+         `npm ci --prefix tests/browser` (or `just browser-deps`)"
+    );
+}
+
+/// What the script printed and how it ended.
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+/// Runs `node script args…` from the repository root, killing it after `timeout`.
+fn run_node(script: &Path, args: &[String], timeout: Duration) -> Run {
+    let started = Instant::now();
+    let mut child = Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(repo())
+        .env("CHROMIUM_PATH", chromium_path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break Some(status);
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = stderr.join().unwrap_or_default();
+    if status.is_none() {
+        stderr.push_str(&format!(
+            "\nkilled after {}s without finishing",
+            timeout.as_secs()
+        ));
+    }
+    Run {
+        success: status.is_some_and(|s| s.success()),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr,
+        elapsed: started.elapsed(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patient_books_and_cancels_in_headless_chromium() {
+    require_browser_deps();
+    let (app, emulators) = with_emulators().await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let (email, password) = ("browser@example.ru", "browser passphrase 1");
+    let patient = app.create_user(email, password, Role::Patient).await;
+    assert!(
+        patient.phone.is_some(),
+        "the patient has a phone for the SMS"
+    );
+    let appointments_before = emulators.control.appointments();
+
+    let script = repo().join("tests/browser/book_and_cancel.mjs");
+    let args = vec![
+        app.base.clone(),
+        email.to_owned(),
+        password.to_owned(),
+        doctor.to_string(),
+        branch.to_string(),
+    ];
+    // The server runs on this runtime's workers; the browser waits on a blocking thread.
+    let run = tokio::task::spawn_blocking(move || run_node(&script, &args, BROWSER_TIMEOUT))
+        .await
+        .expect("the browser run");
+    eprintln!(
+        "browser run took {:.1}s\n{}{}",
+        run.elapsed.as_secs_f64(),
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.success,
+        "the browser flow failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+
+    let record_id: i64 = run
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("RECORD_ID="))
+        .expect("the script prints RECORD_ID=")
+        .trim()
+        .parse()
+        .expect("a record id");
+    let mut conn = app.db().await;
+    let view = record::find_view(&mut conn, record_id)
+        .await
+        .expect("query the record")
+        .expect("the booked record is in the database");
+    let booked = view.record;
+    assert_eq!(booked.status, record::CANCELLED);
+    assert_eq!(booked.user_id, Some(patient.id), "booked by the patient");
+    assert_eq!(booked.specialist_id, doctor);
+    assert_eq!(booked.branch_id, branch);
+    assert_eq!(booked.source, record::RecordSource::Cabinet.as_str());
+    assert_eq!(
+        booked.comment.as_deref(),
+        Some("Запись из браузерного теста")
+    );
+    assert!(booked.cancelled_at.is_some(), "the cancel time is kept");
+    assert_eq!(
+        booked.cancelled_by,
+        Some(patient.id),
+        "cancelled by the patient"
+    );
+
+    let token = app.api_token(email, password).await;
+    let api: serde_json::Value = browser()
+        .get(app.url(&format!("/api/v1/records/{record_id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET the record")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(api["status"], "cancelled", "{api}");
+
+    let appointments = emulators.control.appointments();
+    assert!(
+        appointments.iter().all(|a| a.schedid != booked.mis_id),
+        "the MIS still has appointment {} active",
+        booked.mis_id
+    );
+    assert_eq!(
+        appointments, appointments_before,
+        "the MIS has the same active appointments as before the browser run"
+    );
+}
