@@ -154,3 +154,7 @@ docs-build:
         npm ci --no-audit --no-fund
     fi
     npm run docs:build
+
+# Fuzz the JSON API with schemathesis against a demo instance (no 5xx, answers match the OpenAPI document).
+api-fuzz:
+    ./scripts/api-fuzz.sh

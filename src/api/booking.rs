@@ -40,7 +40,7 @@ fn required_id(field: &str, raw: &str) -> Result<i64, AppError> {
 }
 
 fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, AppError> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
         .map_err(|_| AppError::field(field, "дата в формате ГГГГ-ММ-ДД"))
 }
 
@@ -252,6 +252,12 @@ impl PatientInput {
     }
 }
 
+/// Control characters other than line breaks and tabs (a NUL would not even reach PostgreSQL).
+fn has_control(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}
+
 fn fields_error(errors: BTreeMap<String, String>) -> AppError {
     let message = errors.iter().next().map_or_else(
         || "Проверьте данные".to_owned(),
@@ -298,8 +304,11 @@ pub async fn reserve_anonymous(
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty());
-    if comment.is_some_and(|c| c.chars().count() > 500) {
-        errors.insert("comment".into(), "не длиннее 500 символов".into());
+    if comment.is_some_and(|c| c.chars().count() > 500 || has_control(c)) {
+        errors.insert(
+            "comment".into(),
+            "не длиннее 500 символов, без управляющих символов".into(),
+        );
     }
     if body.specialist_id <= 0 {
         errors.insert("specialist_id".into(), "положительное целое".into());
@@ -401,8 +410,11 @@ pub async fn create_record(
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty());
-    if comment.is_some_and(|c| c.chars().count() > 500) {
-        return Err(AppError::field("comment", "не длиннее 500 символов"));
+    if comment.is_some_and(|c| c.chars().count() > 500 || has_control(c)) {
+        return Err(AppError::field(
+            "comment",
+            "не длиннее 500 символов, без управляющих символов",
+        ));
     }
     let scope = format!("user:{}", user.id);
     let (write, lock_key) = match idempotent::begin(&state, &headers, &scope, &body).await? {
@@ -497,14 +509,15 @@ pub struct RecordsQuery {
     #[serde(default)]
     #[param(value_type = Option<String>, pattern = "^(booked|cancelled|visited|no_show)?$")]
     status: String,
+    /// `YYYY-MM-DD`; empty means no bound.
     #[serde(default)]
-    #[param(value_type = Option<String>, format = Date)]
+    #[param(value_type = Option<String>, pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     date_from: String,
     #[serde(default)]
-    #[param(value_type = Option<String>, format = Date)]
+    #[param(value_type = Option<String>, pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     date_to: String,
     #[serde(default)]
-    #[param(value_type = Option<i64>, minimum = 1)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     page: String,
     #[serde(default)]
     #[param(value_type = Option<i64>, minimum = 1)]
@@ -546,7 +559,7 @@ pub const PER_PAGE: i64 = 20;
 
 /// Reads the list filters; `zone` turns dates into instants (the user's view of a day).
 pub fn records_filter(query: &RecordsQuery, staff: bool) -> Result<(RecordFilter, i64), AppError> {
-    let status = match query.status.trim() {
+    let status = match query.status.as_str() {
         "" => None,
         s @ ("booked" | "cancelled" | "visited" | "no_show") => Some(s.to_owned()),
         _ => {
@@ -557,7 +570,7 @@ pub fn records_filter(query: &RecordsQuery, staff: bool) -> Result<(RecordFilter
         }
     };
     let day_start = |field: &str, raw: &str| -> Result<Option<DateTime<Utc>>, AppError> {
-        if raw.trim().is_empty() {
+        if raw.is_empty() {
             return Ok(None);
         }
         let date = parse_date(field, raw)?;
@@ -582,7 +595,7 @@ pub fn records_filter(query: &RecordsQuery, staff: bool) -> Result<(RecordFilter
         parse_id("branch_id", &query.branch_id)?,
     );
     let q = query.q.trim();
-    if q.chars().count() > 100 {
+    if q.chars().count() > 100 || q.chars().any(char::is_control) {
         return Err(AppError::field("q", "не длиннее 100 символов"));
     }
     let filter = RecordFilter {

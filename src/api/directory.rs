@@ -184,7 +184,7 @@ pub async fn show_specialist(
 #[into_params(parameter_in = Query)]
 pub struct ReviewsQuery {
     #[serde(default)]
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 100000)]
     page: Option<i64>,
     #[serde(default)]
     #[param(minimum = 1, maximum = 200)]
@@ -202,8 +202,8 @@ pub async fn list_specialist_reviews(
 ) -> Result<Json<Vec<ReviewView>>, AppError> {
     let id = path_id(&id)?;
     let page = query.page.unwrap_or(1);
-    if page < 1 {
-        return Err(AppError::field("page", "от 1"));
+    if !(1..=100_000).contains(&page) {
+        return Err(AppError::field("page", "от 1 до 100000"));
     }
     let per_page = query.per_page.unwrap_or(50);
     if !(1..=200).contains(&per_page) {

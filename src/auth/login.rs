@@ -35,9 +35,15 @@ pub async fn authenticate(
         audit(app, None, "login_throttled", &email, ip).await;
         return Ok(LoginOutcome::Throttled { retry_after_secs });
     }
-    let mut conn = app.db().await?;
-    let account = user::find_by_email(&mut conn, &email).await?;
-    drop(conn);
+    // No stored address has control characters or exceeds 254 bytes (PostgreSQL would not
+    // even take a NUL); such input is an unknown account, checked against the dummy hash.
+    let plausible = email.len() <= 254 && !email.chars().any(char::is_control);
+    let account = if plausible {
+        let mut conn = app.db().await?;
+        user::find_by_email(&mut conn, &email).await?
+    } else {
+        None
+    };
 
     // Inputs no real password has are refused before argon2 sees them.
     let verified = password.len() <= MAX_INPUT_BYTES

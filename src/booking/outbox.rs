@@ -49,9 +49,15 @@ pub fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
 /// Sends every due message, batch by batch.
 pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
     let mut conn = state.db.get().await?;
+    // Without a configured gateway, messages wait in the outbox (counted below) until the
+    // server restarts with one; sending would only burn their attempts.
+    let waiting = state.booking.sms.name() == "unconfigured";
     outbox::requeue_stuck(&mut conn, Utc::now() - STUCK_AFTER).await?;
     let depth = outbox::depth(&mut conn).await?;
     metrics::gauge!("sms_outbox_depth").set(depth as f64);
+    if waiting {
+        return Ok(0);
+    }
     let mut sent = 0;
     loop {
         let batch = outbox::claim_due(&mut conn, 10).await?;

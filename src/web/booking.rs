@@ -262,7 +262,13 @@ pub async fn book_slot(
     let target = target_for(&state, parse_path_id(&id)?, &form.branch_id).await?;
     let start = parse_start("start", &form.start)?;
     let comment = form.comment.trim();
-    let comment = (!comment.is_empty()).then(|| comment.chars().take(500).collect::<String>());
+    let comment = (!comment.is_empty()).then(|| {
+        comment
+            .chars()
+            .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+            .take(500)
+            .collect::<String>()
+    });
     match book_for_user(
         &state,
         &user,

@@ -54,8 +54,11 @@ pub fn parse_id(field: &str, raw: &str) -> Result<Option<i64>, AppError> {
 /// A name search of at most 100 characters.
 pub fn parse_name(field: &str, raw: &str) -> Result<Option<String>, AppError> {
     let name = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    if name.chars().count() > 100 {
-        return Err(AppError::field(field, "не длиннее 100 символов"));
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AppError::field(
+            field,
+            "не длиннее 100 символов, без управляющих символов",
+        ));
     }
     Ok((!name.is_empty()).then_some(name))
 }
