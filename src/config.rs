@@ -276,7 +276,10 @@ where
 }
 
 /// A switch: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`; unset is false.
-fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<bool, ConfigError> {
     match get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
         None | Some("0" | "false" | "no" | "off") => Ok(false),
         Some("1" | "true" | "yes" | "on") => Ok(true),
@@ -366,7 +369,11 @@ mod tests {
 
     #[test]
     fn bench_routes_are_off_by_default_and_refused_in_production() {
-        assert!(!Config::from_lookup(|_| None).expect("defaults").bench_routes);
+        assert!(
+            !Config::from_lookup(|_| None)
+                .expect("defaults")
+                .bench_routes
+        );
         let on = Config::from_lookup(|k| (k == "BENCH_ROUTES").then(|| "1".into()));
         assert!(on.expect("valid").bench_routes);
         let bad = Config::from_lookup(|k| (k == "BENCH_ROUTES").then(|| "maybe".into()));

@@ -204,7 +204,10 @@ async fn bench_route_exists_only_with_the_bench_switch() {
     // The same layers as every other route: request id and security headers.
     assert!(hello.headers().contains_key("x-request-id"));
     assert_eq!(
-        hello.headers().get("x-content-type-options").map(|v| v.as_bytes()),
+        hello
+            .headers()
+            .get("x-content-type-options")
+            .map(|v| v.as_bytes()),
         Some(&b"nosniff"[..])
     );
     assert_eq!(hello.text().await.expect("body"), "ok");
