@@ -544,7 +544,8 @@ def cmd_report(args):
         f"{facts.get('rustc', '?')}, {facts.get('oha', '?')}, {facts.get('wrk', '?')}, {facts.get('redis', '?')}, "
         f"PostgreSQL {facts.get('postgres', '?')} (shared_buffers {facts.get('shared_buffers', '?')}, "
         f"max_connections {facts.get('max_connections', '?')}, fsync {facts.get('fsync', '?')}), "
-        f"DATABASE_POOL_SIZE {facts.get('pool_size', '?')}."
+        f"DATABASE_POOL_SIZE {facts.get('pool_size', '?')}. Load average (1/5/15 min): "
+        f"{facts.get('loadavg', '?')}; anything above ~1 means other work shared the cores."
     )
     out.append("")
     out.append(
@@ -586,7 +587,8 @@ def cmd_report(args):
         "- CPU µs/req = (utime+stime after − before) / completed requests, from /proc/<pid>/stat "
         f"(tick {1000 / HZ:.0f} ms): the app process, redis-server, and the PostgreSQL backends "
         "connected to the bench database. \"app core busy\" is app CPU time / wall time: well under "
-        "100 % in a capacity row means the generator, not the app, was the limit."
+        "100 % in a capacity row means something else was the limit (the generator, PostgreSQL or "
+        "Redis, or other processes on the app's core)."
     )
     out.append(
         "- Latency rows are open loop (oha `-q R --latency-correction`, or the Python driver timing "
