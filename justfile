@@ -118,6 +118,10 @@ emulate *args:
 build:
     cargo build --release
 
+# Benchmarks S1 (cached schedule read) and S5 (anonymous booking) on the release build, beside baselines from the same run; table also in target/bench/report.md (~3 min).
+bench: services
+    bash bench/run.sh
+
 # Build and start the whole stack in Docker (nginx on http://127.0.0.1:8080); needs JWT_SECRET in .env.local.
 up:
     {{ compose }} up -d --build

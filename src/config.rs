@@ -103,6 +103,10 @@ pub struct Config {
     /// `SCHEDULE_PREFETCH_DAYS` (default 14): days `sync schedules` (and `sync all`, and the
     /// periodic sync) fetch ahead for every doctor.
     pub schedule_prefetch_days: u32,
+    /// `BENCH_ROUTES` (default false; `1`/`true` or `0`/`false`): mount `GET /__bench/hello`
+    /// (answers `ok` through the full middleware stack), the HTTP-floor baseline of
+    /// `just bench`. Refused when `APP_ENV=production`.
+    pub bench_routes: bool,
 }
 
 /// Where SMS go.
@@ -242,6 +246,15 @@ impl Config {
             reserve_limit_per_phone_hour: parse(&get, "RESERVE_LIMIT_PER_PHONE_HOUR", "3")?,
             sms_retry_base: Duration::from_secs(parse(&get, "SMS_RETRY_BASE_SECONDS", "5")?),
             schedule_prefetch_days: parse(&get, "SCHEDULE_PREFETCH_DAYS", "14")?,
+            bench_routes: match parse_bool(&get, "BENCH_ROUTES")? {
+                true if app_env == AppEnv::Production => {
+                    return Err(ConfigError {
+                        name: "BENCH_ROUTES",
+                        reason: "bench-only routes are refused when APP_ENV=production".into(),
+                    });
+                }
+                on => on,
+            },
         })
     }
 
@@ -264,6 +277,21 @@ where
         name,
         reason: format!("{raw:?}: {e}"),
     })
+}
+
+/// A switch: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`; unset is false.
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("0" | "false" | "no" | "off") => Ok(false),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some(other) => Err(ConfigError {
+            name,
+            reason: format!("expected 1 or 0 (true or false), got {other:?}"),
+        }),
+    }
 }
 
 fn parse_branch_timezones(raw: &str) -> Result<BTreeMap<i64, chrono_tz::Tz>, ConfigError> {
@@ -341,6 +369,26 @@ mod tests {
         let bad =
             Config::from_lookup(|k| (k == "BRANCH_TIMEZONES").then(|| "3=Mars/Olympus".into()));
         assert_eq!(bad.err().map(|e| e.name), Some("BRANCH_TIMEZONES"));
+    }
+
+    #[test]
+    fn bench_routes_are_off_by_default_and_refused_in_production() {
+        assert!(
+            !Config::from_lookup(|_| None)
+                .expect("defaults")
+                .bench_routes
+        );
+        let on = Config::from_lookup(|k| (k == "BENCH_ROUTES").then(|| "1".into()));
+        assert!(on.expect("valid").bench_routes);
+        let bad = Config::from_lookup(|k| (k == "BENCH_ROUTES").then(|| "maybe".into()));
+        assert_eq!(bad.err().map(|e| e.name), Some("BENCH_ROUTES"));
+        let production = Config::from_lookup(|k| match k {
+            "APP_ENV" => Some("production".into()),
+            "JWT_SECRET" => Some("x".repeat(32)),
+            "BENCH_ROUTES" => Some("true".into()),
+            _ => None,
+        });
+        assert_eq!(production.err().map(|e| e.name), Some("BENCH_ROUTES"));
     }
 
     #[test]

@@ -13,6 +13,12 @@ pub async fn show_health() -> &'static str {
     "ok"
 }
 
+/// `GET /__bench/hello`, mounted only with `BENCH_ROUTES=1`: the HTTP-stack floor of
+/// `just bench` (no state, no I/O, every layer of the router).
+pub async fn bench_hello() -> &'static str {
+    "ok"
+}
+
 /// 200 when PostgreSQL and Redis answer; 503 naming each one that does not.
 pub async fn show_readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let (postgres, redis) = tokio::join!(check_postgres(&state), state.redis.ping());

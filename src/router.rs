@@ -154,7 +154,12 @@ pub fn build(state: AppState) -> Router {
         .fallback(api::api_not_found)
         .method_not_allowed_fallback(api::api_method_not_allowed);
 
-    let mut router = Router::new()
+    let mut router = Router::new();
+    if config.bench_routes {
+        // `just bench`'s HTTP floor: the cheapest route, behind the same layers as all others.
+        router = router.route("/__bench/hello", get(ops::bench_hello));
+    }
+    let mut router = router
         .route("/healthz", get(ops::show_health))
         .route("/readyz", get(ops::show_readiness))
         .route("/metrics", get(crate::telemetry::metrics::show_metrics))

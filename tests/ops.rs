@@ -300,3 +300,32 @@ async fn every_routed_api_path_is_in_the_openapi_document() {
     let extra: Vec<&String> = documented.difference(&routed).collect();
     assert!(extra.is_empty(), "documented but not routed: {extra:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_route_exists_only_with_the_bench_switch() {
+    let plain = TestApp::spawn().await;
+    let absent = browser()
+        .get(plain.url("/__bench/hello"))
+        .send()
+        .await
+        .expect("hello");
+    assert_eq!(absent.status(), StatusCode::NOT_FOUND);
+
+    let bench = TestApp::spawn_with(|config| config.bench_routes = true).await;
+    let hello = browser()
+        .get(bench.url("/__bench/hello"))
+        .send()
+        .await
+        .expect("hello");
+    assert_eq!(hello.status(), StatusCode::OK);
+    // The same layers as every other route: request id and security headers.
+    assert!(hello.headers().contains_key("x-request-id"));
+    assert_eq!(
+        hello
+            .headers()
+            .get("x-content-type-options")
+            .map(|v| v.as_bytes()),
+        Some(&b"nosniff"[..])
+    );
+    assert_eq!(hello.text().await.expect("body"), "ok");
+}

@@ -9,20 +9,21 @@
 //! 0 with `SPCOMMENT` and `CHECKDATA`. A body that is not acceptable XML (including any
 //! DTD) is answered HTTP 400 in plain text. Messages that change the world run under its
 //! write lock, so a reserve is atomic. Every call is counted per `MSG.2`
-//! ([`EmulatorControl::mis_calls`]). Also `GET`/`POST /_emulator/faults` with
-//! [`MisFaults`](super::MisFaults).
+//! ([`EmulatorControl::mis_calls`]); `GET /_emulator/calls` answers the counts as a JSON
+//! object (`{"SCHEDULE": 3, ...}`) for tools outside the process (`just bench`). Also
+//! `GET`/`POST /_emulator/faults` with [`MisFaults`](super::MisFaults).
 
 mod booking;
 
 use std::collections::BTreeSet;
 
 use axum::{
-    Router,
+    Json, Router,
     body::Bytes,
     extract::State,
     http::{StatusCode, header},
     response::{Html, IntoResponse, Response},
-    routing::post,
+    routing::{get, post},
 };
 
 use super::{EmulatorControl, World, faults_routes};
@@ -35,6 +36,12 @@ use crate::integrations::infoclinica::{
 pub fn router(control: EmulatorControl) -> Router {
     Router::new()
         .route("/api/xml", post(handle))
+        .route(
+            "/_emulator/calls",
+            get(|State(control): State<EmulatorControl>| async move {
+                Json(control.mis_call_counts())
+            }),
+        )
         .merge(faults_routes(
             EmulatorControl::mis_faults,
             EmulatorControl::set_mis_faults,

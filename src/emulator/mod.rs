@@ -310,6 +310,11 @@ impl EmulatorControl {
         self.shared.mis_calls().get(op).copied().unwrap_or(0)
     }
 
+    /// Every count, by `MSG.2`.
+    pub fn mis_call_counts(&self) -> BTreeMap<String, u64> {
+        self.shared.mis_calls().clone()
+    }
+
     /// Every MIS request received.
     pub fn mis_calls_total(&self) -> u64 {
         self.shared.mis_calls().values().sum()

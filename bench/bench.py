@@ -1,0 +1,655 @@
+#!/usr/bin/env python3
+"""Helpers of bench/run.sh (Python standard library only).
+
+  slots     collect free slots from the schedule API (distinct doctor/day groups first)
+  book      fire anonymous bookings of distinct slots, open loop at a fixed rate or closed
+            loop with C workers, and record each latency
+  cpu       snapshot the CPU time (utime+stime) of the app, redis-server and the PostgreSQL
+            backends of the bench database
+  report    read target/bench/raw/* and print the markdown report
+
+Latencies of the open-loop run are measured from each request's *scheduled* send time, so a
+stall of the server shows up in the percentiles (no coordinated omission).
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter, defaultdict
+
+
+def get_json(base, path):
+    with urllib.request.urlopen(base + path, timeout=30) as resp:
+        return json.load(resp)
+
+
+# ------------------------------------------------------------------ slots
+
+
+def cmd_slots(args):
+    """Free slots of every doctor in every branch, `--days` days from tomorrow.
+
+    Output: {"groups": [[slot, ...], ...]} with one group per (doctor, branch, day); each
+    slot is {"specialist_id", "branch_id", "date", "start"}. Slots less than two hours
+    ahead are skipped so none turns into "past" during the run.
+    """
+    base = args.base
+    now = dt.datetime.now(dt.timezone.utc)
+    horizon = now + dt.timedelta(hours=2)
+    start_day = (now + dt.timedelta(days=1)).date()
+    end_day = start_day + dt.timedelta(days=args.days - 1)
+    groups = []
+    seen = set()
+    for branch in get_json(base, "/api/v1/branches"):
+        branch_id = branch["id"]
+        for doctor in get_json(base, f"/api/v1/specialists?branch_id={branch_id}"):
+            key = (doctor["id"], branch_id)
+            if key in seen:
+                continue
+            seen.add(key)
+            query = urllib.parse.urlencode(
+                {
+                    "specialist_id": doctor["id"],
+                    "branch_id": branch_id,
+                    "date_from": start_day.isoformat(),
+                    "date_to": end_day.isoformat(),
+                }
+            )
+            try:
+                window = get_json(base, f"/api/v1/specialist/schedule?{query}")
+            except urllib.error.HTTPError as e:
+                print(f"slots: schedule of {key}: HTTP {e.code}", file=sys.stderr)
+                continue
+            for day in window.get("days", []):
+                free = []
+                for slot in day.get("slots", []):
+                    start = dt.datetime.fromisoformat(slot["start"])
+                    if slot.get("free") and start > horizon:
+                        free.append(
+                            {
+                                "specialist_id": doctor["id"],
+                                "branch_id": branch_id,
+                                "date": day["date"],
+                                "start": slot["start"],
+                            }
+                        )
+                if free:
+                    groups.append(free)
+    with open(args.out, "w") as f:
+        json.dump({"groups": groups}, f)
+    total = sum(len(g) for g in groups)
+    print(f"slots: {total} free slots in {len(groups)} doctor-days")
+
+
+def ordered_slots(groups):
+    """Round robin over the groups: every doctor-day once before any gets a second booking
+    (a booking drops its day from the cache, so a second one on that day is a cache miss)."""
+    out = []
+    depth = 0
+    while True:
+        layer = [g[depth] for g in groups if len(g) > depth]
+        if not layer:
+            return out
+        out.extend(layer)
+        depth += 1
+
+
+# ------------------------------------------------------------------ booking
+
+
+def booking_body(slot, n):
+    phone = f"+7999{n:07d}"
+    return json.dumps(
+        {
+            "specialist_id": slot["specialist_id"],
+            "branch_id": slot["branch_id"],
+            "start": slot["start"],
+            "patient": {
+                "last_name": "Бенчев",
+                "first_name": f"Тест{n}",
+                "phone": phone,
+                "birth_date": "1980-02-03",
+            },
+        }
+    ).encode()
+
+
+def post_booking(base, body):
+    request = urllib.request.Request(
+        base + "/api/v1/specialist/anonymous-reserve",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            resp.read()
+            return resp.status
+    except urllib.error.HTTPError as e:
+        e.read()
+        return e.code
+    except Exception:  # noqa: BLE001 - a transport failure is a result too
+        return 0
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return None
+    k = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[k]
+
+
+def cmd_book(args):
+    with open(args.slots) as f:
+        slots = ordered_slots(json.load(f)["groups"])
+    if args.exclude:
+        s_id, b_id, date = args.exclude.split(":")
+        slots = [
+            s
+            for s in slots
+            if not (str(s["specialist_id"]) == s_id and str(s["branch_id"]) == b_id and s["date"] == date)
+        ]
+    chosen = slots[args.skip : args.skip + args.count]
+    if len(chosen) < args.count:
+        print(f"book: only {len(chosen)} free slots left (wanted {args.count})", file=sys.stderr)
+    results = [None] * len(chosen)
+    base = args.base
+
+    def one(i, scheduled):
+        status = post_booking(base, booking_body(chosen[i], args.phone_base + i))
+        results[i] = (status, time.monotonic() - scheduled)
+
+    started = time.monotonic()
+    if args.rate:
+        # Open loop: request i leaves at started + i/rate whatever happened before.
+        threads = []
+        for i in range(len(chosen)):
+            due = started + i / args.rate
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            t = threading.Thread(target=one, args=(i, due), daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()
+    else:
+        # Closed loop: C workers, each sends its next booking when the last one answered.
+        next_index = iter(range(len(chosen)))
+        lock = threading.Lock()
+
+        def worker():
+            while True:
+                with lock:
+                    i = next(next_index, None)
+                if i is None:
+                    return
+                one(i, time.monotonic())
+
+        workers = [threading.Thread(target=worker, daemon=True) for _ in range(args.concurrency)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    elapsed = time.monotonic() - started
+    statuses = Counter(str(s) for s, _ in results)
+    ok = sorted(lat for s, lat in results if s == 201)
+    summary = {
+        "mode": "open" if args.rate else "closed",
+        "target_rate": args.rate,
+        "concurrency": args.concurrency if not args.rate else None,
+        "sent": len(chosen),
+        "created": len(ok),
+        "statuses": dict(statuses),
+        "elapsed_s": elapsed,
+        "rps": len(ok) / elapsed if elapsed > 0 else 0,
+        "p50_ms": (percentile(ok, 50) or 0) * 1000,
+        "p99_ms": (percentile(ok, 99) or 0) * 1000,
+        "max_ms": (ok[-1] if ok else 0) * 1000,
+    }
+    with open(args.out, "w") as f:
+        json.dump(summary, f, indent=1)
+    print(
+        f"book ({summary['mode']}): {summary['created']}/{summary['sent']} created, "
+        f"statuses {dict(statuses)}, {summary['rps']:.1f}/s, "
+        f"p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms"
+    )
+
+
+# ------------------------------------------------------------------ CPU
+
+
+def ticks(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces: fields start after the last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+
+
+def cmd_cpu(args):
+    pg = {}
+    if args.pg_db:
+        try:
+            out = subprocess.run(
+                [
+                    "psql",
+                    args.pg_admin_url,
+                    "-Atc",
+                    f"select pid from pg_stat_activity where datname = '{args.pg_db}'",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout
+            for line in out.split():
+                t = ticks(int(line))
+                if t is not None:
+                    pg[line] = t
+        except (subprocess.SubprocessError, OSError, ValueError):
+            pass
+    snap = {
+        "t": time.monotonic(),
+        "app": ticks(args.app),
+        "redis": ticks(args.redis) if args.redis else None,
+        "pg": pg,
+    }
+    with open(args.out, "w") as f:
+        json.dump(snap, f)
+
+
+# ------------------------------------------------------------------ report
+
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def load(raw, name):
+    path = os.path.join(raw, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        text = f.read()
+    if name.endswith(".json"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return None
+    return text
+
+
+def cpu_delta(raw, name, requests):
+    """µs of CPU per request for the app, redis and PostgreSQL, and the app's core use."""
+    before, after = load(raw, f"{name}.cpu0.json"), load(raw, f"{name}.cpu1.json")
+    if not before or not after or not requests:
+        return {}
+    wall = after["t"] - before["t"]
+    out = {}
+    for key in ("app", "redis"):
+        if before.get(key) is not None and after.get(key) is not None:
+            seconds = (after[key] - before[key]) / HZ
+            out[key] = seconds * 1e6 / requests
+            out[key + "_busy"] = seconds / wall if wall > 0 else None
+    pg_ticks = sum(t - before["pg"].get(pid, 0) for pid, t in after["pg"].items())
+    out["pg"] = pg_ticks / HZ * 1e6 / requests
+    return out
+
+
+def parse_wrk(text):
+    if not text:
+        return None
+    rps = requests = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("Requests/sec:"):
+            rps = float(line.split()[1])
+        elif " requests in " in line:
+            requests = int(line.split()[0])
+    non2xx = 0
+    for line in text.splitlines():
+        if "Non-2xx or 3xx responses:" in line:
+            non2xx = int(line.split(":")[1])
+    return {"rps": rps, "requests": requests, "non2xx": non2xx}
+
+
+def parse_oha(data):
+    """oha --output-format json: summary.requestsPerSec, latencyPercentiles (seconds)."""
+    if not data:
+        return None
+    summary = data.get("summary", {})
+    pct = data.get("latencyPercentiles", {})
+    codes = data.get("statusCodeDistribution", {}) or {}
+    requests = sum(int(v) for v in codes.values())
+    ok = sum(int(v) for k, v in codes.items() if str(k).startswith("2"))
+    return {
+        "rps": summary.get("requestsPerSec"),
+        "p50_ms": (pct.get("p50") or 0) * 1000,
+        "p99_ms": (pct.get("p99") or 0) * 1000,
+        "requests": requests,
+        "ok": ok,
+        "success_rate": summary.get("successRate"),
+    }
+
+
+def parse_redis_csv(text):
+    """redis-benchmark --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",..."""
+    if not text:
+        return None
+    header = None
+    for line in text.splitlines():
+        cells = [c.strip('"') for c in line.strip().split(",")]
+        if cells and cells[0] == "test":
+            header = cells
+            continue
+        if header and cells and cells[0] == "GET":
+            row = dict(zip(header, cells))
+            return {
+                "rps": float(row["rps"]),
+                "p50_ms": float(row.get("p50_latency_ms", "nan")),
+                "p99_ms": float(row.get("p99_latency_ms", "nan")),
+            }
+    return None
+
+
+def fmt(v, digits=0, unit=""):
+    if v is None:
+        return "—"
+    if isinstance(v, float) and v != v:
+        return "—"
+    return f"{v:,.{digits}f}{unit}".replace(",", " ")
+
+
+def cmd_report(args):
+    raw = args.raw
+    facts = load(raw, "facts.json") or {}
+    rows = []
+    notes = []
+
+    hello_cap = parse_wrk(load(raw, "hello.wrk.txt"))
+    hello_lat = parse_oha(load(raw, "hello.oha.json"))
+    redis = parse_redis_csv(load(raw, "redis.csv"))
+    s1_cap = parse_wrk(load(raw, "s1.wrk.txt"))
+    s1_lat = parse_oha(load(raw, "s1.oha.json"))
+    mis = parse_oha(load(raw, "mis_reserve.oha.json"))
+    s5_open = load(raw, "s5_open.json")
+    s5_closed = load(raw, "s5_closed.json")
+    calls0, calls1 = load(raw, "mis_calls0.json"), load(raw, "mis_calls1.json")
+    p99_hello = hello_lat["p99_ms"] if hello_lat else None
+
+    def cpu_cols(name, requests):
+        c = cpu_delta(raw, name, requests)
+        return (
+            fmt(c.get("app"), 1),
+            fmt(c.get("redis"), 1),
+            fmt(c.get("pg"), 1),
+            fmt((c.get("app_busy") or 0) * 100, 0, " %") if c.get("app_busy") is not None else "—",
+        )
+
+    def ratio(a, b, digits=2):
+        if a is None or b is None or not b:
+            return "—"
+        return f"{a / b:.{digits}f}"
+
+    # hello
+    if hello_cap:
+        rows.append(
+            [
+                "hello capacity (wrk -c64, closed loop)",
+                fmt(hello_cap["rps"]),
+                "1 (baseline)",
+                "—",
+                "—",
+                "—",
+                *cpu_cols("hello.wrk", hello_cap["requests"]),
+            ]
+        )
+    if hello_lat:
+        rows.append(
+            [
+                f"hello latency (oha -q {facts.get('hello_rate', '?')}, open loop)",
+                fmt(hello_lat["rps"]),
+                "—",
+                fmt(hello_lat["p50_ms"], 2, " ms"),
+                fmt(hello_lat["p99_ms"], 2, " ms"),
+                "1 (baseline)",
+                *cpu_cols("hello.oha", hello_lat["requests"]),
+            ]
+        )
+    if redis:
+        rows.append(
+            [
+                f"Redis GET {facts.get('payload_bytes', '?')} B (redis-benchmark -c50, closed loop)",
+                fmt(redis["rps"]),
+                "1 (baseline)",
+                fmt(redis["p50_ms"], 3, " ms"),
+                fmt(redis["p99_ms"], 3, " ms"),
+                "—",
+                "—",
+                "—",
+                "—",
+                "—",
+            ]
+        )
+    floor = min(x for x in [hello_cap and hello_cap["rps"], redis and redis["rps"]] if x) if (hello_cap or redis) else None
+    if s1_cap:
+        rows.append(
+            [
+                "S1 schedule, cache hit: capacity (wrk -c64)",
+                fmt(s1_cap["rps"]),
+                f"{ratio(s1_cap['rps'], floor)} of min(hello, Redis GET); "
+                f"{ratio(s1_cap['rps'], hello_cap and hello_cap['rps'])} of hello",
+                "—",
+                "—",
+                "—",
+                *cpu_cols("s1.wrk", s1_cap["requests"]),
+            ]
+        )
+        if s1_cap.get("non2xx"):
+            notes.append(f"S1 wrk run had {s1_cap['non2xx']} non-2xx answers.")
+    if s1_lat:
+        rows.append(
+            [
+                f"S1 schedule, cache hit: latency (oha -q {facts.get('s1_rate', '?')})",
+                fmt(s1_lat["rps"]),
+                "—",
+                fmt(s1_lat["p50_ms"], 2, " ms"),
+                fmt(s1_lat["p99_ms"], 2, " ms"),
+                ratio(s1_lat["p99_ms"], p99_hello),
+                *cpu_cols("s1.oha", s1_lat["requests"]),
+            ]
+        )
+        if s1_lat["requests"] and s1_lat["ok"] != s1_lat["requests"]:
+            notes.append(f"S1 oha run: {s1_lat['requests'] - s1_lat['ok']} non-2xx answers.")
+    if mis:
+        rows.append(
+            [
+                f"MIS emulator alone, SCHEDULE_REC_RESERVE (oha -q {facts.get('mis_rate', '?')}, D = {facts.get('mis_latency_ms', '?')} ms)",
+                fmt(mis["rps"]),
+                "1 (baseline)",
+                fmt(mis["p50_ms"], 2, " ms"),
+                fmt(mis["p99_ms"], 2, " ms"),
+                "—",
+                "—",
+                "—",
+                "—",
+                "—",
+            ]
+        )
+    calls_per_booking = None
+    call_breakdown = ""
+    if calls0 is not None and calls1 is not None and s5_open:
+        delta = {k: calls1.get(k, 0) - calls0.get(k, 0) for k in calls1}
+        delta = {k: v for k, v in delta.items() if v}
+        total = sum(delta.values())
+        if s5_open["sent"]:
+            calls_per_booking = total / s5_open["sent"]
+            call_breakdown = ", ".join(
+                f"{k} {v / s5_open['sent']:.2f}" for k, v in sorted(delta.items())
+            )
+    if s5_open:
+        added = None
+        added_all = None
+        if mis:
+            added = s5_open["p50_ms"] - mis["p50_ms"]
+            if calls_per_booking:
+                added_all = s5_open["p50_ms"] - calls_per_booking * mis["p50_ms"]
+        rows.append(
+            [
+                f"S5 anonymous booking, distinct slots: latency (open loop, {s5_open['target_rate']}/s)",
+                fmt(s5_open["rps"], 1),
+                f"p50 − MIS reserve p50 = {fmt(added, 1, ' ms')}; "
+                f"p50 − {fmt(calls_per_booking, 2)} × MIS p50 = {fmt(added_all, 1, ' ms')}",
+                fmt(s5_open["p50_ms"], 1, " ms"),
+                fmt(s5_open["p99_ms"], 1, " ms"),
+                ratio(s5_open["p99_ms"], mis and mis["p99_ms"]) + " of MIS p99",
+                *cpu_cols("s5_open", s5_open["created"]),
+            ]
+        )
+        if s5_open["created"] != s5_open["sent"]:
+            notes.append(f"S5 open loop: statuses {s5_open['statuses']} (only 201s are in the percentiles).")
+    if s5_closed:
+        rows.append(
+            [
+                f"S5 anonymous booking: capacity (closed loop, {s5_closed['concurrency']} workers, {s5_closed['sent']} bookings)",
+                fmt(s5_closed["rps"], 1),
+                "—",
+                fmt(s5_closed["p50_ms"], 1, " ms"),
+                "(closed loop)",
+                "—",
+                *cpu_cols("s5_closed", s5_closed["created"]),
+            ]
+        )
+        if s5_closed["created"] != s5_closed["sent"]:
+            notes.append(f"S5 closed loop: statuses {s5_closed['statuses']}.")
+
+    out = []
+    out.append("# sovamed benchmark report")
+    out.append("")
+    out.append(f"Run: {facts.get('date', '?')}, `just bench` (bench/run.sh), release build, commit `{facts.get('commit', '?')}`.")
+    out.append("")
+    out.append(
+        f"Machine: {facts.get('nproc', '?')} cores ({facts.get('cpu', '?')}), kernel {facts.get('kernel', '?')}, "
+        f"{facts.get('rustc', '?')}, {facts.get('oha', '?')}, {facts.get('wrk', '?')}, {facts.get('redis', '?')}, "
+        f"PostgreSQL {facts.get('postgres', '?')} (shared_buffers {facts.get('shared_buffers', '?')}, "
+        f"max_connections {facts.get('max_connections', '?')}, fsync {facts.get('fsync', '?')}), "
+        f"DATABASE_POOL_SIZE {facts.get('pool_size', '?')}. Load average (1/5/15 min): "
+        f"{facts.get('loadavg', '?')}; anything above ~1 means other work shared the cores."
+    )
+    out.append("")
+    out.append(
+        f"Pinning: {facts.get('pinning', '?')}. Durations: {facts.get('duration', '?')} s per measurement after a "
+        f"{facts.get('warmup', '?')} s warm-up, **one repetition** (the method in docs/benchmarks.md asks for "
+        "5 × 20–30 s with median and IQR; this run is shorter to stay under ~4 minutes, so treat "
+        "differences under ~10 % as noise)."
+    )
+    out.append("")
+    header = [
+        "scenario",
+        "rps",
+        "ratio to baseline(s)",
+        "p50",
+        "p99",
+        "p99 / p99_hello",
+        "app CPU µs/req",
+        "Redis CPU µs/req",
+        "PG CPU µs/req",
+        "app core busy",
+    ]
+    out.append("| " + " | ".join(header) + " |")
+    out.append("|" + "---|" * len(header))
+    for row in rows:
+        out.append("| " + " | ".join(str(c) for c in row) + " |")
+    out.append("")
+    if calls_per_booking is not None:
+        out.append(
+            f"MIS calls per booking (emulator counters over the open-loop S5 run): {calls_per_booking:.2f} "
+            f"({call_breakdown})."
+        )
+        out.append("")
+    for key in ("s1_target", "outbox"):
+        if facts.get(key):
+            out.append(f"- {facts[key]}")
+    for note in notes:
+        out.append(f"- {note}")
+    out.append(
+        "- CPU µs/req = (utime+stime after − before) / completed requests, from /proc/<pid>/stat "
+        f"(tick {1000 / HZ:.0f} ms): the app process, redis-server, and the PostgreSQL backends "
+        "connected to the bench database. \"app core busy\" is app CPU time / wall time: well under "
+        "100 % in a capacity row means something else was the limit (the generator, PostgreSQL or "
+        "Redis, or other processes on the app's core)."
+    )
+    out.append(
+        "- Latency rows are open loop (oha `-q R --latency-correction`, or the Python driver timing "
+        "from each request's scheduled send time); capacity rows are closed loop and their p99 is "
+        "not quoted. The Redis row's latencies are redis-benchmark's own (closed loop)."
+    )
+    text = "\n".join(out) + "\n"
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+def cmd_oha_line(args):
+    with open(args.file) as f:
+        r = parse_oha(json.load(f))
+    print(f"{args.name}: {r['rps']:.0f} rps, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, {r['ok']}/{r['requests']} 2xx")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("slots")
+    p.add_argument("--base", required=True)
+    p.add_argument("--days", type=int, default=14)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_slots)
+
+    p = sub.add_parser("book")
+    p.add_argument("--base", required=True)
+    p.add_argument("--slots", required=True)
+    p.add_argument("--skip", type=int, default=0, help="slots to skip (used by an earlier run)")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--rate", type=float, default=0, help="open loop: bookings per second")
+    p.add_argument("--concurrency", type=int, default=16, help="closed loop: workers")
+    p.add_argument("--phone-base", type=int, default=0)
+    p.add_argument("--exclude", default="", help="SPECIALIST:BRANCH:DATE not to book")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_book)
+
+    p = sub.add_parser("cpu")
+    p.add_argument("--app", type=int, required=True)
+    p.add_argument("--redis", type=int, default=0)
+    p.add_argument("--pg-db", default="")
+    p.add_argument("--pg-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_cpu)
+
+    p = sub.add_parser("oha-line", help="one line summary of an oha JSON output")
+    p.add_argument("file")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_oha_line)
+
+    p = sub.add_parser("report")
+    p.add_argument("--raw", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_report)
+
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
