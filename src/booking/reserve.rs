@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+use diesel::QueryDsl;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use fred::{interfaces::KeysInterface, types::Expiration};
 
@@ -23,7 +23,7 @@ use crate::{
             record::{self, NewRecord, RecordSource, RecordView},
             user::{self, User},
         },
-        schema::{branches, specialist_branches, specialists},
+        schema::branches,
     },
     error::AppError,
     integrations::infoclinica::{MisError, NewMisPatient, PatientQuery, ReserveRequest},
@@ -53,6 +53,25 @@ impl BookingTarget {
     }
 }
 
+/// The doctor, the branch and whether the doctor works there, in one round trip.
+#[derive(diesel::QueryableByName)]
+struct TargetRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    specialist_mis_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    specialist_name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    branch_mis_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    branch_name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    branch_address: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    branch_timezone: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    works_there: bool,
+}
+
 /// Loads the doctor and the branch and checks that the doctor works there; 422 naming the
 /// field otherwise.
 pub async fn resolve_target(
@@ -60,38 +79,36 @@ pub async fn resolve_target(
     specialist_id: i64,
     branch_id: i64,
 ) -> Result<BookingTarget, AppError> {
-    let specialist: Option<(i64, String)> = specialists::table
-        .filter(specialists::id.eq(specialist_id))
-        .filter(specialists::active.eq(true))
-        .select((specialists::mis_id, specialists::full_name))
-        .first(conn)
-        .await
-        .optional()?;
-    let Some((specialist_mis_id, specialist_name)) = specialist else {
+    // One query (the schedule read path runs it on every request): both sides are looked up
+    // on their own, so a missing doctor and a missing branch are told apart.
+    let rows: Vec<TargetRow> = diesel::sql_query(
+        "SELECT s.mis_id AS specialist_mis_id, s.full_name AS specialist_name, \
+                b.mis_id AS branch_mis_id, b.name AS branch_name, b.address AS branch_address, \
+                b.timezone AS branch_timezone, \
+                EXISTS (SELECT 1 FROM specialist_branches sb WHERE sb.specialist_id = $1 AND sb.branch_id = $2) AS works_there \
+         FROM (SELECT 1) AS one \
+         LEFT JOIN specialists s ON s.id = $1 AND s.active \
+         LEFT JOIN branches b ON b.id = $2 AND b.active",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(specialist_id)
+    .bind::<diesel::sql_types::BigInt, _>(branch_id)
+    .load(conn)
+    .await?;
+    let row = rows.into_iter().next().ok_or(AppError::NotFound)?;
+    let (Some(specialist_mis_id), Some(specialist_name)) =
+        (row.specialist_mis_id, row.specialist_name)
+    else {
         return Err(AppError::field("specialist_id", "Врач не найден"));
     };
-    let branch: Option<(i64, String, String, String)> = branches::table
-        .filter(branches::id.eq(branch_id))
-        .filter(branches::active.eq(true))
-        .select((
-            branches::mis_id,
-            branches::name,
-            branches::address,
-            branches::timezone,
-        ))
-        .first(conn)
-        .await
-        .optional()?;
-    let Some((branch_mis_id, branch_name, branch_address, zone)) = branch else {
+    let (Some(branch_mis_id), Some(branch_name), Some(branch_address), Some(zone)) = (
+        row.branch_mis_id,
+        row.branch_name,
+        row.branch_address,
+        row.branch_timezone,
+    ) else {
         return Err(AppError::field("branch_id", "Филиал не найден"));
     };
-    let works_there: i64 = specialist_branches::table
-        .filter(specialist_branches::specialist_id.eq(specialist_id))
-        .filter(specialist_branches::branch_id.eq(branch_id))
-        .count()
-        .get_result(conn)
-        .await?;
-    if works_there == 0 {
+    if !row.works_there {
         return Err(AppError::field(
             "branch_id",
             "Врач не принимает в этом филиале",
