@@ -46,3 +46,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         Ok(Query(value))
     }
 }
+
+/// A positive id from a path segment; anything else is a 404 (no such thing), never a 400.
+pub fn path_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(AppError::NotFound)
+}

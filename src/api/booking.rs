@@ -13,6 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::extract::path_id;
 use crate::{
     app::{App, AppState},
     auth::roles::{ApiUser, Role},
@@ -493,13 +494,6 @@ pub async fn visible_record(app: &App, user: &User, id: i64) -> Result<RecordVie
         Role::Patient if view.record.user_id != Some(user.id) => Err(AppError::NotFound),
         _ => Ok(view),
     }
-}
-
-fn path_id(raw: &str) -> Result<i64, AppError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or(AppError::NotFound)
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]

@@ -7,6 +7,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::extract::path_id;
 use crate::{
     app::AppState,
     db::models::directory::{self, Branch, Price, Review, Specialist, Speciality},
@@ -147,13 +148,6 @@ pub async fn list_specialists(
     let mut conn = state.db().await?;
     let specialists = directory::search_specialists(&mut conn, &filter).await?;
     Ok(Json(specialists.iter().map(SpecialistCard::from).collect()))
-}
-
-fn path_id(raw: &str) -> Result<i64, AppError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or(AppError::NotFound)
 }
 
 /// One specialist with the sanitised bio and prices.

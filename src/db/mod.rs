@@ -83,6 +83,15 @@ fn split_database_url(url: &str) -> anyhow::Result<(String, String)> {
     Ok((server.to_owned(), name.to_owned()))
 }
 
+/// A `LIKE`/`ILIKE` pattern matching `text` anywhere, with the input's wildcards escaped.
+pub fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 /// Quotes a PostgreSQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -11,6 +11,7 @@ use axum::{
 use chrono::{Days, NaiveDate, Utc};
 use serde::Deserialize;
 
+use crate::extract::path_id as parse_path_id;
 use crate::{
     api::booking::{
         PER_PAGE, RecordsQuery, book_for_user, parse_start, records_filter, visible_record,
@@ -144,13 +145,6 @@ pub async fn slots_partial(
         stale,
         error,
     }))
-}
-
-fn parse_path_id(raw: &str) -> Result<i64, AppError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or(AppError::NotFound)
 }
 
 pub async fn show_doctor_slots(

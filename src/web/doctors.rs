@@ -10,6 +10,7 @@ use axum::{
 };
 use serde::Deserialize;
 
+use crate::extract::path_id as parse_path_id;
 use crate::{
     app::AppState,
     auth::{roles::MaybeUser, session::AuthSession},
@@ -171,13 +172,6 @@ fn page_number(raw: &str) -> i64 {
         .ok()
         .filter(|p| (1..=10_000).contains(p))
         .unwrap_or(1)
-}
-
-fn parse_path_id(raw: &str) -> Result<i64, AppError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or(AppError::NotFound)
 }
 
 async fn load_reviews(

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, Utc};
 use diesel::prelude::*;
+
+use crate::db::contains_pattern;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::{
@@ -133,15 +135,6 @@ pub async fn list_specialities(conn: &mut AsyncPgConnection) -> QueryResult<Vec<
         .select(Speciality::as_select())
         .load(conn)
         .await
-}
-
-/// `LIKE` pattern for a substring, with the wildcard characters of the input escaped.
-fn contains_pattern(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
 }
 
 pub async fn search_specialists(

@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
+
+use crate::db::contains_pattern;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::{branches, records, specialists};
@@ -226,14 +228,6 @@ pub struct RecordFilter {
     pub branch_id: Option<i64>,
     /// A phone fragment (digits) or a name fragment.
     pub query: Option<String>,
-}
-
-fn contains_pattern(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
 }
 
 /// One page of records, soonest first, and the total.
