@@ -94,6 +94,22 @@ pub fn build(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), roles::require_staff));
     let admin_pages = Router::new()
         .route("/admin", get(web::admin::show_admin_home))
+        .route(
+            "/admin/users",
+            get(web::admin::list_users).post(web::admin::create_user),
+        )
+        .route("/admin/users/{id}", get(web::admin::show_user))
+        .route("/admin/users/{id}/role", post(web::admin::change_role))
+        .route("/admin/users/{id}/disable", post(web::admin::disable_user))
+        .route("/admin/users/{id}/enable", post(web::admin::enable_user))
+        .route(
+            "/admin/users/{id}/password",
+            post(web::admin::reset_password),
+        )
+        .route(
+            "/admin/users/{id}/sessions/end",
+            post(web::admin::end_user_sessions),
+        )
         .route_layer(from_fn_with_state(state.clone(), roles::require_admin));
 
     let pages = Router::new()

@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real server against real PostgreSQL and Redis.
 
+mod admin;
 mod api_auth;
 mod booking;
 mod booking_integrations;

@@ -214,3 +214,56 @@ pub async fn set_mis_pcode(
         .execute(conn)
         .await
 }
+
+/// Changes the role; the account's sessions and tokens end (privileges changed).
+pub async fn set_role(conn: &mut AsyncPgConnection, id: i64, role: Role) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::role.eq(role.as_str()),
+            users::session_version.eq(users::session_version + 1),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// Ends every session and token of the account.
+pub async fn end_sessions(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::session_version.eq(users::session_version + 1),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// Accounts whose e-mail or name contains `query`, newest first: one page and the total.
+pub async fn search(
+    conn: &mut AsyncPgConnection,
+    query: Option<&str>,
+    page: i64,
+    per_page: i64,
+) -> QueryResult<(Vec<User>, i64)> {
+    let build = || {
+        let mut q = users::table.into_boxed();
+        if let Some(text) = query.filter(|t| !t.is_empty()) {
+            let pattern = crate::db::contains_pattern(text);
+            q = q.filter(
+                users::email
+                    .ilike(pattern.clone())
+                    .or(users::full_name.ilike(pattern)),
+            );
+        }
+        q
+    };
+    let total = build().count().get_result(conn).await?;
+    let items = build()
+        .order(users::id.desc())
+        .limit(per_page)
+        .offset((page - 1).max(0) * per_page)
+        .select(User::as_select())
+        .load(conn)
+        .await?;
+    Ok((items, total))
+}
