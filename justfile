@@ -132,7 +132,7 @@ up-monitoring:
 
 # Stop the Docker stack (the pgdata volume is kept).
 down:
-    JWT_SECRET="${JWT_SECRET:-not-needed-to-stop-the-stack-0123456789}" {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml down
+    JWT_SECRET="${JWT_SECRET:-not-needed-to-stop-the-stack-0123456789}" {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml --profile monitoring --profile docs down
 
 # Serve the documentation site on http://127.0.0.1:5173 (VitePress; `npm ci` in docs/ when needed).
 docs:

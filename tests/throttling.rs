@@ -69,7 +69,7 @@ async fn the_sixth_wrong_password_is_throttled_and_the_right_one_too() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_lock_is_temporary() {
     let app =
-        TestApp::spawn_with(|config| config.login_limit_window = std::time::Duration::from_secs(2))
+        TestApp::spawn_with(|config| config.login_limit_window = std::time::Duration::from_secs(8))
             .await;
     app.create_user("anna@example.ru", PASSWORD, Role::Patient)
         .await;
@@ -83,7 +83,7 @@ async fn the_lock_is_temporary() {
             .status(),
         StatusCode::TOO_MANY_REQUESTS
     );
-    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(8500)).await;
     assert_eq!(
         app.log_in(&client, "anna@example.ru", PASSWORD)
             .await

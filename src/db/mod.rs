@@ -99,7 +99,12 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Applies pending migrations and returns the versions that ran.
 pub async fn run_migrations(database_url: &str) -> anyhow::Result<Vec<String>> {
-    let conn = AsyncPgConnection::establish(database_url).await?;
+    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    // Several replicas may start at once: the first takes the lock and migrates, the others
+    // wait and then find nothing to apply. The lock ends with the connection.
+    diesel::sql_query("SELECT pg_advisory_lock(7270017)")
+        .execute(&mut conn)
+        .await?;
     // The migration harness is synchronous; run it on a blocking thread through the wrapper.
     tokio::task::spawn_blocking(move || {
         let mut wrapper: AsyncConnectionWrapper<AsyncPgConnection> =
