@@ -281,7 +281,7 @@ facts = {
     "mis_rate": "$MIS_RATE",
     "mis_latency_ms": "$D",
     "payload_bytes": "$PAYLOAD",
-    "s1_target": "S1 reads specialist $S1_SPEC in branch $S1_BRANCH on $S1_DATE (one cached day, $PAYLOAD bytes in Redis); the handler also runs 3 PostgreSQL queries (doctor, branch, doctor-in-branch) before the Redis MGET.",
+    "s1_target": "S1 reads specialist $S1_SPEC in branch $S1_BRANCH on $S1_DATE (one cached day, $PAYLOAD bytes in Redis); the handler also runs one PostgreSQL query (doctor, branch and doctor-in-branch together) before the Redis MGET.",
     "outbox": "After the run: $OUTBOX (emulated clinic at scale $SCALE; SCHEDULE_CACHE_TTL_SECONDS=3600 so S1 stays a cache hit).",
 }
 json.dump(facts, open(sys.argv[1], "w"), indent=1)

@@ -176,7 +176,16 @@ impl IntoResponse for AppError {
 
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
-        AppError::Internal(e.into())
+        match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                _,
+            ) => {
+                tracing::warn!(error = %e, "database connection closed");
+                AppError::unavailable("database")
+            }
+            e => AppError::Internal(e.into()),
+        }
     }
 }
 

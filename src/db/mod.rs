@@ -10,7 +10,7 @@ use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl,
     async_connection_wrapper::AsyncConnectionWrapper,
     pooled_connection::{
-        AsyncDieselConnectionManager,
+        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
         deadpool::{Object, Pool},
     },
 };
@@ -25,7 +25,15 @@ pub type DbConn = Object<AsyncPgConnection>;
 /// Builds the pool. Connections are opened lazily; a request that cannot get one within
 /// the timeouts gets an error (a 503), never a hang.
 pub fn build_pool(database_url: &str, size: usize) -> anyhow::Result<DbPool> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    // `Fast` recycling skips the `SELECT 1` the default runs on every checkout (a round trip
+    // per request); a connection that died meanwhile fails its first query, which the error
+    // mapping answers with a 503 naming the database.
+    let mut manager_config = ManagerConfig::default();
+    manager_config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        database_url,
+        manager_config,
+    );
     Ok(Pool::builder(manager)
         .max_size(size)
         .runtime(deadpool_runtime())
