@@ -344,17 +344,10 @@ pub async fn reserve_anonymous(
                 comment,
                 source: RecordSource::Anonymous,
                 idempotency: write,
+                ip,
             },
         )
         .await?;
-        crate::auth::login::audit(
-            &state,
-            None,
-            "record_booked",
-            &view.record.id.to_string(),
-            ip,
-        )
-        .await;
         Ok::<_, AppError>(created(&view))
     }
     .await;
@@ -469,17 +462,10 @@ pub async fn book_for_user(
             comment,
             source,
             idempotency,
+            ip,
         },
     )
     .await?;
-    crate::auth::login::audit(
-        app,
-        Some(user.id),
-        "record_booked",
-        &view.record.id.to_string(),
-        ip,
-    )
-    .await;
     Ok(view)
 }
 
@@ -666,15 +652,7 @@ pub async fn cancel_record(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
     let view = visible_record(&state, &user, path_id(&id)?).await?;
-    let cancelled = reserve::cancel(&state, &view, Some(user.id)).await?;
-    crate::auth::login::audit(
-        &state,
-        Some(user.id),
-        "record_cancelled",
-        &view.record.id.to_string(),
-        ip,
-    )
-    .await;
+    let cancelled = reserve::cancel(&state, &view, Some(user.id), ip).await?;
     Ok(Json(record_json(&cancelled)))
 }
 
@@ -705,14 +683,6 @@ pub async fn reschedule_record(
 ) -> Result<Json<Value>, AppError> {
     let view = visible_record(&state, &user, path_id(&id)?).await?;
     let start = parse_start("start", &body.start)?;
-    let moved = reserve::reschedule(&state, &view, start).await?;
-    crate::auth::login::audit(
-        &state,
-        Some(user.id),
-        "record_moved",
-        &view.record.id.to_string(),
-        ip,
-    )
-    .await;
+    let moved = reserve::reschedule(&state, &view, start, Some(user.id), ip).await?;
     Ok(Json(record_json(&moved)))
 }

@@ -53,7 +53,7 @@ pub struct RecordBranch {
 #[derive(ToSchema)]
 pub struct RecordPatient {
     pub full_name: String,
-    /// `+7916***67`: enough to recognise, not to reuse.
+    /// `+7916***4567`: enough to recognise, not to reuse.
     pub phone_masked: String,
 }
 

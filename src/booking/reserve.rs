@@ -16,6 +16,7 @@ use super::{
 };
 use crate::{
     app::App,
+    auth::login::audit,
     db::{
         models::{
             idempotency,
@@ -287,6 +288,8 @@ pub struct BookRequest<'a> {
     pub comment: Option<&'a str>,
     pub source: RecordSource,
     pub idempotency: Option<IdempotencyWrite>,
+    /// The client's address, for the audit trail.
+    pub ip: std::net::IpAddr,
 }
 
 /// A short Redis lock per slot: concurrent requests for one slot do not all reach the MIS.
@@ -336,8 +339,17 @@ pub async fn book(app: &App, request: BookRequest<'_>) -> Result<RecordView, App
         .schedule
         .invalidate(request.target.specialist_id, request.target.branch_id, date)
         .await;
-    if result.is_ok() {
+    if let Ok(view) = &result {
         app.booking.outbox_wakeup.notify_one();
+        let actor = request.user.map(|u| u.id);
+        audit(
+            app,
+            actor,
+            "record_booked",
+            &view.record.id.to_string(),
+            request.ip,
+        )
+        .await;
     }
     result
 }
@@ -483,7 +495,12 @@ fn facts(view: &RecordView) -> (String, String, String, DateTime<Tz>) {
 }
 
 /// Cancels a booked, future record in the MIS and locally, and queues the SMS.
-pub async fn cancel(app: &App, view: &RecordView, by: Option<i64>) -> Result<RecordView, AppError> {
+pub async fn cancel(
+    app: &App,
+    view: &RecordView,
+    by: Option<i64>,
+    ip: std::net::IpAddr,
+) -> Result<RecordView, AppError> {
     let record = &view.record;
     if !record.is_active() {
         return Err(AppError::Conflict {
@@ -554,6 +571,7 @@ pub async fn cancel(app: &App, view: &RecordView, by: Option<i64>) -> Result<Rec
         .invalidate(record.specialist_id, record.branch_id, start.date_naive())
         .await;
     app.booking.outbox_wakeup.notify_one();
+    audit(app, by, "record_cancelled", &id.to_string(), ip).await;
     Ok(RecordView {
         record: updated,
         ..view.clone()
@@ -565,6 +583,8 @@ pub async fn reschedule(
     app: &App,
     view: &RecordView,
     new_start: DateTime<Utc>,
+    by: Option<i64>,
+    ip: std::net::IpAddr,
 ) -> Result<RecordView, AppError> {
     let record = &view.record;
     if !record.is_active() {
@@ -689,6 +709,7 @@ pub async fn reschedule(
         .await;
     if result.is_ok() {
         app.booking.outbox_wakeup.notify_one();
+        audit(app, by, "record_moved", &record.id.to_string(), ip).await;
     }
     result
 }

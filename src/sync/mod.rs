@@ -71,16 +71,6 @@ impl SyncKind {
             SyncKind::Schedules => "schedules",
         }
     }
-
-    /// The source system, for messages.
-    pub fn source(self) -> &'static str {
-        match self {
-            SyncKind::Reviews | SyncKind::Content => "CMS",
-            SyncKind::Specialists => "MIS and CMS",
-            SyncKind::Schedules => "MIS",
-            _ => "MIS",
-        }
-    }
 }
 
 /// The clients a sync reads from.
@@ -332,9 +322,6 @@ pub async fn run_kinds(
     }
     Ok(reports)
 }
-
-/// The last run of each kind, for the staff sync-status page.
-pub type LastRun = crate::db::models::sync_run::SyncRun;
 
 /// Parses the watermark overlap: a few seconds before the last watermark, to cover the
 /// CMS's one-second resolution and late commits.

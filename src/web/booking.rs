@@ -422,7 +422,7 @@ pub async fn show_my_record(
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, AppError> {
     let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
-    let can_change = view.record.is_active() && view.record.starts_at > Utc::now();
+    let can_change = view.record.is_changeable();
     let move_slots = if can_change {
         move_options(&state, &view).await
     } else {
@@ -445,15 +445,7 @@ pub async fn cancel_my_record(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
-    reserve::cancel(&state, &view, Some(user.id)).await?;
-    crate::auth::login::audit(
-        &state,
-        Some(user.id),
-        "record_cancelled",
-        &view.record.id.to_string(),
-        ip,
-    )
-    .await;
+    reserve::cancel(&state, &view, Some(user.id), ip).await?;
     Ok(Redirect::to(&format!("/cabinet/records/{}?cancelled=1", view.record.id)).into_response())
 }
 
@@ -472,15 +464,7 @@ pub async fn reschedule_my_record(
 ) -> Result<Response, AppError> {
     let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
     let start = parse_start("start", &form.start.replace("%2B", "+"))?;
-    reserve::reschedule(&state, &view, start).await?;
-    crate::auth::login::audit(
-        &state,
-        Some(user.id),
-        "record_moved",
-        &view.record.id.to_string(),
-        ip,
-    )
-    .await;
+    reserve::reschedule(&state, &view, start, Some(user.id), ip).await?;
     Ok(Redirect::to(&format!("/cabinet/records/{}?moved=1", view.record.id)).into_response())
 }
 
@@ -607,7 +591,7 @@ pub async fn show_staff_record(
     .await;
     let mut conn = state.db().await?;
     let messages = outbox::for_record(&mut conn, view.record.id).await?;
-    let can_cancel = view.record.is_active() && view.record.starts_at > Utc::now();
+    let can_cancel = view.record.is_changeable();
     Ok(StaffRecordPage {
         layout: Layout::new(&session, Some(&user)).await?,
         view,
@@ -625,15 +609,7 @@ pub async fn cancel_staff_record(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
-    reserve::cancel(&state, &view, Some(user.id)).await?;
-    crate::auth::login::audit(
-        &state,
-        Some(user.id),
-        "record_cancelled",
-        &view.record.id.to_string(),
-        ip,
-    )
-    .await;
+    reserve::cancel(&state, &view, Some(user.id), ip).await?;
     Ok((
         StatusCode::SEE_OTHER,
         Redirect::to(&format!("/staff/records/{}?cancelled=1", view.record.id)),

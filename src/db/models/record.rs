@@ -71,28 +71,19 @@ impl Record {
         .join(" ")
     }
 
-    /// `+7 916 ***-**-67`-style: enough for the patient to recognise, not to reuse.
+    /// `+7916***4567`: enough for the patient to recognise, not to reuse.
     pub fn phone_masked(&self) -> String {
-        mask_phone(&self.patient_phone)
+        crate::integrations::sms::mask_phone(&self.patient_phone)
     }
 
     pub fn is_active(&self) -> bool {
         self.status == BOOKED
     }
-}
 
-/// Keeps the country code, the first three and the last two digits.
-pub fn mask_phone(phone: &str) -> String {
-    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() < 7 {
-        return "***".into();
+    /// Booked and still ahead: the patient or staff may cancel or move it.
+    pub fn is_changeable(&self) -> bool {
+        self.is_active() && self.starts_at > chrono::Utc::now()
     }
-    let (head, tail) = (&digits[..4], &digits[digits.len() - 2..]);
-    format!(
-        "+{}***{}",
-        head.iter().collect::<String>(),
-        tail.iter().collect::<String>()
-    )
 }
 
 /// A record with the names the views show.
