@@ -7,9 +7,9 @@ use crate::{
         jwt::JwtKeys, password::Passwords, session_store::RedisSessionStore,
         throttle::LoginThrottle,
     },
-    booking::{Booking, limits::ReserveLimits, schedule::ScheduleCache},
     config::Config,
     db::{self, DbConn, DbPool},
+    domain::booking::{Booking, limits::ReserveLimits, schedule::ScheduleCache},
     error::AppError,
     redis::Redis,
 };
@@ -37,6 +37,9 @@ impl App {
         let redis = Redis::connect(&config.redis_url, &config.redis_prefix)?;
         let (mis, sms) = crate::integrations::booking_clients(&config);
         let booking = Booking {
+            db: db.clone(),
+            redis: redis.clone(),
+            clock: crate::domain::clock::Clock::system(),
             schedule: ScheduleCache::new(
                 redis.clone(),
                 db.clone(),

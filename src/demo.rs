@@ -56,7 +56,7 @@ pub async fn ensure_accounts(conn: &mut AsyncPgConnection) -> anyhow::Result<()>
                 full_name: account.full_name,
                 phone: Some(account.phone),
                 birth_date: chrono::NaiveDate::from_ymd_opt(1985, 3, 14),
-                role: account.role.as_str(),
+                role: account.role,
             },
         )
         .await?;

@@ -16,6 +16,12 @@ use axum::{
 };
 use serde_json::json;
 
+use crate::domain::{
+    accounts::AccountError,
+    booking::{BookingError, Change, TargetError},
+    values::FieldErrors,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("not found")]
@@ -171,6 +177,112 @@ impl IntoResponse for AppError {
             message,
         });
         response
+    }
+}
+
+impl From<FieldErrors> for AppError {
+    fn from(errors: FieldErrors) -> Self {
+        let message = errors
+            .iter()
+            .next()
+            .map_or_else(|| "Проверьте данные".to_owned(), |(_, m)| m.to_owned());
+        AppError::Validation {
+            message,
+            fields: errors.into_map(),
+        }
+    }
+}
+
+/// The 503 of an MIS that did not answer.
+fn mis_unavailable() -> AppError {
+    AppError::Unavailable {
+        what: "МИС (медицинская информационная система)",
+        code: "mis_unavailable",
+    }
+}
+
+fn conflict(message: &str) -> AppError {
+    AppError::Conflict {
+        code: "conflict",
+        message: message.to_owned(),
+    }
+}
+
+impl From<BookingError> for AppError {
+    fn from(e: BookingError) -> Self {
+        match e {
+            BookingError::Invalid(errors) => errors.into(),
+            BookingError::Target(TargetError::NoSuchDoctor) => {
+                AppError::field("specialist_id", "Врач не найден")
+            }
+            BookingError::Target(TargetError::NoSuchBranch) => {
+                AppError::field("branch_id", "Филиал не найден")
+            }
+            BookingError::Target(TargetError::DoctorNotInBranch) => {
+                AppError::field("branch_id", "Врач не принимает в этом филиале")
+            }
+            BookingError::StartInPast => AppError::field("start", "Время приёма уже прошло"),
+            BookingError::NotASlot => AppError::field(
+                "start",
+                "В это время врач не ведёт приём: выберите время из расписания",
+            ),
+            BookingError::SameTime => AppError::field("start", "Это то же самое время"),
+            BookingError::SlotTaken => AppError::Conflict {
+                code: "slot_taken",
+                message: "К сожалению, выбранное время уже занято. Выберите другое время.".into(),
+            },
+            BookingError::RecordNotFound => AppError::NotFound,
+            BookingError::AlreadyCancelled(Change::Cancel) => conflict("Запись уже отменена"),
+            BookingError::AlreadyCancelled(Change::Move) => {
+                conflict("Запись отменена: перенести её нельзя")
+            }
+            BookingError::NoLongerChangeable(Change::Cancel) => {
+                conflict("Приём уже прошёл: отменить его нельзя")
+            }
+            BookingError::NoLongerChangeable(Change::Move) => {
+                conflict("Приём уже прошёл: перенести его нельзя")
+            }
+            BookingError::RecordChanged => conflict("Запись изменилась, обновите страницу"),
+            BookingError::PatientHasNoPhone => {
+                AppError::field("phone", "Укажите телефон в профиле, чтобы записаться")
+            }
+            BookingError::RateLimited { retry_after_secs } => {
+                AppError::RateLimited { retry_after_secs }
+            }
+            BookingError::MisRefused(comment) => AppError::Conflict {
+                code: "conflict",
+                message: format!("МИС отказала: {comment}"),
+            },
+            BookingError::MisUnavailable(e) => {
+                tracing::warn!(error = %e, "MIS call failed");
+                mis_unavailable()
+            }
+            BookingError::NotKept(_) => AppError::Unavailable {
+                what: "база данных: запись не сохранена, бронь в МИС снята",
+                code: "service_unavailable",
+            },
+            BookingError::Database(e) => e.into(),
+            BookingError::Pool(e) => e.into(),
+            BookingError::Store(e) => {
+                tracing::warn!(error = %e, "schedule store");
+                AppError::unavailable("database")
+            }
+            BookingError::Redis(e) => e.into(),
+        }
+    }
+}
+
+impl From<AccountError> for AppError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid(errors) => errors.into(),
+            AccountError::EmailTaken => AppError::field("email", "Этот адрес уже зарегистрирован"),
+            AccountError::NotFound => AppError::NotFound,
+            AccountError::OwnAccount => conflict("Свою роль и статус изменить нельзя"),
+            AccountError::Hashing(e) => AppError::Internal(e),
+            AccountError::Database(e) => e.into(),
+            AccountError::Pool(e) => e.into(),
+        }
     }
 }
 

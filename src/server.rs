@@ -54,7 +54,7 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
     });
     // The SMS outbox worker lives as long as the server; it finishes its batch on stop.
     let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);
-    let outbox = crate::booking::outbox::spawn(state.clone(), outbox_stopped);
+    let outbox = crate::domain::booking::outbox::spawn(state.booking.clone(), outbox_stopped);
     Ok(RunningServer {
         addr,
         state,

@@ -161,11 +161,11 @@ async fn a_patient_books_and_cancels_in_headless_chromium() {
         .expect("query the record")
         .expect("the booked record is in the database");
     let booked = view.record;
-    assert_eq!(booked.status, record::CANCELLED);
+    assert_eq!(booked.status, record::RecordStatus::Cancelled);
     assert_eq!(booked.user_id, Some(patient.id), "booked by the patient");
     assert_eq!(booked.specialist_id, doctor);
     assert_eq!(booked.branch_id, branch);
-    assert_eq!(booked.source, record::RecordSource::Cabinet.as_str());
+    assert_eq!(booked.source, record::RecordSource::Cabinet);
     assert_eq!(
         booked.comment.as_deref(),
         Some("Запись из браузерного теста")

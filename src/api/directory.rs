@@ -11,10 +11,49 @@ use crate::extract::path_id;
 use crate::{
     app::AppState,
     db::models::directory::{self, Branch, Price, Review, Specialist, Speciality},
+    domain::values::SearchText,
     error::AppError,
     extract::Query,
-    web::doctors::{DirectoryQuery, parse_id, parse_name},
+    params::{self, DirectoryParams},
 };
+
+/// A branch with its IANA time zone.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BranchView {
+    id: i64,
+    name: String,
+    address: String,
+    phone: String,
+    /// IANA zone, e.g. `Asia/Yekaterinburg`: the MIS speaks this branch's wall time.
+    timezone: String,
+}
+
+impl From<&Branch> for BranchView {
+    fn from(b: &Branch) -> Self {
+        Self {
+            id: b.id,
+            name: b.name.clone(),
+            address: b.address.clone(),
+            phone: b.phone.clone(),
+            timezone: b.timezone.name().to_owned(),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SpecialityView {
+    id: i64,
+    name: String,
+}
+
+impl From<&Speciality> for SpecialityView {
+    fn from(s: &Speciality) -> Self {
+        Self {
+            id: s.id,
+            name: s.name.clone(),
+        }
+    }
+}
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct NamedRef {
@@ -93,7 +132,7 @@ pub struct SpecialistDetail {
     /// Sanitised at sync time (no scripts, handlers or `javascript:` URLs).
     bio_html: String,
     experience_years: Option<i32>,
-    branches_detail: Vec<Branch>,
+    branches_detail: Vec<BranchView>,
     prices: Vec<PriceView>,
 }
 
@@ -120,29 +159,35 @@ impl From<Review> for ReviewView {
 
 /// Active branches with their IANA time zones.
 #[utoipa::path(get, path = "/api/v1/branches", tag = "directory",
-    responses((status = 200, description = "Branches", body = Vec<Branch>), (status = 503, description = "Database down", body = crate::api::openapi::ErrorBody)))]
-pub async fn list_branches(State(state): State<AppState>) -> Result<Json<Vec<Branch>>, AppError> {
+    responses((status = 200, description = "Branches", body = Vec<BranchView>), (status = 503, description = "Database down", body = crate::api::types::ErrorBody)))]
+pub async fn list_branches(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<BranchView>>, AppError> {
     let mut conn = state.db().await?;
-    Ok(Json(directory::list_branches(&mut conn).await?))
+    let branches = directory::list_branches(&mut conn).await?;
+    Ok(Json(branches.iter().map(BranchView::from).collect()))
 }
 
 /// Active specialities.
 #[utoipa::path(get, path = "/api/v1/specialities", tag = "directory",
-    responses((status = 200, description = "Specialities", body = Vec<Speciality>), (status = 503, description = "Database down", body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, description = "Specialities", body = Vec<SpecialityView>), (status = 503, description = "Database down", body = crate::api::types::ErrorBody)))]
 pub async fn list_specialities(
     State(state): State<AppState>,
-) -> Result<Json<Vec<Speciality>>, AppError> {
+) -> Result<Json<Vec<SpecialityView>>, AppError> {
     let mut conn = state.db().await?;
-    Ok(Json(directory::list_specialities(&mut conn).await?))
+    let specialities = directory::list_specialities(&mut conn).await?;
+    Ok(Json(
+        specialities.iter().map(SpecialityView::from).collect(),
+    ))
 }
 
 /// Active specialists, filtered.
-#[utoipa::path(get, path = "/api/v1/specialists", tag = "directory", params(crate::api::openapi::SpecialistFilterParams),
+#[utoipa::path(get, path = "/api/v1/specialists", tag = "directory", params(DirectoryParams),
     responses((status = 200, description = "Specialists", body = Vec<SpecialistCard>),
-        (status = 422, description = "A bad filter value", body = crate::api::openapi::ErrorBody), (status = 503, description = "Database down", body = crate::api::openapi::ErrorBody)))]
+        (status = 422, description = "A bad filter value", body = crate::api::types::ErrorBody), (status = 503, description = "Database down", body = crate::api::types::ErrorBody)))]
 pub async fn list_specialists(
     State(state): State<AppState>,
-    Query(query): Query<DirectoryQuery>,
+    Query(query): Query<DirectoryParams>,
 ) -> Result<Json<Vec<SpecialistCard>>, AppError> {
     let filter = query.filter()?;
     let mut conn = state.db().await?;
@@ -153,7 +198,7 @@ pub async fn list_specialists(
 /// One specialist with the sanitised bio and prices.
 #[utoipa::path(get, path = "/api/v1/specialists/{id}", tag = "directory", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, description = "The specialist", body = SpecialistDetail),
-        (status = 404, description = "Unknown or inactive", body = crate::api::openapi::ErrorBody)))]
+        (status = 404, description = "Unknown or inactive", body = crate::api::types::ErrorBody)))]
 pub async fn show_specialist(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -169,7 +214,7 @@ pub async fn show_specialist(
         summary: specialist.row.summary.clone(),
         bio_html: specialist.row.bio_html.clone(),
         experience_years: specialist.experience_years(),
-        branches_detail: specialist.branches.clone(),
+        branches_detail: specialist.branches.iter().map(BranchView::from).collect(),
         prices: prices.iter().map(PriceView::from).collect(),
     }))
 }
@@ -188,7 +233,7 @@ pub struct ReviewsQuery {
 /// Published reviews, newest first.
 #[utoipa::path(get, path = "/api/v1/specialists/{id}/reviews", tag = "directory", params(("id" = i64, Path, minimum = 1), ReviewsQuery),
     responses((status = 200, description = "Reviews", body = Vec<ReviewView>),
-        (status = 404, description = "Unknown specialist", body = crate::api::openapi::ErrorBody), (status = 422, description = "Bad paging", body = crate::api::openapi::ErrorBody)))]
+        (status = 404, description = "Unknown specialist", body = crate::api::types::ErrorBody), (status = 422, description = "Bad paging", body = crate::api::types::ErrorBody)))]
 pub async fn list_specialist_reviews(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -224,14 +269,15 @@ pub struct PricesQuery {
 
 /// Prices, filtered by branch and name.
 #[utoipa::path(get, path = "/api/v1/prices", tag = "directory", params(PricesQuery),
-    responses((status = 200, description = "Prices", body = Vec<PriceView>), (status = 422, description = "A bad filter value", body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, description = "Prices", body = Vec<PriceView>), (status = 422, description = "A bad filter value", body = crate::api::types::ErrorBody)))]
 pub async fn list_prices(
     State(state): State<AppState>,
     Query(query): Query<PricesQuery>,
 ) -> Result<Json<Vec<PriceView>>, AppError> {
-    let branch_id = parse_id("branch_id", &query.branch_id)?;
-    let name = parse_name("q", &query.q)?;
+    let branch_id = params::field("branch_id", params::optional_id(&query.branch_id))?;
+    let name = params::field("q", SearchText::parse(&query.q))?;
     let mut conn = state.db().await?;
-    let prices = directory::list_prices(&mut conn, branch_id, name.as_deref()).await?;
+    let prices =
+        directory::list_prices(&mut conn, branch_id, name.as_ref().map(SearchText::as_str)).await?;
     Ok(Json(prices.iter().map(PriceView::from).collect()))
 }

@@ -3,7 +3,9 @@
 
 pub mod booking;
 pub mod directory;
+pub mod idempotency;
 pub mod openapi;
+pub mod types;
 pub mod user;
 
 use crate::error::AppError;

@@ -60,13 +60,13 @@ pub struct LoginResponse {
 #[utoipa::path(post, path = "/api/v1/user/login", tag = "user", request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
-        (status = 400, description = "Malformed JSON", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "Unknown e-mail or wrong password (one answer for both)", body = crate::api::openapi::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody),
-        (status = 415, description = "Not JSON", body = crate::api::openapi::ErrorBody),
-        (status = 422, description = "Missing or unknown fields", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "Too many attempts", body = crate::api::openapi::ErrorBody),
-        (status = 503, description = "A dependency is down", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON", body = crate::api::types::ErrorBody),
+        (status = 401, description = "Unknown e-mail or wrong password (one answer for both)", body = crate::api::types::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::types::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::api::types::ErrorBody),
+        (status = 422, description = "Missing or unknown fields", body = crate::api::types::ErrorBody),
+        (status = 429, description = "Too many attempts", body = crate::api::types::ErrorBody),
+        (status = 503, description = "A dependency is down", body = crate::api::types::ErrorBody),
     ))]
 pub async fn log_in(
     State(state): State<AppState>,
@@ -95,7 +95,7 @@ pub async fn log_in(
 #[utoipa::path(get, path = "/api/v1/user/me", tag = "user", security(("bearer" = [])),
     responses(
         (status = 200, description = "The account", body = UserView),
-        (status = 401, description = "Missing, invalid or expired token", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::api::types::ErrorBody),
     ))]
 pub async fn show_me(ApiUser(user): ApiUser) -> JsonResponse<UserView> {
     JsonResponse(UserView::from(&user))

@@ -5,10 +5,8 @@ use std::net::IpAddr;
 use crate::{
     app::App,
     auth::{password::MAX_INPUT_BYTES, throttle::Verdict},
-    db::models::{
-        audit_event::{self, NewAuditEvent},
-        user::{self, User},
-    },
+    db::models::user::{self, User},
+    domain::audit::Actor,
     error::AppError,
 };
 
@@ -67,22 +65,6 @@ pub async fn authenticate(
 
 /// Appends an audit event; a failure to audit is logged, not shown to the user.
 pub async fn audit(app: &App, actor: Option<i64>, action: &str, subject: &str, ip: IpAddr) {
-    let ip = ip.to_string();
-    let event = NewAuditEvent {
-        actor_user_id: actor,
-        action,
-        subject: Some(subject),
-        client_ip: Some(&ip),
-        request_id: None,
-        details: serde_json::json!({}),
-    };
-    let result = match app.db().await {
-        Ok(mut conn) => audit_event::insert(&mut conn, &event)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = result {
-        tracing::error!(action, error = %e, "audit event not written");
-    }
+    let actor = Actor { user_id: actor, ip };
+    crate::domain::audit::append(&app.db, actor, action, subject).await;
 }

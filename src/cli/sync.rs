@@ -66,7 +66,7 @@ pub async fn run(config: Config, args: SyncArgs) -> anyhow::Result<()> {
     let redis = crate::redis::Redis::connect(&config.redis_url, &config.redis_prefix)?;
     let pool = crate::db::build_pool(&config.database_url, 4)?;
     let (mis_booking, _) = crate::integrations::booking_clients(&config);
-    let cache = crate::booking::schedule::ScheduleCache::new(
+    let cache = crate::domain::booking::schedule::ScheduleCache::new(
         redis,
         pool,
         mis_booking,

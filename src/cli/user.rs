@@ -5,13 +5,14 @@ use std::io::BufRead;
 use clap::Subcommand;
 
 use crate::{
-    auth::password,
+    auth::password::Passwords,
     config::Config,
-    db::{
-        self,
-        models::user::{self, NewUser, Role},
+    db::{self, models::user::User},
+    domain::{
+        accounts::{self, AccountError, NewAccount, NewPassword, Origin},
+        audit::Actor,
+        values::{Email, FullName, Invalid, Phone, Role},
     },
-    web::auth::normalize_phone,
 };
 
 #[derive(Subcommand)]
@@ -22,7 +23,8 @@ pub enum UserCommand {
         email: String,
         #[arg(long)]
         full_name: String,
-        #[arg(long, value_enum)]
+        /// patient, staff or admin.
+        #[arg(long, value_parser = parse_role)]
         role: Role,
         /// Phone number (any common format; stored as E.164).
         #[arg(long)]
@@ -45,20 +47,27 @@ pub enum UserCommand {
     },
 }
 
-fn read_password() -> anyhow::Result<String> {
+fn read_password() -> anyhow::Result<NewPassword> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
-    let password = password.strip_suffix('\r').unwrap_or(password).to_owned();
-    password::check_new(&password)
-        .map_err(|reason| anyhow::anyhow!("password refused: {reason}"))?;
-    Ok(password)
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    NewPassword::parse(password).map_err(|reason| anyhow::anyhow!("password refused: {reason}"))
+}
+
+fn parse_role(raw: &str) -> Result<Role, String> {
+    raw.parse()
+        .map_err(|_| "one of: patient, staff, admin".to_owned())
+}
+
+/// A value from the command line, through the same constructor as forms and JSON.
+fn value<T>(option: &str, parsed: Result<T, Invalid>) -> anyhow::Result<T> {
+    parsed.map_err(|invalid| anyhow::anyhow!("{option}: {invalid}"))
 }
 
 pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
     crate::server::prepare_database(&config).await?;
     let pool = db::build_pool(&config.database_url, 1)?;
-    let mut conn = pool.get().await?;
     match command {
         UserCommand::Create {
             email,
@@ -67,37 +76,25 @@ pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
             phone,
             password_stdin: _,
         } => {
-            let email = user::normalize_email(&email);
-            if !email_address::EmailAddress::is_valid(&email) {
-                anyhow::bail!("not a valid e-mail address: {email}");
-            }
-            let phone = match phone {
-                Some(raw) => Some(
-                    normalize_phone(&raw)
-                        .ok_or_else(|| anyhow::anyhow!("not a valid phone number: {raw}"))?,
-                ),
-                None => None,
-            };
-            let full_name = full_name.trim();
-            if full_name.is_empty() {
-                anyhow::bail!("--full-name is empty");
-            }
-            let hash = password::hash(read_password()?).await?;
-            let new_user = NewUser {
-                email: &email,
-                password_hash: &hash,
-                full_name,
-                phone: phone.as_deref(),
+            let account = NewAccount {
+                email: value("--email", Email::parse(&email))?,
+                full_name: value("--full-name", FullName::parse(&full_name))?,
+                phone: phone
+                    .map(|raw| value("--phone", Phone::parse(&raw)))
+                    .transpose()?,
                 birth_date: None,
-                role: role.as_str(),
+                role,
+                password: read_password()?,
             };
-            let created = user::insert(&mut conn, &new_user).await.map_err(|e| {
-                if user::is_duplicate_email(&e) {
-                    anyhow::anyhow!("an account with {email} already exists")
-                } else {
-                    e.into()
-                }
-            })?;
+            let passwords = Passwords::new().await?;
+            let created = accounts::create(&pool, &passwords, account, Origin::CommandLine)
+                .await
+                .map_err(|e| match e {
+                    AccountError::EmailTaken => {
+                        anyhow::anyhow!("an account with {email} already exists")
+                    }
+                    other => other.into(),
+                })?;
             println!(
                 "created {} account {} (id {})",
                 role.as_str(),
@@ -109,21 +106,24 @@ pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
             email,
             password_stdin: _,
         } => {
-            let account = user::find_by_email(&mut conn, &email)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no account with {email}"))?;
-            let hash = password::hash(read_password()?).await?;
-            user::set_password_hash(&mut conn, account.id, &hash).await?;
+            let account = find(&pool, &email).await?;
+            let passwords = Passwords::new().await?;
+            accounts::set_password(
+                &pool,
+                &passwords,
+                &account,
+                read_password()?,
+                Actor::command_line(),
+            )
+            .await?;
             println!(
                 "password changed for {}; its sessions and tokens have ended",
                 account.email
             );
         }
         UserCommand::Disable { email } => {
-            let account = user::find_by_email(&mut conn, &email)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no account with {email}"))?;
-            user::set_disabled(&mut conn, account.id, true).await?;
+            let account = find(&pool, &email).await?;
+            accounts::set_disabled(&pool, &account, true, Actor::command_line()).await?;
             println!(
                 "disabled {}; its sessions and tokens have ended",
                 account.email
@@ -131,4 +131,14 @@ pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn find(pool: &db::DbPool, email: &str) -> anyhow::Result<User> {
+    let parsed = value("--email", Email::parse(email))?;
+    accounts::find_by_email(pool, &parsed)
+        .await
+        .map_err(|e| match e {
+            AccountError::NotFound => anyhow::anyhow!("no account with {email}"),
+            other => other.into(),
+        })
 }

@@ -9,6 +9,7 @@ mod content;
 mod mis_kinds;
 pub mod sanitize;
 pub mod scheduler;
+mod schedules;
 pub mod timezones;
 mod upsert;
 
@@ -79,7 +80,7 @@ pub struct Sources {
     pub mis: Arc<dyn Mis>,
     pub cms: Arc<dyn Cms>,
     /// The schedule cache the `schedules` kind fills; without it that kind fails.
-    pub schedules: Option<crate::booking::schedule::ScheduleCache>,
+    pub schedules: Option<crate::domain::booking::schedule::ScheduleCache>,
 }
 
 impl Sources {
@@ -106,7 +107,10 @@ impl Sources {
     }
 
     /// With the schedule cache, for the `schedules` kind.
-    pub fn with_schedules(mut self, cache: crate::booking::schedule::ScheduleCache) -> Self {
+    pub fn with_schedules(
+        mut self,
+        cache: crate::domain::booking::schedule::ScheduleCache,
+    ) -> Self {
         self.schedules = Some(cache);
         self
     }
@@ -206,11 +210,9 @@ pub async fn run_kind(
     let result = if kind == SyncKind::Schedules {
         // Network-bound and spread over many calls: no transaction; each day stands alone.
         match &sources.schedules {
-            Some(cache) => {
-                crate::booking::prefetch::prefetch(conn, cache, options.schedule_days, progress)
-                    .await
-                    .map(|counts| (counts, Vec::new()))
-            }
+            Some(cache) => schedules::prefetch(conn, cache, options.schedule_days, progress)
+                .await
+                .map(|counts| (counts, Vec::new())),
             None => Err(SyncError::Connection(
                 "the schedule cache (Redis) is not available".into(),
             )),

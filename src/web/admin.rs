@@ -1,7 +1,5 @@
 //! The admin area.
 
-use std::collections::BTreeMap;
-
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
@@ -13,12 +11,18 @@ use serde::Deserialize;
 
 use crate::{
     app::AppState,
-    auth::{login::audit, password, roles::CurrentUser, session::AuthSession},
+    auth::{roles::CurrentUser, session::AuthSession},
     client_ip::ClientIp,
-    db::models::user::{self, NewUser, Role, User},
+    db::models::user::{self, User},
+    domain::{
+        accounts::{self, AccountError, NewAccount, NewPassword, Origin},
+        audit::Actor,
+        values::{Email, FieldErrors, FullName, Invalid, PageNo, Phone, Role, SearchText},
+    },
     error::AppError,
     extract::{Form, Query, path_id},
-    web::{Layout, auth::normalize_phone},
+    params,
+    web::Layout,
 };
 
 #[derive(Template, WebTemplate)]
@@ -71,7 +75,7 @@ struct UsersPage {
     pages: i64,
     total: i64,
     form: NewAccountForm,
-    errors: BTreeMap<&'static str, String>,
+    errors: FieldErrors,
     notice: Option<&'static str>,
 }
 
@@ -91,24 +95,24 @@ async fn users_page(
     admin: &User,
     query: &UsersQuery,
     form: NewAccountForm,
-    errors: BTreeMap<&'static str, String>,
+    errors: FieldErrors,
 ) -> Result<UsersPage, AppError> {
-    let q = crate::web::doctors::parse_name("q", &query.q)?.unwrap_or_default();
-    let page = query
-        .page
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|p| (1..=100_000).contains(p))
-        .unwrap_or(1);
+    let q = params::field("q", SearchText::parse(&query.q))?;
+    let page = params::field("page", PageNo::parse(&query.page))?;
     let mut conn = state.db().await?;
-    let (users, total) = user::search(&mut conn, Some(&q), page, USERS_PER_PAGE).await?;
+    let (users, total) = user::search(
+        &mut conn,
+        q.as_ref().map(SearchText::as_str),
+        page,
+        USERS_PER_PAGE,
+    )
+    .await?;
     Ok(UsersPage {
         layout: Layout::with_form(session, Some(admin)).await?,
         users,
-        q,
-        page,
-        pages: ((total + USERS_PER_PAGE - 1) / USERS_PER_PAGE).max(1),
+        q: q.map(|q| q.as_str().to_owned()).unwrap_or_default(),
+        page: page.get(),
+        pages: PageNo::count(total, USERS_PER_PAGE),
         total,
         form,
         errors,
@@ -127,10 +131,40 @@ pub async fn list_users(
         ..NewAccountForm::default()
     };
     Ok(
-        users_page(&state, &session, &admin, &query, form, BTreeMap::new())
+        users_page(&state, &session, &admin, &query, form, FieldErrors::new())
             .await?
             .into_response(),
     )
+}
+
+fn validate(form: &NewAccountForm) -> Result<NewAccount, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let email = errors.check("email", Email::parse(&form.email));
+    let full_name = errors.check("full_name", FullName::parse(&form.full_name));
+    let phone = errors.check(
+        "phone",
+        match form.phone.trim() {
+            "" => Ok(None),
+            raw => Phone::parse(raw).map(Some),
+        },
+    );
+    let role = errors.check(
+        "role",
+        form.role
+            .parse::<Role>()
+            .map_err(|_| Invalid("Выберите роль")),
+    );
+    let password = errors.check("password", NewPassword::parse(&form.password));
+    errors.or_value(|| {
+        Some(NewAccount {
+            email: email?,
+            full_name: full_name?,
+            phone: phone?,
+            birth_date: None,
+            role: role?,
+            password: password?,
+        })
+    })
 }
 
 pub async fn create_user(
@@ -140,91 +174,38 @@ pub async fn create_user(
     ClientIp(ip): ClientIp,
     Form(mut form): Form<NewAccountForm>,
 ) -> Result<Response, AppError> {
-    let mut errors = BTreeMap::new();
-    let email = user::normalize_email(&form.email);
-    if email.len() > 254 || !email_address::EmailAddress::is_valid(&email) {
-        errors.insert("email", "Некорректный адрес электронной почты".to_owned());
-    }
-    let full_name = form
-        .full_name
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if full_name.chars().count() < 2
-        || full_name.chars().count() > 200
-        || full_name.chars().any(char::is_control)
-    {
-        errors.insert("full_name", "От 2 до 200 символов".to_owned());
-    }
-    let phone = match form.phone.trim() {
-        "" => None,
-        raw => {
-            let phone = normalize_phone(raw);
-            if phone.is_none() {
-                errors.insert("phone", "Некорректный номер телефона".to_owned());
+    let created: Result<(), FieldErrors> = match validate(&form) {
+        Ok(account) => {
+            let origin = Origin::Admin(actor(&admin, ip));
+            match accounts::create(&state.db, &state.passwords, account, origin).await {
+                Ok(_) => return Ok(Redirect::to("/admin/users?created=1").into_response()),
+                Err(AccountError::EmailTaken) => Err(FieldErrors::one(
+                    "email",
+                    Invalid("Этот адрес уже зарегистрирован"),
+                )),
+                Err(e) => return Err(e.into()),
             }
-            phone
         }
+        Err(errors) => Err(errors),
     };
-    let role = Role::parse(&form.role);
-    if role.is_none() {
-        errors.insert("role", "Выберите роль".to_owned());
-    }
-    if let Err(message) = password::check_new(&form.password) {
-        errors.insert("password", message.to_owned());
-    }
-    let (Some(role), true) = (role, errors.is_empty()) else {
-        form.password.clear();
-        let page = users_page(
-            &state,
-            &session,
-            &admin,
-            &UsersQuery::default(),
-            form,
-            errors,
-        )
-        .await?;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
-    };
-    let hash = state.passwords.hash(form.password.clone()).await?;
-    let mut conn = state.db().await?;
-    let new_user = NewUser {
-        email: &email,
-        password_hash: &hash,
-        full_name: &full_name,
-        phone: phone.as_deref(),
-        birth_date: None,
-        role: role.as_str(),
-    };
-    match user::insert(&mut conn, &new_user).await {
-        Ok(created) => {
-            drop(conn);
-            audit(
-                &state,
-                Some(admin.id),
-                "user_created",
-                &created.id.to_string(),
-                ip,
-            )
-            .await;
-            Ok(Redirect::to("/admin/users?created=1").into_response())
-        }
-        Err(e) if user::is_duplicate_email(&e) => {
-            drop(conn);
-            form.password.clear();
-            let errors = BTreeMap::from([("email", "Этот адрес уже зарегистрирован".to_owned())]);
-            let page = users_page(
-                &state,
-                &session,
-                &admin,
-                &UsersQuery::default(),
-                form,
-                errors,
-            )
-            .await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
-        }
-        Err(e) => Err(e.into()),
+    let errors = created.err().unwrap_or_default();
+    form.password.clear();
+    let page = users_page(
+        &state,
+        &session,
+        &admin,
+        &UsersQuery::default(),
+        form,
+        errors,
+    )
+    .await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+fn actor(admin: &User, ip: std::net::IpAddr) -> Actor {
+    Actor {
+        user_id: Some(admin.id),
+        ip,
     }
 }
 
@@ -245,9 +226,7 @@ pub struct DoneQuery {
 }
 
 async fn account(state: &AppState, id: &str) -> Result<User, AppError> {
-    let id = path_id(id)?;
-    let mut conn = state.db().await?;
-    user::find(&mut conn, id).await?.ok_or(AppError::NotFound)
+    Ok(accounts::find(&state.db, path_id(id)?).await?)
 }
 
 pub async fn show_user(
@@ -283,18 +262,6 @@ pub struct RoleForm {
     role: String,
 }
 
-/// Admins change other accounts only: an admin cannot demote or disable themselves (and so
-/// leave the clinic without an admin by a slip of the mouse).
-fn not_self(admin: &User, account: &User) -> Result<(), AppError> {
-    if admin.id == account.id {
-        return Err(AppError::Conflict {
-            code: "conflict",
-            message: "Свою роль и статус изменить нельзя".into(),
-        });
-    }
-    Ok(())
-}
-
 pub async fn change_role(
     State(state): State<AppState>,
     CurrentUser(admin): CurrentUser,
@@ -303,20 +270,13 @@ pub async fn change_role(
     Form(form): Form<RoleForm>,
 ) -> Result<Response, AppError> {
     let account = account(&state, &id).await?;
-    not_self(&admin, &account)?;
-    let role = Role::parse(&form.role)
-        .ok_or_else(|| AppError::field("role", "patient, staff или admin"))?;
-    let mut conn = state.db().await?;
-    user::set_role(&mut conn, account.id, role).await?;
-    drop(conn);
-    audit(
-        &state,
-        Some(admin.id),
-        "user_role_changed",
-        &format!("{} → {}", account.id, role.as_str()),
-        ip,
-    )
-    .await;
+    let role = params::field(
+        "role",
+        form.role
+            .parse::<Role>()
+            .map_err(|_| Invalid("Выберите роль")),
+    )?;
+    accounts::change_role(&state.db, &account, role, actor(&admin, ip)).await?;
     Ok(Redirect::to(&format!("/admin/users/{}?done=role", account.id)).into_response())
 }
 
@@ -328,16 +288,7 @@ async fn set_disabled(
     ip: std::net::IpAddr,
 ) -> Result<Response, AppError> {
     let account = account(state, id).await?;
-    not_self(admin, &account)?;
-    let mut conn = state.db().await?;
-    user::set_disabled(&mut conn, account.id, disabled).await?;
-    drop(conn);
-    let action = if disabled {
-        "user_disabled"
-    } else {
-        "user_enabled"
-    };
-    audit(state, Some(admin.id), action, &account.id.to_string(), ip).await;
+    accounts::set_disabled(&state.db, &account, disabled, actor(admin, ip)).await?;
     let done = if disabled { "disable" } else { "enable" };
     Ok(Redirect::to(&format!("/admin/users/{}?done={done}", account.id)).into_response())
 }
@@ -375,29 +326,28 @@ pub async fn reset_password(
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, AppError> {
     let account = account(&state, &id).await?;
-    if let Err(message) = password::check_new(&form.password) {
-        let is_self = account.id == admin.id;
-        let page = UserPage {
-            layout: Layout::with_form(&session, Some(&admin)).await?,
-            account,
-            is_self,
-            notice: None,
-            error: Some(message.to_owned()),
-        };
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
-    }
-    let hash = state.passwords.hash(form.password).await?;
-    let mut conn = state.db().await?;
-    user::set_password_hash(&mut conn, account.id, &hash).await?;
-    drop(conn);
-    audit(
-        &state,
-        Some(admin.id),
-        "user_password_reset",
-        &account.id.to_string(),
-        ip,
+    let password = match NewPassword::parse(&form.password) {
+        Ok(password) => password,
+        Err(invalid) => {
+            let is_self = account.id == admin.id;
+            let page = UserPage {
+                layout: Layout::with_form(&session, Some(&admin)).await?,
+                account,
+                is_self,
+                notice: None,
+                error: Some(invalid.0.to_owned()),
+            };
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    accounts::set_password(
+        &state.db,
+        &state.passwords,
+        &account,
+        password,
+        actor(&admin, ip),
     )
-    .await;
+    .await?;
     Ok(Redirect::to(&format!("/admin/users/{}?done=password", account.id)).into_response())
 }
 
@@ -408,16 +358,6 @@ pub async fn end_user_sessions(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let account = account(&state, &id).await?;
-    let mut conn = state.db().await?;
-    user::end_sessions(&mut conn, account.id).await?;
-    drop(conn);
-    audit(
-        &state,
-        Some(admin.id),
-        "user_sessions_ended",
-        &account.id.to_string(),
-        ip,
-    )
-    .await;
+    accounts::end_sessions(&state.db, &account, actor(&admin, ip)).await?;
     Ok(Redirect::to(&format!("/admin/users/{}?done=sessions", account.id)).into_response())
 }

@@ -1,7 +1,5 @@
 //! Login, logout and patient self-registration pages.
 
-use std::collections::BTreeMap;
-
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
@@ -9,19 +7,21 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 
 use crate::{
     app::AppState,
     auth::{
         login::{LoginOutcome, audit, authenticate},
-        password,
         roles::MaybeUser,
         session::AuthSession,
     },
     client_ip::ClientIp,
-    db::models::user::{self, NewUser, Role},
+    domain::{
+        accounts::{self, AccountError, NewAccount, NewPassword, Origin},
+        values::{BirthDate, Email, FieldErrors, FullName, Invalid, Phone, Role},
+    },
     error::AppError,
     extract::{Form, Query},
     web::{Layout, safe_next},
@@ -171,7 +171,7 @@ async fn end_session(
 struct RegisterPage {
     layout: Layout,
     form: RegisterForm,
-    errors: BTreeMap<&'static str, String>,
+    errors: FieldErrors,
 }
 
 #[derive(Deserialize, Default)]
@@ -200,89 +200,35 @@ pub async fn show_register(
     Ok(RegisterPage {
         layout,
         form: RegisterForm::default(),
-        errors: BTreeMap::new(),
+        errors: FieldErrors::new(),
     }
     .into_response())
 }
 
-/// A registration that passed validation.
-struct ValidRegistration {
-    email: String,
-    full_name: String,
-    phone: String,
-    birth_date: NaiveDate,
-}
-
-fn validate(form: &RegisterForm) -> Result<ValidRegistration, BTreeMap<&'static str, String>> {
-    let mut errors = BTreeMap::new();
-    let email = user::normalize_email(&form.email);
-    if email.is_empty() {
-        errors.insert("email", "Укажите электронную почту".into());
-    } else if email.len() > 254 || !email_address::EmailAddress::is_valid(&email) {
-        errors.insert("email", "Некорректный адрес электронной почты".into());
-    }
-    if let Err(message) = password::check_new(&form.password) {
-        errors.insert("password", message.into());
-    }
-    let full_name = form
-        .full_name
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if full_name.chars().count() < 2 {
-        errors.insert("full_name", "Укажите фамилию, имя и отчество".into());
-    } else if full_name.chars().count() > 200 || full_name.chars().any(char::is_control) {
-        errors.insert(
-            "full_name",
-            "Имя должно быть не длиннее 200 символов".into(),
-        );
-    }
-    let phone = normalize_phone(&form.phone);
-    if phone.is_none() {
-        errors.insert("phone", "Некорректный номер телефона".into());
-    }
-    let birth_date = parse_birth_date(&form.birth_date);
-    if birth_date.is_none() {
-        errors.insert(
-            "birth_date",
-            "Укажите дату рождения в формате ГГГГ-ММ-ДД (не в будущем)".into(),
-        );
-    }
+/// The account a registration form asks for, or the refusals by field.
+fn validate(form: &RegisterForm, today: chrono::NaiveDate) -> Result<NewAccount, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let email = errors.check("email", Email::parse(&form.email));
+    let password = errors.check("password", NewPassword::parse(&form.password));
+    let full_name = errors.check("full_name", FullName::parse(&form.full_name));
+    let phone = errors.check("phone", Phone::parse(&form.phone));
+    let birth_date = errors.check("birth_date", BirthDate::parse(&form.birth_date, today));
     if form.consent.is_none() {
-        errors.insert(
+        errors.add(
             "consent",
-            "Без согласия на обработку персональных данных регистрация невозможна".into(),
+            Invalid("Без согласия на обработку персональных данных регистрация невозможна"),
         );
     }
-    match (phone, birth_date) {
-        (Some(phone), Some(birth_date)) if errors.is_empty() => Ok(ValidRegistration {
-            email,
-            full_name,
-            phone,
-            birth_date,
-        }),
-        _ => Err(errors),
-    }
-}
-
-/// A phone number in E.164, read as Russian when it has no country code.
-pub fn normalize_phone(input: &str) -> Option<String> {
-    let input = input.trim();
-    if input.is_empty() || input.len() > 32 {
-        return None;
-    }
-    let number = phonenumber::parse(Some(phonenumber::country::Id::RU), input).ok()?;
-    phonenumber::is_valid(&number)
-        .then(|| number.format().mode(phonenumber::Mode::E164).to_string())
-}
-
-fn parse_birth_date(input: &str) -> Option<NaiveDate> {
-    let input = input.trim();
-    let date = NaiveDate::parse_from_str(input, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(input, "%d.%m.%Y"))
-        .ok()?;
-    let today = Utc::now().date_naive();
-    (date <= today && date.year() >= 1900).then_some(date)
+    errors.or_value(|| {
+        Some(NewAccount {
+            email: email?,
+            full_name: full_name?,
+            phone: Some(phone?),
+            birth_date: Some(birth_date?),
+            role: Role::Patient,
+            password: password?,
+        })
+    })
 }
 
 pub async fn register(
@@ -291,40 +237,28 @@ pub async fn register(
     ClientIp(ip): ClientIp,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response, AppError> {
-    let valid = match validate(&form) {
-        Ok(valid) => valid,
+    let account = match validate(&form, Utc::now().date_naive()) {
+        Ok(account) => account,
         Err(errors) => return registration_refused(&session, form, errors).await,
     };
-    let hash = state.passwords.hash(form.password.clone()).await?;
-    let mut conn = state.db().await?;
-    let new_user = NewUser {
-        email: &valid.email,
-        password_hash: &hash,
-        full_name: &valid.full_name,
-        phone: Some(&valid.phone),
-        birth_date: Some(valid.birth_date),
-        role: Role::Patient.as_str(),
-    };
-    let user = match user::insert(&mut conn, &new_user).await {
+    let created = accounts::create(
+        &state.db,
+        &state.passwords,
+        account,
+        Origin::Registration(ip),
+    )
+    .await;
+    let user = match created {
         Ok(user) => user,
-        Err(e) if user::is_duplicate_email(&e) => {
-            let errors = BTreeMap::from([(
+        Err(AccountError::EmailTaken) => {
+            let errors = FieldErrors::one(
                 "email",
-                "Этот адрес уже зарегистрирован. Войдите в личный кабинет.".to_owned(),
-            )]);
+                Invalid("Этот адрес уже зарегистрирован. Войдите в личный кабинет."),
+            );
             return registration_refused(&session, form, errors).await;
         }
         Err(e) => return Err(e.into()),
     };
-    drop(conn);
-    audit(
-        &state,
-        Some(user.id),
-        "registered",
-        &user.id.to_string(),
-        ip,
-    )
-    .await;
     session.log_in(&user).await?;
     Ok(Redirect::to(Role::Patient.home_path()).into_response())
 }
@@ -332,7 +266,7 @@ pub async fn register(
 async fn registration_refused(
     session: &AuthSession,
     mut form: RegisterForm,
-    errors: BTreeMap<&'static str, String>,
+    errors: FieldErrors,
 ) -> Result<Response, AppError> {
     form.password.clear();
     let page = RegisterPage {
@@ -341,31 +275,4 @@ async fn registration_refused(
         errors,
     };
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn phones_are_normalised_to_e164() {
-        assert_eq!(
-            normalize_phone("8 (912) 345-67-89").as_deref(),
-            Some("+79123456789")
-        );
-        assert_eq!(
-            normalize_phone("+7 912 345 67 89").as_deref(),
-            Some("+79123456789")
-        );
-        assert_eq!(normalize_phone("abc"), None);
-        assert_eq!(normalize_phone(&"9".repeat(1000)), None);
-    }
-
-    #[test]
-    fn birth_dates_in_the_future_are_refused() {
-        assert!(parse_birth_date("1990-05-17").is_some());
-        assert!(parse_birth_date("17.05.1990").is_some());
-        assert!(parse_birth_date("2999-01-01").is_none());
-        assert!(parse_birth_date("yesterday").is_none());
-    }
 }

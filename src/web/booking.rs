@@ -13,26 +13,29 @@ use serde::Deserialize;
 
 use crate::extract::path_id as parse_path_id;
 use crate::{
-    api::booking::{
-        PER_PAGE, RecordsQuery, book_for_user, parse_start, records_filter, visible_record,
-    },
     app::{App, AppState},
     auth::{roles::CurrentUser, session::AuthSession},
-    booking::{
-        grid::Slot,
-        reserve::{self, BookingTarget},
-        schedule::{ScheduleError, Source},
-    },
     client_ip::ClientIp,
     db::models::{
         directory::{self, Branch, Specialist},
-        outbox::{self, OutboxMessage},
-        record::{self, RecordSource, RecordView},
+        outbox::OutboxMessage,
+        record::RecordView,
         user::Role,
+    },
+    domain::{
+        audit::{self, Actor},
+        booking::{
+            BookingError, BookingTarget,
+            grid::Slot,
+            reserve::UserBooking,
+            schedule::{ScheduleError, Source},
+        },
+        values::{Comment, PageNo, RecordSource},
     },
     error::AppError,
     extract::{Form, Query},
-    web::{Layout, doctors::parse_id},
+    params::{self, RecordsParams},
+    web::Layout,
 };
 
 /// A slot as the grid shows it.
@@ -91,25 +94,20 @@ pub async fn slots_partial(
     let Some(first_branch) = doctor.branches.first() else {
         return Ok(None);
     };
-    let branch_id = parse_id("branch_id", &query.branch_id)?.unwrap_or(first_branch.id);
+    let branch_id = params::field("branch_id", params::optional_id(&query.branch_id))?
+        .unwrap_or(first_branch.id);
     let branch = doctor
         .branches
         .iter()
         .find(|b| b.id == branch_id)
         .ok_or_else(|| AppError::field("branch_id", "Врач не принимает в этом филиале"))?;
-    let zone: chrono_tz::Tz = branch
-        .timezone
-        .parse()
-        .unwrap_or(chrono_tz::Tz::Europe__Moscow);
-    let today = Utc::now().with_timezone(&zone).date_naive();
+    let zone = branch.timezone;
+    let now = app.booking.clock.now();
     let date = match query.date.trim() {
-        "" => today,
-        raw => NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-            .map_err(|_| AppError::field("date", "дата в формате ГГГГ-ММ-ДД"))?,
+        "" => zone.today(now),
+        raw => params::field("date", params::date(raw))?,
     };
-    let mut conn = app.db().await?;
-    let target = reserve::resolve_target(&mut conn, doctor.row.id, branch.id).await?;
-    drop(conn);
+    let target = app.booking.target(doctor.row.id, branch.id).await?;
     let (slots, stale, error) = match app
         .booking
         .schedule
@@ -120,7 +118,7 @@ pub async fn slots_partial(
             let slots = window
                 .days
                 .iter()
-                .flat_map(|d| d.slots(zone, Utc::now()))
+                .flat_map(|d| d.slots(zone.tz(), now))
                 .map(|s| SlotView::from_slot(&s, false))
                 .collect();
             (slots, window.source == Source::Stale, None)
@@ -130,7 +128,7 @@ pub async fn slots_partial(
             false,
             Some("Расписание сейчас недоступно: МИС не отвечает. Попробуйте позже.".to_owned()),
         ),
-        Err(ScheduleError::Database(_)) => return Err(AppError::unavailable("database")),
+        Err(e @ ScheduleError::Database(_)) => return Err(BookingError::from(e).into()),
     };
     Ok(Some(SlotsPartial {
         doctor_id: doctor.row.id,
@@ -192,10 +190,8 @@ async fn target_for(
     doctor_id: i64,
     branch_raw: &str,
 ) -> Result<BookingTarget, AppError> {
-    let branch_id = parse_id("branch_id", branch_raw)?
-        .ok_or_else(|| AppError::field("branch_id", "обязательный параметр"))?;
-    let mut conn = app.db().await?;
-    reserve::resolve_target(&mut conn, doctor_id, branch_id).await
+    let branch_id = params::field("branch_id", params::required_id(branch_raw))?;
+    Ok(app.booking.target(doctor_id, branch_id).await?)
 }
 
 fn confirm_page(
@@ -212,11 +208,12 @@ fn confirm_page(
         branch_id: target.branch_id,
         branch_name: target.branch_name.clone(),
         branch_address: target.branch_address.clone(),
-        when: start
-            .with_timezone(&target.zone)
+        when: target
+            .zone
+            .local(&start)
             .format("%d.%m.%Y %H:%M")
             .to_string(),
-        start: start.with_timezone(&target.zone).to_rfc3339(),
+        start: target.zone.local(&start).to_rfc3339(),
         patient_name,
         error,
     }
@@ -230,7 +227,7 @@ pub async fn show_booking_confirm(
     Query(query): Query<BookQuery>,
 ) -> Result<Response, AppError> {
     let target = target_for(&state, parse_path_id(&id)?, &query.branch_id).await?;
-    let start = parse_start("start", &query.start)?;
+    let start = params::field("start", params::instant(&query.start))?;
     let layout = Layout::with_form(&session, Some(&user)).await?;
     Ok(confirm_page(layout, &target, start, user.full_name.clone(), None).into_response())
 }
@@ -254,28 +251,27 @@ pub async fn book_slot(
     Form(form): Form<BookForm>,
 ) -> Result<Response, AppError> {
     let target = target_for(&state, parse_path_id(&id)?, &form.branch_id).await?;
-    let start = parse_start("start", &form.start)?;
-    let comment = form.comment.trim();
-    let comment = (!comment.is_empty()).then(|| {
-        comment
-            .chars()
-            .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
-            .take(500)
-            .collect::<String>()
-    });
-    match book_for_user(
-        &state,
-        &user,
-        target.specialist_id,
-        target.branch_id,
-        start,
-        comment.as_deref(),
-        RecordSource::Cabinet,
-        None,
-        ip,
-    )
-    .await
-    {
+    let start = params::field("start", params::instant(&form.start))?;
+    let booked = match params::field("comment", Comment::parse(&form.comment)) {
+        Ok(comment) => state
+            .booking
+            .book_for_user(
+                &user,
+                UserBooking {
+                    specialist_id: target.specialist_id,
+                    branch_id: target.branch_id,
+                    start,
+                    comment: comment.as_ref(),
+                    source: RecordSource::Cabinet,
+                    keep_answer: None,
+                    ip,
+                },
+            )
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e),
+    };
+    match booked {
         Ok(view) => Ok(
             Redirect::to(&format!("/cabinet/records/{}?booked=1", view.record.id)).into_response(),
         ),
@@ -317,33 +313,32 @@ pub struct PageOnly {
     page: String,
 }
 
+fn actor(user: &crate::db::models::user::User, ip: std::net::IpAddr) -> Actor {
+    Actor {
+        user_id: Some(user.id),
+        ip,
+    }
+}
+
 pub async fn list_my_records(
     State(state): State<AppState>,
     session: AuthSession,
     CurrentUser(user): CurrentUser,
     Query(query): Query<PageOnly>,
 ) -> Result<Response, AppError> {
-    let page = query
-        .page
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
-    let filter = record::RecordFilter {
-        user_id: Some(user.id),
-        ..Default::default()
-    };
-    let mut conn = state.db().await?;
-    let (records, total) = record::list_views(&mut conn, &filter, page, PER_PAGE).await?;
+    let page = params::field("page", PageNo::parse(&query.page))?;
+    let list = state
+        .booking
+        .list_records(&user, &Default::default(), page)
+        .await?;
     Ok(MyRecordsPage {
         layout: Layout::new(&session, Some(&user)).await?,
-        records,
         base_path: "/cabinet/records",
         show_patient: false,
-        page,
-        pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
-        total,
+        page: list.page.get(),
+        pages: list.pages(),
+        total: list.total,
+        records: list.items,
         query: String::new(),
     }
     .into_response())
@@ -385,16 +380,15 @@ impl NoticeQuery {
 
 /// Free slots of the record's doctor and branch in the coming two weeks, to move to.
 async fn move_options(app: &App, view: &RecordView) -> Vec<SlotView> {
-    let Ok(mut conn) = app.db().await else {
-        return Vec::new();
-    };
-    let Ok(target) =
-        reserve::resolve_target(&mut conn, view.record.specialist_id, view.record.branch_id).await
+    let Ok(target) = app
+        .booking
+        .target(view.record.specialist_id, view.record.branch_id)
+        .await
     else {
         return Vec::new();
     };
-    drop(conn);
-    let today = Utc::now().with_timezone(&target.zone).date_naive();
+    let now = app.booking.clock.now();
+    let today = target.zone.today(now);
     let until = today.checked_add_days(Days::new(13)).unwrap_or(today);
     match app
         .booking
@@ -405,7 +399,7 @@ async fn move_options(app: &App, view: &RecordView) -> Vec<SlotView> {
         Ok(window) => window
             .days
             .iter()
-            .flat_map(|d| d.slots(target.zone, Utc::now()))
+            .flat_map(|d| d.slots(target.zone.tz(), now))
             .filter(|s| s.free)
             .take(40)
             .map(|s| SlotView::from_slot(&s, true))
@@ -421,8 +415,11 @@ pub async fn show_my_record(
     Path(id): Path<String>,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, AppError> {
-    let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
-    let can_change = view.record.is_changeable();
+    let view = state
+        .booking
+        .visible_record(&user, parse_path_id(&id)?)
+        .await?;
+    let can_change = view.record.is_changeable_at(state.booking.clock.now());
     let move_slots = if can_change {
         move_options(&state, &view).await
     } else {
@@ -444,8 +441,11 @@ pub async fn cancel_my_record(
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
-    reserve::cancel(&state, &view, Some(user.id), ip).await?;
+    let view = state
+        .booking
+        .visible_record(&user, parse_path_id(&id)?)
+        .await?;
+    state.booking.cancel(&view, actor(&user, ip)).await?;
     Ok(Redirect::to(&format!("/cabinet/records/{}?cancelled=1", view.record.id)).into_response())
 }
 
@@ -462,21 +462,16 @@ pub async fn reschedule_my_record(
     Path(id): Path<String>,
     Form(form): Form<MoveForm>,
 ) -> Result<Response, AppError> {
-    let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
-    let start = parse_start("start", &form.start.replace("%2B", "+"))?;
-    reserve::reschedule(&state, &view, start, Some(user.id), ip).await?;
+    let view = state
+        .booking
+        .visible_record(&user, parse_path_id(&id)?)
+        .await?;
+    let start = params::field("start", params::instant(&form.start))?;
+    state
+        .booking
+        .reschedule(&view, start, actor(&user, ip))
+        .await?;
     Ok(Redirect::to(&format!("/cabinet/records/{}?moved=1", view.record.id)).into_response())
-}
-
-/// What the staff filter form shows back.
-#[derive(Default)]
-pub struct StaffFilterForm {
-    pub date_from: String,
-    pub date_to: String,
-    pub branch_id: String,
-    pub specialist_id: String,
-    pub status: String,
-    pub q: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -490,70 +485,36 @@ struct StaffRecordsPage {
     pages: i64,
     total: i64,
     query: String,
-    form: StaffFilterForm,
+    form: RecordsParams,
     branches: Vec<Branch>,
     specialists: Vec<Specialist>,
-}
-
-#[derive(Deserialize, Default, serde::Serialize)]
-pub struct StaffRecordsQuery {
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    date_from: String,
-    #[serde(default)]
-    date_to: String,
-    #[serde(default)]
-    page: String,
-    #[serde(default)]
-    specialist_id: String,
-    #[serde(default)]
-    branch_id: String,
-    #[serde(default)]
-    q: String,
 }
 
 pub async fn list_staff_records(
     State(state): State<AppState>,
     session: AuthSession,
     CurrentUser(user): CurrentUser,
-    Query(query): Query<StaffRecordsQuery>,
+    Query(query): Query<RecordsParams>,
 ) -> Result<Response, AppError> {
-    let api_query = RecordsQuery::from_parts(
-        &query.status,
-        &query.date_from,
-        &query.date_to,
-        &query.page,
-        &query.specialist_id,
-        &query.branch_id,
-        &query.q,
-    );
-    let (filter, page) = records_filter(&api_query, true)?;
+    let (filter, page) = query.parse()?;
+    let list = state.booking.list_records(&user, &filter, page).await?;
     let mut conn = state.db().await?;
-    let (records, total) = record::list_views(&mut conn, &filter, page, PER_PAGE).await?;
     let branches = directory::list_branches(&mut conn).await?;
     let specialists = directory::search_specialists(&mut conn, &Default::default()).await?;
-    let mut keep = query;
-    keep.page = String::new();
-    let query_string = serde_urlencoded::to_string(&keep)
+    drop(conn);
+    let mut form = query;
+    form.page = String::new();
+    let query_string = serde_urlencoded::to_string(&form)
         .map(|q| format!("{q}&"))
         .unwrap_or_default();
-    let form = StaffFilterForm {
-        date_from: keep.date_from,
-        date_to: keep.date_to,
-        branch_id: keep.branch_id,
-        specialist_id: keep.specialist_id,
-        status: keep.status,
-        q: keep.q,
-    };
     Ok(StaffRecordsPage {
         layout: Layout::new(&session, Some(&user)).await?,
-        records,
         base_path: "/staff/records",
         show_patient: true,
-        page,
-        pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
-        total,
+        page: list.page.get(),
+        pages: list.pages(),
+        total: list.total,
+        records: list.items,
         query: query_string,
         form,
         branches,
@@ -580,18 +541,18 @@ pub async fn show_staff_record(
     Path(id): Path<String>,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, AppError> {
-    let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
-    crate::auth::login::audit(
-        &state,
-        Some(user.id),
+    let (view, messages) = state
+        .booking
+        .record_with_messages(&user, parse_path_id(&id)?)
+        .await?;
+    audit::append(
+        &state.db,
+        actor(&user, ip),
         "record_viewed",
         &view.record.id.to_string(),
-        ip,
     )
     .await;
-    let mut conn = state.db().await?;
-    let messages = outbox::for_record(&mut conn, view.record.id).await?;
-    let can_cancel = view.record.is_changeable();
+    let can_cancel = view.record.is_changeable_at(state.booking.clock.now());
     Ok(StaffRecordPage {
         layout: Layout::new(&session, Some(&user)).await?,
         view,
@@ -608,8 +569,11 @@ pub async fn cancel_staff_record(
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let view = visible_record(&state, &user, parse_path_id(&id)?).await?;
-    reserve::cancel(&state, &view, Some(user.id), ip).await?;
+    let view = state
+        .booking
+        .visible_record(&user, parse_path_id(&id)?)
+        .await?;
+    state.booking.cancel(&view, actor(&user, ip)).await?;
     Ok((
         StatusCode::SEE_OTHER,
         Redirect::to(&format!("/staff/records/{}?cancelled=1", view.record.id)),

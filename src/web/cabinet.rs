@@ -9,8 +9,12 @@ use crate::{
     app::AppState,
     auth::{roles::CurrentUser, session::AuthSession},
     db::models::{
-        record::{self, RecordFilter, RecordView},
+        record::RecordView,
         user::{Role, User},
+    },
+    domain::{
+        booking::records::RecordQuery,
+        values::{PageNo, RecordStatus},
     },
     error::AppError,
     web::Layout,
@@ -29,17 +33,18 @@ pub async fn show_cabinet(
     session: AuthSession,
     CurrentUser(user): CurrentUser,
 ) -> Result<impl axum::response::IntoResponse, AppError> {
-    let filter = RecordFilter {
-        user_id: Some(user.id),
-        status: Some("booked".into()),
-        from: Some(chrono::Utc::now()),
-        ..RecordFilter::default()
+    let query = RecordQuery {
+        status: Some(RecordStatus::Booked),
+        upcoming: true,
+        ..RecordQuery::default()
     };
-    let mut conn = state.db().await?;
-    let (upcoming, _) = record::list_views(&mut conn, &filter, 1, 10).await?;
+    let upcoming = state
+        .booking
+        .list_records(&user, &query, PageNo::FIRST)
+        .await?;
     Ok(CabinetPage {
         layout: Layout::new(&session, Some(&user)).await?,
         user,
-        upcoming,
+        upcoming: upcoming.items,
     })
 }

@@ -11,11 +11,12 @@ use axum::{
 use serde::Deserialize;
 
 use crate::extract::path_id as parse_path_id;
+use crate::params::DirectoryParams;
 use crate::{
     app::AppState,
     auth::{roles::MaybeUser, session::AuthSession},
     db::models::{
-        directory::{self, Branch, Price, Review, Specialist, SpecialistFilter, Speciality},
+        directory::{self, Branch, Price, Review, Specialist, Speciality},
         user::Role,
     },
     error::AppError,
@@ -25,54 +26,6 @@ use crate::{
 
 /// Reviews per page on the doctor page.
 const REVIEWS_PER_PAGE: i64 = 10;
-
-/// The list filters as a form or query string sends them; empty means "all".
-#[derive(Debug, Deserialize, Default)]
-pub struct DirectoryQuery {
-    #[serde(default)]
-    pub speciality_id: String,
-    #[serde(default)]
-    pub branch_id: String,
-    #[serde(default)]
-    pub q: String,
-}
-
-/// An optional positive id from a query parameter; anything else is a 422 on that field.
-pub fn parse_id(field: &str, raw: &str) -> Result<Option<i64>, AppError> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    match raw.parse::<i64>() {
-        Ok(id) if id > 0 => Ok(Some(id)),
-        _ => Err(AppError::field(
-            field,
-            "должен быть положительным целым числом",
-        )),
-    }
-}
-
-/// A name search of at most 100 characters.
-pub fn parse_name(field: &str, raw: &str) -> Result<Option<String>, AppError> {
-    let name = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(AppError::field(
-            field,
-            "не длиннее 100 символов, без управляющих символов",
-        ));
-    }
-    Ok((!name.is_empty()).then_some(name))
-}
-
-impl DirectoryQuery {
-    pub fn filter(&self) -> Result<SpecialistFilter, AppError> {
-        Ok(SpecialistFilter {
-            speciality_id: parse_id("speciality_id", &self.speciality_id)?,
-            branch_id: parse_id("branch_id", &self.branch_id)?,
-            name: parse_name("q", &self.q)?,
-        })
-    }
-}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/doctors/index.html")]
@@ -101,7 +54,7 @@ pub async fn list_doctors(
     session: AuthSession,
     MaybeUser(user): MaybeUser,
     headers: HeaderMap,
-    Query(query): Query<DirectoryQuery>,
+    Query(query): Query<DirectoryParams>,
 ) -> Result<Response, AppError> {
     let filter = query.filter()?;
     let mut conn = state.db().await?;

@@ -7,6 +7,7 @@ pub mod cabinet;
 pub mod doctors;
 pub mod errors;
 pub mod home;
+mod labels;
 pub mod staff;
 
 use crate::{

@@ -183,7 +183,7 @@ impl TestApp {
                 full_name: "Тестов Тест Тестович",
                 phone: Some("+79001234567"),
                 birth_date: None,
-                role: role.as_str(),
+                role,
             },
         )
         .await

@@ -7,6 +7,7 @@ use chrono::{DateTime, Datelike, Utc};
 use diesel::prelude::*;
 
 use crate::db::contains_pattern;
+use crate::domain::values::BranchZone;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::{
@@ -14,17 +15,17 @@ use crate::db::schema::{
     specialities,
 };
 
-#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = branches, check_for_backend(diesel::pg::Pg))]
 pub struct Branch {
     pub id: i64,
     pub name: String,
     pub address: String,
     pub phone: String,
-    pub timezone: String,
+    pub timezone: BranchZone,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = specialities, check_for_backend(diesel::pg::Pg))]
 pub struct Speciality {
     pub id: i64,

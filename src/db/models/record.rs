@@ -5,38 +5,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 
 use crate::db::contains_pattern;
+use crate::domain::values::{BranchZone, PageNo};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::{branches, records, specialists};
 
-/// Where a booking came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RecordSource {
-    Cabinet,
-    Anonymous,
-    Api,
-}
-
-impl RecordSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordSource::Cabinet => "cabinet",
-            RecordSource::Anonymous => "anonymous",
-            RecordSource::Api => "api",
-        }
-    }
-}
-
-pub const BOOKED: &str = "booked";
-pub const CANCELLED: &str = "cancelled";
+pub use crate::domain::values::{RecordSource, RecordStatus};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = records, check_for_backend(diesel::pg::Pg))]
 pub struct Record {
     pub id: i64,
     pub mis_id: i64,
-    pub status: String,
+    pub status: RecordStatus,
     pub specialist_id: i64,
     pub branch_id: i64,
     pub starts_at: DateTime<Utc>,
@@ -50,7 +31,7 @@ pub struct Record {
     pub patient_email: Option<String>,
     pub patient_birth_date: Option<NaiveDate>,
     pub comment: Option<String>,
-    pub source: String,
+    pub source: RecordSource,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
@@ -77,12 +58,17 @@ impl Record {
     }
 
     pub fn is_active(&self) -> bool {
-        self.status == BOOKED
+        self.status == RecordStatus::Booked
     }
 
-    /// Booked and still ahead: the patient or staff may cancel or move it.
+    /// Booked and still ahead at `now`: the patient or staff may cancel or move it.
+    pub fn is_changeable_at(&self, now: DateTime<Utc>) -> bool {
+        self.is_active() && self.starts_at > now
+    }
+
+    /// [`Record::is_changeable_at`] on the system clock, for pages deciding what to offer.
     pub fn is_changeable(&self) -> bool {
-        self.is_active() && self.starts_at > chrono::Utc::now()
+        self.is_changeable_at(Utc::now())
     }
 }
 
@@ -93,33 +79,17 @@ pub struct RecordView {
     pub specialist_name: String,
     pub branch_name: String,
     pub branch_address: String,
-    pub branch_timezone: String,
+    pub branch_zone: BranchZone,
 }
 
 impl RecordView {
-    pub fn zone(&self) -> chrono_tz::Tz {
-        self.branch_timezone
-            .parse()
-            .unwrap_or(chrono_tz::Tz::Europe__Moscow)
-    }
-
     /// Start in the branch's zone, as the interface shows it.
     pub fn local_start(&self) -> chrono::DateTime<chrono_tz::Tz> {
-        self.record.starts_at.with_timezone(&self.zone())
+        self.branch_zone.local(&self.record.starts_at)
     }
 
     pub fn local_end(&self) -> chrono::DateTime<chrono_tz::Tz> {
-        self.record.ends_at.with_timezone(&self.zone())
-    }
-
-    pub fn status_title(&self) -> &'static str {
-        match self.record.status.as_str() {
-            BOOKED => "запланирован",
-            CANCELLED => "отменён",
-            "visited" => "состоялся",
-            "no_show" => "неявка",
-            _ => "—",
-        }
+        self.branch_zone.local(&self.record.ends_at)
     }
 }
 
@@ -140,7 +110,7 @@ pub struct NewRecord<'a> {
     pub patient_email: Option<&'a str>,
     pub patient_birth_date: Option<NaiveDate>,
     pub comment: Option<&'a str>,
-    pub source: &'a str,
+    pub source: RecordSource,
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, record: &NewRecord<'_>) -> QueryResult<Record> {
@@ -184,7 +154,7 @@ fn to_view(
         String,
         String,
         String,
-        String,
+        BranchZone,
     ),
 ) -> RecordView {
     RecordView {
@@ -192,7 +162,7 @@ fn to_view(
         specialist_name,
         branch_name,
         branch_address,
-        branch_timezone,
+        branch_zone: branch_timezone,
     }
 }
 
@@ -212,9 +182,12 @@ pub async fn find_view(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Opt
 #[derive(Debug, Clone, Default)]
 pub struct RecordFilter {
     pub user_id: Option<i64>,
-    pub status: Option<String>,
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
+    pub status: Option<RecordStatus>,
+    /// First and last day, inclusive, in the calendar of the record's branch.
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// Only records that start after this instant.
+    pub after: Option<DateTime<Utc>>,
     pub specialist_id: Option<i64>,
     pub branch_id: Option<i64>,
     /// A phone fragment (digits) or a name fragment.
@@ -225,7 +198,7 @@ pub struct RecordFilter {
 pub async fn list_views(
     conn: &mut AsyncPgConnection,
     filter: &RecordFilter,
-    page: i64,
+    page: PageNo,
     per_page: i64,
 ) -> QueryResult<(Vec<RecordView>, i64)> {
     let build = || {
@@ -237,13 +210,27 @@ pub async fn list_views(
             query = query.filter(records::user_id.eq(user_id));
         }
         if let Some(status) = &filter.status {
-            query = query.filter(records::status.eq(status.clone()));
+            query = query.filter(records::status.eq(*status));
         }
+        // A day is the branch's: 23:30 in Yekaterinburg is the next day in Moscow.
         if let Some(from) = filter.from {
-            query = query.filter(records::starts_at.ge(from));
+            query = query.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "(records.starts_at AT TIME ZONE branches.timezone)::date >= ",
+                )
+                .bind::<diesel::sql_types::Date, _>(from),
+            );
         }
         if let Some(to) = filter.to {
-            query = query.filter(records::starts_at.lt(to));
+            query = query.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "(records.starts_at AT TIME ZONE branches.timezone)::date <= ",
+                )
+                .bind::<diesel::sql_types::Date, _>(to),
+            );
+        }
+        if let Some(after) = filter.after {
+            query = query.filter(records::starts_at.gt(after));
         }
         if let Some(specialist_id) = filter.specialist_id {
             query = query.filter(records::specialist_id.eq(specialist_id));
@@ -269,7 +256,7 @@ pub async fn list_views(
     let rows = build()
         .order((records::starts_at.asc(), records::id.asc()))
         .limit(per_page)
-        .offset((page - 1).max(0) * per_page)
+        .offset(page.offset(per_page))
         .select(view_columns())
         .load(conn)
         .await?;
@@ -285,10 +272,10 @@ pub async fn mark_cancelled(
     diesel::update(
         records::table
             .filter(records::id.eq(id))
-            .filter(records::status.eq(BOOKED)),
+            .filter(records::status.eq(RecordStatus::Booked)),
     )
     .set((
-        records::status.eq(CANCELLED),
+        records::status.eq(RecordStatus::Cancelled),
         records::cancelled_at.eq(diesel::dsl::now),
         records::cancelled_by.eq(by),
         records::updated_at.eq(diesel::dsl::now),
@@ -310,7 +297,7 @@ pub async fn mark_moved(
     diesel::update(
         records::table
             .filter(records::id.eq(id))
-            .filter(records::status.eq(BOOKED)),
+            .filter(records::status.eq(RecordStatus::Booked)),
     )
     .set((
         records::mis_id.eq(mis_id),

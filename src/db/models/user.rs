@@ -3,65 +3,10 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::Serialize;
 
 use crate::db::schema::users;
 
-/// What an account may do. Stored as text: `patient`, `staff`, `admin`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Patient,
-    Staff,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Patient => "patient",
-            Role::Staff => "staff",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "patient" => Some(Role::Patient),
-            "staff" => Some(Role::Staff),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
-    /// Where this role lands after login.
-    pub fn home_path(self) -> &'static str {
-        match self {
-            Role::Patient => "/cabinet",
-            Role::Staff => "/staff",
-            Role::Admin => "/admin",
-        }
-    }
-
-    /// The Russian name shown in the interface.
-    pub fn title(self) -> &'static str {
-        match self {
-            Role::Patient => "пациент",
-            Role::Staff => "сотрудник",
-            Role::Admin => "администратор",
-        }
-    }
-}
+pub use crate::domain::values::Role;
 
 /// A row of `users`.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -73,7 +18,7 @@ pub struct User {
     pub full_name: String,
     pub phone: Option<String>,
     pub birth_date: Option<NaiveDate>,
-    role: String,
+    role: Role,
     pub disabled: bool,
     pub session_version: i32,
     pub created_at: DateTime<Utc>,
@@ -83,13 +28,12 @@ pub struct User {
 }
 
 impl User {
-    /// The role; a value the CHECK constraint would not allow reads as the least privileged.
     pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::Patient)
+        self.role
     }
 }
 
-/// The fields of a new account; `email` must already be normalised (see [`normalize_email`]).
+/// The fields of a new account, from validated values (`crate::domain::accounts`).
 #[derive(Debug, Insertable)]
 #[diesel(table_name = users)]
 pub struct NewUser<'a> {
@@ -98,7 +42,7 @@ pub struct NewUser<'a> {
     pub full_name: &'a str,
     pub phone: Option<&'a str>,
     pub birth_date: Option<NaiveDate>,
-    pub role: &'a str,
+    pub role: Role,
 }
 
 /// E-mail addresses are compared trimmed and lower-cased.
@@ -175,7 +119,7 @@ pub fn is_duplicate_email(err: &diesel::result::Error) -> bool {
 
 /// Enabled accounts per role, in role order.
 pub async fn count_active_by_role(conn: &mut AsyncPgConnection) -> QueryResult<Vec<(Role, i64)>> {
-    let rows: Vec<(String, i64)> = users::table
+    let rows: Vec<(Role, i64)> = users::table
         .filter(users::disabled.eq(false))
         .group_by(users::role)
         .select((users::role, diesel::dsl::count_star()))
@@ -184,10 +128,7 @@ pub async fn count_active_by_role(conn: &mut AsyncPgConnection) -> QueryResult<V
     Ok([Role::Patient, Role::Staff, Role::Admin]
         .into_iter()
         .map(|role| {
-            let count = rows
-                .iter()
-                .find(|(r, _)| r == role.as_str())
-                .map_or(0, |(_, c)| *c);
+            let count = rows.iter().find(|(r, _)| *r == role).map_or(0, |(_, c)| *c);
             (role, count)
         })
         .collect())
@@ -219,7 +160,7 @@ pub async fn set_mis_pcode(
 pub async fn set_role(conn: &mut AsyncPgConnection, id: i64, role: Role) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
         .set((
-            users::role.eq(role.as_str()),
+            users::role.eq(role),
             users::session_version.eq(users::session_version + 1),
             users::updated_at.eq(diesel::dsl::now),
         ))
@@ -242,7 +183,7 @@ pub async fn end_sessions(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<
 pub async fn search(
     conn: &mut AsyncPgConnection,
     query: Option<&str>,
-    page: i64,
+    page: crate::domain::values::PageNo,
     per_page: i64,
 ) -> QueryResult<(Vec<User>, i64)> {
     let build = || {
@@ -261,7 +202,7 @@ pub async fn search(
     let items = build()
         .order(users::id.desc())
         .limit(per_page)
-        .offset((page - 1).max(0) * per_page)
+        .offset(page.offset(per_page))
         .select(User::as_select())
         .load(conn)
         .await?;

@@ -9,11 +9,14 @@ use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tokio::{sync::Semaphore, task::JoinSet};
 
-use super::schedule::{GridTarget, ScheduleCache};
 use crate::{
     db::{
         models::schedule_snapshot,
         schema::{branches, specialist_branches, specialists},
+    },
+    domain::{
+        booking::schedule::{GridTarget, ScheduleCache},
+        values::BranchZone,
     },
     sync::{Counts, Progress, SyncError, SyncKind},
 };
@@ -28,7 +31,7 @@ pub async fn prefetch(
     days: u32,
     progress: &dyn Progress,
 ) -> Result<Counts, SyncError> {
-    let rows: Vec<(i64, i64, i64, i64, String)> = specialist_branches::table
+    let rows: Vec<(i64, i64, i64, i64, BranchZone)> = specialist_branches::table
         .inner_join(specialists::table)
         .inner_join(branches::table)
         .filter(specialists::active.eq(true))
@@ -54,8 +57,7 @@ pub async fn prefetch(
             branch_id,
             branch_mis_id,
         };
-        let zone: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::Tz::Europe__Moscow);
-        let from = Utc::now().with_timezone(&zone).date_naive();
+        let from = zone.today(Utc::now());
         let to = from
             .checked_add_days(Days::new(u64::from(days.max(1) - 1)))
             .unwrap_or(from);

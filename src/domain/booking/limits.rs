@@ -7,7 +7,8 @@ use std::{net::IpAddr, time::Duration};
 use fred::interfaces::LuaInterface;
 use sha2::{Digest, Sha256};
 
-use crate::{auth::throttle::COUNT_ATTEMPT, error::AppError, redis::Redis};
+use super::BookingError;
+use crate::{auth::throttle::COUNT_ATTEMPT, redis::Redis};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -28,7 +29,7 @@ impl ReserveLimits {
     }
 
     /// Counts one attempt; 429 with `Retry-After` past either limit.
-    pub async fn check(&self, ip: IpAddr, phone: &str) -> Result<(), AppError> {
+    pub async fn check(&self, ip: IpAddr, phone: &str) -> Result<(), BookingError> {
         let phone_digest = Sha256::digest(phone.as_bytes());
         let keys = vec![
             self.redis.key(&format!("reserve:ip:{ip}")),
@@ -42,7 +43,12 @@ impl ReserveLimits {
             .await?;
         let (ip_count, ip_ttl, phone_count, phone_ttl) = match counts.as_slice() {
             [a, b, c, d] => (*a, *b, *c, *d),
-            _ => return Err(AppError::unavailable("redis")),
+            _ => {
+                return Err(BookingError::Redis(fred::error::Error::new(
+                    fred::error::ErrorKind::Unknown,
+                    "unexpected answer of the counting script",
+                )));
+            }
         };
         let wait_ms = match (
             ip_count > i64::from(self.per_ip),
@@ -53,7 +59,7 @@ impl ReserveLimits {
             (true, false) => ip_ttl,
             (false, true) => phone_ttl,
         };
-        Err(AppError::RateLimited {
+        Err(BookingError::RateLimited {
             retry_after_secs: u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000).max(1),
         })
     }

@@ -7,8 +7,8 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use tokio::{sync::watch, task::JoinHandle};
 
+use super::Booking;
 use crate::{
-    app::AppState,
     db::models::outbox::{self, OutboxMessage},
     integrations::sms::OutgoingSms,
 };
@@ -28,17 +28,17 @@ pub fn backoff(base: Duration, attempts: i32) -> Duration {
 }
 
 /// Runs until `stop` turns true, finishing the batch in hand first.
-pub fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn(booking: Booking, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             if *stop.borrow() {
                 break;
             }
-            if let Err(e) = drain(&state).await {
+            if let Err(e) = drain(&booking).await {
                 tracing::warn!(error = %e, "SMS outbox round failed");
             }
             tokio::select! {
-                () = state.booking.outbox_wakeup.notified() => {}
+                () = booking.outbox_wakeup.notified() => {}
                 () = tokio::time::sleep(POLL) => {}
                 _ = stop.changed() => {}
             }
@@ -47,11 +47,11 @@ pub fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
 }
 
 /// Sends every due message, batch by batch.
-pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
-    let mut conn = state.db.get().await?;
+pub async fn drain(booking: &Booking) -> anyhow::Result<usize> {
+    let mut conn = booking.db.get().await?;
     // Without a configured gateway, messages wait in the outbox (counted below) until the
     // server restarts with one; sending would only burn their attempts.
-    let waiting = state.booking.sms.name() == "unconfigured";
+    let waiting = booking.sms.name() == "unconfigured";
     outbox::requeue_stuck(&mut conn, Utc::now() - STUCK_AFTER).await?;
     let depth = outbox::depth(&mut conn).await?;
     metrics::gauge!("sms_outbox_depth").set(depth as f64);
@@ -65,7 +65,7 @@ pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
             return Ok(sent);
         }
         for message in batch {
-            if deliver(state, &mut conn, &message).await? {
+            if deliver(booking, &mut conn, &message).await? {
                 sent += 1;
             }
         }
@@ -73,7 +73,7 @@ pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
 }
 
 async fn deliver(
-    state: &AppState,
+    booking: &Booking,
     conn: &mut diesel_async::AsyncPgConnection,
     message: &OutboxMessage,
 ) -> anyhow::Result<bool> {
@@ -82,7 +82,7 @@ async fn deliver(
         text: message.body.clone(),
         client_ref: Some(message.id.to_string()),
     };
-    let gateway = Arc::clone(&state.booking.sms);
+    let gateway = Arc::clone(&booking.sms);
     match gateway.send(&sms).await {
         Ok(accepted) => {
             outbox::mark_sent(conn, message.id, &accepted.provider_id).await?;
@@ -91,7 +91,7 @@ async fn deliver(
             Ok(true)
         }
         Err(e) if e.is_retryable() && message.attempts < MAX_ATTEMPTS => {
-            let wait = backoff(state.booking.sms_retry_base, message.attempts);
+            let wait = backoff(booking.sms_retry_base, message.attempts);
             let at =
                 Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
             outbox::mark_retry(conn, message.id, &e.to_string(), at).await?;

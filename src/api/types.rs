@@ -1,0 +1,248 @@
+//! The JSON bodies of the booking API: one Rust type per body, serialised for the answer
+//! and described by the same type in the OpenAPI document, so the two cannot drift apart.
+//! (Directory bodies sit beside their handlers in `directory.rs`.)
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{
+    db::models::{outbox::OutboxMessage, record::RecordView},
+    domain::{
+        booking::{BookingTarget, records::RecordPage, schedule::Window},
+        values::{RecordSource, RecordStatus},
+    },
+};
+
+/// Every error: a stable snake_case `code`, a message, and per-field texts for 422.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// `unauthorized`, `forbidden`, `not_found`, `validation_failed`, `slot_taken`, `conflict`,
+    /// `request_in_progress`, `rate_limited`, `mis_unavailable`, `service_unavailable`,
+    /// `bad_request`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `internal`.
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecordSpecialist {
+    pub id: i64,
+    pub full_name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecordBranch {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecordPatient {
+    pub full_name: String,
+    /// `+7916***4567`: enough to recognise, not to reuse.
+    pub phone_masked: String,
+}
+
+/// A record; times are RFC 3339 with the branch's offset.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecordOut {
+    pub id: i64,
+    /// The appointment id in the MIS (`SCHEDID`).
+    pub mis_id: i64,
+    pub status: RecordStatus,
+    #[schema(format = DateTime)]
+    pub start: String,
+    #[schema(format = DateTime)]
+    pub end: String,
+    /// The branch's IANA zone.
+    pub timezone: String,
+    pub specialist: RecordSpecialist,
+    pub branch: RecordBranch,
+    pub patient: RecordPatient,
+    pub source: RecordSource,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&RecordView> for RecordOut {
+    fn from(view: &RecordView) -> Self {
+        let r = &view.record;
+        Self {
+            id: r.id,
+            mis_id: r.mis_id,
+            status: r.status,
+            start: view.local_start().to_rfc3339(),
+            end: view.local_end().to_rfc3339(),
+            timezone: view.branch_zone.name().to_owned(),
+            specialist: RecordSpecialist {
+                id: r.specialist_id,
+                full_name: view.specialist_name.clone(),
+            },
+            branch: RecordBranch {
+                id: r.branch_id,
+                name: view.branch_name.clone(),
+                address: view.branch_address.clone(),
+            },
+            patient: RecordPatient {
+                full_name: r.patient_full_name(),
+                phone_masked: r.phone_masked(),
+            },
+            source: r.source,
+            created_at: r.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// The delivery state of the latest SMS about a record.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NotificationOut {
+    /// `booked`, `moved` or `cancelled`.
+    pub kind: String,
+    /// `pending`, `sending`, `sent` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// A record with its latest SMS (`null` before any was queued).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecordDetailOut {
+    #[serde(flatten)]
+    pub record: RecordOut,
+    pub notification: Option<NotificationOut>,
+}
+
+impl RecordDetailOut {
+    pub fn new(view: &RecordView, messages: &[OutboxMessage]) -> Self {
+        Self {
+            record: RecordOut::from(view),
+            notification: messages.last().map(|last| NotificationOut {
+                kind: last.kind.clone(),
+                status: last.status.clone(),
+                attempts: last.attempts,
+                last_error: last.last_error.clone(),
+            }),
+        }
+    }
+}
+
+/// The answer to a booking.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecordEnvelope {
+    pub record: RecordOut,
+}
+
+impl RecordEnvelope {
+    /// The stored answer of a booking made with an `Idempotency-Key`.
+    pub fn json(view: &RecordView) -> serde_json::Value {
+        serde_json::to_value(RecordEnvelope {
+            record: RecordOut::from(view),
+        })
+        .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One page of records.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecordList {
+    pub items: Vec<RecordOut>,
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl From<&RecordPage> for RecordList {
+    fn from(page: &RecordPage) -> Self {
+        Self {
+            items: page.items.iter().map(RecordOut::from).collect(),
+            total: page.total,
+            page: page.page.get(),
+            per_page: page.per_page,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SlotOut {
+    #[schema(format = DateTime)]
+    pub start: String,
+    #[schema(format = DateTime)]
+    pub end: String,
+    /// Bookable now (never for a slot in the past).
+    pub free: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DayOut {
+    #[schema(format = Date)]
+    pub date: String,
+    pub slots: Vec<SlotOut>,
+}
+
+/// Where a schedule came from: the cache, the MIS just now, or the last stored copy while
+/// the MIS is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleSource {
+    Cache,
+    Mis,
+    Stale,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleOut {
+    pub specialist_id: i64,
+    pub branch_id: i64,
+    pub timezone: String,
+    pub days: Vec<DayOut>,
+    pub source: ScheduleSource,
+    #[schema(format = DateTime)]
+    pub fetched_at: String,
+}
+
+impl ScheduleOut {
+    pub fn new(
+        target: &BookingTarget,
+        window: &Window,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        use crate::domain::booking::schedule::Source;
+        Self {
+            specialist_id: target.specialist_id,
+            branch_id: target.branch_id,
+            timezone: target.zone.name().to_owned(),
+            days: window
+                .days
+                .iter()
+                .map(|day| DayOut {
+                    date: day.date.to_string(),
+                    slots: day
+                        .slots(target.zone.tz(), now)
+                        .iter()
+                        .map(|s| SlotOut {
+                            start: s.start.to_rfc3339(),
+                            end: s.end.to_rfc3339(),
+                            free: s.free,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            source: match window.source {
+                Source::Cache => ScheduleSource::Cache,
+                Source::Mis => ScheduleSource::Mis,
+                Source::Stale => ScheduleSource::Stale,
+            },
+            fetched_at: window.fetched_at.to_rfc3339(),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The audit trail as the core writes it: an append to `audit_events` that never fails the
+//! operation it records (a failure to audit is logged at error level instead).
+
+use std::net::IpAddr;
+
+use crate::db::{
+    DbPool,
+    models::audit_event::{self, NewAuditEvent},
+};
+
+/// Who did something, from where.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor {
+    pub user_id: Option<i64>,
+    pub ip: IpAddr,
+}
+
+/// Appends one event.
+pub async fn append(db: &DbPool, actor: Actor, action: &str, subject: &str) {
+    let ip = actor.ip.to_string();
+    let event = NewAuditEvent {
+        actor_user_id: actor.user_id,
+        action,
+        subject: Some(subject),
+        client_ip: Some(&ip),
+        request_id: None,
+        details: serde_json::json!({}),
+    };
+    let result = match db.get().await {
+        Ok(mut conn) => audit_event::insert(&mut conn, &event)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = result {
+        tracing::error!(action, error = %e, "audit event not written");
+    }
+}

@@ -1,0 +1,53 @@
+//! Booking: the schedule cache, book/move/cancel through the MIS, the records a user may
+//! see, the limits on anonymous booking and the SMS outbox. Pages, the API and the CLI all
+//! go through [`Booking`]'s operations; none of them knows HTTP.
+
+pub mod change;
+pub mod error;
+pub mod grid;
+pub mod limits;
+pub mod notify;
+pub mod outbox;
+pub mod patient;
+pub mod records;
+pub mod reserve;
+pub mod schedule;
+pub mod target;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
+
+pub use error::{BookingError, Change, TargetError};
+pub use patient::Patient;
+pub use reserve::{AnswerToKeep, BookRequest};
+pub use target::BookingTarget;
+
+use crate::{
+    db::{DbConn, DbPool},
+    domain::clock::Clock,
+    integrations::{infoclinica::MisBooking, sms::SmsGateway},
+    redis::Redis,
+};
+
+/// What booking needs at hand, and nothing more.
+#[derive(Clone)]
+pub struct Booking {
+    pub db: DbPool,
+    pub redis: Redis,
+    pub mis: Arc<dyn MisBooking>,
+    pub sms: Arc<dyn SmsGateway>,
+    pub schedule: schedule::ScheduleCache,
+    pub limits: limits::ReserveLimits,
+    pub clock: Clock,
+    /// Wakes the outbox worker right after a message is queued.
+    pub outbox_wakeup: Arc<Notify>,
+    /// First retry delay of an SMS (`SMS_RETRY_BASE_SECONDS`).
+    pub sms_retry_base: Duration,
+}
+
+impl Booking {
+    async fn conn(&self) -> Result<DbConn, BookingError> {
+        Ok(self.db.get().await?)
+    }
+}

@@ -1,0 +1,105 @@
+//! The records a user may see: a patient their own, staff and admins every one. Another
+//! patient's record is "not found", so its existence is not revealed.
+
+use chrono::NaiveDate;
+
+use super::{Booking, BookingError};
+use crate::{
+    db::models::{
+        outbox::{self, OutboxMessage},
+        record::{self, RecordFilter, RecordView},
+        user::User,
+    },
+    domain::values::{PageNo, RecordStatus, SearchText},
+};
+
+/// Records per page of every list.
+pub const PER_PAGE: i64 = 20;
+
+/// What a list asks for, from validated values. Days are the branch's calendar days.
+#[derive(Debug, Clone, Default)]
+pub struct RecordQuery {
+    pub status: Option<RecordStatus>,
+    pub date_from: Option<NaiveDate>,
+    pub date_to: Option<NaiveDate>,
+    pub specialist_id: Option<i64>,
+    pub branch_id: Option<i64>,
+    /// A phone fragment or a name; staff only (ignored for patients).
+    pub search: Option<SearchText>,
+    /// Only visits still ahead.
+    pub upcoming: bool,
+}
+
+/// One page of a list and the total.
+#[derive(Debug, Clone)]
+pub struct RecordPage {
+    pub items: Vec<RecordView>,
+    pub total: i64,
+    pub page: PageNo,
+    pub per_page: i64,
+}
+
+impl RecordPage {
+    pub fn pages(&self) -> i64 {
+        PageNo::count(self.total, self.per_page)
+    }
+}
+
+impl Booking {
+    /// A record `viewer` may see.
+    pub async fn visible_record(&self, viewer: &User, id: i64) -> Result<RecordView, BookingError> {
+        let mut conn = self.conn().await?;
+        let view = record::find_view(&mut conn, id)
+            .await?
+            .ok_or(BookingError::RecordNotFound)?;
+        if viewer.role().is_staff() || view.record.user_id == Some(viewer.id) {
+            Ok(view)
+        } else {
+            Err(BookingError::RecordNotFound)
+        }
+    }
+
+    /// A record with its SMS history, for a viewer who may see it.
+    pub async fn record_with_messages(
+        &self,
+        viewer: &User,
+        id: i64,
+    ) -> Result<(RecordView, Vec<OutboxMessage>), BookingError> {
+        let view = self.visible_record(viewer, id).await?;
+        let mut conn = self.conn().await?;
+        let messages = outbox::for_record(&mut conn, view.record.id).await?;
+        Ok((view, messages))
+    }
+
+    /// One page of the records `viewer` may see, soonest first.
+    pub async fn list_records(
+        &self,
+        viewer: &User,
+        query: &RecordQuery,
+        page: PageNo,
+    ) -> Result<RecordPage, BookingError> {
+        let staff = viewer.role().is_staff();
+        let filter = RecordFilter {
+            user_id: (!staff).then_some(viewer.id),
+            status: query.status,
+            from: query.date_from,
+            to: query.date_to,
+            after: query.upcoming.then(|| self.clock.now()),
+            specialist_id: query.specialist_id,
+            branch_id: query.branch_id,
+            query: query
+                .search
+                .as_ref()
+                .filter(|_| staff)
+                .map(|s| s.as_str().to_owned()),
+        };
+        let mut conn = self.conn().await?;
+        let (items, total) = record::list_views(&mut conn, &filter, page, PER_PAGE).await?;
+        Ok(RecordPage {
+            items,
+            total,
+            page,
+            per_page: PER_PAGE,
+        })
+    }
+}

@@ -1,0 +1,46 @@
+//! How the pages name the core's codes, in Russian. (Inherent methods may live in any
+//! module of the crate, so the words stay in this face while templates call
+//! `role.title()` directly.)
+
+use crate::domain::values::{RecordSource, RecordStatus, Role};
+
+impl Role {
+    /// The Russian name shown in the interface.
+    pub fn title(self) -> &'static str {
+        match self {
+            Role::Patient => "пациент",
+            Role::Staff => "сотрудник",
+            Role::Admin => "администратор",
+        }
+    }
+
+    /// Where this role lands after login.
+    pub fn home_path(self) -> &'static str {
+        match self {
+            Role::Patient => "/cabinet",
+            Role::Staff => "/staff",
+            Role::Admin => "/admin",
+        }
+    }
+}
+
+impl RecordStatus {
+    pub fn title(self) -> &'static str {
+        match self {
+            RecordStatus::Booked => "запланирован",
+            RecordStatus::Cancelled => "отменён",
+            RecordStatus::Visited => "состоялся",
+            RecordStatus::NoShow => "неявка",
+        }
+    }
+}
+
+impl RecordSource {
+    pub fn title(self) -> &'static str {
+        match self {
+            RecordSource::Cabinet => "личный кабинет",
+            RecordSource::Anonymous => "сайт, без входа",
+            RecordSource::Api => "приложение или сайт, со входом",
+        }
+    }
+}
