@@ -14,7 +14,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     accounts::AccountError,
@@ -54,6 +54,23 @@ pub enum AppError {
     },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// Every error's JSON: a stable snake_case `code`, a message, and per-field texts for 422.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `unauthorized`, `forbidden`, `not_found`, `validation_failed`, `slot_taken`, `conflict`,
+    /// `request_in_progress`, `rate_limited`, `mis_unavailable`, `service_unavailable`,
+    /// `bad_request`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `internal`.
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, String>>,
 }
 
 /// What the HTML face needs to render an error page; left in the response extensions.
@@ -153,13 +170,18 @@ impl IntoResponse for AppError {
             _ => {}
         }
         let message = self.public_message();
-        let mut error = json!({ "code": self.code(), "message": message });
-        if let AppError::Validation { fields, .. } = &self
-            && !fields.is_empty()
-        {
-            error["fields"] = json!(fields);
-        }
-        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let fields = match &self {
+            AppError::Validation { fields, .. } if !fields.is_empty() => Some(fields.clone()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message: message.clone(),
+                fields,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
         if let AppError::RateLimited { retry_after_secs } = self {
             response.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -1,11 +1,11 @@
 //! Operations endpoints: `/healthz` (the process serves) and `/readyz` (its dependencies
 //! answer).
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use axum::{Json, extract::State, http::StatusCode};
 use diesel_async::RunQueryDsl;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::app::AppState;
 
@@ -19,32 +19,48 @@ pub async fn bench_hello() -> &'static str {
     "ok"
 }
 
+/// The readiness answer: each dependency's state, and those that failed.
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<&'static str>,
+    pub checks: BTreeMap<&'static str, String>,
+}
+
 /// 200 when PostgreSQL and Redis answer; 503 naming each one that does not.
-pub async fn show_readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn show_readiness(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let (postgres, redis) = tokio::join!(check_postgres(&state), state.redis.ping());
     let mut failed = Vec::new();
-    let mut checks = serde_json::Map::new();
+    let mut checks = BTreeMap::new();
     for (name, result) in [("postgres", postgres), ("redis", redis)] {
         match result {
             Ok(()) => {
-                checks.insert(name.into(), json!("ok"));
+                checks.insert(name, "ok".to_owned());
             }
             Err(e) => {
                 tracing::warn!(dependency = name, error = %e, "not ready");
                 failed.push(name);
-                checks.insert(name.into(), json!(format!("unavailable: {e}")));
+                checks.insert(name, format!("unavailable: {e}"));
             }
         }
     }
-    if failed.is_empty() {
-        (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "checks": checks })),
-        )
+    let status = if failed.is_empty() {
+        StatusCode::OK
     } else {
-        let body = json!({ "status": "unavailable", "failed": failed, "checks": checks });
-        (StatusCode::SERVICE_UNAVAILABLE, Json(body))
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        status: if failed.is_empty() {
+            "ready"
+        } else {
+            "unavailable"
+        },
+        failed,
+        checks,
+    };
+    (status, Json(body))
 }
 
 async fn check_postgres(state: &AppState) -> Result<(), String> {

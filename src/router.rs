@@ -256,3 +256,8 @@ pub fn session_cookie_name(production: bool) -> &'static str {
         "sovamed_session"
     }
 }
+
+/// The OpenAPI document of the JSON API (`sovamed openapi` prints it).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api::openapi::document()
+}

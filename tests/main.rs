@@ -9,6 +9,7 @@ mod booking;
 mod booking_integrations;
 mod browser;
 mod cli;
+mod core_booking;
 mod integrations;
 mod ops;
 mod pages_auth;

@@ -2,8 +2,6 @@
 //! and described by the same type in the OpenAPI document, so the two cannot drift apart.
 //! (Directory bodies sit beside their handlers in `directory.rs`.)
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -15,22 +13,7 @@ use crate::{
     },
 };
 
-/// Every error: a stable snake_case `code`, a message, and per-field texts for 422.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// `unauthorized`, `forbidden`, `not_found`, `validation_failed`, `slot_taken`, `conflict`,
-    /// `request_in_progress`, `rate_limited`, `mis_unavailable`, `service_unavailable`,
-    /// `bad_request`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `internal`.
-    pub code: String,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<BTreeMap<String, String>>,
-}
+pub use crate::error::{ErrorBody, ErrorDetail};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RecordSpecialist {

@@ -58,7 +58,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::User(command) => user::run(config, command).await,
             Command::Sync(args) => sync::run(config, args).await,
             Command::Openapi => {
-                println!("{}", crate::api::openapi::document().to_pretty_json()?);
+                println!("{}", crate::router::openapi_document().to_pretty_json()?);
                 Ok(())
             }
             Command::Emulate(args) => emulate::run(args).await,

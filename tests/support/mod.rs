@@ -2,6 +2,7 @@
 //! (cloned from a migrated template) and its own Redis key prefix, and a cookie-keeping
 //! HTTP client that behaves like a browser without following redirects.
 
+pub mod core;
 pub mod fixtures;
 
 use std::time::Duration;
@@ -69,7 +70,7 @@ struct DbName {
 }
 
 /// A fresh database for one test, cloned from the template.
-async fn fresh_database() -> String {
+pub async fn fresh_database() -> String {
     ensure_template().await;
     // The creation time in the name lets a later run drop only databases old enough that no
     // concurrent run is still using them.

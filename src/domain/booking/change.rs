@@ -228,3 +228,65 @@ impl Booking {
             .await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::values::RecordSource;
+
+    fn record(status: RecordStatus, starts_at: DateTime<Utc>) -> Record {
+        Record {
+            id: 1,
+            mis_id: 10,
+            status,
+            specialist_id: 2,
+            branch_id: 3,
+            starts_at,
+            ends_at: starts_at + chrono::Duration::minutes(30),
+            user_id: Some(4),
+            patient_pcode: 5,
+            patient_last_name: "Петров".into(),
+            patient_first_name: "Пётр".into(),
+            patient_middle_name: None,
+            patient_phone: "+79165550001".into(),
+            patient_email: None,
+            patient_birth_date: None,
+            comment: None,
+            source: RecordSource::Cabinet,
+            created_at: starts_at,
+            updated_at: starts_at,
+            cancelled_at: None,
+            cancelled_by: None,
+        }
+    }
+
+    #[test]
+    fn only_booked_future_records_change() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap();
+        let later = now + chrono::Duration::hours(2);
+        let earlier = now - chrono::Duration::hours(2);
+        for change in [Change::Cancel, Change::Move] {
+            assert!(check_changeable(&record(RecordStatus::Booked, later), change, now).is_ok());
+            assert!(matches!(
+                check_changeable(&record(RecordStatus::Booked, earlier), change, now),
+                Err(BookingError::NoLongerChangeable(c)) if c == change
+            ));
+            assert!(matches!(
+                check_changeable(&record(RecordStatus::Booked, now), change, now),
+                Err(BookingError::NoLongerChangeable(_))
+            ));
+            assert!(matches!(
+                check_changeable(&record(RecordStatus::Cancelled, later), change, now),
+                Err(BookingError::AlreadyCancelled(c)) if c == change
+            ));
+            for done in [RecordStatus::Visited, RecordStatus::NoShow] {
+                assert!(matches!(
+                    check_changeable(&record(done, later), change, now),
+                    Err(BookingError::NoLongerChangeable(_))
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The booking core without a server: `Booking`'s operations called directly, with the real
+//! MIS client against the emulator, real PostgreSQL and Redis, and an injected clock.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use chrono::Duration;
+use sovamed::{
+    db::models::user::{self, NewUser, Role, User},
+    domain::{
+        audit::Actor,
+        booking::{BookRequest, BookingError, Change, Patient, TargetError, records::RecordQuery},
+        values::{Comment, FullName, PageNo, Phone, RecordSource, RecordStatus},
+    },
+    emulator::MisFaults,
+};
+
+use crate::support::core::CoreWorld;
+
+const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn actor(user_id: Option<i64>) -> Actor {
+    Actor { user_id, ip: IP }
+}
+
+fn patient(phone: &str) -> Patient {
+    Patient {
+        name: FullName::parse("Петров Пётр Петрович").expect("name"),
+        phone: Phone::parse(phone).expect("phone"),
+        birth_date: None,
+        email: None,
+    }
+}
+
+fn anonymous<'a>(
+    specialist_id: i64,
+    branch_id: i64,
+    start: chrono::DateTime<chrono::Utc>,
+    patient: &'a Patient,
+    comment: Option<&'a Comment>,
+) -> BookRequest<'a> {
+    BookRequest {
+        specialist_id,
+        branch_id,
+        start,
+        patient,
+        user: None,
+        comment,
+        source: RecordSource::Anonymous,
+        keep_answer: None,
+        actor: actor(None),
+    }
+}
+
+async fn create_user(world: &CoreWorld, email: &str, role: Role, phone: Option<&str>) -> User {
+    let mut conn = world.booking.db.get().await.expect("connection");
+    user::insert(
+        &mut conn,
+        &NewUser {
+            email,
+            password_hash: "not-a-login-test",
+            full_name: "Сидорова Анна",
+            phone,
+            birth_date: None,
+            role,
+        },
+    )
+    .await
+    .expect("user")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_core_books_moves_and_cancels_without_a_server() {
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    assert!(starts.len() >= 2, "two free slots");
+    let before = world.emulators.control.appointment_count();
+    let someone = patient("8 916 555-00-01");
+    let comment = Comment::parse("Первичный приём").expect("comment");
+
+    let booked = world
+        .booking
+        .book(anonymous(
+            doctor,
+            branch,
+            starts[0],
+            &someone,
+            comment.as_ref(),
+        ))
+        .await
+        .expect("booked");
+    assert_eq!(booked.record.status, RecordStatus::Booked);
+    assert_eq!(booked.record.starts_at, starts[0]);
+    assert_eq!(booked.record.patient_phone, "+79165550001");
+    assert_eq!(booked.record.comment.as_deref(), Some("Первичный приём"));
+    assert_eq!(world.emulators.control.appointment_count(), before + 1);
+
+    let again = world
+        .booking
+        .book(anonymous(
+            doctor,
+            branch,
+            starts[0],
+            &patient("+79165550002"),
+            None,
+        ))
+        .await;
+    assert!(matches!(again, Err(BookingError::SlotTaken)), "{again:?}");
+
+    let same = world
+        .booking
+        .reschedule(&booked, starts[0], actor(None))
+        .await;
+    assert!(matches!(same, Err(BookingError::SameTime)), "{same:?}");
+    let moved = world
+        .booking
+        .reschedule(&booked, starts[1], actor(None))
+        .await
+        .expect("moved");
+    assert_eq!(moved.record.starts_at, starts[1]);
+    assert_eq!(moved.record.id, booked.record.id);
+    assert_eq!(world.emulators.control.appointment_count(), before + 1);
+
+    let cancelled = world
+        .booking
+        .cancel(&moved, actor(None))
+        .await
+        .expect("cancelled");
+    assert_eq!(cancelled.record.status, RecordStatus::Cancelled);
+    assert_eq!(world.emulators.control.appointment_count(), before);
+    let twice = world.booking.cancel(&cancelled, actor(None)).await;
+    assert!(
+        matches!(twice, Err(BookingError::AlreadyCancelled(Change::Cancel))),
+        "{twice:?}"
+    );
+    let move_cancelled = world
+        .booking
+        .reschedule(&cancelled, starts[0], actor(None))
+        .await;
+    assert!(
+        matches!(
+            move_cancelled,
+            Err(BookingError::AlreadyCancelled(Change::Move))
+        ),
+        "{move_cancelled:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_come_before_the_mis_is_asked_to_book() {
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let someone = patient("+79165550003");
+    world.emulators.control.reset_mis_calls();
+
+    let past = world
+        .booking
+        .book(anonymous(
+            doctor,
+            branch,
+            world.clock.now() - Duration::hours(1),
+            &someone,
+            None,
+        ))
+        .await;
+    assert!(matches!(past, Err(BookingError::StartInPast)), "{past:?}");
+
+    let off_grid = world
+        .booking
+        .book(anonymous(
+            doctor,
+            branch,
+            starts[0] + Duration::minutes(7),
+            &someone,
+            None,
+        ))
+        .await;
+    assert!(
+        matches!(off_grid, Err(BookingError::NotASlot)),
+        "{off_grid:?}"
+    );
+
+    let no_doctor = world
+        .booking
+        .book(anonymous(999_999, branch, starts[0], &someone, None))
+        .await;
+    assert!(
+        matches!(
+            no_doctor,
+            Err(BookingError::Target(TargetError::NoSuchDoctor))
+        ),
+        "{no_doctor:?}"
+    );
+    let no_branch = world
+        .booking
+        .book(anonymous(doctor, 999_999, starts[0], &someone, None))
+        .await;
+    assert!(
+        matches!(
+            no_branch,
+            Err(BookingError::Target(TargetError::NoSuchBranch))
+        ),
+        "{no_branch:?}"
+    );
+    let other_branch = {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        let mut conn = world.booking.db.get().await.expect("connection");
+        let ids: Vec<Id> = diesel::sql_query(
+            "SELECT id FROM branches WHERE id NOT IN \
+             (SELECT branch_id FROM specialist_branches WHERE specialist_id = $1) LIMIT 1",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(doctor)
+        .load(&mut conn)
+        .await
+        .expect("branches");
+        ids[0].id
+    };
+    let not_there = world
+        .booking
+        .book(anonymous(doctor, other_branch, starts[0], &someone, None))
+        .await;
+    assert!(
+        matches!(
+            not_there,
+            Err(BookingError::Target(TargetError::DoctorNotInBranch))
+        ),
+        "{not_there:?}"
+    );
+    assert_eq!(
+        world.emulators.control.mis_calls("SCHEDULE_REC_RESERVE"),
+        0,
+        "no refusal reached the MIS"
+    );
+    assert_eq!(world.emulators.control.mis_calls("CLIENT_ADD"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_injected_clock_decides_what_is_past() {
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let booked = world
+        .booking
+        .book(anonymous(
+            doctor,
+            branch,
+            starts[0],
+            &patient("+79165550004"),
+            None,
+        ))
+        .await
+        .expect("booked");
+
+    world.clock.set(starts[0] + Duration::minutes(1));
+    let cancel = world.booking.cancel(&booked, actor(None)).await;
+    assert!(
+        matches!(
+            cancel,
+            Err(BookingError::NoLongerChangeable(Change::Cancel))
+        ),
+        "{cancel:?}"
+    );
+    let reschedule = world
+        .booking
+        .reschedule(&booked, starts[1], actor(None))
+        .await;
+    assert!(
+        matches!(
+            reschedule,
+            Err(BookingError::NoLongerChangeable(Change::Move))
+        ),
+        "{reschedule:?}"
+    );
+    let late = world
+        .booking
+        .book(anonymous(
+            doctor,
+            branch,
+            starts[0],
+            &patient("+79165550005"),
+            None,
+        ))
+        .await;
+    assert!(matches!(late, Err(BookingError::StartInPast)), "{late:?}");
+    assert!(!booked.record.is_changeable_at(world.clock.now()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_is_seen_by_its_patient_and_staff_only() {
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let owner = create_user(
+        &world,
+        "owner@example.ru",
+        Role::Patient,
+        Some("+79165550006"),
+    )
+    .await;
+    let other = create_user(
+        &world,
+        "other@example.ru",
+        Role::Patient,
+        Some("+79165550007"),
+    )
+    .await;
+    let staff = create_user(&world, "desk@example.ru", Role::Staff, None).await;
+    let no_phone = create_user(&world, "nophone@example.ru", Role::Patient, None).await;
+
+    let request = |start| sovamed::domain::booking::reserve::UserBooking {
+        specialist_id: doctor,
+        branch_id: branch,
+        start,
+        comment: None,
+        source: RecordSource::Cabinet,
+        keep_answer: None,
+        ip: IP,
+    };
+    let booked = world
+        .booking
+        .book_for_user(&owner, request(starts[0]))
+        .await
+        .expect("booked");
+    assert_eq!(booked.record.user_id, Some(owner.id));
+    let refused = world
+        .booking
+        .book_for_user(&no_phone, request(starts[1]))
+        .await;
+    assert!(
+        matches!(refused, Err(BookingError::PatientHasNoPhone)),
+        "{refused:?}"
+    );
+
+    let id = booked.record.id;
+    assert!(world.booking.visible_record(&owner, id).await.is_ok());
+    assert!(world.booking.visible_record(&staff, id).await.is_ok());
+    let hidden = world.booking.visible_record(&other, id).await;
+    assert!(
+        matches!(hidden, Err(BookingError::RecordNotFound)),
+        "{hidden:?}"
+    );
+
+    let all = RecordQuery::default();
+    let mine = world
+        .booking
+        .list_records(&owner, &all, PageNo::FIRST)
+        .await
+        .expect("list");
+    assert_eq!(mine.total, 1);
+    let theirs = world
+        .booking
+        .list_records(&other, &all, PageNo::FIRST)
+        .await
+        .expect("list");
+    assert_eq!(theirs.total, 0);
+    let desk = world
+        .booking
+        .list_records(&staff, &all, PageNo::FIRST)
+        .await
+        .expect("list");
+    assert_eq!(desk.total, 1);
+    // The branch's calendar day of the visit finds it; the day after does not.
+    let day = booked.local_start().date_naive();
+    let that_day = RecordQuery {
+        date_from: Some(day),
+        date_to: Some(day),
+        ..RecordQuery::default()
+    };
+    let next_day = RecordQuery {
+        date_from: day.succ_opt(),
+        ..RecordQuery::default()
+    };
+    for (query, expected) in [(that_day, 1), (next_day, 0)] {
+        let page = world
+            .booking
+            .list_records(&staff, &query, PageNo::FIRST)
+            .await
+            .expect("list");
+        assert_eq!(page.total, expected, "{query:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mis_that_fails_leaves_no_record() {
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    // The grid is cached first, so the slot check passes and the reserve meets the fault.
+    let starts = world.free_starts(doctor, branch).await;
+    world.emulators.control.set_mis_faults(MisFaults {
+        http_500: true,
+        ..MisFaults::default()
+    });
+    let failed = world
+        .booking
+        .book(anonymous(
+            doctor,
+            branch,
+            starts[0],
+            &patient("+79165550008"),
+            None,
+        ))
+        .await;
+    assert!(
+        matches!(failed, Err(BookingError::MisUnavailable(_))),
+        "{failed:?}"
+    );
+    let staff = create_user(&world, "desk2@example.ru", Role::Staff, None).await;
+    let records = world
+        .booking
+        .list_records(&staff, &RecordQuery::default(), PageNo::FIRST)
+        .await
+        .expect("list");
+    assert_eq!(records.total, 0, "nothing written locally");
+}
