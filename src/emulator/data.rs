@@ -1,6 +1,7 @@
-//! The seed data of the emulated world, kept in the files of `data/` and compiled in with
-//! `include_str!`: lists of one item a line (`#` starts a comment line) and the structured
-//! records of `clinic.json`. [`super::world`] draws from them with the seed's random stream, so
+//! The seed data of the emulated world, kept in the files of `data/` and compiled in: lists
+//! of one item a line (`#` starts a comment line) and the structured records of
+//! `clinic.json` with `include_str!`, the doctors' portraits in `pictures/` with
+//! `include_bytes!`. [`super::world`] draws from them with the seed's random stream, so
 //! reordering or editing a line changes the generated world.
 
 use std::sync::LazyLock;
@@ -100,6 +101,22 @@ pub static REVIEW_OPENINGS: LazyLock<Vec<&str>> =
     LazyLock::new(|| lines(include_str!("data/review_openings.txt")));
 pub static REVIEW_BODIES: LazyLock<Vec<&str>> =
     LazyLock::new(|| lines(include_str!("data/review_bodies.txt")));
+
+/// The side of the portraits, in pixels.
+pub const PORTRAIT_SIDE: u32 = 64;
+
+/// Solid-colour PNG portraits of the CMS doctors, [`PORTRAIT_SIDE`] pixels square. The index
+/// in binary is the file name: the high (1) or low (0) red, green and blue of the colour.
+pub const PORTRAITS: [&[u8]; 8] = [
+    include_bytes!("data/pictures/000.png"),
+    include_bytes!("data/pictures/001.png"),
+    include_bytes!("data/pictures/010.png"),
+    include_bytes!("data/pictures/011.png"),
+    include_bytes!("data/pictures/100.png"),
+    include_bytes!("data/pictures/101.png"),
+    include_bytes!("data/pictures/110.png"),
+    include_bytes!("data/pictures/111.png"),
+];
 
 /// The items of a list file: its lines, less empty lines and `#` comments.
 fn lines(text: &'static str) -> Vec<&'static str> {

@@ -23,8 +23,8 @@ use serde_json::json;
 use super::{
     booking::Booking,
     data::{
-        BIO_PARAGRAPHS, CLINIC, FEMALE_NAMES, HOSTILE_HTML, MALE_NAMES, PATRONYMICS,
-        REVIEW_AUTHORS, REVIEW_BODIES, REVIEW_OPENINGS, SURNAMES,
+        BIO_PARAGRAPHS, CLINIC, FEMALE_NAMES, HOSTILE_HTML, MALE_NAMES, PATRONYMICS, PORTRAIT_SIDE,
+        PORTRAITS, REVIEW_AUTHORS, REVIEW_BODIES, REVIEW_OPENINGS, SURNAMES,
     },
 };
 use crate::integrations::bitrix::{ContentItem, ContentKind, Picture, Property, PropertyValue};
@@ -112,8 +112,9 @@ pub struct World {
     pub prices: Vec<Price>,
     /// CMS elements per kind (any order; the endpoint sorts).
     pub cms: BTreeMap<ContentKind, Vec<ContentItem>>,
-    /// PNG files by path from the site root (`/upload/iblock/5c2/name.png`).
-    pub pictures: BTreeMap<String, Vec<u8>>,
+    /// PNG files by path from the site root (`/upload/iblock/5c2/name.png`): each is one of
+    /// the portraits in `data/pictures/`.
+    pub pictures: BTreeMap<String, &'static [u8]>,
     /// Appointments, patient cards and the clock ([`super::booking`]).
     pub booking: Booking,
 }
@@ -515,13 +516,13 @@ fn cms_content(rng: &mut StdRng, world: &mut World) {
     let mut picture = |rng: &mut StdRng, name: &str| -> Picture {
         let dir = format!("{:03x}", rng.random_range(0..0x1000));
         let src = format!("/upload/iblock/{dir}/{name}.png");
-        let png = solid_png(64, 64, [rng.random(), rng.random(), rng.random()]);
+        let png = portrait(rng.random());
         next_file_id += 1;
         let picture = Picture {
             file_id: next_file_id,
             src: src.clone(),
-            width: Some(64),
-            height: Some(64),
+            width: Some(PORTRAIT_SIDE),
+            height: Some(PORTRAIT_SIDE),
             content_type: Some("image/png".into()),
             size: Some(png.len() as u64),
         };
@@ -742,68 +743,10 @@ fn cms_content(rng: &mut StdRng, world: &mut World) {
     world.pictures = pictures;
 }
 
-/// A valid `width`×`height` RGB PNG of one colour: stored (uncompressed) deflate blocks, so
-/// no compression library is needed.
-pub fn solid_png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
-    // Each row: filter byte 0 (none), then the pixels.
-    let row: Vec<u8> = std::iter::once(0)
-        .chain(rgb.iter().copied().cycle().take(3 * width as usize))
-        .collect();
-    let raw = row.repeat(height as usize);
-    let mut zlib = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(0xFFFF).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        zlib.push(u8::from(i + 1 == blocks.len()));
-        let len = block.len() as u16;
-        zlib.extend_from_slice(&len.to_le_bytes());
-        zlib.extend_from_slice(&(!len).to_le_bytes());
-        zlib.extend_from_slice(block);
-    }
-    zlib.extend_from_slice(&adler32(&raw).to_be_bytes());
-
-    let mut ihdr = Vec::with_capacity(13);
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter, no interlace
-
-    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    for (kind, data) in [
-        (*b"IHDR", ihdr.as_slice()),
-        (*b"IDAT", &zlib),
-        (*b"IEND", &[]),
-    ] {
-        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        png.extend_from_slice(&kind);
-        png.extend_from_slice(data);
-        let mut crc_input = kind.to_vec();
-        crc_input.extend_from_slice(data);
-        png.extend_from_slice(&crc32(&crc_input).to_be_bytes());
-    }
-    png
-}
-
-fn adler32(data: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in data {
-        a = (a + u32::from(byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    (b << 16) | a
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+/// The stored portrait nearest to a colour: the high bit of each channel picks one of the
+/// eight, so the index reads as the file name (`101.png`: high red, low green, high blue).
+fn portrait([red, green, blue]: [u8; 3]) -> &'static [u8] {
+    PORTRAITS[usize::from(red >> 7) << 2 | usize::from(green >> 7) << 1 | usize::from(blue >> 7)]
 }
 
 #[cfg(test)]
@@ -858,10 +801,27 @@ mod tests {
     }
 
     #[test]
-    fn pngs_are_well_formed() {
-        let png = solid_png(2, 2, [255, 0, 0]);
-        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        assert_eq!(crc32(b"IEND"), 0xAE42_6082);
-        assert_eq!(&png[png.len() - 4..], &0xAE42_6082u32.to_be_bytes());
+    fn pictures_are_the_stored_pngs() {
+        for png in PORTRAITS {
+            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+            // IHDR first: width, height, 8-bit RGB.
+            assert_eq!(&png[12..16], b"IHDR");
+            assert_eq!(&png[16..20], &PORTRAIT_SIDE.to_be_bytes());
+            assert_eq!(&png[20..24], &PORTRAIT_SIDE.to_be_bytes());
+            assert_eq!(&png[24..26], &[8, 2]);
+            assert!(png.ends_with(b"\0\0\0\0IEND\xAE\x42\x60\x82"));
+        }
+        let w = World::generate(42, 1);
+        let pictures: Vec<&Picture> = w
+            .cms_items(ContentKind::Doctors)
+            .iter()
+            .filter_map(|d| d.preview_picture.as_ref())
+            .collect();
+        assert!(pictures.len() >= 30);
+        for picture in pictures {
+            let png = w.pictures.get(&picture.src).expect("stored");
+            assert_eq!(picture.size, Some(png.len() as u64));
+        }
+        assert_eq!(portrait([0xFF, 0x00, 0x80]), PORTRAITS[0b101]);
     }
 }
