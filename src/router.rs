@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::{
     Router,
     body::Body,
-    extract::DefaultBodyLimit,
+    extract::{DefaultBodyLimit, State},
     http::{HeaderName, HeaderValue, Request, StatusCode, header},
     middleware::{from_fn, from_fn_with_state},
     routing::{get, post},
@@ -178,7 +178,12 @@ pub fn build(state: AppState) -> Router {
     let mut router = router
         .route("/healthz", get(ops::show_health))
         .route("/readyz", get(ops::show_readiness))
-        .route("/metrics", get(crate::telemetry::metrics::show_metrics))
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move {
+                crate::telemetry::metrics::show_metrics(&state.db)
+            }),
+        )
         .route("/static/{*path}", get(static_files::serve_static))
         .nest("/api/v1", api)
         .merge(pages)

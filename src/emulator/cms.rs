@@ -311,7 +311,7 @@ async fn ids(
 async fn upload(State(control): State<EmulatorControl>, Path(path): Path<String>) -> Response {
     let src = format!("/upload/{path}");
     match control.shared().world().pictures.get(&src) {
-        Some(png) => ([(header::CONTENT_TYPE, "image/png")], png.clone()).into_response(),
+        Some(png) => ([(header::CONTENT_TYPE, "image/png")], *png).into_response(),
         None => (StatusCode::NOT_FOUND, "404 Not Found\n").into_response(),
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod booking;
 pub mod cms;
+mod data;
 pub mod mis;
 pub mod sms;
 pub mod world;

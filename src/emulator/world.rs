@@ -1,6 +1,7 @@
 //! The emulated clinic network: MIS directory data (branches, departments, doctors,
 //! prices) and the CMS content that describes the same doctors, all generated
-//! deterministically from a seed.
+//! deterministically from a seed out of the names, departments, services and texts in the
+//! files of `data/` ([`super::data`]).
 //!
 //! At scale 1: 3 branches (two in Moscow, one in Yekaterinburg), 13 departments (12 clinical
 //! ones and a hidden "Администрация"), 40 doctors of whom 8 work in two branches, 216
@@ -16,13 +17,20 @@ use rand::{
     rngs::StdRng,
     seq::{IndexedRandom, SliceRandom},
 };
+use serde::Deserialize;
 use serde_json::json;
 
-use super::booking::Booking;
+use super::{
+    booking::Booking,
+    data::{
+        BIO_PARAGRAPHS, CLINIC, FEMALE_NAMES, HOSTILE_HTML, MALE_NAMES, PATRONYMICS, PORTRAIT_SIDE,
+        PORTRAITS, REVIEW_AUTHORS, REVIEW_BODIES, REVIEW_OPENINGS, SURNAMES,
+    },
+};
 use crate::integrations::bitrix::{ContentItem, ContentKind, Picture, Property, PropertyValue};
 
-/// A filial.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A filial (`data/clinic.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Branch {
     pub mis_id: i64,
     pub name: String,
@@ -104,8 +112,9 @@ pub struct World {
     pub prices: Vec<Price>,
     /// CMS elements per kind (any order; the endpoint sorts).
     pub cms: BTreeMap<ContentKind, Vec<ContentItem>>,
-    /// PNG files by path from the site root (`/upload/iblock/5c2/name.png`).
-    pub pictures: BTreeMap<String, Vec<u8>>,
+    /// PNG files by path from the site root (`/upload/iblock/5c2/name.png`): each is one of
+    /// the portraits in `data/pictures/`.
+    pub pictures: BTreeMap<String, &'static [u8]>,
     /// Appointments, patient cards and the clock ([`super::booking`]).
     pub booking: Booking,
 }
@@ -231,101 +240,21 @@ impl World {
 }
 
 fn branches() -> Vec<Branch> {
-    vec![
-        Branch {
-            mis_id: 1,
-            name: "Совамед на Садовой".into(),
-            address: "Москва, ул. Садовая-Кудринская, д. 12".into(),
-            phone: "+7(495)120-34-56".into(),
-            email: "sadovaya@sovamed.ru".into(),
-            timezone: 3,
-            visible: true,
-        },
-        Branch {
-            mis_id: 2,
-            name: "Совамед на Профсоюзной".into(),
-            address: "Москва, ул. Профсоюзная, д. 65, корп. 1".into(),
-            phone: "+7(495)120-34-57".into(),
-            email: "profsoyuznaya@sovamed.ru".into(),
-            timezone: 3,
-            visible: true,
-        },
-        Branch {
-            mis_id: 3,
-            name: "Совамед Екатеринбург".into(),
-            address: "Екатеринбург, ул. Малышева, д. 51".into(),
-            phone: "+7(343)310-20-40".into(),
-            email: "ekb@sovamed.ru".into(),
-            timezone: 5,
-            visible: true,
-        },
-    ]
+    CLINIC.branches.clone()
 }
 
-/// Name, specialist (genitive, for service names), specialist title, NMU code of the
-/// primary visit, SPECCODE.
-const DEPARTMENTS: [(&str, &str, &str, &str, i64); 12] = [
-    ("Терапия", "терапевта", "Врач-терапевт", "B01.047", 47),
-    ("Кардиология", "кардиолога", "Врач-кардиолог", "B01.015", 15),
-    ("Неврология", "невролога", "Врач-невролог", "B01.023", 23),
-    ("Педиатрия", "педиатра", "Врач-педиатр", "B01.031", 31),
-    (
-        "Офтальмология",
-        "офтальмолога",
-        "Врач-офтальмолог",
-        "B01.029",
-        29,
-    ),
-    ("Гинекология", "гинеколога", "Врач-гинеколог", "B01.001", 1),
-    ("Урология", "уролога", "Врач-уролог", "B01.053", 53),
-    (
-        "Дерматология",
-        "дерматолога",
-        "Врач-дерматовенеролог",
-        "B01.008",
-        8,
-    ),
-    (
-        "ЛОР",
-        "оториноларинголога",
-        "Врач-оториноларинголог",
-        "B01.028",
-        28,
-    ),
-    (
-        "Эндокринология",
-        "эндокринолога",
-        "Врач-эндокринолог",
-        "B01.058",
-        58,
-    ),
-    (
-        "Гастроэнтерология",
-        "гастроэнтеролога",
-        "Врач-гастроэнтеролог",
-        "B01.004",
-        4,
-    ),
-    (
-        "Травматология",
-        "травматолога-ортопеда",
-        "Врач-травматолог-ортопед",
-        "B01.050",
-        50,
-    ),
-];
-
 fn departments() -> Vec<Department> {
-    let mut list: Vec<Department> = DEPARTMENTS
+    let mut list: Vec<Department> = CLINIC
+        .departments
         .iter()
         .zip(1..)
-        .map(|((name, _, _, _, spec), n)| Department {
+        .map(|(seed, n)| Department {
             mis_id: 40_000_000 + n,
-            name: (*name).into(),
+            name: seed.name.clone(),
             group_name: "Отделения".into(),
             visible: true,
-            spec_code: *spec,
-            spec_name: name.to_uppercase(),
+            spec_code: seed.spec_code,
+            spec_name: seed.name.to_uppercase(),
         })
         .collect();
     list.push(Department {
@@ -338,105 +267,6 @@ fn departments() -> Vec<Department> {
     });
     list
 }
-
-/// Male surnames; the female form adds "а" (or turns "-ский" into "-ская").
-const SURNAMES: [&str; 40] = [
-    "Иванов",
-    "Петров",
-    "Смирнов",
-    "Кузнецов",
-    "Соколов",
-    "Попов",
-    "Лебедев",
-    "Козлов",
-    "Новиков",
-    "Морозов",
-    "Волков",
-    "Соловьёв",
-    "Васильев",
-    "Зайцев",
-    "Павлов",
-    "Семёнов",
-    "Голубев",
-    "Виноградов",
-    "Богданов",
-    "Воробьёв",
-    "Фёдоров",
-    "Михайлов",
-    "Беляев",
-    "Тарасов",
-    "Белов",
-    "Комаров",
-    "Орлов",
-    "Киселёв",
-    "Макаров",
-    "Андреев",
-    "Ковалёв",
-    "Ильин",
-    "Гусев",
-    "Титов",
-    "Кузьмин",
-    "Вишневский",
-    "Баранов",
-    "Куликов",
-    "Алексеев",
-    "Загорский",
-];
-const MALE_NAMES: [&str; 16] = [
-    "Александр",
-    "Алексей",
-    "Андрей",
-    "Дмитрий",
-    "Сергей",
-    "Михаил",
-    "Иван",
-    "Николай",
-    "Владимир",
-    "Павел",
-    "Артём",
-    "Игорь",
-    "Олег",
-    "Константин",
-    "Евгений",
-    "Роман",
-];
-const FEMALE_NAMES: [&str; 16] = [
-    "Анна",
-    "Мария",
-    "Елена",
-    "Ольга",
-    "Наталья",
-    "Татьяна",
-    "Ирина",
-    "Екатерина",
-    "Светлана",
-    "Юлия",
-    "Марина",
-    "Александра",
-    "Дарья",
-    "Ксения",
-    "Вера",
-    "Людмила",
-];
-/// (male, female) patronymics.
-const PATRONYMICS: [(&str, &str); 16] = [
-    ("Александрович", "Александровна"),
-    ("Алексеевич", "Алексеевна"),
-    ("Андреевич", "Андреевна"),
-    ("Дмитриевич", "Дмитриевна"),
-    ("Сергеевич", "Сергеевна"),
-    ("Михайлович", "Михайловна"),
-    ("Иванович", "Ивановна"),
-    ("Николаевич", "Николаевна"),
-    ("Владимирович", "Владимировна"),
-    ("Павлович", "Павловна"),
-    ("Игоревич", "Игоревна"),
-    ("Олегович", "Олеговна"),
-    ("Петрович", "Петровна"),
-    ("Викторович", "Викторовна"),
-    ("Юрьевич", "Юрьевна"),
-    ("Борисович", "Борисовна"),
-];
 
 fn female_surname(male: &str) -> String {
     match male.strip_suffix("ский") {
@@ -519,22 +349,6 @@ fn doctors(rng: &mut StdRng, scale: u32, departments: &[Department]) -> Vec<Doct
     doctors
 }
 
-/// (name template, code suffix, base price in roubles, bookable online). `{}` is the
-/// specialist in the genitive.
-const SERVICES: [(&str, &str, i64, bool); 6] = [
-    ("Первичный приём {}", ".001", 2500, true),
-    ("Повторный приём {}", ".002", 2000, true),
-    ("Консультация {}, к.м.н.", ".003", 3500, true),
-    ("Приём {} на дому", ".004", 6000, false),
-    ("Онлайн-консультация {}", ".005", 1800, true),
-    (
-        "Составление индивидуальной программы лечения у {}",
-        ".006",
-        1500,
-        false,
-    ),
-];
-
 fn prices(
     rng: &mut StdRng,
     scale: u32,
@@ -543,11 +357,12 @@ fn prices(
 ) -> Vec<Price> {
     let mut prices = Vec::new();
     let mut seq = [0i64; 4];
-    for (dep_index, (_, genitive, _, code, _)) in DEPARTMENTS.iter().enumerate() {
+    for (dep_index, seed) in CLINIC.departments.iter().enumerate() {
         let department = &departments[dep_index];
         for round in 0..scale {
-            for (template, suffix, base, bookable) in SERVICES {
-                let mut name = template.replace("{}", genitive);
+            for service in &CLINIC.services {
+                let base = service.price_roubles;
+                let mut name = service.template.replace("{}", &seed.genitive);
                 if round > 0 {
                     name = format!("{name} (программа {})", round + 1);
                 }
@@ -561,7 +376,7 @@ fn prices(
                         base + 100 * rng.random_range(0..5)
                     };
                     let kopecks = if rng.random_bool(0.2) { 50 } else { 0 };
-                    let mut kodoper = format!("{code}{suffix}");
+                    let mut kodoper = format!("{}{}", seed.visit_code, service.code_suffix);
                     if round > 0 {
                         kodoper = format!("{kodoper}.{}", round + 1);
                     }
@@ -575,7 +390,7 @@ fn prices(
                         price_kopecks: roubles * 100 + kopecks,
                         branch_mis_id: branch.mis_id,
                         department_mis_id: department.mis_id,
-                        bookable,
+                        bookable: service.bookable,
                     });
                 }
             }
@@ -695,71 +510,19 @@ fn stamp(rng: &mut StdRng, items: &mut [ContentItem]) {
     }
 }
 
-const BIO_PARAGRAPHS: [&str; 5] = [
-    "<p>Окончил(а) Первый МГМУ им. И.&nbsp;М.&nbsp;Сеченова, ординатура по специальности.</p>",
-    "<p>Ведёт приём взрослых пациентов, проводит профилактические осмотры.</p>",
-    "<ul><li>Член профессионального общества</li><li>Автор научных публикаций</li></ul>",
-    "<p>Регулярно проходит повышение квалификации в ведущих клиниках России.</p>",
-    "<p>Принципы работы: <strong>доказательная медицина</strong> и внимание к пациенту.</p>",
-];
-
-/// Markup our sync must sanitise; one of these goes into every seventh bio.
-const HOSTILE: [&str; 3] = [
-    "<p>Запишитесь сейчас!<script>alert(1)</script></p>",
-    "<p>Фото с конференции: <img src=x onerror=alert(1)></p>",
-    "<p><a href=\"javascript:alert(1)\">Подробнее о враче</a></p>",
-];
-
-const CATEGORIES: [(&str, i64, &str); 3] = [
-    ("Высшая", 14, "highest"),
-    ("Первая", 15, "first"),
-    ("Вторая", 16, "second"),
-];
-
-const REVIEW_OPENINGS: [&str; 6] = [
-    "Очень внимательный врач.",
-    "Пришла по рекомендации знакомых.",
-    "Был на приёме в прошлом месяце.",
-    "Спасибо доктору!",
-    "Записывался через сайт, всё прошло по времени.",
-    "Приём начался с опозданием на двадцать минут.",
-];
-const REVIEW_BODIES: [&str; 6] = [
-    "Всё подробно объяснил, назначил обследование и лечение.",
-    "Выслушала, ответила на все вопросы, без лишних назначений.",
-    "Лечение помогло уже через неделю.",
-    "Понравилось, что результаты анализов пришли в личный кабинет.",
-    "Хотелось бы больше времени на приёме, но в целом доволен.",
-    "Клиника чистая, администраторы вежливые.",
-];
-const REVIEW_AUTHORS: [&str; 12] = [
-    "Анна К.",
-    "Игорь",
-    "Мария Петровна",
-    "Сергей В.",
-    "Елена",
-    "Дмитрий Н.",
-    "Ольга С.",
-    "Татьяна",
-    "Алексей М.",
-    "Наталья Ивановна",
-    "Павел",
-    "Юлия Р.",
-];
-
 fn cms_content(rng: &mut StdRng, world: &mut World) {
     let mut pictures = BTreeMap::new();
     let mut next_file_id = 9000;
     let mut picture = |rng: &mut StdRng, name: &str| -> Picture {
         let dir = format!("{:03x}", rng.random_range(0..0x1000));
         let src = format!("/upload/iblock/{dir}/{name}.png");
-        let png = solid_png(64, 64, [rng.random(), rng.random(), rng.random()]);
+        let png = portrait(rng.random());
         next_file_id += 1;
         let picture = Picture {
             file_id: next_file_id,
             src: src.clone(),
-            width: Some(64),
-            height: Some(64),
+            width: Some(PORTRAIT_SIDE),
+            height: Some(PORTRAIT_SIDE),
             content_type: Some("image/png".into()),
             size: Some(png.len() as u64),
         };
@@ -770,9 +533,13 @@ fn cms_content(rng: &mut StdRng, world: &mut World) {
     // Specializations: one per clinical department.
     let mut specializations = Vec::new();
     let mut spec_of_department = BTreeMap::new();
-    for (n, (dep, (name, _, title, _, _))) in
-        world.departments.iter().zip(DEPARTMENTS.iter()).enumerate()
+    for (n, (dep, seed)) in world
+        .departments
+        .iter()
+        .zip(CLINIC.departments.iter())
+        .enumerate()
     {
+        let (name, title) = (&seed.name, &seed.title);
         let id = 55 + n as i64 * 2;
         let mut it = item(ContentKind::Specializations, id, name);
         it.xml_id = Some(format!("dep-{}", dep.mis_id));
@@ -807,7 +574,7 @@ fn cms_content(rng: &mut StdRng, world: &mut World) {
         })
         .collect();
     for (mis_id, name) in &unlinked {
-        let dep = world.departments[rng.random_range(0..DEPARTMENTS.len())].mis_id;
+        let dep = world.departments[rng.random_range(0..CLINIC.departments.len())].mis_id;
         entries.push((*mis_id, name.clone(), dep));
     }
     for (index, (mis_id, name, dep)) in entries.iter().enumerate() {
@@ -818,8 +585,11 @@ fn cms_content(rng: &mut StdRng, world: &mut World) {
             .iter()
             .position(|d| d.mis_id == *dep)
             .unwrap_or(0)
-            .min(DEPARTMENTS.len() - 1);
-        let title = DEPARTMENTS[dep_index].2;
+            .min(CLINIC.departments.len().saturating_sub(1));
+        let title = CLINIC
+            .departments
+            .get(dep_index)
+            .map_or("Врач", |d| d.title.as_str());
         let career_start = rng.random_range(1988..2019);
         let mut it = item(ContentKind::Doctors, cms_id, name);
         it.xml_id = Some(format!("mis-{mis_id}"));
@@ -834,10 +604,11 @@ fn cms_content(rng: &mut StdRng, world: &mut World) {
             .copied()
             .collect();
         if bio.is_empty() {
-            bio.push_str(BIO_PARAGRAPHS[0]);
+            bio.push_str(BIO_PARAGRAPHS.first().copied().unwrap_or_default());
         }
         if index % 7 == 3 {
-            bio.push_str(HOSTILE[(index / 7) % HOSTILE.len()]);
+            let hostile = HOSTILE_HTML.get((index / 7) % HOSTILE_HTML.len().max(1));
+            bio.push_str(hostile.copied().unwrap_or_default());
         }
         it.detail_text = Some(bio);
         it.detail_text_type = Some("html".into());
@@ -866,18 +637,19 @@ fn cms_content(rng: &mut StdRng, world: &mut World) {
         specialization.multiple = true;
         it.properties
             .insert("SPECIALIZATION".into(), specialization);
-        if rng.random_bool(0.5) {
-            let (value, enum_id, enum_xml_id) = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
+        let categories = &CLINIC.doctor_categories;
+        if rng.random_bool(0.5) && !categories.is_empty() {
+            let category = &categories[rng.random_range(0..categories.len())];
             it.properties.insert(
                 "CATEGORY".into(),
                 Property {
                     kind: "L".into(),
                     multiple: false,
                     values: vec![PropertyValue {
-                        value: json!(value),
+                        value: json!(category.value),
                         description: None,
-                        enum_id: Some(enum_id),
-                        enum_xml_id: Some(enum_xml_id.into()),
+                        enum_id: Some(category.enum_id),
+                        enum_xml_id: Some(category.xml_id.clone()),
                     }],
                 },
             );
@@ -921,64 +693,40 @@ fn cms_content(rng: &mut StdRng, world: &mut World) {
     // Services: the first services of each department, with price and MIS code.
     let mut services = Vec::new();
     let mut service_id = 800;
-    for (dep_index, (_, genitive, _, code, _)) in DEPARTMENTS.iter().enumerate() {
-        for (template, suffix, base, _) in SERVICES.iter().take(if dep_index < 6 { 3 } else { 2 }) {
+    for (dep_index, seed) in CLINIC.departments.iter().enumerate() {
+        let offered = if dep_index < 6 { 3 } else { 2 };
+        for service in CLINIC.services.iter().take(offered) {
             service_id += 1;
-            let name = template.replace("{}", genitive);
+            let name = service.template.replace("{}", &seed.genitive);
+            let code = format!("{}{}", seed.visit_code, service.code_suffix);
             let mut it = item(ContentKind::Services, service_id, &name);
             it.code = Some(slug(&name));
             it.sort = 100 + service_id;
-            it.xml_id = Some(format!("{code}{suffix}"));
+            it.xml_id = Some(code.clone());
             it.section_ids = vec![
                 spec_of_department
                     .get(&world.departments[dep_index].mis_id)
                     .copied()
                     .unwrap_or(55),
             ];
-            it.properties
-                .insert("PRICE".into(), prop("N", &[&base.to_string()]));
-            it.properties
-                .insert("MIS_CODE".into(), prop("S", &[&format!("{code}{suffix}")]));
+            it.properties.insert(
+                "PRICE".into(),
+                prop("N", &[&service.price_roubles.to_string()]),
+            );
+            it.properties.insert("MIS_CODE".into(), prop("S", &[&code]));
             services.push(it);
         }
     }
 
     // Content pages.
-    let pages_src: [(&str, &str, &str); 5] = [
-        (
-            "О клинике",
-            "about",
-            "<h2>Совамед</h2><p>Сеть многопрофильных клиник в Москве и Екатеринбурге с 2009 года.</p><p>Более 60 врачей, собственная лаборатория.</p>",
-        ),
-        (
-            "Лицензии",
-            "licenses",
-            "<p>Лицензия на медицинскую деятельность № Л041-01137-77/00368415 от 12.05.2021.</p><ul><li>Терапия</li><li>Кардиология</li></ul>",
-        ),
-        (
-            "Правила записи",
-            "booking-rules",
-            "<p>Записаться можно на сайте, по телефону или в регистратуре.</p><p>Отменить приём можно не позднее чем за 2 часа.</p>",
-        ),
-        (
-            "Подготовка к анализам",
-            "lab-preparation",
-            "<p>Кровь сдаётся натощак, утром, с 8:00 до 11:00.</p><ol><li>Не есть 8–12 часов</li><li>Не курить за час</li></ol>",
-        ),
-        (
-            "Контакты",
-            "contacts",
-            "<p>Москва, ул. Садовая-Кудринская, д. 12 — +7(495)120-34-56</p><p>Екатеринбург, ул. Малышева, д. 51 — +7(343)310-20-40</p>",
-        ),
-    ];
     let mut pages = Vec::new();
-    for (n, (name, code, html)) in pages_src.iter().enumerate() {
-        let mut it = item(ContentKind::Pages, 900 + n as i64, name);
-        it.code = Some((*code).into());
+    for (n, page) in CLINIC.pages.iter().enumerate() {
+        let mut it = item(ContentKind::Pages, 900 + n as i64, &page.name);
+        it.code = Some(page.code.clone());
         it.sort = 100 * (n as i64 + 1);
-        it.detail_text = Some((*html).into());
+        it.detail_text = Some(page.html.clone());
         it.detail_text_type = Some("html".into());
-        it.detail_page_url = Some(format!("/{code}/"));
+        it.detail_page_url = Some(format!("/{}/", page.code));
         pages.push(it);
     }
 
@@ -995,68 +743,10 @@ fn cms_content(rng: &mut StdRng, world: &mut World) {
     world.pictures = pictures;
 }
 
-/// A valid `width`×`height` RGB PNG of one colour: stored (uncompressed) deflate blocks, so
-/// no compression library is needed.
-pub fn solid_png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
-    // Each row: filter byte 0 (none), then the pixels.
-    let row: Vec<u8> = std::iter::once(0)
-        .chain(rgb.iter().copied().cycle().take(3 * width as usize))
-        .collect();
-    let raw = row.repeat(height as usize);
-    let mut zlib = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(0xFFFF).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        zlib.push(u8::from(i + 1 == blocks.len()));
-        let len = block.len() as u16;
-        zlib.extend_from_slice(&len.to_le_bytes());
-        zlib.extend_from_slice(&(!len).to_le_bytes());
-        zlib.extend_from_slice(block);
-    }
-    zlib.extend_from_slice(&adler32(&raw).to_be_bytes());
-
-    let mut ihdr = Vec::with_capacity(13);
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter, no interlace
-
-    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    for (kind, data) in [
-        (*b"IHDR", ihdr.as_slice()),
-        (*b"IDAT", &zlib),
-        (*b"IEND", &[]),
-    ] {
-        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        png.extend_from_slice(&kind);
-        png.extend_from_slice(data);
-        let mut crc_input = kind.to_vec();
-        crc_input.extend_from_slice(data);
-        png.extend_from_slice(&crc32(&crc_input).to_be_bytes());
-    }
-    png
-}
-
-fn adler32(data: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in data {
-        a = (a + u32::from(byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    (b << 16) | a
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+/// The stored portrait nearest to a colour: the high bit of each channel picks one of the
+/// eight, so the index reads as the file name (`101.png`: high red, low green, high blue).
+fn portrait([red, green, blue]: [u8; 3]) -> &'static [u8] {
+    PORTRAITS[usize::from(red >> 7) << 2 | usize::from(green >> 7) << 1 | usize::from(blue >> 7)]
 }
 
 #[cfg(test)]
@@ -1100,7 +790,7 @@ mod tests {
             .iter()
             .filter_map(|d| d.detail_text.clone())
             .collect();
-        for hostile in HOSTILE {
+        for hostile in HOSTILE_HTML.iter() {
             assert!(bios.contains(hostile), "{hostile}");
         }
         for d in &w.doctors {
@@ -1111,10 +801,27 @@ mod tests {
     }
 
     #[test]
-    fn pngs_are_well_formed() {
-        let png = solid_png(2, 2, [255, 0, 0]);
-        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        assert_eq!(crc32(b"IEND"), 0xAE42_6082);
-        assert_eq!(&png[png.len() - 4..], &0xAE42_6082u32.to_be_bytes());
+    fn pictures_are_the_stored_pngs() {
+        for png in PORTRAITS {
+            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+            // IHDR first: width, height, 8-bit RGB.
+            assert_eq!(&png[12..16], b"IHDR");
+            assert_eq!(&png[16..20], &PORTRAIT_SIDE.to_be_bytes());
+            assert_eq!(&png[20..24], &PORTRAIT_SIDE.to_be_bytes());
+            assert_eq!(&png[24..26], &[8, 2]);
+            assert!(png.ends_with(b"\0\0\0\0IEND\xAE\x42\x60\x82"));
+        }
+        let w = World::generate(42, 1);
+        let pictures: Vec<&Picture> = w
+            .cms_items(ContentKind::Doctors)
+            .iter()
+            .filter_map(|d| d.preview_picture.as_ref())
+            .collect();
+        assert!(pictures.len() >= 30);
+        for picture in pictures {
+            let png = w.pictures.get(&picture.src).expect("stored");
+            assert_eq!(picture.size, Some(png.len() as u64));
+        }
+        assert_eq!(portrait([0xFF, 0x00, 0x80]), PORTRAITS[0b101]);
     }
 }

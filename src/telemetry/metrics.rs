@@ -1,17 +1,20 @@
 //! Prometheus metrics: one recorder per process, rendered at `/metrics`. Labels carry route
 //! templates, message types and outcomes, never user ids, e-mails or phone numbers.
+//!
+//! Nothing here knows the application's state: the router hands [`show_metrics`] the pool it
+//! reports on, so `app` may install the recorder without a dependency cycle.
 
 use std::{sync::OnceLock, time::Instant};
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, Request},
     http::header,
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::app::AppState;
+use crate::db::DbPool;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -39,9 +42,10 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// `GET /metrics`: Prometheus text, with the pool gauges read at scrape time.
-pub async fn show_metrics(State(state): State<AppState>) -> Response {
-    let status = state.db.status();
+/// `GET /metrics`: Prometheus text, with the gauges of `db`, the database pool, read at
+/// scrape time.
+pub fn show_metrics(db: &DbPool) -> Response {
+    let status = db.status();
     let in_use = status.size.saturating_sub(status.available);
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(in_use as f64);
     metrics::gauge!("db_pool_connections", "state" => "idle").set(status.available as f64);
