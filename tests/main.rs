@@ -18,3 +18,4 @@ mod roles;
 mod support;
 mod sync;
 mod throttling;
+mod verdicts;
