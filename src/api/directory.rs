@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// A branch with its IANA time zone.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BranchView {
     id: i64,
     name: String,
@@ -40,7 +40,7 @@ impl From<&Branch> for BranchView {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SpecialityView {
     id: i64,
     name: String,
@@ -55,13 +55,13 @@ impl From<&Speciality> for SpecialityView {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NamedRef {
     id: i64,
     name: String,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SpecialistCard {
     id: i64,
     full_name: String,
@@ -100,7 +100,7 @@ impl From<&Specialist> for SpecialistCard {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PriceView {
     id: i64,
     name: String,
@@ -124,7 +124,7 @@ impl From<&Price> for PriceView {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SpecialistDetail {
     #[serde(flatten)]
     card: SpecialistCard,
@@ -136,7 +136,7 @@ pub struct SpecialistDetail {
     prices: Vec<PriceView>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReviewView {
     id: i64,
     author: String,

@@ -29,7 +29,7 @@ pub struct LoginRequest {
 }
 
 /// The public view of an account.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: i64,
     pub email: String,
@@ -48,10 +48,10 @@ impl From<&User> for UserView {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     token: String,
-    token_type: &'static str,
+    token_type: String,
     expires_in: u64,
     user: UserView,
 }
@@ -78,7 +78,7 @@ pub async fn log_in(
             let token = state.jwt.issue(user.id, user.session_version)?;
             Ok(JsonResponse(LoginResponse {
                 token,
-                token_type: "Bearer",
+                token_type: "Bearer".into(),
                 expires_in: state.jwt.ttl().as_secs(),
                 user: UserView::from(&user),
             })

@@ -1,0 +1,150 @@
+//! Every JSON answer of the API read into the type the OpenAPI document describes, and
+//! written back: the round trip must give the same JSON, so no answer carries a field its
+//! documented type lacks, or lacks one it has.
+
+use reqwest::{RequestBuilder, StatusCode};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+use sovamed::{
+    api::{
+        directory::{
+            BranchView, PriceView, ReviewView, SpecialistCard, SpecialistDetail, SpecialityView,
+        },
+        types::{ErrorBody, RecordDetailOut, RecordEnvelope, RecordList, RecordOut, ScheduleOut},
+        user::{LoginResponse, UserView},
+    },
+    db::models::user::Role,
+};
+
+use crate::support::{
+    anonymous_booking, browser, doctor_in, free_starts, sync_directories, with_emulators,
+};
+
+/// Sends `request`, expects `status`, and reads the body as `T`, checking the round trip.
+async fn typed<T: DeserializeOwned + Serialize>(request: RequestBuilder, status: StatusCode) -> T {
+    let response = request.send().await.expect("request");
+    assert_eq!(response.status(), status);
+    let raw: Value = response.json().await.expect("json");
+    let parsed: T = serde_json::from_value(raw.clone())
+        .unwrap_or_else(|e| panic!("{} does not read {raw}: {e}", std::any::type_name::<T>()));
+    let again = serde_json::to_value(&parsed).expect("serialise");
+    assert_eq!(again, raw, "{} round trip", std::any::type_name::<T>());
+    parsed
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_reads_into_its_documented_type() {
+    let (app, _emulators) = with_emulators().await;
+    sync_directories(&app).await;
+    let client = browser();
+    let get = |path: &str| client.get(app.url(path));
+
+    let branches: Vec<BranchView> = typed(get("/api/v1/branches"), StatusCode::OK).await;
+    assert!(!branches.is_empty());
+    let _: Vec<SpecialityView> = typed(get("/api/v1/specialities"), StatusCode::OK).await;
+    let cards: Vec<SpecialistCard> = typed(get("/api/v1/specialists"), StatusCode::OK).await;
+    assert!(!cards.is_empty());
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let _: SpecialistDetail = typed(
+        get(&format!("/api/v1/specialists/{doctor}")),
+        StatusCode::OK,
+    )
+    .await;
+    let _: Vec<ReviewView> = typed(
+        get(&format!("/api/v1/specialists/{doctor}/reviews")),
+        StatusCode::OK,
+    )
+    .await;
+    let _: Vec<PriceView> = typed(get("/api/v1/prices"), StatusCode::OK).await;
+    let today = chrono::Utc::now().date_naive();
+    let schedule: ScheduleOut = typed(
+        get(&format!(
+            "/api/v1/specialist/schedule?specialist_id={doctor}&branch_id={branch}&date_from={today}"
+        )),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(schedule.specialist_id, doctor);
+    let missing: ErrorBody = typed(get("/api/v1/specialists/999999"), StatusCode::NOT_FOUND).await;
+    assert_eq!(missing.error.code, "not_found");
+    let invalid: ErrorBody = typed(
+        get("/api/v1/specialists?branch_id=x"),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        invalid
+            .error
+            .fields
+            .is_some_and(|f| f.contains_key("branch_id"))
+    );
+
+    let starts = free_starts(&app, doctor, branch).await;
+    let booked: RecordEnvelope = typed(
+        client
+            .post(app.url("/api/v1/specialist/anonymous-reserve"))
+            .json(&anonymous_booking(
+                doctor,
+                branch,
+                &starts[0],
+                "+79165550101",
+            )),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(booked.record.start, starts[0]);
+
+    app.create_user("typed@example.ru", "typed passphrase 1", Role::Patient)
+        .await;
+    let login: LoginResponse = typed(
+        client
+            .post(app.url("/api/v1/user/login"))
+            .json(&json!({"email": "typed@example.ru", "password": "typed passphrase 1"})),
+        StatusCode::OK,
+    )
+    .await;
+    let token = serde_json::to_value(&login).expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let authed = |request: RequestBuilder| request.bearer_auth(&token);
+    let me: UserView = typed(authed(get("/api/v1/user/me")), StatusCode::OK).await;
+    assert_eq!(me.email, "typed@example.ru");
+    let mine: RecordEnvelope = typed(
+        authed(client.post(app.url("/api/v1/records")))
+            .json(&json!({"specialist_id": doctor, "branch_id": branch, "start": starts[1]})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = mine.record.id;
+    let list: RecordList = typed(authed(get("/api/v1/records")), StatusCode::OK).await;
+    assert_eq!(list.total, 1);
+    let detail: RecordDetailOut = typed(
+        authed(get(&format!("/api/v1/records/{id}"))),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(detail.record.id, id);
+    let moved: RecordOut = typed(
+        authed(client.post(app.url(&format!("/api/v1/records/{id}/reschedule"))))
+            .json(&json!({"start": starts[2]})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(moved.start, starts[2]);
+    let cancelled: RecordOut = typed(
+        authed(client.post(app.url(&format!("/api/v1/records/{id}/cancel")))),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        serde_json::to_value(cancelled.status).expect("status"),
+        json!("cancelled")
+    );
+    let again: ErrorBody = typed(
+        authed(client.post(app.url(&format!("/api/v1/records/{id}/cancel")))),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(again.error.code, "conflict");
+}
