@@ -384,12 +384,10 @@ pub async fn cancel_record(
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
 ) -> Result<Json<RecordOut>, AppError> {
-    let view = state.booking.visible_record(&user, path_id(&id)?).await?;
-    let actor = Actor {
-        user_id: Some(user.id),
-        ip,
-    };
-    let cancelled = state.booking.cancel(&view, actor).await?;
+    let cancelled = state
+        .booking
+        .cancel_record(&user, path_id(&id)?, ip)
+        .await?;
     Ok(Json(RecordOut::from(&cancelled)))
 }
 
@@ -418,12 +416,11 @@ pub async fn reschedule_record(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RescheduleBody>,
 ) -> Result<Json<RecordOut>, AppError> {
-    let view = state.booking.visible_record(&user, path_id(&id)?).await?;
+    let id = path_id(&id)?;
     let start = params::field("start", params::instant(&body.start))?;
-    let actor = Actor {
-        user_id: Some(user.id),
-        ip,
-    };
-    let moved = state.booking.reschedule(&view, start, actor).await?;
+    let moved = state
+        .booking
+        .reschedule_record(&user, id, start, ip)
+        .await?;
     Ok(Json(RecordOut::from(&moved)))
 }

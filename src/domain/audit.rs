@@ -15,6 +15,16 @@ pub struct Actor {
     pub ip: IpAddr,
 }
 
+impl Actor {
+    /// A logged-in user acting from `ip`.
+    pub fn user(user: &crate::db::models::user::User, ip: IpAddr) -> Self {
+        Self {
+            user_id: Some(user.id),
+            ip,
+        }
+    }
+}
+
 /// Appends one event.
 pub async fn append(db: &DbPool, actor: Actor, action: &str, subject: &str) {
     let ip = actor.ip.to_string();

@@ -313,13 +313,6 @@ pub struct PageOnly {
     page: String,
 }
 
-fn actor(user: &crate::db::models::user::User, ip: std::net::IpAddr) -> Actor {
-    Actor {
-        user_id: Some(user.id),
-        ip,
-    }
-}
-
 pub async fn list_my_records(
     State(state): State<AppState>,
     session: AuthSession,
@@ -443,9 +436,8 @@ pub async fn cancel_my_record(
 ) -> Result<Response, AppError> {
     let view = state
         .booking
-        .visible_record(&user, parse_path_id(&id)?)
+        .cancel_record(&user, parse_path_id(&id)?, ip)
         .await?;
-    state.booking.cancel(&view, actor(&user, ip)).await?;
     Ok(Redirect::to(&format!("/cabinet/records/{}?cancelled=1", view.record.id)).into_response())
 }
 
@@ -462,14 +454,11 @@ pub async fn reschedule_my_record(
     Path(id): Path<String>,
     Form(form): Form<MoveForm>,
 ) -> Result<Response, AppError> {
+    let id = parse_path_id(&id)?;
+    let start = params::field("start", params::instant(&form.start))?;
     let view = state
         .booking
-        .visible_record(&user, parse_path_id(&id)?)
-        .await?;
-    let start = params::field("start", params::instant(&form.start))?;
-    state
-        .booking
-        .reschedule(&view, start, actor(&user, ip))
+        .reschedule_record(&user, id, start, ip)
         .await?;
     Ok(Redirect::to(&format!("/cabinet/records/{}?moved=1", view.record.id)).into_response())
 }
@@ -547,7 +536,7 @@ pub async fn show_staff_record(
         .await?;
     audit::append(
         &state.db,
-        actor(&user, ip),
+        Actor::user(&user, ip),
         "record_viewed",
         &view.record.id.to_string(),
     )
@@ -571,9 +560,8 @@ pub async fn cancel_staff_record(
 ) -> Result<Response, AppError> {
     let view = state
         .booking
-        .visible_record(&user, parse_path_id(&id)?)
+        .cancel_record(&user, parse_path_id(&id)?, ip)
         .await?;
-    state.booking.cancel(&view, actor(&user, ip)).await?;
     Ok((
         StatusCode::SEE_OTHER,
         Redirect::to(&format!("/staff/records/{}?cancelled=1", view.record.id)),

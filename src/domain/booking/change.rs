@@ -8,6 +8,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::{
     Booking, BookingError, Change,
     notify::{self, Notice, NoticeFacts},
+    reserve::reserve_request,
 };
 use crate::{
     db::{
@@ -126,16 +127,12 @@ impl Booking {
         let lock = self.lock_slot(&target, new_start).await?;
         let moved = self
             .mis
-            .reserve(&ReserveRequest {
-                branch_mis_id: target.branch_mis_id,
-                doctor_mis_id: target.specialist_mis_id,
-                date: slot.start.date_naive(),
-                start: slot.start.time(),
-                end: slot.end.time(),
-                schedident: slot.schedident,
-                pcode: record.patient_pcode,
-                move_schedid: Some(record.mis_id),
-            })
+            .reserve(&reserve_request(
+                &target,
+                &slot,
+                record.patient_pcode,
+                Some(record.mis_id),
+            ))
             .await
             .map_err(BookingError::from_mis);
         let result = match moved {

@@ -10,7 +10,10 @@ use crate::{
         record::{self, RecordFilter, RecordView},
         user::User,
     },
-    domain::values::{PageNo, RecordStatus, SearchText},
+    domain::{
+        audit::Actor,
+        values::{PageNo, RecordStatus, SearchText},
+    },
 };
 
 /// Records per page of every list.
@@ -57,6 +60,29 @@ impl Booking {
         } else {
             Err(BookingError::RecordNotFound)
         }
+    }
+
+    /// Cancels a record `viewer` may see, as them.
+    pub async fn cancel_record(
+        &self,
+        viewer: &User,
+        id: i64,
+        ip: std::net::IpAddr,
+    ) -> Result<RecordView, BookingError> {
+        let view = self.visible_record(viewer, id).await?;
+        self.cancel(&view, Actor::user(viewer, ip)).await
+    }
+
+    /// Moves a record `viewer` may see to `start`, as them.
+    pub async fn reschedule_record(
+        &self,
+        viewer: &User,
+        id: i64,
+        start: chrono::DateTime<chrono::Utc>,
+        ip: std::net::IpAddr,
+    ) -> Result<RecordView, BookingError> {
+        let view = self.visible_record(viewer, id).await?;
+        self.reschedule(&view, start, Actor::user(viewer, ip)).await
     }
 
     /// A record with its SMS history, for a viewer who may see it.

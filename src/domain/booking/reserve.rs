@@ -233,16 +233,7 @@ impl Booking {
         let pcode = self.patient_card(request.patient, request.user).await?;
         let schedid = self
             .mis
-            .reserve(&ReserveRequest {
-                branch_mis_id: target.branch_mis_id,
-                doctor_mis_id: target.specialist_mis_id,
-                date: slot.start.date_naive(),
-                start: slot.start.time(),
-                end: slot.end.time(),
-                schedident: slot.schedident,
-                pcode,
-                move_schedid: None,
-            })
+            .reserve(&reserve_request(target, slot, pcode, None))
             .await
             .map_err(BookingError::from_mis)?;
 
@@ -351,6 +342,26 @@ impl Booking {
                 Err(BookingError::NotKept(e.to_string()))
             }
         }
+    }
+}
+
+/// The MIS message that books `slot` for card `pcode`, or moves appointment `move_schedid`
+/// there.
+pub(super) fn reserve_request(
+    target: &BookingTarget,
+    slot: &Slot,
+    pcode: i64,
+    move_schedid: Option<i64>,
+) -> ReserveRequest {
+    ReserveRequest {
+        branch_mis_id: target.branch_mis_id,
+        doctor_mis_id: target.specialist_mis_id,
+        date: slot.start.date_naive(),
+        start: slot.start.time(),
+        end: slot.end.time(),
+        schedident: slot.schedident,
+        pcode,
+        move_schedid,
     }
 }
 
