@@ -104,6 +104,72 @@ async fn twenty_concurrent_bookings_of_one_slot_have_exactly_one_winner() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_key_in_progress_waits_and_a_dropped_request_frees_its_key() {
+    let (app, emulators) = with_emulators().await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let starts = free_starts(&app, doctor, branch).await;
+    emulators.control.set_mis_faults(MisFaults {
+        reserve_latency_ms: 1_500,
+        ..MisFaults::default()
+    });
+    let url = app.url("/api/v1/specialist/anonymous-reserve");
+
+    // While the first request with a key runs, a retry is told to wait, not booked twice.
+    let body = anonymous_booking(doctor, branch, &starts[0], "+79165550031");
+    let first = tokio::spawn({
+        let (url, body) = (url.clone(), body.clone());
+        async move {
+            browser()
+                .post(url)
+                .header("idempotency-key", "key-running")
+                .json(&body)
+                .send()
+                .await
+                .expect("first")
+                .status()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let (status, busy) = post_json(
+        &app,
+        "/api/v1/specialist/anonymous-reserve",
+        &body,
+        Some("key-running"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{busy}");
+    assert_eq!(busy["error"]["code"], "request_in_progress");
+    assert_eq!(first.await.expect("join"), StatusCode::CREATED);
+
+    // A request whose client hangs up ends on the server too, and its key is free at once
+    // (the marker is released when the request is dropped, not a minute later).
+    let body = anonymous_booking(doctor, branch, &starts[1], "+79165550032");
+    let dropped = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(400))
+        .build()
+        .expect("client")
+        .post(&url)
+        .header("idempotency-key", "key-dropped")
+        .json(&body)
+        .send()
+        .await;
+    assert!(dropped.is_err(), "the client gave up");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, answer) = post_json(
+        &app,
+        "/api/v1/specialist/anonymous-reserve",
+        &body,
+        Some("key-dropped"),
+    )
+    .await;
+    assert_ne!(
+        answer["error"]["code"], "request_in_progress",
+        "{status}: {answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_same_idempotency_key_books_once_and_returns_the_first_answer() {
     let (app, emulators) = with_emulators().await;
     sync_directories(&app).await;
