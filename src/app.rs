@@ -3,10 +3,7 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::{
-        jwt::JwtKeys, password::Passwords, session_store::RedisSessionStore,
-        throttle::LoginThrottle,
-    },
+    auth::{jwt::JwtKeys, password::Passwords, throttle::LoginThrottle},
     config::Config,
     db::{self, DbConn, DbPool},
     domain::booking::{Booking, limits::ReserveLimits, schedule::ScheduleCache},
@@ -19,7 +16,7 @@ pub struct App {
     pub config: Config,
     pub db: DbPool,
     pub redis: Redis,
-    pub sessions: RedisSessionStore,
+    pub sessions: tower_sessions_redis_store::RedisStore<fred::clients::Pool>,
     pub jwt: JwtKeys,
     pub passwords: Passwords,
     pub login_throttle: LoginThrottle,
@@ -57,7 +54,7 @@ impl App {
             sms_retry_base: config.sms_retry_base,
         };
         Ok(Arc::new(App {
-            sessions: RedisSessionStore::new(redis.clone()),
+            sessions: tower_sessions_redis_store::RedisStore::new(redis.pool.clone()),
             jwt: JwtKeys::new(&config.jwt_secret, config.jwt_ttl),
             passwords: Passwords::new().await?,
             login_throttle: LoginThrottle::new(redis.clone(), &config),

@@ -32,7 +32,8 @@ pub struct Config {
     pub database_pool_size: usize,
     /// `REDIS_URL`: sessions, rate-limit counters and caches.
     pub redis_url: String,
-    /// `REDIS_PREFIX` (default `sovamed:`): put before every Redis key.
+    /// `REDIS_PREFIX` (default `sovamed:`): put before every Redis key the application writes
+    /// itself; session keys are bare session ids (tower-sessions-redis-store).
     pub redis_prefix: String,
     /// `JWT_SECRET`: HS256 key, at least 32 bytes. Generated per run in development.
     pub jwt_secret: Vec<u8>,

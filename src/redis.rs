@@ -1,4 +1,5 @@
-//! Redis: the client pool and the key prefix every key of this process carries.
+//! Redis: the client pool and the key prefix of the application's own keys (cabinet sessions,
+//! stored by tower-sessions-redis-store, are keyed by their bare random id).
 
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ impl Redis {
         })
     }
 
-    /// The full key for `suffix`, with this instance's prefix.
+    /// The full key for `suffix`, with this instance's prefix (`REDIS_PREFIX`).
     pub fn key(&self, suffix: &str) -> String {
         format!("{}{}", self.prefix, suffix)
     }

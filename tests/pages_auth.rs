@@ -119,12 +119,18 @@ async fn the_session_id_is_renewed_at_login_and_logout_ends_it() {
         .await
         .expect("replay");
     assert_eq!(replay.status(), StatusCode::SEE_OTHER);
-    let sessions = &app.state().sessions;
     let mut redis_conn = app.state().redis.pool.clone();
-    let anonymous_key = sessions.key_of(&anonymous_id.parse().expect("session id"));
-    let logged_in_key = sessions.key_of(&logged_in_id.parse().expect("session id"));
+    let anonymous_key = redis_key(&anonymous_id);
+    let logged_in_key = redis_key(&logged_in_id);
     assert!(!exists(&mut redis_conn, &anonymous_key).await);
     assert!(exists(&mut redis_conn, &logged_in_key).await);
+    // The record expires in Redis with the idle timeout (EXAT at the record's expiry).
+    let ttl = ttl_seconds(&mut redis_conn, &logged_in_key).await;
+    assert!(
+        ttl > 0 && ttl <= i64::try_from(app.config.session_idle.as_secs()).expect("seconds"),
+        "session TTL {ttl} s, idle timeout {:?}",
+        app.config.session_idle
+    );
 
     // Logout needs the CSRF token, deletes the server-side session and the cookie.
     let cabinet = client
@@ -158,10 +164,22 @@ async fn the_session_id_is_renewed_at_login_and_logout_ends_it() {
     );
 }
 
+/// The Redis key of the session a cookie names: tower-sessions-redis-store keys a record by
+/// the bare session id, without `REDIS_PREFIX`.
+fn redis_key(cookie_value: &str) -> String {
+    let id: tower_sessions::session::Id = cookie_value.parse().expect("session id");
+    id.to_string()
+}
+
 async fn exists(pool: &mut fred::clients::Pool, key: &str) -> bool {
     use fred::interfaces::KeysInterface;
     let n: i64 = pool.exists(key).await.expect("EXISTS");
     n == 1
+}
+
+async fn ttl_seconds(pool: &mut fred::clients::Pool, key: &str) -> i64 {
+    use fred::interfaces::KeysInterface;
+    pool.ttl(key).await.expect("TTL")
 }
 
 #[tokio::test(flavor = "multi_thread")]

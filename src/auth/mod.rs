@@ -7,5 +7,4 @@ pub mod login;
 pub mod password;
 pub mod roles;
 pub mod session;
-pub mod session_store;
 pub mod throttle;
