@@ -19,7 +19,8 @@ pub struct Redis {
 
 impl Redis {
     /// Builds the pool and starts connecting in the background. Start-up does not wait for
-    /// Redis: while it is down, commands fail after [`COMMAND_TIMEOUT`] and `/readyz` says so.
+    /// Redis: while it is down, commands fail after `COMMAND_TIMEOUT` (2 s) and `/readyz`
+    /// says so.
     pub fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let config = RedisConfig {
             fail_fast: false,

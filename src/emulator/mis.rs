@@ -2,9 +2,9 @@
 //! (`docs/infoclinica-protocol.md`), dispatching on `MSH.9/MSG.2`.
 //!
 //! Implemented: GET_FILIAL_LIST, GET_DEPARTMENT_LIST, GET_DOCTOR_LIST (FIRSTROW/LASTROW
-//! paging with RECORDSDATA), PRICE_LIST, and the booking messages of [`booking`]: SCHEDULE,
-//! SCHEDULE_REC_RESERVE, SCHEDULE_REC_REMOVE, SCHEDULE_REC_LIST, CLIENT_CHECK, CLIENT_ADD
-//! (the first three need MSH.99). An unknown MSG.2 or a missing required field is an
+//! paging with RECORDSDATA), PRICE_LIST, and the booking messages of `mis/booking.rs`:
+//! SCHEDULE, SCHEDULE_REC_RESERVE, SCHEDULE_REC_REMOVE, SCHEDULE_REC_LIST, CLIENT_CHECK,
+//! CLIENT_ADD (the first three need MSH.99). An unknown MSG.2 or a missing required field is an
 //! envelope problem: `MSA.1` `AE` with `MSA.3` and `ERR`; business failures are `SPRESULT`
 //! 0 with `SPCOMMENT` and `CHECKDATA`. A body that is not acceptable XML (including any
 //! DTD) is answered HTTP 400 in plain text. Messages that change the world run under its
