@@ -87,16 +87,24 @@ browser-deps:
     echo "browser-deps: $("$chromium" --version 2>/dev/null), node $(node --version)," \
         "playwright-core $(node -p 'require("./tests/browser/node_modules/playwright-core/package.json").version')"
 
-# Format check, clippy with warnings denied, then the test suite (what CI runs).
+# Format check, cargo-deny (licenses, bans, sources), clippy and rustdoc with warnings denied, then the test suite (what CI runs).
 test: services browser-deps
     cargo fmt --all -- --check
+    @cargo deny --version >/dev/null 2>&1 || { echo "test: cargo-deny is missing; install it: cargo install cargo-deny --version '~0.20' --locked" >&2; exit 1; }
+    cargo deny --locked check --hide-inclusion-graph licenses bans sources
     cargo clippy --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
     cargo test
 
-# Format check and clippy with warnings denied.
+# All four cargo-deny checks (deny.toml), advisories included: that one fetches the RustSec database from GitHub, so it needs github.com.
+deny:
+    cargo deny --locked check advisories licenses bans sources
+
+# Format check, clippy and rustdoc with warnings denied.
 lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
 # Format the code.
 fmt:
