@@ -1,7 +1,7 @@
 //! The emulated clinic network: MIS directory data (branches, departments, doctors,
 //! prices) and the CMS content that describes the same doctors, all generated
 //! deterministically from a seed out of the names, departments, services and texts in the
-//! files of `data/` ([`super::data`]).
+//! files of `src/emulator/data/` (the private module `emulator::data`).
 //!
 //! At scale 1: 3 branches (two in Moscow, one in Yekaterinburg), 13 departments (12 clinical
 //! ones and a hidden "Администрация"), 40 doctors of whom 8 work in two branches, 216
