@@ -44,7 +44,7 @@ fn check_part(part: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// «Фамилия Имя [Отчество]»: a surname and a first name at least, each at most 100
+/// «Фамилия Имя \[Отчество\]»: a surname and a first name at least, each at most 100
 /// characters; whatever follows the first name is the patronymic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FullName {
