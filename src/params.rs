@@ -3,8 +3,11 @@
 //! gets the same 422 on a page and in the API. (Values with rules of their own, such as
 //! phones, names and comments, are parsed by `crate::domain::values`.)
 
+use std::collections::HashMap;
+
+use axum::{extract::FromRequestParts, http::request::Parts};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::{
     db::models::directory::SpecialistFilter,
@@ -61,45 +64,54 @@ pub fn field<T>(name: &str, parsed: Result<T, Invalid>) -> Result<T, AppError> {
     parsed.map_err(|invalid| FieldErrors::one(name, invalid).into())
 }
 
-/// The filters of a record list, as the API's query string and the staff page send them;
-/// empty means "no filter".
-#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct RecordsParams {
-    /// `booked`, `cancelled`, `visited` or `no_show`.
-    #[serde(default)]
-    #[param(value_type = Option<String>, pattern = "^(booked|cancelled|visited|no_show)?$")]
-    pub status: String,
-    /// First day (`YYYY-MM-DD`) in the calendar of the record's branch.
-    #[serde(default)]
-    #[param(value_type = Option<String>, pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
-    pub date_from: String,
-    /// Last day, inclusive.
-    #[serde(default)]
-    #[param(value_type = Option<String>, pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
-    pub date_to: String,
-    #[serde(default)]
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
-    pub page: String,
-    #[serde(default)]
-    #[param(value_type = Option<i64>, minimum = 1)]
-    pub specialist_id: String,
-    #[serde(default)]
-    #[param(value_type = Option<i64>, minimum = 1)]
-    pub branch_id: String,
-    /// Staff only: a phone fragment or a surname.
-    #[serde(default)]
-    #[param(value_type = Option<String>, max_length = 100)]
-    pub q: String,
+/// The raw pairs of a query string, for the typed parameter sets below (the last of a
+/// repeated name wins; an absent name reads as empty).
+pub struct QueryPairs(HashMap<String, String>);
+
+impl QueryPairs {
+    pub fn of(parts: &Parts) -> Result<Self, AppError> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
+                .map_err(|_| AppError::BadRequest("unreadable query string".into()))?;
+        Ok(Self(pairs.into_iter().collect()))
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.0.get(name).map_or("", String::as_str)
+    }
 }
 
-impl RecordsParams {
-    /// The filters and the page, every bad parameter named.
-    pub fn parse(&self) -> Result<(RecordQuery, PageNo), AppError> {
+/// The filters of a record list, as the API's query string and the staff page send them;
+/// an empty or absent parameter means "no filter". Each parameter goes through the core's
+/// parser, and every bad one is named in one 422.
+#[derive(Debug, Clone, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecordsParams {
+    pub status: Option<RecordStatus>,
+    /// First day in the calendar of the record's branch.
+    pub date_from: Option<NaiveDate>,
+    /// Last day, inclusive.
+    pub date_to: Option<NaiveDate>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
+    pub page: PageNo,
+    #[param(minimum = 1)]
+    pub specialist_id: Option<i64>,
+    #[param(minimum = 1)]
+    pub branch_id: Option<i64>,
+    /// Staff only: a phone fragment or a surname.
+    #[param(value_type = Option<String>, max_length = 100)]
+    pub q: Option<SearchText>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RecordsParams {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = QueryPairs::of(parts)?;
         let mut errors = FieldErrors::new();
         let status = errors.check(
             "status",
-            match self.status.as_str() {
+            match query.get("status") {
                 "" => Ok(None),
                 code => code
                     .parse::<RecordStatus>()
@@ -107,75 +119,104 @@ impl RecordsParams {
                     .map_err(|_| Invalid("Неизвестный статус записи")),
             },
         );
-        let date_from = errors.check("date_from", optional_date(&self.date_from));
-        let date_to = errors.check("date_to", optional_date(&self.date_to));
-        let page = errors.check("page", PageNo::parse(&self.page));
-        let specialist_id = errors.check("specialist_id", optional_id(&self.specialist_id));
-        let branch_id = errors.check("branch_id", optional_id(&self.branch_id));
-        let search = errors.check("q", SearchText::parse(&self.q));
-        let (
-            Some(status),
-            Some(date_from),
-            Some(date_to),
-            Some(page),
-            Some(specialist_id),
-            Some(branch_id),
-            Some(search),
-        ) = (
-            status,
-            date_from,
-            date_to,
-            page,
-            specialist_id,
-            branch_id,
-            search,
-        )
-        else {
-            return Err(errors.into());
-        };
-        let query = RecordQuery {
-            status,
-            date_from,
-            date_to,
-            specialist_id,
-            branch_id,
-            search,
+        let date_from = errors.check("date_from", optional_date(query.get("date_from")));
+        let date_to = errors.check("date_to", optional_date(query.get("date_to")));
+        let page = errors.check("page", PageNo::parse(query.get("page")));
+        let specialist_id = errors.check("specialist_id", optional_id(query.get("specialist_id")));
+        let branch_id = errors.check("branch_id", optional_id(query.get("branch_id")));
+        let q = errors.check("q", SearchText::parse(query.get("q")));
+        Ok(errors.or_value(|| {
+            Some(Self {
+                status: status?,
+                date_from: date_from?,
+                date_to: date_to?,
+                page: page?,
+                specialist_id: specialist_id?,
+                branch_id: branch_id?,
+                q: q?,
+            })
+        })?)
+    }
+}
+
+/// The record filters as a form shows them back, and as a query string for paging links.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecordsForm {
+    pub status: String,
+    pub date_from: String,
+    pub date_to: String,
+    pub specialist_id: String,
+    pub branch_id: String,
+    pub q: String,
+}
+
+impl RecordsParams {
+    /// What the core's list operation takes.
+    pub fn query(&self) -> RecordQuery {
+        RecordQuery {
+            status: self.status,
+            date_from: self.date_from,
+            date_to: self.date_to,
+            specialist_id: self.specialist_id,
+            branch_id: self.branch_id,
+            search: self.q.clone(),
             upcoming: false,
-        };
-        Ok((query, page))
+        }
+    }
+
+    pub fn form(&self) -> RecordsForm {
+        let text = |v: Option<String>| v.unwrap_or_default();
+        RecordsForm {
+            status: text(self.status.map(|s| s.as_str().to_owned())),
+            date_from: text(self.date_from.map(|d| d.to_string())),
+            date_to: text(self.date_to.map(|d| d.to_string())),
+            specialist_id: text(self.specialist_id.map(|id| id.to_string())),
+            branch_id: text(self.branch_id.map(|id| id.to_string())),
+            q: text(self.q.as_ref().map(|q| q.as_str().to_owned())),
+        }
     }
 }
 
 /// The doctor-list filters, on the doctors page and in `GET /api/v1/specialists`; empty
 /// means "all".
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DirectoryParams {
-    #[serde(default)]
-    #[param(value_type = Option<i64>, minimum = 1)]
-    pub speciality_id: String,
-    #[serde(default)]
-    #[param(value_type = Option<i64>, minimum = 1)]
-    pub branch_id: String,
-    /// A part of the name, at most 100 characters.
-    #[serde(default)]
+    #[param(minimum = 1)]
+    pub speciality_id: Option<i64>,
+    #[param(minimum = 1)]
+    pub branch_id: Option<i64>,
+    /// A part of the name.
     #[param(value_type = Option<String>, max_length = 100)]
-    pub q: String,
+    pub q: Option<SearchText>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for DirectoryParams {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = QueryPairs::of(parts)?;
+        let mut errors = FieldErrors::new();
+        let speciality_id = errors.check("speciality_id", optional_id(query.get("speciality_id")));
+        let branch_id = errors.check("branch_id", optional_id(query.get("branch_id")));
+        let q = errors.check("q", SearchText::parse(query.get("q")));
+        Ok(errors.or_value(|| {
+            Some(Self {
+                speciality_id: speciality_id?,
+                branch_id: branch_id?,
+                q: q?,
+            })
+        })?)
+    }
 }
 
 impl DirectoryParams {
-    pub fn filter(&self) -> Result<SpecialistFilter, AppError> {
-        let mut errors = FieldErrors::new();
-        let speciality_id = errors.check("speciality_id", optional_id(&self.speciality_id));
-        let branch_id = errors.check("branch_id", optional_id(&self.branch_id));
-        let name = errors.check("q", SearchText::parse(&self.q));
-        Ok(errors.or_value(|| {
-            Some(SpecialistFilter {
-                speciality_id: speciality_id?,
-                branch_id: branch_id?,
-                name: name?.map(|n| n.as_str().to_owned()),
-            })
-        })?)
+    pub fn filter(&self) -> SpecialistFilter {
+        SpecialistFilter {
+            speciality_id: self.speciality_id,
+            branch_id: self.branch_id,
+            name: self.q.as_ref().map(|q| q.as_str().to_owned()),
+        }
     }
 }
 
@@ -202,22 +243,34 @@ mod tests {
         assert!(instant("завтра").is_err());
     }
 
-    #[test]
-    fn record_filters_name_every_bad_parameter() {
-        let params = RecordsParams {
-            status: "lost".into(),
-            page: "0".into(),
-            date_from: "2026-13-01".into(),
-            ..RecordsParams::default()
-        };
-        let Err(AppError::Validation { fields, .. }) = params.parse() else {
+    async fn records(query: &str) -> Result<RecordsParams, AppError> {
+        let request = axum::http::Request::get(format!("/records?{query}"))
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        RecordsParams::from_request_parts(&mut parts, &()).await
+    }
+
+    #[tokio::test]
+    async fn record_filters_name_every_bad_parameter() {
+        let Err(AppError::Validation { fields, .. }) =
+            records("status=lost&page=0&date_from=2026-13-01&branch_id=7").await
+        else {
             panic!("expected a validation error");
         };
         for field in ["status", "page", "date_from"] {
             assert!(fields.contains_key(field), "{fields:?}");
         }
-        let (query, page) = RecordsParams::default().parse().unwrap();
-        assert_eq!(page, PageNo::FIRST);
-        assert!(query.status.is_none());
+        assert!(!fields.contains_key("branch_id"));
+        let params = records("").await.unwrap();
+        assert_eq!(params.page, PageNo::FIRST);
+        assert!(params.status.is_none());
+        let params =
+            records("status=no_show&q=%D0%A1%D0%B5%D0%BC%D1%91%D0%BD%D0%BE%D0%B2%D0%B0&page=3")
+                .await
+                .unwrap();
+        assert_eq!(params.status, Some(RecordStatus::NoShow));
+        assert_eq!(params.page.get(), 3);
+        assert_eq!(params.form().q, "Семёнова");
     }
 }

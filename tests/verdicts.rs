@@ -303,9 +303,18 @@ impl Faces {
     /// A page number on every paged list, pages and API.
     async fn page_numbers(&self, value: &str) -> Vec<(&'static str, Verdict)> {
         let mut verdicts = Vec::new();
+        let doctor_page = format!("/doctors/{}", self.doctor);
+        let reviews_partial = format!("/doctors/{}/reviews", self.doctor);
         for (name, client, path) in [
             ("cabinet records", &self.patient, "/cabinet/records"),
+            ("staff records", &self.admin, "/staff/records"),
             ("admin users", &self.admin, "/admin/users"),
+            ("doctor page reviews", &self.patient, doctor_page.as_str()),
+            (
+                "doctor reviews partial",
+                &self.patient,
+                reviews_partial.as_str(),
+            ),
         ] {
             let response = client
                 .get(self.app.url(path))
@@ -333,6 +342,21 @@ impl Faces {
             json_verdict(&response.json().await.expect("json"), "page")
         };
         verdicts.push(("api records", verdict));
+        let response = browser()
+            .get(
+                self.app
+                    .url(&format!("/api/v1/specialists/{}/reviews", self.doctor)),
+            )
+            .query(&[("page", value)])
+            .send()
+            .await
+            .expect("reviews");
+        let verdict = if response.status() == StatusCode::OK {
+            Accepted
+        } else {
+            json_verdict(&response.json().await.expect("json"), "page")
+        };
+        verdicts.push(("api reviews", verdict));
         verdicts
     }
 }

@@ -5,8 +5,8 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
-    http::StatusCode,
+    extract::{FromRequestParts, Path, State},
+    http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };
 use chrono::NaiveDate;
@@ -30,39 +30,40 @@ use crate::{
         },
     },
     error::AppError,
-    extract::{Json as JsonBody, Query, path_id},
-    params::{self, RecordsParams},
+    extract::{Json as JsonBody, path_id},
+    params::{self, QueryPairs, RecordsParams},
 };
 
 /// Longest window of one schedule request, in days.
 const MAX_WINDOW_DAYS: i64 = 31;
 
-#[derive(Deserialize, utoipa::IntoParams)]
+/// Which doctor, branch and days.
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ScheduleQuery {
-    #[serde(default)]
-    #[param(value_type = i64, minimum = 1, required = true)]
-    specialist_id: String,
-    #[serde(default)]
-    #[param(value_type = i64, minimum = 1, required = true)]
-    branch_id: String,
+    #[param(minimum = 1)]
+    specialist_id: i64,
+    #[param(minimum = 1)]
+    branch_id: i64,
     /// First day, in the branch's calendar.
-    #[serde(default)]
-    #[param(value_type = String, format = Date, required = true)]
-    date_from: String,
+    date_from: NaiveDate,
     /// Last day (default: `date_from`); at most 31 days in all.
-    #[serde(default)]
-    #[param(value_type = Option<String>, format = Date)]
-    date_to: String,
+    date_to: Option<NaiveDate>,
 }
 
-impl ScheduleQuery {
-    fn parse(&self) -> Result<(i64, i64, NaiveDate, NaiveDate), AppError> {
+impl<S: Send + Sync> FromRequestParts<S> for ScheduleQuery {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = QueryPairs::of(parts)?;
         let mut errors = FieldErrors::new();
-        let specialist_id = errors.check("specialist_id", params::required_id(&self.specialist_id));
-        let branch_id = errors.check("branch_id", params::required_id(&self.branch_id));
-        let from = errors.check("date_from", params::date(&self.date_from));
-        let to = match self.date_to.trim() {
+        let specialist_id = errors.check(
+            "specialist_id",
+            params::required_id(query.get("specialist_id")),
+        );
+        let branch_id = errors.check("branch_id", params::required_id(query.get("branch_id")));
+        let from = errors.check("date_from", params::date(query.get("date_from")));
+        let to = match query.get("date_to").trim() {
             "" => from,
             raw => errors.check("date_to", params::date(raw)),
         };
@@ -73,8 +74,14 @@ impl ScheduleQuery {
                 errors.add("date_to", Invalid("Окно не больше 31 дня"));
             }
         }
-        let value = || Some((specialist_id?, branch_id?, from?, to?));
-        Ok(errors.or_value(value)?)
+        Ok(errors.or_value(|| {
+            Some(Self {
+                specialist_id: specialist_id?,
+                branch_id: branch_id?,
+                date_from: from?,
+                date_to: to,
+            })
+        })?)
     }
 }
 
@@ -86,9 +93,10 @@ impl ScheduleQuery {
         (status = 503, description = "The MIS is down and no copy is stored", body = ErrorBody)))]
 pub async fn show_schedule(
     State(state): State<AppState>,
-    Query(query): Query<ScheduleQuery>,
+    query: ScheduleQuery,
 ) -> Result<Json<ScheduleOut>, AppError> {
-    let (specialist_id, branch_id, from, to) = query.parse()?;
+    let (specialist_id, branch_id) = (query.specialist_id, query.branch_id);
+    let (from, to) = (query.date_from, query.date_to.unwrap_or(query.date_from));
     // For a read, a doctor or branch that does not exist, or a doctor who does not work in
     // that branch, has no schedule to show: 404.
     let target = state
@@ -336,10 +344,12 @@ pub async fn create_record(
 pub async fn list_records(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
-    Query(params): Query<RecordsParams>,
+    params: RecordsParams,
 ) -> Result<Json<RecordList>, AppError> {
-    let (query, page) = params.parse()?;
-    let page = state.booking.list_records(&user, &query, page).await?;
+    let page = state
+        .booking
+        .list_records(&user, &params.query(), params.page)
+        .await?;
     Ok(Json(RecordList::from(&page)))
 }
 

@@ -2,7 +2,8 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{FromRequestParts, Path, State},
+    http::request::Parts,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,10 +12,9 @@ use crate::extract::path_id;
 use crate::{
     app::AppState,
     db::models::directory::{self, Branch, Price, Review, Specialist, Speciality},
-    domain::values::SearchText,
+    domain::values::{FieldErrors, Invalid, PageNo, SearchText},
     error::AppError,
-    extract::Query,
-    params::{self, DirectoryParams},
+    params::{self, DirectoryParams, QueryPairs},
 };
 
 /// A branch with its IANA time zone.
@@ -187,9 +187,9 @@ pub async fn list_specialities(
         (status = 422, description = "A bad filter value", body = crate::api::types::ErrorBody), (status = 503, description = "Database down", body = crate::api::types::ErrorBody)))]
 pub async fn list_specialists(
     State(state): State<AppState>,
-    Query(query): Query<DirectoryParams>,
+    query: DirectoryParams,
 ) -> Result<Json<Vec<SpecialistCard>>, AppError> {
-    let filter = query.filter()?;
+    let filter = query.filter();
     let mut conn = state.db().await?;
     let specialists = directory::search_specialists(&mut conn, &filter).await?;
     Ok(Json(specialists.iter().map(SpecialistCard::from).collect()))
@@ -219,15 +219,42 @@ pub async fn show_specialist(
     }))
 }
 
-#[derive(Deserialize, Default, utoipa::IntoParams)]
+/// A page of reviews.
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReviewsQuery {
-    #[serde(default)]
-    #[param(minimum = 1, maximum = 100000)]
-    page: Option<i64>,
-    #[serde(default)]
-    #[param(minimum = 1, maximum = 200)]
-    per_page: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
+    page: PageNo,
+    /// Reviews per page, 50 when absent.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
+    per_page: i64,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ReviewsQuery {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = QueryPairs::of(parts)?;
+        let mut errors = FieldErrors::new();
+        let page = errors.check("page", PageNo::parse(query.get("page")));
+        let per_page = errors.check(
+            "per_page",
+            match query.get("per_page").trim() {
+                "" => Ok(50),
+                raw => raw
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=200).contains(n))
+                    .ok_or(Invalid("Целое число от 1 до 200")),
+            },
+        );
+        Ok(errors.or_value(|| {
+            Some(Self {
+                page: page?,
+                per_page: per_page?,
+            })
+        })?)
+    }
 }
 
 /// Published reviews, newest first.
@@ -237,17 +264,10 @@ pub struct ReviewsQuery {
 pub async fn list_specialist_reviews(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(query): Query<ReviewsQuery>,
+    query: ReviewsQuery,
 ) -> Result<Json<Vec<ReviewView>>, AppError> {
     let id = path_id(&id)?;
-    let page = query.page.unwrap_or(1);
-    if !(1..=100_000).contains(&page) {
-        return Err(AppError::field("page", "от 1 до 100000"));
-    }
-    let per_page = query.per_page.unwrap_or(50);
-    if !(1..=200).contains(&per_page) {
-        return Err(AppError::field("per_page", "от 1 до 200"));
-    }
+    let (page, per_page) = (query.page.get(), query.per_page);
     let mut conn = state.db().await?;
     directory::find_specialist(&mut conn, id)
         .await?
@@ -256,15 +276,32 @@ pub async fn list_specialist_reviews(
     Ok(Json(reviews.into_iter().map(ReviewView::from).collect()))
 }
 
-#[derive(Deserialize, Default, utoipa::IntoParams)]
+/// The price-list filters; empty means "all".
+#[derive(Debug, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PricesQuery {
-    #[serde(default)]
-    #[param(value_type = Option<i64>, minimum = 1)]
-    branch_id: String,
-    #[serde(default)]
+    #[param(minimum = 1)]
+    branch_id: Option<i64>,
+    /// A part of the service's name.
     #[param(value_type = Option<String>, max_length = 100)]
-    q: String,
+    q: Option<SearchText>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PricesQuery {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = QueryPairs::of(parts)?;
+        let mut errors = FieldErrors::new();
+        let branch_id = errors.check("branch_id", params::optional_id(query.get("branch_id")));
+        let q = errors.check("q", SearchText::parse(query.get("q")));
+        Ok(errors.or_value(|| {
+            Some(Self {
+                branch_id: branch_id?,
+                q: q?,
+            })
+        })?)
+    }
 }
 
 /// Prices, filtered by branch and name.
@@ -272,12 +309,10 @@ pub struct PricesQuery {
     responses((status = 200, description = "Prices", body = Vec<PriceView>), (status = 422, description = "A bad filter value", body = crate::api::types::ErrorBody)))]
 pub async fn list_prices(
     State(state): State<AppState>,
-    Query(query): Query<PricesQuery>,
+    query: PricesQuery,
 ) -> Result<Json<Vec<PriceView>>, AppError> {
-    let branch_id = params::field("branch_id", params::optional_id(&query.branch_id))?;
-    let name = params::field("q", SearchText::parse(&query.q))?;
     let mut conn = state.db().await?;
-    let prices =
-        directory::list_prices(&mut conn, branch_id, name.as_ref().map(SearchText::as_str)).await?;
+    let name = query.q.as_ref().map(SearchText::as_str);
+    let prices = directory::list_prices(&mut conn, query.branch_id, name).await?;
     Ok(Json(prices.iter().map(PriceView::from).collect()))
 }

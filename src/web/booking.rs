@@ -34,7 +34,7 @@ use crate::{
     },
     error::AppError,
     extract::{Form, Query},
-    params::{self, RecordsParams},
+    params::{self, RecordsForm, RecordsParams},
     web::Layout,
 };
 
@@ -474,7 +474,7 @@ struct StaffRecordsPage {
     pages: i64,
     total: i64,
     query: String,
-    form: RecordsParams,
+    form: RecordsForm,
     branches: Vec<Branch>,
     specialists: Vec<Specialist>,
 }
@@ -483,16 +483,17 @@ pub async fn list_staff_records(
     State(state): State<AppState>,
     session: AuthSession,
     CurrentUser(user): CurrentUser,
-    Query(query): Query<RecordsParams>,
+    params: RecordsParams,
 ) -> Result<Response, AppError> {
-    let (filter, page) = query.parse()?;
-    let list = state.booking.list_records(&user, &filter, page).await?;
+    let list = state
+        .booking
+        .list_records(&user, &params.query(), params.page)
+        .await?;
     let mut conn = state.db().await?;
     let branches = directory::list_branches(&mut conn).await?;
     let specialists = directory::search_specialists(&mut conn, &Default::default()).await?;
     drop(conn);
-    let mut form = query;
-    form.page = String::new();
+    let form = params.form();
     let query_string = serde_urlencoded::to_string(&form)
         .map(|q| format!("{q}&"))
         .unwrap_or_default();

@@ -11,7 +11,6 @@ use axum::{
 use serde::Deserialize;
 
 use crate::extract::path_id as parse_path_id;
-use crate::params::DirectoryParams;
 use crate::{
     app::AppState,
     auth::{roles::MaybeUser, session::AuthSession},
@@ -23,6 +22,7 @@ use crate::{
     extract::Query,
     web::Layout,
 };
+use crate::{domain::values::PageNo, params::DirectoryParams};
 
 /// Reviews per page on the doctor page.
 const REVIEWS_PER_PAGE: i64 = 10;
@@ -54,9 +54,9 @@ pub async fn list_doctors(
     session: AuthSession,
     MaybeUser(user): MaybeUser,
     headers: HeaderMap,
-    Query(query): Query<DirectoryParams>,
+    query: DirectoryParams,
 ) -> Result<Response, AppError> {
-    let filter = query.filter()?;
+    let filter = query.filter();
     let mut conn = state.db().await?;
     let doctors = directory::search_specialists(&mut conn, &filter).await?;
     if is_htmx(&headers) {
@@ -119,12 +119,9 @@ pub struct PageQuery {
 }
 
 /// A 1-based page number; absent or invalid reads as the first page.
-fn page_number(raw: &str) -> i64 {
-    raw.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|p| (1..=10_000).contains(p))
-        .unwrap_or(1)
+/// The reviews page: empty is the first, anything but 1 to 100000 a 422 (as on every list).
+fn page_number(raw: &str) -> Result<i64, AppError> {
+    Ok(crate::params::field("page", PageNo::parse(raw))?.get())
 }
 
 async fn load_reviews(
@@ -154,7 +151,7 @@ pub async fn show_doctor(
     let prices = directory::prices_for(&mut conn, &doctor).await?;
     drop(conn);
     let (reviews, reviews_page, reviews_pages) =
-        load_reviews(&state, id, page_number(&query.page)).await?;
+        load_reviews(&state, id, page_number(&query.page)?).await?;
     let slots_query = crate::web::booking::SlotsQuery {
         date: query.date.clone(),
         branch_id: query.branch_id.clone(),
@@ -191,7 +188,7 @@ pub async fn list_doctor_reviews(
         .ok_or(AppError::NotFound)?;
     drop(conn);
     let (reviews, reviews_page, reviews_pages) =
-        load_reviews(&state, id, page_number(&query.page)).await?;
+        load_reviews(&state, id, page_number(&query.page)?).await?;
     Ok(ReviewsPartial {
         doctor_id: id,
         reviews,

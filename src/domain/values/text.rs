@@ -59,6 +59,12 @@ pub struct PageNo(i64);
 /// Beyond this the offset arithmetic of any list is meaningless.
 const MAX_PAGE: i64 = 100_000;
 
+impl Default for PageNo {
+    fn default() -> Self {
+        Self::FIRST
+    }
+}
+
 impl PageNo {
     pub const FIRST: PageNo = PageNo(1);
 
