@@ -87,10 +87,14 @@ impl QueryPairs {
 #[derive(Debug, Clone, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RecordsParams {
+    /// `booked`, `cancelled`, `visited` or `no_show`; empty is no filter (forms send it so).
+    #[param(value_type = Option<String>, pattern = "^(booked|cancelled|visited|no_show)?$")]
     pub status: Option<RecordStatus>,
-    /// First day in the calendar of the record's branch.
+    /// First day (`YYYY-MM-DD`) in the calendar of the record's branch; empty is no bound.
+    #[param(value_type = Option<String>, pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     pub date_from: Option<NaiveDate>,
     /// Last day, inclusive.
+    #[param(value_type = Option<String>, pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     pub date_to: Option<NaiveDate>,
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     pub page: PageNo,
