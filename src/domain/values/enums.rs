@@ -23,8 +23,11 @@ macro_rules! text_enum {
             serde::Serialize, serde::Deserialize, utoipa::ToSchema,
         )]
         #[diesel(sql_type = Text)]
+        // The codes are the variants in snake_case; serde and the OpenAPI schema both read
+        // this, and a test holds `as_str` to it.
+        #[serde(rename_all = "snake_case")]
         pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $code)] $variant),+
+            $($(#[$vmeta])* $variant),+
         }
 
         impl $name {
@@ -111,6 +114,8 @@ impl Role {
 
 #[cfg(test)]
 mod tests {
+    use serde::Serialize;
+
     use super::*;
 
     #[test]
@@ -126,6 +131,28 @@ mod tests {
         }
         assert_eq!("root".parse::<Role>(), Err(UnknownCode));
         assert_eq!("Booked".parse::<RecordStatus>(), Err(UnknownCode));
+    }
+
+    fn assert_one_code<T: Serialize + utoipa::PartialSchema>(value: T, code: &str) {
+        assert_eq!(serde_json::to_value(&value).unwrap(), code, "serde");
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        assert!(
+            schema["enum"].as_array().unwrap().iter().any(|v| v == code),
+            "OpenAPI schema {schema} lacks {code}"
+        );
+    }
+
+    #[test]
+    fn serde_openapi_and_the_database_use_one_code() {
+        for role in Role::ALL {
+            assert_one_code(*role, role.as_str());
+        }
+        for status in RecordStatus::ALL {
+            assert_one_code(*status, status.as_str());
+        }
+        for source in RecordSource::ALL {
+            assert_one_code(*source, source.as_str());
+        }
     }
 
     #[test]
