@@ -40,6 +40,14 @@ pub fn date(raw: &str) -> Result<NaiveDate, Invalid> {
     NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| Invalid("Дата в формате ГГГГ-ММ-ДД"))
 }
 
+/// A day that must be there.
+pub fn required_date(raw: &str) -> Result<NaiveDate, Invalid> {
+    if raw.is_empty() {
+        return Err(Invalid("Обязательный параметр"));
+    }
+    date(raw)
+}
+
 /// An optional day; empty means none.
 pub fn optional_date(raw: &str) -> Result<Option<NaiveDate>, Invalid> {
     if raw.is_empty() {
@@ -65,19 +73,69 @@ pub fn field<T>(name: &str, parsed: Result<T, Invalid>) -> Result<T, AppError> {
 }
 
 /// The raw pairs of a query string, for the typed parameter sets below (the last of a
-/// repeated name wins; an absent name reads as empty).
-pub struct QueryPairs(HashMap<String, String>);
+/// repeated name wins).
+///
+/// An empty value means different things to the two faces: a page's filter form sends
+/// every field, empty for "all", so pages read it as absent; an API client can leave a
+/// parameter out, so the API refuses an empty one rather than guess (422 on it), and its
+/// document can give each parameter its real type.
+pub struct QueryPairs {
+    pairs: HashMap<String, String>,
+    empty_is_absent: bool,
+}
 
 impl QueryPairs {
-    pub fn of(parts: &Parts) -> Result<Self, AppError> {
+    fn of(parts: &Parts, empty_is_absent: bool) -> Result<Self, AppError> {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
                 .map_err(|_| AppError::BadRequest("unreadable query string".into()))?;
-        Ok(Self(pairs.into_iter().collect()))
+        Ok(Self {
+            pairs: pairs.into_iter().collect(),
+            empty_is_absent,
+        })
     }
 
-    pub fn get(&self, name: &str) -> &str {
-        self.0.get(name).map_or("", String::as_str)
+    /// A parameter's value; `""` when absent (or empty on a page).
+    pub fn value(&self, name: &str) -> Result<&str, Invalid> {
+        match self.pairs.get(name) {
+            None => Ok(""),
+            Some(v) if v.is_empty() && !self.empty_is_absent => Err(Invalid(
+                "Пустое значение: укажите значение или не передавайте параметр",
+            )),
+            Some(v) => Ok(v),
+        }
+    }
+
+    /// Free text, where empty is a value of its own (no search).
+    pub fn text(&self, name: &str) -> &str {
+        self.pairs.get(name).map_or("", String::as_str)
+    }
+}
+
+/// A parameter set read from a query string.
+pub trait FromQuery: Sized {
+    fn from_query(query: &QueryPairs) -> Result<Self, AppError>;
+}
+
+/// A parameter set of an API request: an empty parameter is refused.
+pub struct ApiQuery<T>(pub T);
+
+/// A parameter set of a page: an empty field is absent.
+pub struct FormQuery<T>(pub T);
+
+impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(T::from_query(&QueryPairs::of(parts, false)?)?))
+    }
+}
+
+impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for FormQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(T::from_query(&QueryPairs::of(parts, true)?)?))
     }
 }
 
@@ -87,14 +145,10 @@ impl QueryPairs {
 #[derive(Debug, Clone, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RecordsParams {
-    /// `booked`, `cancelled`, `visited` or `no_show`; empty is no filter (forms send it so).
-    #[param(value_type = Option<String>, pattern = "^(booked|cancelled|visited|no_show)?$")]
     pub status: Option<RecordStatus>,
-    /// First day (`YYYY-MM-DD`) in the calendar of the record's branch; empty is no bound.
-    #[param(value_type = Option<String>, pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
+    /// First day in the calendar of the record's branch.
     pub date_from: Option<NaiveDate>,
     /// Last day, inclusive.
-    #[param(value_type = Option<String>, pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     pub date_to: Option<NaiveDate>,
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     pub page: PageNo,
@@ -107,28 +161,31 @@ pub struct RecordsParams {
     pub q: Option<SearchText>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for RecordsParams {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = QueryPairs::of(parts)?;
+impl FromQuery for RecordsParams {
+    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
         let mut errors = FieldErrors::new();
         let status = errors.check(
             "status",
-            match query.get("status") {
+            query.value("status").and_then(|code| match code {
                 "" => Ok(None),
                 code => code
                     .parse::<RecordStatus>()
                     .map(Some)
                     .map_err(|_| Invalid("Неизвестный статус записи")),
-            },
+            }),
         );
-        let date_from = errors.check("date_from", optional_date(query.get("date_from")));
-        let date_to = errors.check("date_to", optional_date(query.get("date_to")));
-        let page = errors.check("page", PageNo::parse(query.get("page")));
-        let specialist_id = errors.check("specialist_id", optional_id(query.get("specialist_id")));
-        let branch_id = errors.check("branch_id", optional_id(query.get("branch_id")));
-        let q = errors.check("q", SearchText::parse(query.get("q")));
+        let date_from = errors.check(
+            "date_from",
+            query.value("date_from").and_then(optional_date),
+        );
+        let date_to = errors.check("date_to", query.value("date_to").and_then(optional_date));
+        let page = errors.check("page", query.value("page").and_then(PageNo::parse));
+        let specialist_id = errors.check(
+            "specialist_id",
+            query.value("specialist_id").and_then(optional_id),
+        );
+        let branch_id = errors.check("branch_id", query.value("branch_id").and_then(optional_id));
+        let q = errors.check("q", SearchText::parse(query.text("q")));
         Ok(errors.or_value(|| {
             Some(Self {
                 status: status?,
@@ -195,15 +252,15 @@ pub struct DirectoryParams {
     pub q: Option<SearchText>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for DirectoryParams {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = QueryPairs::of(parts)?;
+impl FromQuery for DirectoryParams {
+    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
         let mut errors = FieldErrors::new();
-        let speciality_id = errors.check("speciality_id", optional_id(query.get("speciality_id")));
-        let branch_id = errors.check("branch_id", optional_id(query.get("branch_id")));
-        let q = errors.check("q", SearchText::parse(query.get("q")));
+        let speciality_id = errors.check(
+            "speciality_id",
+            query.value("speciality_id").and_then(optional_id),
+        );
+        let branch_id = errors.check("branch_id", query.value("branch_id").and_then(optional_id));
+        let q = errors.check("q", SearchText::parse(query.text("q")));
         Ok(errors.or_value(|| {
             Some(Self {
                 speciality_id: speciality_id?,
@@ -252,7 +309,27 @@ mod tests {
             .body(())
             .unwrap();
         let (mut parts, ()) = request.into_parts();
-        RecordsParams::from_request_parts(&mut parts, &()).await
+        ApiQuery::<RecordsParams>::from_request_parts(&mut parts, &())
+            .await
+            .map(|ApiQuery(params)| params)
+    }
+
+    #[tokio::test]
+    async fn an_empty_parameter_is_absent_on_pages_and_refused_in_the_api() {
+        let request = axum::http::Request::get("/records?status=&branch_id=&q=")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        let FormQuery(params) = FormQuery::<RecordsParams>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap();
+        assert!(params.status.is_none() && params.branch_id.is_none() && params.q.is_none());
+        let Err(AppError::Validation { fields, .. }) = records("status=&branch_id=&q=").await
+        else {
+            panic!("expected a validation error");
+        };
+        assert!(fields.contains_key("status") && fields.contains_key("branch_id"));
+        assert!(!fields.contains_key("q"), "an empty search is no search");
     }
 
     #[tokio::test]

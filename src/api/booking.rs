@@ -5,8 +5,8 @@
 
 use axum::{
     Json,
-    extract::{FromRequestParts, Path, State},
-    http::{StatusCode, request::Parts},
+    extract::{Path, State},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use chrono::NaiveDate;
@@ -31,7 +31,7 @@ use crate::{
     },
     error::AppError,
     extract::{Json as JsonBody, path_id},
-    params::{self, QueryPairs, RecordsParams},
+    params::{self, ApiQuery, FromQuery, QueryPairs, RecordsParams},
 };
 
 /// Longest window of one schedule request, in days.
@@ -51,21 +51,24 @@ pub struct ScheduleQuery {
     date_to: Option<NaiveDate>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ScheduleQuery {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = QueryPairs::of(parts)?;
+impl FromQuery for ScheduleQuery {
+    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
         let mut errors = FieldErrors::new();
         let specialist_id = errors.check(
             "specialist_id",
-            params::required_id(query.get("specialist_id")),
+            query.value("specialist_id").and_then(params::required_id),
         );
-        let branch_id = errors.check("branch_id", params::required_id(query.get("branch_id")));
-        let from = errors.check("date_from", params::date(query.get("date_from")));
-        let to = match query.get("date_to").trim() {
-            "" => from,
-            raw => errors.check("date_to", params::date(raw)),
+        let branch_id = errors.check(
+            "branch_id",
+            query.value("branch_id").and_then(params::required_id),
+        );
+        let from = errors.check(
+            "date_from",
+            query.value("date_from").and_then(params::required_date),
+        );
+        let to = match query.value("date_to") {
+            Ok("") => from,
+            raw => errors.check("date_to", raw.and_then(params::date)),
         };
         if let (Some(from), Some(to)) = (from, to) {
             if to < from {
@@ -93,7 +96,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ScheduleQuery {
         (status = 503, description = "The MIS is down and no copy is stored", body = ErrorBody)))]
 pub async fn show_schedule(
     State(state): State<AppState>,
-    query: ScheduleQuery,
+    ApiQuery(query): ApiQuery<ScheduleQuery>,
 ) -> Result<Json<ScheduleOut>, AppError> {
     let (specialist_id, branch_id) = (query.specialist_id, query.branch_id);
     let (from, to) = (query.date_from, query.date_to.unwrap_or(query.date_from));
@@ -344,7 +347,7 @@ pub async fn create_record(
 pub async fn list_records(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
-    params: RecordsParams,
+    ApiQuery(params): ApiQuery<RecordsParams>,
 ) -> Result<Json<RecordList>, AppError> {
     let page = state
         .booking

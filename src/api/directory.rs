@@ -2,8 +2,7 @@
 
 use axum::{
     Json,
-    extract::{FromRequestParts, Path, State},
-    http::request::Parts,
+    extract::{Path, State},
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,7 +13,7 @@ use crate::{
     db::models::directory::{self, Branch, Price, Review, Specialist, Speciality},
     domain::values::{FieldErrors, Invalid, PageNo, SearchText},
     error::AppError,
-    params::{self, DirectoryParams, QueryPairs},
+    params::{self, ApiQuery, DirectoryParams, FromQuery, QueryPairs},
 };
 
 /// A branch with its IANA time zone.
@@ -187,7 +186,7 @@ pub async fn list_specialities(
         (status = 422, description = "A bad filter value", body = crate::api::types::ErrorBody), (status = 503, description = "Database down", body = crate::api::types::ErrorBody)))]
 pub async fn list_specialists(
     State(state): State<AppState>,
-    query: DirectoryParams,
+    ApiQuery(query): ApiQuery<DirectoryParams>,
 ) -> Result<Json<Vec<SpecialistCard>>, AppError> {
     let filter = query.filter();
     let mut conn = state.db().await?;
@@ -230,23 +229,20 @@ pub struct ReviewsQuery {
     per_page: i64,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ReviewsQuery {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = QueryPairs::of(parts)?;
+impl FromQuery for ReviewsQuery {
+    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
         let mut errors = FieldErrors::new();
-        let page = errors.check("page", PageNo::parse(query.get("page")));
+        let page = errors.check("page", query.value("page").and_then(PageNo::parse));
         let per_page = errors.check(
             "per_page",
-            match query.get("per_page").trim() {
+            query.value("per_page").and_then(|raw| match raw.trim() {
                 "" => Ok(50),
                 raw => raw
                     .parse::<i64>()
                     .ok()
                     .filter(|n| (1..=200).contains(n))
                     .ok_or(Invalid("Целое число от 1 до 200")),
-            },
+            }),
         );
         Ok(errors.or_value(|| {
             Some(Self {
@@ -264,7 +260,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ReviewsQuery {
 pub async fn list_specialist_reviews(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: ReviewsQuery,
+    ApiQuery(query): ApiQuery<ReviewsQuery>,
 ) -> Result<Json<Vec<ReviewView>>, AppError> {
     let id = path_id(&id)?;
     let (page, per_page) = (query.page.get(), query.per_page);
@@ -287,14 +283,14 @@ pub struct PricesQuery {
     q: Option<SearchText>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for PricesQuery {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = QueryPairs::of(parts)?;
+impl FromQuery for PricesQuery {
+    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
         let mut errors = FieldErrors::new();
-        let branch_id = errors.check("branch_id", params::optional_id(query.get("branch_id")));
-        let q = errors.check("q", SearchText::parse(query.get("q")));
+        let branch_id = errors.check(
+            "branch_id",
+            query.value("branch_id").and_then(params::optional_id),
+        );
+        let q = errors.check("q", SearchText::parse(query.text("q")));
         Ok(errors.or_value(|| {
             Some(Self {
                 branch_id: branch_id?,
@@ -309,7 +305,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PricesQuery {
     responses((status = 200, description = "Prices", body = Vec<PriceView>), (status = 422, description = "A bad filter value", body = crate::api::types::ErrorBody)))]
 pub async fn list_prices(
     State(state): State<AppState>,
-    query: PricesQuery,
+    ApiQuery(query): ApiQuery<PricesQuery>,
 ) -> Result<Json<Vec<PriceView>>, AppError> {
     let mut conn = state.db().await?;
     let name = query.q.as_ref().map(SearchText::as_str);

@@ -34,7 +34,7 @@ use crate::{
     },
     error::AppError,
     extract::{Form, Query},
-    params::{self, RecordsForm, RecordsParams},
+    params::{self, FormQuery, RecordsForm, RecordsParams},
     web::Layout,
 };
 
@@ -483,7 +483,7 @@ pub async fn list_staff_records(
     State(state): State<AppState>,
     session: AuthSession,
     CurrentUser(user): CurrentUser,
-    params: RecordsParams,
+    FormQuery(params): FormQuery<RecordsParams>,
 ) -> Result<Response, AppError> {
     let list = state
         .booking

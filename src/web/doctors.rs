@@ -22,7 +22,10 @@ use crate::{
     extract::Query,
     web::Layout,
 };
-use crate::{domain::values::PageNo, params::DirectoryParams};
+use crate::{
+    domain::values::PageNo,
+    params::{DirectoryParams, FormQuery},
+};
 
 /// Reviews per page on the doctor page.
 const REVIEWS_PER_PAGE: i64 = 10;
@@ -54,7 +57,7 @@ pub async fn list_doctors(
     session: AuthSession,
     MaybeUser(user): MaybeUser,
     headers: HeaderMap,
-    query: DirectoryParams,
+    FormQuery(query): FormQuery<DirectoryParams>,
 ) -> Result<Response, AppError> {
     let filter = query.filter();
     let mut conn = state.db().await?;
