@@ -290,6 +290,11 @@ impl From<BookingError> for AppError {
                 AppError::unavailable("database")
             }
             BookingError::Redis(e) => e.into(),
+            BookingError::Interrupted(e) => AppError::Internal(anyhow::anyhow!(e)),
+            BookingError::Deferred(_) => AppError::Unavailable {
+                what: "база данных: изменение принято МИС и будет сохранено автоматически",
+                code: "service_unavailable",
+            },
         }
     }
 }

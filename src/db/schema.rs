@@ -258,3 +258,28 @@ diesel::joinable!(sms_outbox -> records (record_id));
 diesel::allow_tables_to_appear_in_same_query!(records, sms_outbox, users);
 diesel::allow_tables_to_appear_in_same_query!(records, specialists);
 diesel::allow_tables_to_appear_in_same_query!(records, branches);
+
+diesel::table! {
+    booking_intents (id) {
+        id -> Int8,
+        kind -> Text,
+        state -> Text,
+        record_id -> Nullable<Int8>,
+        specialist_id -> Int8,
+        branch_id -> Int8,
+        starts_at -> Timestamptz,
+        ends_at -> Timestamptz,
+        pcode -> Int8,
+        mis_id -> Nullable<Int8>,
+        request -> Jsonb,
+        idempotency_scope -> Nullable<Text>,
+        idempotency_key -> Nullable<Text>,
+        request_hash -> Nullable<Text>,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(booking_intents -> records (record_id));
+diesel::allow_tables_to_appear_in_same_query!(booking_intents, records);

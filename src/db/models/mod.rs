@@ -3,6 +3,7 @@
 pub mod audit_event;
 pub mod directory;
 pub mod idempotency;
+pub mod intent;
 pub mod outbox;
 pub mod record;
 pub mod schedule_snapshot;

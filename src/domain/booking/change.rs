@@ -1,18 +1,23 @@
-//! Cancelling and moving a record. The MIS goes first; the record and its SMS follow in one
-//! local transaction.
+//! Cancelling and moving a record. As with a booking, an intent is written first, the MIS
+//! goes next, and the record, its SMS and the intent's `done` follow in one local
+//! transaction; a move whose local write fails is moved back in the MIS, and whatever cannot
+//! be undone at once is completed by the reconciler from the intent.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use diesel::QueryDsl;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::{
-    Booking, BookingError, Change,
+    Booking, BookingError, BookingTarget, Change,
+    grid::Slot,
     notify::{self, Notice, NoticeFacts},
     reserve::reserve_request,
 };
 use crate::{
     db::{
         models::{
+            intent::{self, NewIntent},
             outbox::{self, NewOutboxMessage},
             record::{self, Record, RecordView},
         },
@@ -20,9 +25,9 @@ use crate::{
     },
     domain::{
         audit::{self, Actor},
-        values::RecordStatus,
+        values::{IntentKind, IntentState, RecordStatus},
     },
-    integrations::infoclinica::{MisError, ReserveRequest},
+    integrations::infoclinica::MisError,
 };
 
 /// May `record` still be cancelled or moved at `now`?
@@ -44,15 +49,63 @@ pub fn check_changeable(
 }
 
 impl Booking {
-    /// Cancels a booked, future record in the MIS and locally, and queues the SMS.
+    /// Cancels a booked, future record in the MIS and locally, and queues the SMS. Like a
+    /// booking, it runs to its end in a task of its own, through an intent.
     pub async fn cancel(
         &self,
         view: &RecordView,
         actor: Actor,
     ) -> Result<RecordView, BookingError> {
+        check_changeable(&view.record, Change::Cancel, self.clock.now())?;
+        let (this, view) = (self.clone(), view.clone());
+        tokio::spawn(async move {
+            let result = this.cancel_job(&view, actor).await;
+            if let Ok(cancelled) = &result {
+                this.schedule
+                    .invalidate(
+                        view.record.specialist_id,
+                        view.record.branch_id,
+                        view.local_start().date_naive(),
+                    )
+                    .await;
+                this.outbox_wakeup.notify_one();
+                audit::append(
+                    &this.db,
+                    actor,
+                    "record_cancelled",
+                    &cancelled.record.id.to_string(),
+                )
+                .await;
+            }
+            result
+        })
+        .await
+        .map_err(|e| BookingError::Interrupted(e.to_string()))?
+    }
+
+    async fn cancel_job(
+        &self,
+        view: &RecordView,
+        actor: Actor,
+    ) -> Result<RecordView, BookingError> {
         let record = &view.record;
-        check_changeable(record, Change::Cancel, self.clock.now())?;
         let branch_mis_id = self.branch_mis_id(record.branch_id).await?;
+        let intent = self
+            .open_intent(&NewIntent {
+                kind: IntentKind::Cancel,
+                record_id: Some(record.id),
+                specialist_id: record.specialist_id,
+                branch_id: record.branch_id,
+                starts_at: record.starts_at,
+                ends_at: record.ends_at,
+                pcode: record.patient_pcode,
+                mis_id: Some(record.mis_id),
+                request: &serde_json::json!({ "actor_user_id": actor.user_id }),
+                idempotency_scope: None,
+                idempotency_key: None,
+                request_hash: None,
+            })
+            .await?;
         match self
             .mis
             .cancel(branch_mis_id, record.mis_id, Some(record.patient_pcode))
@@ -63,24 +116,50 @@ impl Booking {
             Err(MisError::Failed { comment, .. }) => {
                 tracing::warn!(record = record.id, comment, "MIS had no such booking")
             }
-            Err(e) => return Err(BookingError::from_mis(e)),
+            Err(e) => {
+                let error = BookingError::from_mis(e);
+                self.settle_after_mis_error(intent, &error).await;
+                return Err(error);
+            }
         }
-        let start = view.local_start();
+        match self.write_cancel(intent, view, actor.user_id).await {
+            Ok(Some(updated)) => Ok(updated),
+            Ok(None) => Err(BookingError::AlreadyCancelled(Change::Cancel)),
+            Err(e) => {
+                // The MIS has cancelled; only the local side is missing, and the reconciler
+                // completes it from the intent.
+                tracing::error!(record = record.id, intent, error = %e, "cancel not written locally; the reconciler will complete it");
+                self.keep_intent_pending(intent, &e.to_string()).await;
+                Err(BookingError::Deferred(e.to_string()))
+            }
+        }
+    }
+
+    /// Marks the record cancelled, queues the SMS and resolves the intent, in one
+    /// transaction; `None` when the record was cancelled already (the intent is done all the
+    /// same: both sides agree).
+    pub(super) async fn write_cancel(
+        &self,
+        intent: i64,
+        view: &RecordView,
+        by: Option<i64>,
+    ) -> Result<Option<RecordView>, BookingError> {
         let body = notify::text(
             Notice::Cancelled,
             &NoticeFacts {
                 doctor: &view.specialist_name,
                 branch: &view.branch_name,
                 address: &view.branch_address,
-                start,
+                start: view.local_start(),
             },
         );
+        let (id, phone) = (view.record.id, view.record.patient_phone.clone());
         let mut conn = self.conn().await?;
-        let id = record.id;
-        let phone = record.patient_phone.clone();
-        let by = actor.user_id;
-        let updated = conn
+        let written = conn
             .transaction(async |conn| {
+                if !intent::lock_pending(conn, intent).await? {
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
                 let updated = record::mark_cancelled(conn, id, by).await?;
                 if updated.is_some() {
                     outbox::insert(
@@ -94,23 +173,25 @@ impl Booking {
                     )
                     .await?;
                 }
+                intent::resolve(conn, intent, IntentState::Done, Some(id), None).await?;
                 Ok::<_, diesel::result::Error>(updated)
             })
-            .await?
-            .ok_or(BookingError::AlreadyCancelled(Change::Cancel))?;
-        drop(conn);
-        self.schedule
-            .invalidate(record.specialist_id, record.branch_id, start.date_naive())
             .await;
-        self.outbox_wakeup.notify_one();
-        audit::append(&self.db, actor, "record_cancelled", &id.to_string()).await;
-        Ok(RecordView {
-            record: updated,
-            ..view.clone()
-        })
+        match written {
+            Ok(updated) => Ok(updated.map(|record| RecordView {
+                record,
+                ..view.clone()
+            })),
+            Err(diesel::result::Error::RollbackTransaction) => {
+                drop(conn);
+                self.resolved_elsewhere(intent).await.map(Some)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
-    /// Moves a booked, future record to another free slot of the same doctor and branch.
+    /// Moves a booked, future record to another free slot of the same doctor and branch,
+    /// through an intent and in a task of its own, like a booking.
     pub async fn reschedule(
         &self,
         view: &RecordView,
@@ -125,98 +206,183 @@ impl Booking {
         let target = self.target(record.specialist_id, record.branch_id).await?;
         let slot = self.find_slot(&target, new_start).await?;
         let lock = self.lock_slot(&target, new_start).await?;
+        let (this, view) = (self.clone(), view.clone());
+        tokio::spawn(async move {
+            let result = this.move_job(&view, &target, &slot).await;
+            this.unlock(&lock).await;
+            for day in [view.local_start().date_naive(), slot.start.date_naive()] {
+                this.schedule
+                    .invalidate(view.record.specialist_id, view.record.branch_id, day)
+                    .await;
+            }
+            if result.is_ok() {
+                this.outbox_wakeup.notify_one();
+                audit::append(&this.db, actor, "record_moved", &view.record.id.to_string()).await;
+            }
+            result
+        })
+        .await
+        .map_err(|e| BookingError::Interrupted(e.to_string()))?
+    }
+
+    async fn move_job(
+        &self,
+        view: &RecordView,
+        target: &BookingTarget,
+        slot: &Slot,
+    ) -> Result<RecordView, BookingError> {
+        let record = &view.record;
+        let intent = self
+            .open_intent(&NewIntent {
+                kind: IntentKind::Move,
+                record_id: Some(record.id),
+                specialist_id: record.specialist_id,
+                branch_id: record.branch_id,
+                starts_at: slot.start.with_timezone(&Utc),
+                ends_at: slot.end.with_timezone(&Utc),
+                pcode: record.patient_pcode,
+                mis_id: Some(record.mis_id),
+                request: &serde_json::json!({
+                    "from_starts_at": record.starts_at,
+                    "from_ends_at": record.ends_at,
+                }),
+                idempotency_scope: None,
+                idempotency_key: None,
+                request_hash: None,
+            })
+            .await?;
         let moved = self
             .mis
             .reserve(&reserve_request(
-                &target,
-                &slot,
+                target,
+                slot,
                 record.patient_pcode,
                 Some(record.mis_id),
             ))
-            .await
-            .map_err(BookingError::from_mis);
-        let result = match moved {
-            Ok(schedid) => {
-                let body = notify::text(
-                    Notice::Moved,
-                    &NoticeFacts {
-                        doctor: &target.specialist_name,
-                        branch: &target.branch_name,
-                        address: &target.branch_address,
-                        start: slot.start,
-                    },
-                );
-                let (id, phone) = (record.id, record.patient_phone.clone());
-                let (starts_at, ends_at) =
-                    (slot.start.with_timezone(&Utc), slot.end.with_timezone(&Utc));
-                let written = match self.conn().await {
-                    Ok(mut conn) => {
-                        conn.transaction(async |conn| {
-                            let updated =
-                                record::mark_moved(conn, id, schedid, starts_at, ends_at).await?;
-                            if updated.is_some() {
-                                outbox::insert(
-                                    conn,
-                                    &NewOutboxMessage {
-                                        record_id: Some(id),
-                                        kind: Notice::Moved.kind(),
-                                        phone: &phone,
-                                        body: &body,
-                                    },
-                                )
-                                .await?;
-                            }
-                            Ok::<_, diesel::result::Error>(updated)
-                        })
-                        .await
-                    }
-                    Err(e) => Err(diesel::result::Error::QueryBuilderError(e.into())),
+            .await;
+        let schedid = match moved {
+            Ok(schedid) => schedid,
+            Err(e) => {
+                let error = BookingError::from_mis(e);
+                self.settle_after_mis_error(intent, &error).await;
+                return Err(error);
+            }
+        };
+        self.note_mis_id(intent, schedid).await;
+        let written = self
+            .write_move(intent, view, target, (slot.start, slot.end), schedid)
+            .await;
+        match written {
+            Ok(Some(updated)) => Ok(updated),
+            outcome => {
+                let error = match outcome {
+                    Ok(_) => BookingError::RecordChanged,
+                    Err(e) => e,
                 };
-                match written {
-                    Ok(Some(updated)) => Ok(RecordView {
-                        record: updated,
-                        ..view.clone()
-                    }),
-                    Ok(None) => Err(BookingError::RecordChanged),
-                    Err(e) if record::is_slot_conflict(&e) => Err(BookingError::SlotTaken),
-                    Err(e) => {
-                        tracing::error!(error = %e, record = record.id, "move not written locally; moving back in the MIS");
-                        let back = self
-                            .mis
-                            .reserve(&ReserveRequest {
-                                branch_mis_id: target.branch_mis_id,
-                                doctor_mis_id: target.specialist_mis_id,
-                                date: view.local_start().date_naive(),
-                                start: view.local_start().time(),
-                                end: view.local_end().time(),
-                                schedident: slot.schedident,
-                                pcode: record.patient_pcode,
-                                move_schedid: Some(schedid),
-                            })
+                tracing::error!(error = %error, record = record.id, intent, "move not written locally; moving back in the MIS");
+                match self.move_back(view, target, schedid).await {
+                    Ok(()) => {
+                        self.fail_intent(intent, &error.to_string()).await;
+                        Err(error)
+                    }
+                    Err(back) => {
+                        tracing::error!(error = %back, record = record.id, intent, "could not move the MIS booking back; the reconciler will complete the move");
+                        self.keep_intent_pending(intent, &format!("{error}; move back: {back}"))
                             .await;
-                        if let Err(e) = back {
-                            tracing::error!(error = %e, record = record.id, "could not move the MIS booking back");
-                        }
-                        Err(BookingError::NotKept(e.to_string()))
+                        Err(BookingError::Deferred(error.to_string()))
                     }
                 }
             }
-            Err(e) => Err(e),
-        };
-        self.unlock(&lock).await;
-        for day in [view.local_start().date_naive(), slot.start.date_naive()] {
-            self.schedule
-                .invalidate(record.specialist_id, record.branch_id, day)
-                .await;
         }
-        if result.is_ok() {
-            self.outbox_wakeup.notify_one();
-            audit::append(&self.db, actor, "record_moved", &record.id.to_string()).await;
-        }
-        result
     }
 
-    async fn branch_mis_id(&self, branch_id: i64) -> Result<i64, BookingError> {
+    /// Moves the MIS appointment back to the record's interval, found in the grid of its day.
+    async fn move_back(
+        &self,
+        view: &RecordView,
+        target: &BookingTarget,
+        schedid: i64,
+    ) -> Result<(), BookingError> {
+        let day = view.local_start().date_naive();
+        let window = self.schedule.window(&target.grid(), day, day).await?;
+        let old = window
+            .days
+            .iter()
+            .flat_map(|d| d.slots(target.zone.tz(), self.clock.now()))
+            .find(|s| s.start.with_timezone(&Utc) == view.record.starts_at)
+            .ok_or(BookingError::NotASlot)?;
+        self.mis
+            .reserve(&reserve_request(
+                target,
+                &old,
+                view.record.patient_pcode,
+                Some(schedid),
+            ))
+            .await
+            .map(|_| ())
+            .map_err(BookingError::from_mis)
+    }
+
+    /// Moves the record, queues the SMS and resolves the intent, in one transaction; `None`
+    /// when the record is no longer booked.
+    pub(super) async fn write_move(
+        &self,
+        intent: i64,
+        view: &RecordView,
+        target: &BookingTarget,
+        (start, end): (DateTime<Tz>, DateTime<Tz>),
+        schedid: i64,
+    ) -> Result<Option<RecordView>, BookingError> {
+        let body = notify::text(
+            Notice::Moved,
+            &NoticeFacts {
+                doctor: &target.specialist_name,
+                branch: &target.branch_name,
+                address: &target.branch_address,
+                start,
+            },
+        );
+        let (id, phone) = (view.record.id, view.record.patient_phone.clone());
+        let (starts_at, ends_at) = (start.with_timezone(&Utc), end.with_timezone(&Utc));
+        let mut conn = self.conn().await?;
+        let written = conn
+            .transaction(async |conn| {
+                if !intent::lock_pending(conn, intent).await? {
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
+                let updated = record::mark_moved(conn, id, schedid, starts_at, ends_at).await?;
+                if updated.is_none() {
+                    return Ok(None);
+                }
+                outbox::insert(
+                    conn,
+                    &NewOutboxMessage {
+                        record_id: Some(id),
+                        kind: Notice::Moved.kind(),
+                        phone: &phone,
+                        body: &body,
+                    },
+                )
+                .await?;
+                intent::resolve(conn, intent, IntentState::Done, Some(id), None).await?;
+                Ok::<_, diesel::result::Error>(updated)
+            })
+            .await;
+        match written {
+            Ok(updated) => Ok(updated.map(|record| RecordView {
+                record,
+                ..view.clone()
+            })),
+            Err(diesel::result::Error::RollbackTransaction) => {
+                drop(conn);
+                self.resolved_elsewhere(intent).await.map(Some)
+            }
+            Err(e) if record::is_slot_conflict(&e) => Err(BookingError::SlotTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn branch_mis_id(&self, branch_id: i64) -> Result<i64, BookingError> {
         let mut conn = self.conn().await?;
         Ok(branches::table
             .find(branch_id)

@@ -71,6 +71,14 @@ pub enum BookingError {
     Store(String),
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),
+    /// The task carrying the operation ended abnormally (a panic, or the runtime stopping);
+    /// its intent, if written, is settled by the reconciler.
+    #[error("booking task interrupted: {0}")]
+    Interrupted(String),
+    /// The MIS changed, the local write did not, and undoing the MIS side failed too: the
+    /// reconciler completes it shortly from the intent.
+    #[error("completed later: {0}")]
+    Deferred(String),
 }
 
 impl BookingError {

@@ -5,6 +5,7 @@
 pub mod change;
 pub mod error;
 pub mod grid;
+mod intent;
 pub mod limits;
 pub mod notify;
 pub mod outbox;

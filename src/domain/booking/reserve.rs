@@ -1,10 +1,18 @@
-//! Booking a free slot. The MIS owns the slots: the local record and its SMS outbox row are
-//! written in one transaction only after the MIS accepted; if that write fails, the MIS
-//! booking is cancelled again (compensation) and the caller learns the booking was not kept.
+//! Booking a free slot. The MIS owns the slots, so a booking is written down first (an
+//! intent, committed on its own), then the MIS books, then the record, its SMS and the
+//! intent's `done` are written in one local transaction. If that write fails, the MIS
+//! booking is cancelled again (compensation). The work after the slot check runs in a task
+//! of its own: a request that is dropped (the client hangs up, the request times out) does
+//! not stop it half-way, and whatever a crash interrupts, the reconciler finishes from the
+//! intent (`reconcile.rs`).
 
-use chrono::{DateTime, Utc};
+use std::net::IpAddr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
 use diesel_async::AsyncConnection;
 use fred::{interfaces::KeysInterface, types::Expiration};
+use serde::{Deserialize, Serialize};
 
 use super::{
     Booking, BookingError, BookingTarget, Patient,
@@ -15,13 +23,16 @@ use super::{
 use crate::{
     db::models::{
         idempotency,
+        intent::{self, NewIntent},
         outbox::{self, NewOutboxMessage},
         record::{self, NewRecord, RecordView},
         user::{self, User},
     },
     domain::{
         audit::{self, Actor},
-        values::{Comment, RecordSource},
+        values::{
+            BirthDate, Comment, Email, FullName, IntentKind, IntentState, Phone, RecordSource,
+        },
     },
     integrations::infoclinica::{PatientQuery, ReserveRequest},
 };
@@ -127,33 +138,47 @@ impl Booking {
         self.book(request).await
     }
 
-    /// Books a free slot: MIS first, then the record and its SMS in one local transaction.
+    /// Books a free slot: intent, MIS, then the record and its SMS in one local transaction.
     pub async fn book(&self, request: BookRequest<'_>) -> Result<RecordView, BookingError> {
         let target = self
             .target(request.specialist_id, request.branch_id)
             .await?;
         let slot = self.find_slot(&target, request.start).await?;
         let lock = self.lock_slot(&target, request.start).await?;
-        let result = self.book_locked(&target, &request, &slot).await;
-        self.unlock(&lock).await;
-        self.schedule
-            .invalidate(
-                target.specialist_id,
-                target.branch_id,
-                slot.start.date_naive(),
-            )
-            .await;
-        if let Ok(view) = &result {
-            self.outbox_wakeup.notify_one();
-            audit::append(
-                &self.db,
-                request.actor,
-                "record_booked",
-                &view.record.id.to_string(),
-            )
-            .await;
-        }
-        result
+        let job = BookJob {
+            facts: BookingFacts::of(&request),
+            user: request.user.cloned(),
+            keep_answer: request.keep_answer,
+            target,
+            slot,
+        };
+        let this = self.clone();
+        // Spawned, so that the MIS call and the local write run to their end whatever
+        // becomes of the request; the answer may be lost, the booking is not half-made.
+        let task = tokio::spawn(async move {
+            let result = this.book_job(&job).await;
+            this.unlock(&lock).await;
+            this.schedule
+                .invalidate(
+                    job.target.specialist_id,
+                    job.target.branch_id,
+                    job.slot.start.date_naive(),
+                )
+                .await;
+            if let Ok(view) = &result {
+                this.outbox_wakeup.notify_one();
+                audit::append(
+                    &this.db,
+                    job.facts.actor(),
+                    "record_booked",
+                    &view.record.id.to_string(),
+                )
+                .await;
+            }
+            result
+        });
+        task.await
+            .map_err(|e| BookingError::Interrupted(e.to_string()))?
     }
 
     /// A short Redis lock per slot: concurrent requests for one slot do not all reach the MIS.
@@ -224,37 +249,74 @@ impl Booking {
         Ok(pcode)
     }
 
-    async fn book_locked(
-        &self,
-        target: &BookingTarget,
-        request: &BookRequest<'_>,
-        slot: &Slot,
-    ) -> Result<RecordView, BookingError> {
-        let pcode = self.patient_card(request.patient, request.user).await?;
-        let schedid = self
+    async fn book_job(&self, job: &BookJob) -> Result<RecordView, BookingError> {
+        let (target, slot) = (&job.target, &job.slot);
+        let patient = job.facts.patient();
+        let pcode = self.patient_card(&patient, job.user.as_ref()).await?;
+        let facts = serde_json::to_value(&job.facts)
+            .map_err(|e| BookingError::Store(format!("booking facts: {e}")))?;
+        let intent = self
+            .open_intent(&NewIntent {
+                kind: IntentKind::Book,
+                record_id: None,
+                specialist_id: target.specialist_id,
+                branch_id: target.branch_id,
+                starts_at: slot.start.with_timezone(&Utc),
+                ends_at: slot.end.with_timezone(&Utc),
+                pcode,
+                mis_id: None,
+                request: &facts,
+                idempotency_scope: job.keep_answer.as_ref().map(|k| k.scope.as_str()),
+                idempotency_key: job.keep_answer.as_ref().map(|k| k.key.as_str()),
+                request_hash: job.keep_answer.as_ref().map(|k| k.request_hash.as_str()),
+            })
+            .await?;
+        let schedid = match self
             .mis
             .reserve(&reserve_request(target, slot, pcode, None))
             .await
-            .map_err(BookingError::from_mis)?;
-
-        match self
-            .write_record(target, request, slot, pcode, schedid)
-            .await
         {
+            Ok(schedid) => schedid,
+            Err(e) => {
+                let error = BookingError::from_mis(e);
+                self.settle_after_mis_error(intent, &error).await;
+                return Err(error);
+            }
+        };
+        self.note_mis_id(intent, schedid).await;
+        let written = self
+            .write_record(
+                intent,
+                target,
+                &job.facts,
+                (slot.start, slot.end),
+                pcode,
+                schedid,
+                job.keep_answer.as_ref(),
+            )
+            .await;
+        match written {
             Ok(view) => Ok(view),
             Err(e) => {
-                // The MIS holds a booking nobody here knows about: give the slot back.
+                // The MIS holds a booking nobody here knows about: give the slot back. If
+                // even that fails, the intent stays pending and the reconciler settles it.
                 match self
                     .mis
                     .cancel(target.branch_mis_id, schedid, Some(pcode))
                     .await
                 {
-                    Ok(()) => tracing::warn!(
-                        schedid,
-                        "local write failed; the MIS booking was cancelled again"
-                    ),
+                    Ok(()) => {
+                        tracing::warn!(
+                            schedid,
+                            intent,
+                            "local write failed; the MIS booking was cancelled again"
+                        );
+                        self.fail_intent(intent, &e.to_string()).await;
+                    }
                     Err(cancel) => {
-                        tracing::error!(schedid, error = %cancel, "local write failed and the MIS booking could not be cancelled")
+                        tracing::error!(schedid, intent, error = %cancel, "local write failed and the MIS booking could not be cancelled; the reconciler will settle it");
+                        self.keep_intent_pending(intent, &format!("{e}; cancel: {cancel}"))
+                            .await;
                     }
                 }
                 Err(e)
@@ -262,53 +324,60 @@ impl Booking {
         }
     }
 
-    async fn write_record(
+    /// Writes the record of a booking the MIS accepted, its SMS, the stored answer and the
+    /// intent's `done`, in one transaction. The intent is resolved first: of two writers
+    /// (the request and the reconciler) the second finds it resolved and writes nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn write_record(
         &self,
+        intent: i64,
         target: &BookingTarget,
-        request: &BookRequest<'_>,
-        slot: &Slot,
+        facts: &BookingFacts,
+        (start, end): (DateTime<Tz>, DateTime<Tz>),
         pcode: i64,
         schedid: i64,
+        keep_answer: Option<&AnswerToKeep>,
     ) -> Result<RecordView, BookingError> {
-        let patient = request.patient;
         let body = notify::text(
             Notice::Booked,
             &NoticeFacts {
                 doctor: &target.specialist_name,
                 branch: &target.branch_name,
                 address: &target.branch_address,
-                start: slot.start,
+                start,
             },
         );
-        let middle = patient.name.middle.as_ref().map(|m| m.as_str());
-        let email = patient.email.as_ref().map(|e| e.as_str());
         let new = NewRecord {
             mis_id: schedid,
             specialist_id: target.specialist_id,
             branch_id: target.branch_id,
-            starts_at: slot.start.with_timezone(&Utc),
-            ends_at: slot.end.with_timezone(&Utc),
-            user_id: request.user.map(|u| u.id),
+            starts_at: start.with_timezone(&Utc),
+            ends_at: end.with_timezone(&Utc),
+            user_id: facts.user_id,
             patient_pcode: pcode,
-            patient_last_name: patient.name.last.as_str(),
-            patient_first_name: patient.name.first.as_str(),
-            patient_middle_name: middle,
-            patient_phone: patient.phone.as_str(),
-            patient_email: email,
-            patient_birth_date: patient.birth_date.map(|d| d.date()),
-            comment: request.comment.map(Comment::as_str),
-            source: request.source,
+            patient_last_name: &facts.last_name,
+            patient_first_name: &facts.first_name,
+            patient_middle_name: facts.middle_name.as_deref(),
+            patient_phone: &facts.phone,
+            patient_email: facts.email.as_deref(),
+            patient_birth_date: facts.birth_date,
+            comment: facts.comment.as_deref(),
+            source: facts.source,
         };
         let mut conn = self.conn().await?;
         let view = conn
             .transaction(async |conn| {
+                if !intent::lock_pending(conn, intent).await? {
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
                 let record = record::insert(conn, &new).await?;
+                intent::resolve(conn, intent, IntentState::Done, Some(record.id), None).await?;
                 outbox::insert(
                     conn,
                     &NewOutboxMessage {
                         record_id: Some(record.id),
                         kind: Notice::Booked.kind(),
-                        phone: patient.phone.as_str(),
+                        phone: &facts.phone,
                         body: &body,
                     },
                 )
@@ -320,7 +389,7 @@ impl Booking {
                     branch_address: target.branch_address.clone(),
                     branch_zone: target.zone,
                 };
-                if let Some(keep) = &request.keep_answer {
+                if let Some(keep) = keep_answer {
                     idempotency::insert(
                         conn,
                         &keep.scope,
@@ -336,11 +405,83 @@ impl Booking {
             .await;
         match view {
             Ok(view) => Ok(view),
+            Err(diesel::result::Error::RollbackTransaction) => {
+                drop(conn);
+                self.resolved_elsewhere(intent).await
+            }
             Err(e) if record::is_slot_conflict(&e) => Err(BookingError::SlotTaken),
             Err(e) => {
-                tracing::error!(error = %e, "record not written");
+                tracing::error!(error = %e, intent, "record not written");
                 Err(BookingError::NotKept(e.to_string()))
             }
+        }
+    }
+}
+
+/// A booking after its slot check, owned, so it can outlive the request.
+struct BookJob {
+    facts: BookingFacts,
+    user: Option<User>,
+    keep_answer: Option<AnswerToKeep>,
+    target: BookingTarget,
+    slot: Slot,
+}
+
+/// What a booking writes besides the slot: who the patient is, whose account, the comment,
+/// where it came from and who asked. Stored in the intent, so the reconciler can write the
+/// record the request would have written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BookingFacts {
+    pub last_name: String,
+    pub first_name: String,
+    pub middle_name: Option<String>,
+    pub phone: String,
+    pub birth_date: Option<NaiveDate>,
+    pub email: Option<String>,
+    pub user_id: Option<i64>,
+    pub comment: Option<String>,
+    pub source: RecordSource,
+    pub actor_user_id: Option<i64>,
+    pub actor_ip: IpAddr,
+}
+
+impl BookingFacts {
+    fn of(request: &BookRequest<'_>) -> Self {
+        let patient = request.patient;
+        Self {
+            last_name: patient.name.last.as_str().to_owned(),
+            first_name: patient.name.first.as_str().to_owned(),
+            middle_name: patient.name.middle.as_ref().map(|m| m.as_str().to_owned()),
+            phone: patient.phone.as_str().to_owned(),
+            birth_date: patient.birth_date.map(BirthDate::date),
+            email: patient.email.as_ref().map(|e| e.as_str().to_owned()),
+            user_id: request.user.map(|u| u.id),
+            comment: request.comment.map(|c| c.as_str().to_owned()),
+            source: request.source,
+            actor_user_id: request.actor.user_id,
+            actor_ip: request.actor.ip,
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.actor_user_id,
+            ip: self.actor_ip,
+        }
+    }
+
+    /// The patient as the MIS card needs them.
+    fn patient(&self) -> Patient {
+        Patient {
+            name: FullName::from_stored(&format!(
+                "{} {} {}",
+                self.last_name,
+                self.first_name,
+                self.middle_name.as_deref().unwrap_or_default()
+            )),
+            phone: Phone::from_stored(self.phone.clone()),
+            birth_date: self.birth_date.map(BirthDate::from_stored),
+            email: self.email.clone().map(Email::from_stored),
         }
     }
 }

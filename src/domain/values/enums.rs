@@ -105,6 +105,25 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What a booking intent changes.
+    IntentKind {
+        Book = "book",
+        Move = "move",
+        Cancel = "cancel",
+    }
+}
+
+text_enum! {
+    /// Where a booking intent stands: `pending` until both sides changed (`done`) or neither
+    /// did (`failed`).
+    IntentState {
+        Pending = "pending",
+        Done = "done",
+        Failed = "failed",
+    }
+}
+
 impl Role {
     /// Staff and admins work the records of every patient.
     pub fn is_staff(self) -> bool {

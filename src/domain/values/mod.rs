@@ -14,7 +14,7 @@ mod zone;
 use std::collections::BTreeMap;
 
 pub use email::Email;
-pub use enums::{RecordSource, RecordStatus, Role, UnknownCode};
+pub use enums::{IntentKind, IntentState, RecordSource, RecordStatus, Role, UnknownCode};
 pub use person::{BirthDate, FullName, NamePart};
 pub use phone::Phone;
 pub use text::{Comment, PageNo, SearchText};
