@@ -104,6 +104,17 @@ pub struct Config {
     /// `SCHEDULE_PREFETCH_DAYS` (default 14): days `sync schedules` (and `sync all`, and the
     /// periodic sync) fetch ahead for every doctor.
     pub schedule_prefetch_days: u32,
+    /// `REQUEST_TIMEOUT_SECONDS` (default 30): the longest a request may run before it is
+    /// answered 503 `timeout` (a booking it started still runs to its end).
+    pub request_timeout: Duration,
+    /// `RECONCILE_INTERVAL_SECONDS` (default 10; 0 turns it off): how often `serve` looks for
+    /// booking intents left pending (a crash, an MIS answer that never came) and settles them
+    /// by asking the MIS. One replica at a time (an advisory lock).
+    pub reconcile_interval: Duration,
+    /// `INTENT_STALE_SECONDS` (default 120): how long an intent may stay pending before the
+    /// reconciler takes it over. Longer than one booking can take (three MIS calls of
+    /// `INFOCLINICA_TIMEOUT_SECONDS` and a local write), so it never races a live request.
+    pub intent_stale_after: Duration,
     /// `BENCH_ROUTES` (default false; `1`/`true` or `0`/`false`): mount `GET /__bench/hello`
     /// (answers `ok` through the full middleware stack), the HTTP-floor baseline of
     /// `just bench`. Refused when `APP_ENV=production`.
@@ -247,6 +258,13 @@ impl Config {
             reserve_limit_per_phone_hour: parse(&get, "RESERVE_LIMIT_PER_PHONE_HOUR", "3")?,
             sms_retry_base: Duration::from_secs(parse(&get, "SMS_RETRY_BASE_SECONDS", "5")?),
             schedule_prefetch_days: parse(&get, "SCHEDULE_PREFETCH_DAYS", "14")?,
+            request_timeout: Duration::from_secs(parse(&get, "REQUEST_TIMEOUT_SECONDS", "30")?),
+            reconcile_interval: Duration::from_secs(parse(
+                &get,
+                "RECONCILE_INTERVAL_SECONDS",
+                "10",
+            )?),
+            intent_stale_after: Duration::from_secs(parse(&get, "INTENT_STALE_SECONDS", "120")?),
             bench_routes: match parse_bool(&get, "BENCH_ROUTES")? {
                 true if app_env == AppEnv::Production => {
                     return Err(ConfigError {

@@ -6,16 +6,17 @@ use std::time::Duration;
 use axum::{
     Router,
     body::Body,
+    extract::Request as AnyRequest,
     extract::{DefaultBodyLimit, State},
-    http::{HeaderName, HeaderValue, Request, StatusCode, header},
-    middleware::{from_fn, from_fn_with_state},
+    http::{HeaderName, HeaderValue, Request, header},
+    middleware::{Next, from_fn, from_fn_with_state},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use tower::ServiceBuilder;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
@@ -24,14 +25,13 @@ use crate::{
     api,
     app::AppState,
     auth::{csrf, roles},
+    error::AppError,
     ops, static_files,
     web::{self, errors},
 };
 
 /// Bodies larger than this are refused with 413 before any handler parses them.
 const MAX_BODY_BYTES: usize = 64 * 1024;
-/// A request that takes longer than this is cut off.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Content-Security-Policy of every response: only our own scripts and styles; images
 /// also from the CMS site, where doctors' photos live.
@@ -208,9 +208,42 @@ pub fn build(state: AppState) -> Router {
                     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT)),
+                .layer(from_fn_with_state(config.request_timeout, limit_request_time)),
         )
         .with_state(state)
+}
+
+/// Ends a request that runs past `REQUEST_TIMEOUT_SECONDS` with a 503 in the error shape
+/// (code `timeout`) and a warn-level line naming the route and the request id. Work the
+/// request started in the core (a booking, a move) runs on to its end regardless.
+async fn limit_request_time(
+    State(limit): State<Duration>,
+    request: AnyRequest,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                path,
+                request_id,
+                limit_secs = limit.as_secs(),
+                "request timed out"
+            );
+            AppError::Unavailable {
+                what: "сервер не успел ответить вовремя",
+                code: "timeout",
+            }
+            .into_response()
+        }
+    }
 }
 
 fn security_headers_list(

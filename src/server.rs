@@ -18,6 +18,8 @@ pub struct RunningServer {
     task: JoinHandle<std::io::Result<()>>,
     stop_outbox: tokio::sync::watch::Sender<bool>,
     outbox: JoinHandle<()>,
+    /// The intent reconciler, unless `RECONCILE_INTERVAL_SECONDS=0`.
+    reconciler: Option<JoinHandle<()>>,
 }
 
 /// Creates the database when missing and applies pending migrations.
@@ -54,7 +56,17 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
     });
     // The SMS outbox worker lives as long as the server; it finishes its batch on stop.
     let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);
-    let outbox = crate::domain::booking::outbox::spawn(state.booking.clone(), outbox_stopped);
+    let outbox =
+        crate::domain::booking::outbox::spawn(state.booking.clone(), outbox_stopped.clone());
+    // The reconciler settles booking intents a crash or a lost MIS answer left pending.
+    let reconciler = (!state.config.reconcile_interval.is_zero()).then(|| {
+        crate::domain::booking::reconcile::spawn(
+            state.booking.clone(),
+            state.config.reconcile_interval,
+            state.config.intent_stale_after,
+            outbox_stopped,
+        )
+    });
     Ok(RunningServer {
         addr,
         state,
@@ -62,6 +74,7 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
         task,
         stop_outbox,
         outbox,
+        reconciler,
     })
 }
 
@@ -72,6 +85,9 @@ impl RunningServer {
         self.task.await??;
         let _ = self.stop_outbox.send(true);
         self.outbox.await?;
+        if let Some(reconciler) = self.reconciler {
+            reconciler.await?;
+        }
         Ok(())
     }
 }

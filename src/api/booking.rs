@@ -230,7 +230,7 @@ pub async fn reserve_anonymous(
     let branch_id = errors.check("branch_id", positive(body.branch_id));
     let (patient, start, comment, specialist_id, branch_id) =
         errors.or_value(|| Some((patient?, start?, comment?, specialist_id?, branch_id?)))?;
-    let (keep, _in_flight) = match key
+    let keep = match key
         .begin(
             &state,
             "anon",
@@ -241,7 +241,7 @@ pub async fn reserve_anonymous(
         .await?
     {
         Begin::Replay(status, answer) => return Ok((status, Json(answer)).into_response()),
-        Begin::Run { keep, in_flight } => (keep, in_flight),
+        Begin::Run(keep) => keep,
     };
     let view = state
         .booking
@@ -309,7 +309,7 @@ pub async fn create_record(
     let (start, comment, specialist_id, branch_id) =
         errors.or_value(|| Some((start?, comment?, specialist_id?, branch_id?)))?;
     let scope = format!("user:{}", user.id);
-    let (keep, _in_flight) = match key
+    let keep = match key
         .begin(
             &state,
             &scope,
@@ -320,7 +320,7 @@ pub async fn create_record(
         .await?
     {
         Begin::Replay(status, answer) => return Ok((status, Json(answer)).into_response()),
-        Begin::Run { keep, in_flight } => (keep, in_flight),
+        Begin::Run(keep) => keep,
     };
     let view = state
         .booking

@@ -2,10 +2,11 @@
 //! the first answer (stored with the record, in its transaction); the same key with another
 //! body is a 422; a retry while the first request is still running is a 409.
 //!
-//! [`IdempotencyKey`] is the extractor; [`IdempotencyKey::begin`] decides, and while a
-//! fresh request runs an [`InFlight`] guard holds a short Redis marker that it releases
-//! when dropped, so a request that ends in any way (an answer, an error, the client
-//! hanging up, the request timeout) frees its key.
+//! [`IdempotencyKey`] is the extractor; [`IdempotencyKey::begin`] decides. While a fresh
+//! request's booking runs, an [`InFlight`] guard holds a short Redis marker; the core keeps
+//! the guard until the booking has ended (which outlives a dropped request), and dropping it
+//! releases the marker. A retry meanwhile waits for the first answer (the booking intent
+//! tells it one is coming), so it never races its own booking into `slot_taken`.
 
 use axum::{
     extract::FromRequestParts,
@@ -15,10 +16,18 @@ use fred::{interfaces::KeysInterface, types::Expiration};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use std::time::Duration;
+
 use crate::{
     app::App,
-    db::models::{idempotency, record::RecordView},
-    domain::{booking::AnswerToKeep, values::Invalid},
+    db::models::{
+        idempotency, intent,
+        record::{self, RecordView},
+    },
+    domain::{
+        booking::AnswerToKeep,
+        values::{IntentState, Invalid},
+    },
     error::AppError,
     params,
     redis::Redis,
@@ -50,11 +59,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 pub enum Begin {
     /// A key seen before: answer this again.
     Replay(StatusCode, serde_json::Value),
-    /// Run it; with a key, store the answer through `keep` while `in_flight` holds the key.
-    Run {
-        keep: Option<AnswerToKeep>,
-        in_flight: Option<InFlight>,
-    },
+    /// Run it; with a key, store the answer through `keep`, whose guard holds the key's
+    /// in-progress marker until the booking has ended.
+    Run(Option<AnswerToKeep>),
 }
 
 /// Holds a fresh key's in-progress marker; dropping it releases the marker.
@@ -79,6 +86,70 @@ impl Drop for InFlight {
     }
 }
 
+/// How long a retry waits for a first request whose booking is still under way.
+const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
+
+/// The answer a key already has: the stored first answer; or, while the first request's
+/// booking intent is pending, that answer once it comes (a retry never races its own
+/// booking into `slot_taken`); or the record the reconciler completed for it. `None` when
+/// the key is new or its booking failed, so the request runs afresh.
+async fn settled_answer(
+    app: &App,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+    render: fn(&RecordView) -> serde_json::Value,
+) -> Result<Option<Begin>, AppError> {
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
+    loop {
+        let mut conn = app.db().await?;
+        if let Some(stored) = idempotency::find(&mut conn, scope, key).await? {
+            if stored.request_hash != request_hash {
+                return Err(key_reused());
+            }
+            let status = u16::try_from(stored.status_code)
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK);
+            return Ok(Some(Begin::Replay(status, stored.response)));
+        }
+        let Some(first) = intent::latest_for_key(&mut conn, scope, key).await? else {
+            return Ok(None);
+        };
+        if first.request_hash.as_deref() != Some(request_hash) {
+            return Err(key_reused());
+        }
+        match (first.state, first.record_id) {
+            (IntentState::Failed, _) => return Ok(None),
+            (IntentState::Done, Some(record_id)) => {
+                let Some(view) = record::find_view(&mut conn, record_id).await? else {
+                    return Ok(None);
+                };
+                return Ok(Some(Begin::Replay(StatusCode::CREATED, render(&view))));
+            }
+            _ if tokio::time::Instant::now() >= deadline => return Err(in_progress()),
+            _ => {
+                drop(conn);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+fn key_reused() -> AppError {
+    AppError::field(
+        "Idempotency-Key",
+        "Ключ уже использован для другого запроса",
+    )
+}
+
+fn in_progress() -> AppError {
+    AppError::Conflict {
+        code: "request_in_progress",
+        message: "Запрос с этим Idempotency-Key ещё выполняется; повторите позже".into(),
+    }
+}
+
 impl IdempotencyKey {
     /// Decides for a request of caller `scope` (`anon`, `user:<id>`) with body `request`;
     /// `render` gives the answer to store when it succeeds with `status`.
@@ -91,28 +162,13 @@ impl IdempotencyKey {
         render: fn(&RecordView) -> serde_json::Value,
     ) -> Result<Begin, AppError> {
         let Some(key) = self.0 else {
-            return Ok(Begin::Run {
-                keep: None,
-                in_flight: None,
-            });
+            return Ok(Begin::Run(None));
         };
         let body = serde_json::to_vec(request).map_err(|e| AppError::Internal(e.into()))?;
         let request_hash = format!("{:x}", Sha256::digest(body));
-        let mut conn = app.db().await?;
-        if let Some(stored) = idempotency::find(&mut conn, scope, &key).await? {
-            if stored.request_hash != request_hash {
-                return Err(AppError::field(
-                    "Idempotency-Key",
-                    "Ключ уже использован для другого запроса",
-                ));
-            }
-            let status = u16::try_from(stored.status_code)
-                .ok()
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(StatusCode::OK);
-            return Ok(Begin::Replay(status, stored.response));
+        if let Some(answer) = settled_answer(app, scope, &key, &request_hash, render).await? {
+            return Ok(answer);
         }
-        drop(conn);
         let marker = app.redis.key(&format!(
             "idem:{scope}:{:x}",
             Sha256::digest(key.as_bytes())
@@ -129,23 +185,18 @@ impl IdempotencyKey {
             )
             .await?;
         if acquired.is_none() {
-            return Err(AppError::Conflict {
-                code: "request_in_progress",
-                message: "Запрос с этим Idempotency-Key ещё выполняется; повторите позже".into(),
-            });
+            return Err(in_progress());
         }
-        Ok(Begin::Run {
-            keep: Some(AnswerToKeep {
-                scope: scope.to_owned(),
-                key,
-                request_hash,
-                status: status.as_u16(),
-                render,
-            }),
-            in_flight: Some(InFlight {
+        Ok(Begin::Run(Some(AnswerToKeep {
+            scope: scope.to_owned(),
+            key,
+            request_hash,
+            status: status.as_u16(),
+            render,
+            guard: Some(Box::new(InFlight {
                 redis: app.redis.clone(),
                 marker,
-            }),
-        })
+            })),
+        })))
     }
 }

@@ -27,6 +27,19 @@ impl Actor {
 
 /// Appends one event.
 pub async fn append(db: &DbPool, actor: Actor, action: &str, subject: &str) {
+    write(db, actor, action, subject, serde_json::json!({})).await;
+}
+
+/// Appends an event of the server itself (the reconciler), marked `"actor": "system"`.
+pub async fn append_system(db: &DbPool, action: &str, subject: &str, details: serde_json::Value) {
+    let mut details = details;
+    if let Some(map) = details.as_object_mut() {
+        map.insert("actor".into(), "system".into());
+    }
+    write(db, Actor::command_line(), action, subject, details).await;
+}
+
+async fn write(db: &DbPool, actor: Actor, action: &str, subject: &str, details: serde_json::Value) {
     let ip = actor.ip.to_string();
     let event = NewAuditEvent {
         actor_user_id: actor.user_id,
@@ -34,7 +47,7 @@ pub async fn append(db: &DbPool, actor: Actor, action: &str, subject: &str) {
         subject: Some(subject),
         client_ip: Some(&ip),
         request_id: None,
-        details: serde_json::json!({}),
+        details,
     };
     let result = match db.get().await {
         Ok(mut conn) => audit_event::insert(&mut conn, &event)

@@ -10,6 +10,7 @@ pub mod limits;
 pub mod notify;
 pub mod outbox;
 pub mod patient;
+pub mod reconcile;
 pub mod records;
 pub mod reserve;
 pub mod schedule;

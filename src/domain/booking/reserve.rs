@@ -46,6 +46,9 @@ pub struct AnswerToKeep {
     pub request_hash: String,
     pub status: u16,
     pub render: fn(&RecordView) -> serde_json::Value,
+    /// Whatever the face holds while the request runs (the API's in-progress marker); kept
+    /// alive until the booking has ended, which may be after the request was dropped.
+    pub guard: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// A booking to make.
