@@ -283,6 +283,10 @@ impl From<BookingError> for AppError {
                 what: "база данных: запись не сохранена, бронь в МИС снята",
                 code: "service_unavailable",
             },
+            BookingError::MoveNotKept(_) => AppError::Unavailable {
+                what: "база данных: перенос не сохранён, в МИС прежнее время",
+                code: "service_unavailable",
+            },
             BookingError::Database(e) => e.into(),
             BookingError::Pool(e) => e.into(),
             BookingError::Store(e) => {

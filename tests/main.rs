@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod core_booking;
 mod integrations;
+mod intents;
 mod ops;
 mod pages_auth;
 mod registration;

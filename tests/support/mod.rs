@@ -288,6 +288,13 @@ pub fn location(response: &Response) -> String {
 
 /// The MIS and CMS emulators (seed 42, demo size) and an app pointed at them.
 pub async fn with_emulators() -> (TestApp, sovamed::emulator::Emulators) {
+    with_emulators_and(|_| {}).await
+}
+
+/// [`with_emulators`] with the configuration adjusted further by `adjust`.
+pub async fn with_emulators_and(
+    adjust: impl FnOnce(&mut Config) + Send + 'static,
+) -> (TestApp, sovamed::emulator::Emulators) {
     let emulators = sovamed::emulator::spawn(sovamed::emulator::EmulatorConfig {
         seed: 42,
         scale: 1,
@@ -313,6 +320,7 @@ pub async fn with_emulators() -> (TestApp, sovamed::emulator::Emulators) {
         config.smsru_url = sms_url.expect("SMS emulator");
         config.smsru_api_id = Some(sms_key);
         config.sms_retry_base = std::time::Duration::from_millis(300);
+        adjust(config);
     })
     .await;
     (app, emulators)

@@ -277,6 +277,7 @@ impl Booking {
             outcome => {
                 let error = match outcome {
                     Ok(_) => BookingError::RecordChanged,
+                    Err(BookingError::Database(e)) => BookingError::MoveNotKept(e.to_string()),
                     Err(e) => e,
                 };
                 tracing::error!(error = %error, record = record.id, intent, "move not written locally; moving back in the MIS");

@@ -62,6 +62,9 @@ pub enum BookingError {
     /// The MIS accepted, the local write failed, and the MIS booking was cancelled again.
     #[error("booking not kept: {0}")]
     NotKept(String),
+    /// The MIS moved, the local write failed, and the MIS appointment was moved back.
+    #[error("move not kept: {0}")]
+    MoveNotKept(String),
     #[error("database: {0}")]
     Database(#[from] diesel::result::Error),
     #[error("database pool: {0}")]

@@ -1,0 +1,191 @@
+//! Booking intents end to end: a booking whose request times out or whose move cannot be
+//! written locally still ends with the MIS and the database agreeing.
+
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sovamed::db::models::user::Role;
+
+use crate::support::{
+    TestApp, anonymous_booking, browser, doctor_in, free_starts, sync_directories,
+    with_emulators_and,
+};
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.db().await;
+    let rows: Vec<N> = diesel::sql_query(sql).load(&mut conn).await.expect("count");
+    rows[0].n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_booking_whose_request_times_out_is_still_made_once() {
+    let (app, emulators) = with_emulators_and(|config| {
+        config.request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let start = free_starts(&app, doctor, branch).await[0].clone();
+    let before = emulators.control.appointment_count();
+
+    // Another session holds the records table for three seconds: the local write waits.
+    let url = app.config.database_url.clone();
+    let (locked_tx, locked) = tokio::sync::oneshot::channel();
+    let holder = tokio::spawn(async move {
+        let mut conn = diesel_async::AsyncPgConnection::establish(&url)
+            .await
+            .expect("connect");
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            diesel::sql_query("LOCK TABLE records IN SHARE ROW EXCLUSIVE MODE")
+                .execute(conn)
+                .await?;
+            let _ = locked_tx.send(());
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok(())
+        })
+        .await
+        .expect("lock held");
+    });
+    locked.await.expect("locked");
+
+    let started = std::time::Instant::now();
+    let response = browser()
+        .post(app.url("/api/v1/specialist/anonymous-reserve"))
+        .json(&anonymous_booking(doctor, branch, &start, "+79165550041"))
+        .send()
+        .await
+        .expect("reserve");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "answered at the limit"
+    );
+    let body: Value = response.json().await.expect("the error shape");
+    assert_eq!(body["error"]["code"], "timeout");
+
+    holder.await.expect("lock released");
+    let mut booked = false;
+    for _ in 0..50 {
+        if count(
+            &app,
+            "SELECT count(*) AS n FROM records WHERE status = 'booked'",
+        )
+        .await
+            == 1
+        {
+            booked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(booked, "the booking went on after the answer");
+    assert_eq!(emulators.control.appointment_count(), before + 1);
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM sms_outbox").await, 1);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM booking_intents WHERE state = 'done'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_that_cannot_be_written_locally_is_moved_back_in_the_mis() {
+    let (app, emulators) = with_emulators_and(|_| {}).await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let starts = free_starts(&app, doctor, branch).await;
+    app.create_user("mover@example.ru", "mover passphrase 1", Role::Patient)
+        .await;
+    let token = app
+        .api_token("mover@example.ru", "mover passphrase 1")
+        .await;
+    let booked: Value = browser()
+        .post(app.url("/api/v1/records"))
+        .bearer_auth(&token)
+        .json(&json!({"specialist_id": doctor, "branch_id": branch, "start": starts[0]}))
+        .send()
+        .await
+        .expect("book")
+        .json()
+        .await
+        .expect("json");
+    let id = booked["record"]["id"].as_i64().expect("id");
+    let schedid = booked["record"]["mis_id"].as_i64().expect("mis id");
+    let old = emulators
+        .control
+        .appointments()
+        .into_iter()
+        .find(|a| a.schedid == schedid)
+        .expect("in the MIS");
+
+    {
+        let mut conn = app.db().await;
+        diesel::sql_query(
+            "CREATE FUNCTION refuse_moves() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END; $$",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("function");
+        diesel::sql_query("CREATE TRIGGER refuse BEFORE UPDATE ON records FOR EACH ROW EXECUTE FUNCTION refuse_moves()")
+            .execute(&mut conn)
+            .await
+            .expect("trigger");
+    }
+    let response = browser()
+        .post(app.url(&format!("/api/v1/records/{id}/reschedule")))
+        .bearer_auth(&token)
+        .json(&json!({"start": starts[1]}))
+        .send()
+        .await
+        .expect("reschedule");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
+
+    // Both sides still say the old time.
+    let now = emulators
+        .control
+        .appointments()
+        .into_iter()
+        .find(|a| a.schedid == schedid)
+        .expect("still in the MIS");
+    assert_eq!((now.date, now.start), (old.date, old.start));
+    let record: Value = browser()
+        .get(app.url(&format!("/api/v1/records/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("record")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(record["start"], starts[0]);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM booking_intents WHERE kind = 'move' AND state = 'failed'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM sms_outbox WHERE kind = 'moved'"
+        )
+        .await,
+        0
+    );
+    // The slot the move was going to is free again.
+    assert!(free_starts(&app, doctor, branch).await.contains(&starts[1]));
+}
