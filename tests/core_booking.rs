@@ -418,3 +418,207 @@ async fn an_mis_that_fails_leaves_no_record() {
         .expect("list");
     assert_eq!(records.total, 0, "nothing written locally");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
+    use sovamed::{
+        db::models::{
+            intent::{self, NewIntent},
+            record,
+        },
+        domain::{
+            booking::reserve::BookingFacts,
+            values::{IntentKind, IntentState},
+        },
+        integrations::infoclinica::{NewMisPatient, ReserveRequest},
+    };
+
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let target = world.booking.target(doctor, branch).await.expect("target");
+    let starts = world.free_starts(doctor, branch).await;
+    let slot = |i: usize| {
+        let (booking, target, start) = (world.booking.clone(), target.clone(), starts[i]);
+        async move { booking.find_slot(&target, start).await.expect("slot") }
+    };
+    let (first, second) = (slot(0).await, slot(1).await);
+    let pcode = world
+        .booking
+        .mis
+        .add_patient(&NewMisPatient {
+            last_name: "Петров".into(),
+            first_name: "Пётр".into(),
+            middle_name: None,
+            birth_date: None,
+            phone: "+79165550051".into(),
+            email: None,
+        })
+        .await
+        .expect("card");
+    // A crash after the MIS booked the first slot: nothing was written here.
+    let schedid = world
+        .booking
+        .mis
+        .reserve(&ReserveRequest {
+            branch_mis_id: target.branch_mis_id,
+            doctor_mis_id: target.specialist_mis_id,
+            date: first.start.date_naive(),
+            start: first.start.time(),
+            end: first.end.time(),
+            schedident: first.schedident,
+            pcode,
+            move_schedid: None,
+        })
+        .await
+        .expect("reserved in the MIS");
+    let facts = serde_json::to_value(BookingFacts {
+        last_name: "Петров".into(),
+        first_name: "Пётр".into(),
+        middle_name: None,
+        phone: "+79165550051".into(),
+        birth_date: None,
+        email: None,
+        user_id: None,
+        comment: Some("Первичный приём".into()),
+        source: RecordSource::Anonymous,
+        actor_user_id: None,
+        actor_ip: IP,
+    })
+    .expect("facts");
+    let mut conn = world.booking.db.get().await.expect("connection");
+    let mut open = async |slot: &sovamed::domain::booking::grid::Slot| {
+        intent::insert(
+            &mut conn,
+            &NewIntent {
+                kind: IntentKind::Book,
+                record_id: None,
+                specialist_id: doctor,
+                branch_id: branch,
+                starts_at: slot.start.with_timezone(&chrono::Utc),
+                ends_at: slot.end.with_timezone(&chrono::Utc),
+                pcode,
+                mis_id: None,
+                request: &facts,
+                idempotency_scope: None,
+                idempotency_key: None,
+                request_hash: None,
+            },
+        )
+        .await
+        .expect("intent")
+        .id
+    };
+    let booked_in_mis = open(&first).await;
+    // A crash before the MIS was asked about the second slot.
+    let never_booked = open(&second).await;
+
+    // Intents of requests that may still be running are left alone.
+    let untouched = world
+        .booking
+        .reconcile(std::time::Duration::from_secs(3600))
+        .await
+        .expect("round");
+    assert_eq!(untouched, Default::default());
+
+    world.clock.set(chrono::Utc::now() + Duration::seconds(5));
+    let settled = world
+        .booking
+        .reconcile(std::time::Duration::ZERO)
+        .await
+        .expect("round");
+    assert_eq!(
+        (settled.completed, settled.failed, settled.deferred),
+        (1, 1, 0)
+    );
+
+    let mut conn = world.booking.db.get().await.expect("connection");
+    let done = intent::find(&mut conn, booked_in_mis)
+        .await
+        .expect("query")
+        .expect("intent");
+    assert_eq!(done.state, IntentState::Done);
+    let view = record::find_view(&mut conn, done.record_id.expect("record"))
+        .await
+        .expect("query")
+        .expect("record");
+    assert_eq!(view.record.mis_id, schedid);
+    assert_eq!(view.record.starts_at, starts[0]);
+    assert_eq!(view.record.comment.as_deref(), Some("Первичный приём"));
+    let messages = sovamed::db::models::outbox::for_record(&mut conn, view.record.id)
+        .await
+        .expect("outbox");
+    assert_eq!(messages.len(), 1, "the patient gets the booking SMS");
+    let failed = intent::find(&mut conn, never_booked)
+        .await
+        .expect("query")
+        .expect("intent");
+    assert_eq!(failed.state, IntentState::Failed);
+    assert_eq!(
+        sovamed::db::models::audit_event::count(
+            &mut conn,
+            "intent_completed",
+            &booked_in_mis.to_string()
+        )
+        .await
+        .expect("audit"),
+        1
+    );
+
+    // A cancel the MIS made before a crash is completed here, with its SMS.
+    world
+        .booking
+        .mis
+        .cancel(target.branch_mis_id, schedid, Some(pcode))
+        .await
+        .expect("cancelled in the MIS");
+    let cancel = intent::insert(
+        &mut conn,
+        &NewIntent {
+            kind: IntentKind::Cancel,
+            record_id: Some(view.record.id),
+            specialist_id: doctor,
+            branch_id: branch,
+            starts_at: view.record.starts_at,
+            ends_at: view.record.ends_at,
+            pcode,
+            mis_id: Some(schedid),
+            request: &serde_json::json!({}),
+            idempotency_scope: None,
+            idempotency_key: None,
+            request_hash: None,
+        },
+    )
+    .await
+    .expect("intent")
+    .id;
+    world.clock.set(chrono::Utc::now() + Duration::seconds(5));
+    let settled = world
+        .booking
+        .reconcile(std::time::Duration::ZERO)
+        .await
+        .expect("round");
+    assert_eq!((settled.completed, settled.failed), (1, 0));
+    let cancelled = record::find_view(&mut conn, view.record.id)
+        .await
+        .expect("query")
+        .expect("record");
+    assert_eq!(cancelled.record.status, RecordStatus::Cancelled);
+    assert_eq!(
+        intent::find(&mut conn, cancel)
+            .await
+            .expect("query")
+            .expect("intent")
+            .state,
+        IntentState::Done
+    );
+    // Nothing is left to settle.
+    world.clock.set(chrono::Utc::now() + Duration::seconds(5));
+    assert_eq!(
+        world
+            .booking
+            .reconcile(std::time::Duration::ZERO)
+            .await
+            .expect("round"),
+        Default::default()
+    );
+}
