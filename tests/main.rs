@@ -11,6 +11,7 @@ mod booking_integrations;
 mod browser;
 mod cli;
 mod core_booking;
+mod crash;
 mod integrations;
 mod intents;
 mod ops;

@@ -49,7 +49,15 @@ pub fn router(control: EmulatorControl) -> Router {
         .with_state(control)
 }
 
+/// A real MIS finishes a message it has started even when the client hangs up (or dies): the
+/// work runs in a task of its own, which a dropped connection does not cancel.
 async fn handle(State(control): State<EmulatorControl>, body: Bytes) -> Response {
+    tokio::spawn(process(control, body))
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn process(control: EmulatorControl, body: Bytes) -> Response {
     let parsed = xml::parse(&body);
     let op = parsed
         .as_ref()

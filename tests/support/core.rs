@@ -116,7 +116,7 @@ impl CoreWorld {
     }
 }
 
-async fn sync_mis_directories(config: &Config) {
+pub async fn sync_mis_directories(config: &Config) {
     use diesel_async::AsyncConnection;
     let mut conn = diesel_async::AsyncPgConnection::establish(&config.database_url)
         .await
