@@ -78,6 +78,12 @@ pub struct Config {
     pub bitrix_token: Option<String>,
     /// `SYNC_INTERVAL_MINUTES` (default 15): periodic directory sync inside `serve`; 0 = off.
     pub sync_interval: Option<Duration>,
+    /// `SYNC_MAX_DEACTIVATION_PERCENT` (default 20, 0 to 100): a sync kind that would
+    /// deactivate more than this share of its active rows (`N × 100 > limit × M`, no
+    /// exemption for small tables: 1 of 3 branches is 33 %) is refused and rolled back, unless
+    /// `sovamed sync … --allow-mass-deactivation` is given; the periodic sync never gives it.
+    /// `100` turns the guard off.
+    pub sync_max_deactivation_percent: u8,
     /// `BRANCH_TIMEZONES`: overrides of the zone derived from the MIS's UTC offset, as
     /// `MIS_ID=IANA zone` pairs separated by commas (`2=Asia/Yekaterinburg`).
     pub branch_timezones: BTreeMap<i64, chrono_tz::Tz>,
@@ -229,6 +235,19 @@ impl Config {
             sync_interval: match parse::<u64>(&get, "SYNC_INTERVAL_MINUTES", "15")? {
                 0 => None,
                 minutes => Some(Duration::from_secs(60 * minutes)),
+            },
+            sync_max_deactivation_percent: match parse::<u8>(
+                &get,
+                "SYNC_MAX_DEACTIVATION_PERCENT",
+                "20",
+            )? {
+                percent @ 0..=100 => percent,
+                other => {
+                    return Err(ConfigError {
+                        name: "SYNC_MAX_DEACTIVATION_PERCENT",
+                        reason: format!("{other} is not a percentage (0 to 100)"),
+                    });
+                }
             },
             branch_timezones: parse_branch_timezones(
                 get("BRANCH_TIMEZONES").as_deref().unwrap_or(""),
@@ -408,6 +427,27 @@ mod tests {
             _ => None,
         });
         assert_eq!(production.err().map(|e| e.name), Some("BENCH_ROUTES"));
+    }
+
+    #[test]
+    fn the_deactivation_limit_is_a_percentage_defaulting_to_twenty() {
+        let percent = |raw: &'static str| {
+            Config::from_lookup(move |k| (k == "SYNC_MAX_DEACTIVATION_PERCENT").then(|| raw.into()))
+                .map(|c| c.sync_max_deactivation_percent)
+                .map_err(|e| e.name)
+        };
+        assert_eq!(
+            Config::from_lookup(|_| None)
+                .expect("defaults")
+                .sync_max_deactivation_percent,
+            crate::sync::guard::DEFAULT_MAX_PERCENT
+        );
+        assert_eq!(percent("0"), Ok(0));
+        assert_eq!(percent("35"), Ok(35));
+        assert_eq!(percent("100"), Ok(100));
+        for bad in ["101", "-1", "20 %", "0.5", "many"] {
+            assert_eq!(percent(bad), Err("SYNC_MAX_DEACTIVATION_PERCENT"), "{bad}");
+        }
     }
 
     #[test]

@@ -503,6 +503,20 @@ async fn booking_appointments_are_listed_across_pages() {
         .await
         .expect("list");
     assert!(other.is_empty());
+
+    // Pages must add up to ITEMSNUMBER: a short one is an error, not the end of the list.
+    emu.control.set_mis_faults(MisFaults {
+        short_pages: Some(20),
+        ..MisFaults::default()
+    });
+    let error = client
+        .appointments(pcode, day(13))
+        .await
+        .expect_err("a short page");
+    assert!(
+        matches!(&error, MisError::Malformed(m) if m.contains("SCHEDULE_REC_LIST: short page")),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

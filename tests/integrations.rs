@@ -349,6 +349,30 @@ async fn emulator_fault_switches_work_over_http() {
         .expect("client")
         .with_backoff(vec![]);
     assert!(matches!(quick.branches().await, Err(MisError::Timeout(_))));
+    // Well-formed answers a sync must not trust: an empty list, a short page, an answer to
+    // another message type.
+    set(
+        mis_faults.clone(),
+        json!({ "empty_lists": ["GET_FILIAL_LIST", "GET_DOCTOR_LIST"] }),
+    )
+    .await;
+    assert!(client.branches().await.expect("an empty list").is_empty());
+    let page = client.doctors_page(1, 100).await.expect("an empty page");
+    assert_eq!((page.items.len(), page.total), (0, Some(0)));
+    assert!(!client.departments().await.expect("not emptied").is_empty());
+    set(mis_faults.clone(), json!({ "short_pages": 10 })).await;
+    let page = client.doctors_page(1, 100).await.expect("a short page");
+    let rows = emu.control.world().doctor_rows().len();
+    assert_eq!((page.items.len(), page.total), (10, Some(rows as u32)));
+    set(mis_faults.clone(), json!({ "wrong_message_type": true })).await;
+    assert!(matches!(
+        client.doctors_page(1, 100).await,
+        Err(MisError::Malformed(m)) if m == "answer is for message type GET_FILIAL_LIST, not GET_DOCTOR_LIST"
+    ));
+    assert!(matches!(
+        client.branches().await,
+        Err(MisError::Malformed(m)) if m.contains("GET_DEPARTMENT_LIST")
+    ));
     set(mis_faults, json!({})).await;
     assert_eq!(emu.control.mis_faults(), MisFaults::default());
     assert_eq!(client.branches().await.expect("healthy again").len(), 3);

@@ -8,9 +8,16 @@ use diesel_async::RunQueryDsl;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sovamed::{
+    db::models::{
+        sync_run::{self, SyncRun},
+        user::Role,
+    },
     emulator::{CmsFaults, MisFaults},
-    integrations::bitrix::ContentKind,
-    sync::{self, Quiet, Sources, SyncKind, SyncOptions, SyncReport},
+    integrations::{bitrix::ContentKind, infoclinica::MisError},
+    sync::{
+        self, KindFailed, MassDeactivation, Quiet, Sources, SyncError, SyncKind, SyncOptions,
+        SyncReport, guard::Subject,
+    },
 };
 
 use crate::support::{TestApp, browser, with_emulators};
@@ -29,6 +36,84 @@ async fn sync_all(app: &TestApp, full: bool) -> Result<Vec<SyncReport>, String> 
     )
     .await
     .map_err(|(kind, e)| format!("{}: {e}", kind.as_str()))
+}
+
+/// Runs `kinds` through `run_kinds` with the configured limit, allowing mass deactivation
+/// when `allow`.
+async fn sync_kinds(
+    app: &TestApp,
+    kinds: &[SyncKind],
+    allow: bool,
+) -> Result<Vec<SyncReport>, (SyncKind, SyncError)> {
+    let mut conn = app.db().await;
+    let sources = Sources::from_config(&app.config);
+    let options = SyncOptions::from_config(&app.config, false).allow_mass_deactivation(allow);
+    sync::run_kinds(&mut conn, &sources, kinds, &options, &Quiet, |_| {}).await
+}
+
+/// `sovamed sync ARGS` against the app's database and the emulators.
+fn sovamed_sync(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sovamed"))
+        .arg("sync")
+        .args(args)
+        .env("REDIS_PREFIX", &app.config.redis_prefix)
+        .env("DATABASE_URL", &app.config.database_url)
+        .env(
+            "INFOCLINICA_URL",
+            app.config.infoclinica_url.as_deref().expect("url"),
+        )
+        .env("BITRIX_URL", app.config.bitrix_url.as_deref().expect("url"))
+        .env(
+            "BITRIX_TOKEN",
+            app.config.bitrix_token.as_deref().expect("token"),
+        )
+        .output()
+        .expect("run sovamed")
+}
+
+/// Active rows of a directory table.
+async fn active(app: &TestApp, table: &str) -> i64 {
+    let mut conn = app.db().await;
+    let rows: Vec<MisId> =
+        diesel::sql_query(format!("SELECT count(*) AS fp FROM {table} WHERE active"))
+            .load(&mut conn)
+            .await
+            .expect("count");
+    rows[0].fp
+}
+
+/// The newest `sync_runs` row of a kind.
+async fn latest_run(app: &TestApp, kind: SyncKind) -> SyncRun {
+    let mut conn = app.db().await;
+    sync_run::latest_per_kind(&mut conn)
+        .await
+        .expect("runs")
+        .into_iter()
+        .find(|r| r.kind == kind.as_str())
+        .expect("a run of the kind")
+}
+
+/// `/staff/sync` as a member of staff sees it (creates the account: once per test).
+async fn staff_sync_page(app: &TestApp) -> String {
+    app.create_user("desk@example.ru", "front desk passphrase", Role::Staff)
+        .await;
+    let client = browser();
+    app.log_in(&client, "desk@example.ru", "front desk passphrase")
+        .await;
+    client
+        .get(app.url("/staff/sync"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("body")
+}
+
+fn mis_faults(edit: impl FnOnce(&mut MisFaults)) -> MisFaults {
+    let mut faults = MisFaults::default();
+    edit(&mut faults);
+    faults
 }
 
 #[derive(QueryableByName)]
@@ -246,21 +331,7 @@ async fn a_failing_source_fails_the_command_and_leaves_the_database_as_it_was() 
     assert_eq!(fingerprint(&app).await, before);
 
     // The command line says why in one line and exits non-zero.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sovamed"))
-        .args(["sync", "all"])
-        .env("REDIS_PREFIX", &app.config.redis_prefix)
-        .env("DATABASE_URL", &app.config.database_url)
-        .env(
-            "INFOCLINICA_URL",
-            app.config.infoclinica_url.as_deref().expect("url"),
-        )
-        .env("BITRIX_URL", app.config.bitrix_url.as_deref().expect("url"))
-        .env(
-            "BITRIX_TOKEN",
-            app.config.bitrix_token.as_deref().expect("token"),
-        )
-        .output()
-        .expect("run sovamed");
+    let output = sovamed_sync(&app, &["all"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
@@ -269,21 +340,7 @@ async fn a_failing_source_fails_the_command_and_leaves_the_database_as_it_was() 
 
     // Back up: the rename arrives.
     emulators.control.set_mis_faults(MisFaults::default());
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sovamed"))
-        .args(["sync", "all"])
-        .env("REDIS_PREFIX", &app.config.redis_prefix)
-        .env("DATABASE_URL", &app.config.database_url)
-        .env(
-            "INFOCLINICA_URL",
-            app.config.infoclinica_url.as_deref().expect("url"),
-        )
-        .env("BITRIX_URL", app.config.bitrix_url.as_deref().expect("url"))
-        .env(
-            "BITRIX_TOKEN",
-            app.config.bitrix_token.as_deref().expect("token"),
-        )
-        .output()
-        .expect("run sovamed");
+    let output = sovamed_sync(&app, &["all"]);
     assert!(
         output.status.success(),
         "{}",
@@ -524,12 +581,389 @@ async fn staff_see_the_last_sync_of_each_kind() {
         .expect("page");
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("body");
-    for kind in SyncKind::DIRECTORIES {
+    for (kind, title) in [
+        (SyncKind::Branches, "Филиалы"),
+        (SyncKind::Specialities, "Специальности"),
+        (SyncKind::Specialists, "Врачи"),
+        (SyncKind::Prices, "Цены"),
+        (SyncKind::Reviews, "Отзывы"),
+        (SyncKind::Content, "Материалы сайта"),
+    ] {
         assert!(
-            html.contains(&format!("<td>{}</td>", kind.as_str())),
+            html.contains(&format!("<td>{title}</td>")),
             "{}",
             kind.as_str()
         );
+        assert!(!html.contains(&format!("<td>{}</td>", kind.as_str())));
     }
     assert!(html.contains("успешно"));
+}
+
+// ------------------------------------------------------------ sync that refuses to wipe
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_branch_list_is_refused_and_every_branch_kept_until_allowed() {
+    let (app, emulators) = with_emulators().await;
+    sync_all(&app, false).await.expect("first sync");
+    let branches = active(&app, "branches").await;
+    assert_eq!(branches, 3);
+    let before = fingerprint(&app).await;
+    emulators.control.set_mis_faults(mis_faults(|f| {
+        f.empty_lists.insert("GET_FILIAL_LIST".into());
+    }));
+
+    let (kind, error) = sync_kinds(&app, &[SyncKind::Branches], false)
+        .await
+        .expect_err("refused");
+    assert_eq!(kind, SyncKind::Branches);
+    assert_eq!(
+        error.refusal(),
+        Some(&MassDeactivation {
+            subject: Subject::Branches,
+            deactivated: 3,
+            active_before: 3,
+            max_percent: 20,
+        })
+    );
+    assert_eq!(
+        fingerprint(&app).await,
+        before,
+        "rolled back: no row version moved"
+    );
+    assert_eq!(active(&app, "branches").await, 3);
+    let run = latest_run(&app, SyncKind::Branches).await;
+    assert!(!run.succeeded);
+    assert_eq!((run.deactivated, run.created, run.updated), (0, 0, 0));
+
+    // The command line: non-zero, the summary says so, one line on stderr.
+    let output = sovamed_sync(&app, &["branches"]);
+    assert!(!output.status.success());
+    let refusal = "refused: would deactivate 3 of 3 branches (100 %, limit 20 %); \
+                   run with --allow-mass-deactivation if this is real";
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("branches: {refusal}")), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "sync branches failed, previous data kept: {refusal}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(fingerprint(&app).await, before);
+
+    // An operator who knows the branches are really gone says so.
+    let output = sovamed_sync(&app, &["branches", "--allow-mass-deactivation"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("branches: 0 new, 0 updated, 0 unchanged, 3 deactivated"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "note: mass deactivation allowed by --allow-mass-deactivation: 3 of 3 branches (100 %, limit 20 %)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(active(&app, "branches").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_doctor_list_is_refused_and_allowed_through_run_kinds() {
+    let (app, emulators) = with_emulators().await;
+    sync_all(&app, false).await.expect("first sync");
+    let doctors = active(&app, "specialists").await;
+    assert_eq!(
+        doctors,
+        emulators.control.world().visible_doctor_count() as i64
+    );
+    let before = fingerprint(&app).await;
+    emulators.control.set_mis_faults(mis_faults(|f| {
+        f.empty_lists.insert("GET_DOCTOR_LIST".into());
+    }));
+
+    let (kind, error) = sync_kinds(&app, &SyncKind::DIRECTORIES, false)
+        .await
+        .expect_err("refused");
+    assert_eq!(kind, SyncKind::Specialists);
+    let mass = error.refusal().expect("a refusal").clone();
+    assert_eq!(
+        (mass.subject, mass.deactivated, mass.active_before),
+        (Subject::Specialists, doctors as u64, doctors as u64)
+    );
+    assert!(
+        error.to_string().starts_with(&format!(
+            "refused: would deactivate {doctors} of {doctors} specialists (100 %, limit 20 %)"
+        )),
+        "{error}"
+    );
+    assert_eq!(fingerprint(&app).await, before);
+    assert_eq!(active(&app, "specialists").await, doctors);
+
+    let reports = sync_kinds(&app, &[SyncKind::Specialists], true)
+        .await
+        .expect("allowed");
+    assert_eq!(reports[0].counts.deactivated, doctors as u64);
+    assert!(
+        reports[0].notes.iter().any(|n| n
+            == &format!(
+                "mass deactivation allowed by --allow-mass-deactivation: {doctors} of {doctors} specialists (100 %, limit 20 %)"
+            )),
+        "{:?}",
+        reports[0].notes
+    );
+    assert_eq!(active(&app, "specialists").await, 0);
+    let run = latest_run(&app, SyncKind::Specialists).await;
+    assert!(run.succeeded);
+    assert_eq!(run.deactivated, doctors as i32);
+    assert!(
+        run.notes.contains("mass deactivation allowed"),
+        "{}",
+        run.notes
+    );
+    // Staff read it in Russian, not as the stored note.
+    let html = staff_sync_page(&app).await;
+    assert!(
+        html.contains(&format!(
+            "успешно; по разрешению оператора отключено больше допустимого (20 %) — врачи: {doctors} из {doctors} (100 %)"
+        )),
+        "{html}"
+    );
+    assert!(!html.contains("mass deactivation"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_doctor_page_fails_the_sync_even_with_the_flag() {
+    let (app, emulators) = with_emulators().await;
+    sync_all(&app, false).await.expect("first sync");
+    let rows = emulators.control.world().doctor_rows().len();
+    assert!(rows > 10, "{rows} rows");
+    let doctors = active(&app, "specialists").await;
+    let before = fingerprint(&app).await;
+    // 10 rows a page while ITEMSNUMBER counts every row.
+    emulators
+        .control
+        .set_mis_faults(mis_faults(|f| f.short_pages = Some(10)));
+
+    for allow in [false, true] {
+        let (kind, error) = sync_kinds(&app, &[SyncKind::Specialists], allow)
+            .await
+            .expect_err("a short page is an error");
+        assert_eq!(kind, SyncKind::Specialists);
+        assert!(
+            matches!(&error, SyncError::Mis(MisError::Malformed(m))
+                if m.contains("short page") && m.contains(&format!("brought 10 of the {} expected (ITEMSNUMBER {rows}", rows.min(100)))),
+            "{error}"
+        );
+        assert_eq!(fingerprint(&app).await, before);
+        assert_eq!(active(&app, "specialists").await, doctors);
+    }
+    let output = sovamed_sync(&app, &["specialists", "--allow-mass-deactivation"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("sync specialists failed, previous data kept: MIS: MIS answer is malformed: GET_DOCTOR_LIST: short page"),
+        "{stderr}"
+    );
+    assert_eq!(fingerprint(&app).await, before);
+
+    // Whole pages again: nothing to change.
+    emulators.control.set_mis_faults(MisFaults::default());
+    let reports = sync_kinds(&app, &[SyncKind::Specialists], false)
+        .await
+        .expect("sync");
+    assert_eq!(reports[0].counts.deactivated, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_to_another_message_type_fails_the_sync() {
+    let (app, emulators) = with_emulators().await;
+    sync_all(&app, false).await.expect("first sync");
+    let before = fingerprint(&app).await;
+    emulators
+        .control
+        .set_mis_faults(mis_faults(|f| f.wrong_message_type = true));
+
+    for (kind, asked, answered) in [
+        (SyncKind::Branches, "GET_FILIAL_LIST", "GET_DEPARTMENT_LIST"),
+        (
+            SyncKind::Specialities,
+            "GET_DEPARTMENT_LIST",
+            "GET_FILIAL_LIST",
+        ),
+        (SyncKind::Specialists, "GET_DOCTOR_LIST", "GET_FILIAL_LIST"),
+    ] {
+        let (failed, error) = sync_kinds(&app, &[kind], true)
+            .await
+            .expect_err("another message's answer");
+        assert_eq!(failed, kind);
+        assert!(
+            matches!(&error, SyncError::Mis(MisError::Malformed(m))
+                if m == &format!("answer is for message type {answered}, not {asked}")),
+            "{error}"
+        );
+    }
+    assert_eq!(fingerprint(&app).await, before);
+    for table in ["branches", "specialities", "specialists"] {
+        assert!(active(&app, table).await > 0, "{table}");
+    }
+    let output = sovamed_sync(&app, &["all"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("sync branches failed, previous data kept: MIS: MIS answer is malformed: answer is for message type GET_DEPARTMENT_LIST, not GET_FILIAL_LIST"),
+        "{stderr}"
+    );
+    assert_eq!(fingerprint(&app).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_branch_of_three_is_refused_without_the_flag_and_deactivated_with_it() {
+    let (app, emulators) = with_emulators().await;
+    sync_all(&app, false).await.expect("first sync");
+    let before = fingerprint(&app).await;
+    // The clinic really closes a branch: the MIS stops listing it.
+    let closed = emulators.control.edit_world(|world| {
+        let branch = world.branches.remove(0);
+        branch.mis_id
+    });
+
+    let (_, error) = sync_kinds(&app, &[SyncKind::Branches], false)
+        .await
+        .expect_err("33 % is over 20 %");
+    assert_eq!(
+        error.to_string(),
+        "refused: would deactivate 1 of 3 branches (33.3 %, limit 20 %); run with --allow-mass-deactivation if this is real"
+    );
+    assert_eq!(fingerprint(&app).await, before);
+
+    let reports = sync_kinds(&app, &[SyncKind::Branches], true)
+        .await
+        .expect("allowed");
+    assert_eq!(reports[0].counts.deactivated, 1);
+    assert_eq!(reports[0].counts.unchanged, 2);
+    assert_eq!(
+        reports[0].notes,
+        [
+            "mass deactivation allowed by --allow-mass-deactivation: 1 of 3 branches (33.3 %, limit 20 %)"
+        ]
+    );
+    let mut conn = app.db().await;
+    let still_active: Vec<MisId> = diesel::sql_query(format!(
+        "SELECT count(*) AS fp FROM branches WHERE mis_id = {closed} AND active"
+    ))
+    .load(&mut conn)
+    .await
+    .expect("query");
+    assert_eq!(still_active[0].fp, 0);
+    assert_eq!(active(&app, "branches").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deactivations_within_the_limit_need_no_flag() {
+    let (app, emulators) = with_emulators().await;
+    sync_all(&app, false).await.expect("first sync");
+    let doctors = active(&app, "specialists").await as u64;
+    // The most the default 20 % lets through, and one more.
+    let within = doctors * 20 / 100;
+    assert!(within >= 2, "{doctors} doctors");
+    let gone: Vec<_> = emulators.control.edit_world(|world| {
+        let visible: Vec<i64> = world
+            .doctors
+            .iter()
+            .filter(|d| d.visible)
+            .map(|d| d.mis_id)
+            .take(within as usize + 1)
+            .collect();
+        let (gone, kept): (Vec<_>, Vec<_>) = world
+            .doctors
+            .drain(..)
+            .partition(|d| visible.contains(&d.mis_id));
+        world.doctors = kept;
+        gone
+    });
+    let before = fingerprint(&app).await;
+    let (_, error) = sync_kinds(&app, &[SyncKind::Specialists], false)
+        .await
+        .expect_err("one over the limit");
+    assert_eq!(
+        error.refusal().map(|m| (m.deactivated, m.active_before)),
+        Some((within + 1, doctors))
+    );
+    assert_eq!(fingerprint(&app).await, before);
+
+    // One of them comes back: what is left is within the limit.
+    let back = gone[0].clone();
+    emulators
+        .control
+        .edit_world(|world| world.doctors.push(back));
+    let reports = sync_kinds(&app, &[SyncKind::Specialists], false)
+        .await
+        .expect("within the limit");
+    assert_eq!(reports[0].counts.deactivated, within);
+    assert!(
+        !reports[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("mass deactivation")),
+        "{:?}",
+        reports[0].notes
+    );
+    assert_eq!(active(&app, "specialists").await as u64, doctors - within);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_periodic_sync_records_a_refusal_and_staff_read_it_in_russian() {
+    let (app, emulators) = with_emulators().await;
+    sync_all(&app, false).await.expect("first sync");
+    let doctors = active(&app, "specialists").await;
+    let before = fingerprint(&app).await;
+    emulators.control.set_mis_faults(mis_faults(|f| {
+        f.empty_lists.insert("GET_DOCTOR_LIST".into());
+    }));
+
+    // What the scheduler inside `serve` runs each round: options from the configuration.
+    let sources = Sources::from_config(&app.config);
+    let options = SyncOptions::from_config(&app.config, false);
+    assert!(!options.deactivation.allow_mass);
+    let error = sync::scheduler::run_once_locked(&app.config.database_url, &sources, &options)
+        .await
+        .expect_err("refused");
+    let failed = error.downcast_ref::<KindFailed>().expect("a kind failed");
+    assert_eq!(failed.kind, SyncKind::Specialists);
+    assert!(failed.error.refusal().is_some());
+    assert_eq!(fingerprint(&app).await, before);
+    assert_eq!(active(&app, "specialists").await, doctors);
+
+    let run = latest_run(&app, SyncKind::Specialists).await;
+    assert!(!run.succeeded);
+    let stored = run.error.clone().expect("an error");
+    assert_eq!(
+        stored,
+        format!(
+            "refused: would deactivate {doctors} of {doctors} specialists (100 %, limit 20 %); run with --allow-mass-deactivation if this is real"
+        )
+    );
+    assert!(MassDeactivation::from_refusal(&stored).is_some());
+    // The kinds before it ran and succeeded; none after it ran.
+    assert!(latest_run(&app, SyncKind::Specialities).await.succeeded);
+
+    let html = staff_sync_page(&app).await;
+    assert!(html.contains("<td>Врачи</td>"), "{html}");
+    assert!(
+        html.contains(&format!(
+            "<strong>отказ</strong>: синхронизация отключила бы больше допустимого (20 %) — врачи: {doctors} из {doctors} (100 %). Данные не изменены."
+        )),
+        "{html}"
+    );
+    assert!(html.contains("<code>sovamed sync specialists --allow-mass-deactivation</code>"));
+    assert!(!html.contains("refused"), "no English words on the page");
+    assert!(!html.contains("would deactivate"));
 }

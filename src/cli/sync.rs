@@ -1,4 +1,5 @@
-//! `sovamed sync branches|specialities|specialists|prices|reviews|content|all [--full]`.
+//! `sovamed sync branches|specialities|specialists|prices|reviews|content|schedules|all
+//! [--full] [--days N] [--allow-mass-deactivation]`.
 
 use std::io::IsTerminal;
 
@@ -34,6 +35,10 @@ pub struct SyncArgs {
     /// Days of schedules to fetch ahead (default `SCHEDULE_PREFETCH_DAYS`).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=60))]
     pub days: Option<u32>,
+    /// Deactivate what the source no longer lists even when that is more than
+    /// SYNC_MAX_DEACTIVATION_PERCENT of a kind's active rows (refused otherwise).
+    #[arg(long)]
+    pub allow_mass_deactivation: bool,
 }
 
 impl SyncWhat {
@@ -73,7 +78,8 @@ pub async fn run(config: Config, args: SyncArgs) -> anyhow::Result<()> {
         config.schedule_cache_ttl,
     );
     let sources = Sources::from_config(&config).with_schedules(cache);
-    let mut options = SyncOptions::from_config(&config, args.full);
+    let mut options = SyncOptions::from_config(&config, args.full)
+        .allow_mass_deactivation(args.allow_mass_deactivation);
     if let Some(days) = args.days {
         options.schedule_days = days;
     }
@@ -109,6 +115,12 @@ pub async fn run(config: Config, args: SyncArgs) -> anyhow::Result<()> {
     }
     match result {
         Ok(_) => Ok(()),
-        Err((kind, e)) => anyhow::bail!("sync {} failed, previous data kept: {e}", kind.as_str()),
+        Err((kind, e)) => {
+            // The refused kind's line of the summary; the one-line error follows on stderr.
+            if e.refusal().is_some() {
+                println!("{}: {e}", kind.as_str());
+            }
+            anyhow::bail!("sync {} failed, previous data kept: {e}", kind.as_str())
+        }
     }
 }

@@ -11,7 +11,9 @@
 //! write lock, so a reserve is atomic. Every call is counted per `MSG.2`
 //! ([`EmulatorControl::mis_calls`]); `GET /_emulator/calls` answers the counts as a JSON
 //! object (`{"SCHEDULE": 3, ...}`) for tools outside the process (`just bench`). Also
-//! `GET`/`POST /_emulator/faults` with [`MisFaults`](super::MisFaults).
+//! `GET`/`POST /_emulator/faults` with [`MisFaults`]: besides transport faults, well-formed
+//! answers a careful client must still refuse (an empty list, a short page, an answer to
+//! another message type), made by [`apply_faults`] and [`empty_list`].
 
 mod booking;
 
@@ -26,7 +28,7 @@ use axum::{
     routing::{get, post},
 };
 
-use super::{EmulatorControl, World, faults_routes};
+use super::{EmulatorControl, MisFaults, World, faults_routes};
 use crate::integrations::infoclinica::{
     MisError,
     xml::{self, Element, NAMESPACE, XmlWriter},
@@ -84,7 +86,7 @@ async fn process(control: EmulatorControl, body: Bytes) -> Response {
     if op == "SCHEDULE_REC_RESERVE" && faults.reserve_latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(faults.reserve_latency_ms)).await;
     }
-    let request = match parsed {
+    let mut request = match parsed {
         Ok(request) => request,
         Err(e) => {
             let reason = match e {
@@ -98,7 +100,14 @@ async fn process(control: EmulatorControl, body: Bytes) -> Response {
                 .into_response();
         }
     };
-    let mut answer = if is_mutating(&op) {
+    apply_faults(&mut request, &faults);
+    let emptied = operation(&request)
+        .is_some_and(|answered| faults.empty_lists.contains(answered))
+        .then(|| empty_list(&request))
+        .flatten();
+    let mut answer = if let Some(empty) = emptied {
+        empty
+    } else if is_mutating(&op) {
         answer_mut(&mut control.shared().world_mut(), &request)
     } else {
         answer(&control.shared().world(), &request)
@@ -111,6 +120,105 @@ async fn process(control: EmulatorControl, body: Bytes) -> Response {
         answer.truncate(cut);
     }
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], answer).into_response()
+}
+
+/// The paged list messages (`FIRSTROW`/`LASTROW`, `RECORDSDATA`).
+const PAGED: [&str; 2] = ["GET_DOCTOR_LIST", "SCHEDULE_REC_LIST"];
+
+/// Rewrites a request as the fault switches say, before it is answered:
+/// [`MisFaults::wrong_message_type`] turns it into another message (without its `_IN`
+/// block), [`MisFaults::short_pages`] narrows the window of a paged list (the answer's
+/// `ITEMSNUMBER` still counts every row).
+pub fn apply_faults(request: &mut Element, faults: &MisFaults) {
+    let Some(op) = operation(request).map(str::to_owned) else {
+        return;
+    };
+    let block = format!("{op}_IN");
+    if faults.wrong_message_type {
+        let other = if op == "GET_FILIAL_LIST" {
+            "GET_DEPARTMENT_LIST"
+        } else {
+            "GET_FILIAL_LIST"
+        };
+        if let Some(msg) = child_mut(request, "MSH")
+            .and_then(|msh| child_mut(msh, "MSH.9"))
+            .and_then(|msh9| child_mut(msh9, "MSG.2"))
+        {
+            msg.text = other.to_owned();
+        }
+        request.children.retain(|c| c.name != block);
+        return;
+    }
+    if let Some(rows) = faults.short_pages
+        && PAGED.contains(&op.as_str())
+    {
+        if child_mut(request, &block).is_none() {
+            request.children.push(Element {
+                name: block.clone(),
+                ..Element::default()
+            });
+        }
+        let Some(input) = child_mut(request, &block) else {
+            return;
+        };
+        let first = input
+            .text_of("FIRSTROW")
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let most = first + i64::from(rows) - 1;
+        let last = input
+            .text_of("LASTROW")
+            .and_then(|v| v.parse::<i64>().ok())
+            .map_or(most, |asked| asked.min(most));
+        set_leaf(input, "FIRSTROW", first);
+        set_leaf(input, "LASTROW", last);
+    }
+}
+
+fn child_mut<'a>(element: &'a mut Element, name: &str) -> Option<&'a mut Element> {
+    element.children.iter_mut().find(|c| c.name == name)
+}
+
+fn set_leaf(element: &mut Element, name: &str, value: i64) {
+    match child_mut(element, name) {
+        Some(leaf) => leaf.text = value.to_string(),
+        None => element.children.push(Element {
+            name: name.to_owned(),
+            text: value.to_string(),
+            children: Vec::new(),
+        }),
+    }
+}
+
+/// The successful answer of a list message with no items ([`MisFaults::empty_lists`]):
+/// `ITEMSNUMBER` 0 on a paged list. `None` when the request is not a list message.
+pub fn empty_list(request: &Element) -> Option<String> {
+    let op = operation(request)?;
+    let comment = match op {
+        "GET_FILIAL_LIST" => "Данные по филиалам получены",
+        "GET_DEPARTMENT_LIST" => "Данные по отделениям получены",
+        "GET_DOCTOR_LIST" => "Данные по врачам получены",
+        "PRICE_LIST" => "Данные по ценам получены",
+        "SCHEDULE_REC_LIST" => "Список приемов",
+        _ => return None,
+    };
+    let mut w = XmlWriter::new();
+    if PAGED.contains(&op) {
+        let input = request.child(&format!("{op}_IN"));
+        let echo = |field: &str| input.and_then(|i| i.text_of(field)).unwrap_or("");
+        w.open("RECORDSDATA")
+            .leaf("ITEMSNUMBER", 0)
+            .leaf("FIRSTROW", echo("FIRSTROW"))
+            .leaf("LASTROW", echo("LASTROW"))
+            .close("RECORDSDATA");
+    }
+    let control_id = request.text_at(&["MSH", "MSH.10"]).unwrap_or("");
+    Some(envelope(
+        op,
+        control_id,
+        Ok(Output::ok(w.finish(), comment)),
+    ))
 }
 
 /// What an operation produced: its items (escaped XML), `CHECKDATA` (code, label, text),
@@ -520,6 +628,62 @@ mod tests {
             ack.text_at(&["MSA", "MSA.3"])
                 .is_some_and(|m| m.contains("DEPNUM"))
         );
+    }
+
+    fn request(op: &str, input: &str) -> Element {
+        let body = format!(
+            "<WEB_{op} xmlns=\"http://sdsys.ru/\"><MSH><MSH.10>abc</MSH.10><MSH.9><MSG.1>WEB</MSG.1><MSG.2>{op}</MSG.2></MSH.9></MSH><{op}_IN>{input}</{op}_IN></WEB_{op}>"
+        );
+        xml::parse(body.as_bytes()).expect("request parses")
+    }
+
+    #[test]
+    fn fault_switches_make_well_formed_answers_a_client_must_refuse() {
+        let world = World::generate(1, 1);
+        let total = world.doctor_rows().len();
+        // A short page: 10 rows, ITEMSNUMBER still counts all.
+        let faults = MisFaults {
+            short_pages: Some(10),
+            ..MisFaults::default()
+        };
+        let mut asked = request(
+            "GET_DOCTOR_LIST",
+            "<FIRSTROW>1</FIRSTROW><LASTROW>100</LASTROW>",
+        );
+        apply_faults(&mut asked, &faults);
+        let ack = xml::parse(answer(&world, &asked).as_bytes()).expect("answer");
+        let out = ack.child("GET_DOCTOR_LIST_OUT").expect("out");
+        assert_eq!(out.children_named("GETDOCTORLIST").count(), 10.min(total));
+        assert_eq!(
+            out.text_at(&["RECORDSDATA", "ITEMSNUMBER"]),
+            Some(total.to_string().as_str())
+        );
+        // An empty list.
+        let empty = empty_list(&request("GET_DOCTOR_LIST", "<FIRSTROW>1</FIRSTROW>"))
+            .expect("a list message");
+        let ack = xml::parse(empty.as_bytes()).expect("answer");
+        assert_eq!(ack.text_at(&["MSA", "MSA.1"]), Some("AA"));
+        let out = ack.child("GET_DOCTOR_LIST_OUT").expect("out");
+        assert_eq!(out.children_named("GETDOCTORLIST").count(), 0);
+        assert_eq!(out.text_at(&["RECORDSDATA", "ITEMSNUMBER"]), Some("0"));
+        assert_eq!(out.text_of("SPRESULT"), Some("1"));
+        assert!(empty_list(&request("SCHEDULE", "")).is_none());
+        // Another message type.
+        let faults = MisFaults {
+            wrong_message_type: true,
+            ..MisFaults::default()
+        };
+        for (asked, answered) in [
+            ("GET_DOCTOR_LIST", "GET_FILIAL_LIST"),
+            ("GET_FILIAL_LIST", "GET_DEPARTMENT_LIST"),
+        ] {
+            let mut request = request(asked, "");
+            apply_faults(&mut request, &faults);
+            let ack = xml::parse(answer(&world, &request).as_bytes()).expect("answer");
+            assert_eq!(ack.text_at(&["MSH", "MSH.9", "MSG.2"]), Some(answered));
+            assert!(ack.child(&format!("{answered}_OUT")).is_some());
+            assert_eq!(ack.text_at(&["MSA", "MSA.1"]), Some("AA"));
+        }
     }
 
     #[test]

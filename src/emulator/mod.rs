@@ -15,7 +15,7 @@ pub mod sms;
 pub mod world;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
@@ -90,6 +90,19 @@ pub struct MisFaults {
     /// Added before answering `SCHEDULE_REC_RESERVE` only (after the call is counted,
     /// before the world is locked): widens the window between a grid read and a reserve.
     pub reserve_latency_ms: u64,
+    /// The list messages named here (`GET_FILIAL_LIST`, `GET_DEPARTMENT_LIST`,
+    /// `GET_DOCTOR_LIST`, `PRICE_LIST`, `SCHEDULE_REC_LIST`) answer a well-formed list with
+    /// no items (`ITEMSNUMBER` 0 on paged lists), as a source that lost its data would.
+    /// Other names are ignored.
+    pub empty_lists: BTreeSet<String>,
+    /// The paged lists (`GET_DOCTOR_LIST`, `SCHEDULE_REC_LIST`) bring at most this many rows
+    /// a page, whatever `LASTROW` asks, while `RECORDSDATA/ITEMSNUMBER` still counts every
+    /// row: a short page.
+    pub short_pages: Option<u32>,
+    /// Answer every message as if another had been asked: `MSH.9/MSG.2` and the `_OUT`
+    /// block are `GET_FILIAL_LIST`'s (`GET_DEPARTMENT_LIST`'s when that was asked), a
+    /// well-formed, successful answer to a different message type.
+    pub wrong_message_type: bool,
 }
 
 /// Fault switches of the CMS emulator. Default: none.

@@ -12,7 +12,9 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::{
-    Counts, Progress, SyncError, SyncKind, SyncOptions, mis_kinds,
+    Counts, Progress, SyncError, SyncKind, SyncOptions,
+    guard::{Guard, Subject},
+    mis_kinds,
     sanitize::{clean_html, plain_text},
     upsert::{Outcome, Written, count_active, deactivate_missing, digest, settle},
     with_overlap,
@@ -300,7 +302,9 @@ pub async fn sync_reviews(
     options: &SyncOptions,
     progress: &dyn Progress,
     notes: &mut Vec<String>,
+    guard: &mut Guard,
 ) -> Result<Counts, SyncError> {
+    let active_before = count_active(conn, "reviews", None).await?;
     let by_cms_id: HashMap<i64, i64> = specialists::table
         .filter(specialists::cms_id.is_not_null())
         .select((specialists::cms_id.assume_not_null(), specialists::id))
@@ -377,6 +381,7 @@ pub async fn sync_reviews(
     }
     let existing = cms.ids(ContentKind::Reviews).await?;
     counts.deactivated = deactivate_missing(conn, "reviews", "cms_id", None, &existing).await?;
+    guard.check(Subject::Reviews, counts.deactivated, active_before)?;
     refresh_ratings(conn).await?;
     store_watermark(
         conn,
@@ -412,13 +417,16 @@ pub async fn sync_content(
     cms: &dyn Cms,
     options: &SyncOptions,
     progress: &dyn Progress,
+    guard: &mut Guard,
 ) -> Result<Counts, SyncError> {
     let mut total = Counts::default();
-    for kind in [
-        ContentKind::Pages,
-        ContentKind::Services,
-        ContentKind::Specializations,
+    for (kind, subject) in [
+        (ContentKind::Pages, Subject::Pages),
+        (ContentKind::Services, Subject::Services),
+        (ContentKind::Specializations, Subject::Specializations),
     ] {
+        let active_before =
+            count_active(conn, "content_items", Some(("kind", kind.as_str()))).await?;
         let since = load_watermark(conn, kind, options).await?;
         let mut pager = Pager::new(cms, kind, since);
         let mut counts = Counts::default();
@@ -467,6 +475,7 @@ pub async fn sync_content(
             &existing,
         )
         .await?;
+        guard.check(subject, counts.deactivated, active_before)?;
         store_watermark(conn, kind, pager.first_server_now, pager.items).await?;
         settle(
             &mut counts,

@@ -10,25 +10,30 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::{
     Counts, Progress, SyncError, SyncKind, SyncOptions,
+    guard::{Guard, Subject},
     timezones::zone_for,
     upsert::{Outcome, Written, count_active, deactivate_missing, digest, settle},
 };
 use crate::{
     db::schema::{branches, specialists, specialities},
-    integrations::infoclinica::Mis,
+    integrations::infoclinica::{Mis, messages::doctor_list, paging::Pager},
 };
 
 /// Doctor rows asked for per `GET_DOCTOR_LIST` call.
 const DOCTOR_PAGE: u32 = 100;
+/// At most this many pages (a million rows): a longer list is refused, not read forever.
+const DOCTOR_MAX_PAGES: u32 = 10_000;
 
 pub async fn sync_branches(
     conn: &mut AsyncPgConnection,
     mis: &dyn Mis,
     options: &SyncOptions,
     progress: &dyn Progress,
+    guard: &mut Guard,
 ) -> Result<Counts, SyncError> {
     progress.message(SyncKind::Branches, "GET_FILIAL_LIST");
     let items = mis.branches().await?;
+    let active_before = count_active(conn, "branches", None).await?;
     let mut counts = Counts::default();
     let mut seen = Vec::new();
     for branch in items.into_iter().filter(|b| b.visible) {
@@ -66,6 +71,7 @@ pub async fn sync_branches(
         seen.push(branch.mis_id);
     }
     counts.deactivated = deactivate_missing(conn, "branches", "mis_id", None, &seen).await?;
+    guard.check(Subject::Branches, counts.deactivated, active_before)?;
     settle(&mut counts, count_active(conn, "branches", None).await?);
     Ok(counts)
 }
@@ -74,9 +80,11 @@ pub async fn sync_specialities(
     conn: &mut AsyncPgConnection,
     mis: &dyn Mis,
     progress: &dyn Progress,
+    guard: &mut Guard,
 ) -> Result<Counts, SyncError> {
     progress.message(SyncKind::Specialities, "GET_DEPARTMENT_LIST");
     let items = mis.departments().await?;
+    let active_before = count_active(conn, "specialities", None).await?;
     let mut counts = Counts::default();
     let mut seen = Vec::new();
     for department in items.into_iter().filter(|d| d.visible) {
@@ -98,6 +106,7 @@ pub async fn sync_specialities(
         seen.push(department.mis_id);
     }
     counts.deactivated = deactivate_missing(conn, "specialities", "mis_id", None, &seen).await?;
+    guard.check(Subject::Specialities, counts.deactivated, active_before)?;
     settle(&mut counts, count_active(conn, "specialities", None).await?);
     Ok(counts)
 }
@@ -136,31 +145,29 @@ pub async fn sync_specialists(
     progress: &dyn Progress,
     notes: &mut Vec<String>,
     touched: &mut HashSet<i64>,
+    guard: &mut Guard,
 ) -> Result<Counts, SyncError> {
     // Doctor rows are few (one per doctor, branch and department) and a doctor's rows may
-    // sit on different pages, so they are gathered before writing.
+    // sit on different pages, so they are gathered before writing. The pages must add up
+    // to ITEMSNUMBER: a short page fails the run before anything is written.
     let mut doctors: BTreeMap<i64, DoctorRows> = BTreeMap::new();
-    let mut first = 1;
-    loop {
+    let mut pager = Pager::new(doctor_list::OP, DOCTOR_PAGE, DOCTOR_MAX_PAGES);
+    while let Some((first, last)) = pager.next_window() {
         progress.message(
             SyncKind::Specialists,
-            &format!("GET_DOCTOR_LIST rows {first}.."),
+            &format!("GET_DOCTOR_LIST rows {first}..{last}"),
         );
-        let page = mis.doctors_page(first, first + DOCTOR_PAGE - 1).await?;
-        let got = u32::try_from(page.items.len()).unwrap_or(u32::MAX);
+        let page = mis.doctors_page(first, last).await?;
+        pager.accept(page.items.len(), page.total)?;
         for row in page.items.into_iter().filter(|r| r.visible) {
             let doctor = doctors.entry(row.doctor_mis_id).or_default();
             doctor.full_name = row.full_name;
             doctor.branches.insert(row.branch_mis_id);
             doctor.departments.insert(row.department_mis_id);
         }
-        first += got;
-        let done = got < DOCTOR_PAGE || page.total.is_some_and(|total| first > total);
-        if done || got == 0 {
-            break;
-        }
     }
 
+    let active_before = active_specialists(conn).await?;
     let (branch_ids, speciality_ids) = local_ids(conn).await?;
     let mut counts = Counts::default();
     let mut seen = Vec::new();
@@ -202,6 +209,7 @@ pub async fn sync_specialists(
         .await?;
     }
     counts.deactivated = deactivate_missing(conn, "specialists", "mis_id", None, &seen).await?;
+    guard.check(Subject::Specialists, counts.deactivated, active_before)?;
     Ok(counts)
 }
 
@@ -265,7 +273,9 @@ pub async fn sync_prices(
     conn: &mut AsyncPgConnection,
     mis: &dyn Mis,
     progress: &dyn Progress,
+    guard: &mut Guard,
 ) -> Result<Counts, SyncError> {
+    let active_before = count_active(conn, "prices", None).await?;
     let (branch_ids, speciality_ids) = local_ids(conn).await?;
     let departments: Vec<i64> = specialities::table
         .filter(specialities::active.eq(true))
@@ -319,6 +329,7 @@ pub async fn sync_prices(
         }
     }
     counts.deactivated = deactivate_missing(conn, "prices", "mis_id", None, &seen).await?;
+    guard.check(Subject::Prices, counts.deactivated, active_before)?;
     settle(&mut counts, count_active(conn, "prices", None).await?);
     Ok(counts)
 }

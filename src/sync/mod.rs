@@ -3,9 +3,12 @@
 //!
 //! Every kind reports how many rows it created, updated, left unchanged and deactivated.
 //! A row is written only when its source digest changed, so a second run over unchanged
-//! sources writes nothing. What disappears at the source is deactivated, never deleted.
+//! sources writes nothing. What disappears at the source is deactivated, never deleted, and
+//! a kind that would deactivate more than `SYNC_MAX_DEACTIVATION_PERCENT` of its active rows
+//! is refused unless allowed ([`guard`]).
 
 mod content;
+pub mod guard;
 mod mis_kinds;
 pub mod sanitize;
 pub mod scheduler;
@@ -17,6 +20,8 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+pub use guard::{DeactivationLimit, MassDeactivation};
 
 use crate::{
     config::Config,
@@ -60,6 +65,11 @@ impl SyncKind {
         SyncKind::Reviews,
         SyncKind::Content,
     ];
+
+    /// The kind named `code` ([`Self::as_str`]), as `sync_runs.kind` stores it.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == code)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -125,15 +135,30 @@ pub struct SyncOptions {
     pub schedule_days: u32,
     /// `BRANCH_TIMEZONES`.
     pub branch_timezones: std::collections::BTreeMap<i64, chrono_tz::Tz>,
+    /// `SYNC_MAX_DEACTIVATION_PERCENT`, and `sync --allow-mass-deactivation` (never set by
+    /// the periodic sync).
+    pub deactivation: DeactivationLimit,
 }
 
 impl SyncOptions {
+    /// From the configuration; mass deactivation is not allowed.
     pub fn from_config(config: &Config, full: bool) -> Self {
         Self {
             full,
             branch_timezones: config.branch_timezones.clone(),
             schedule_days: config.schedule_prefetch_days,
+            deactivation: DeactivationLimit {
+                max_percent: config.sync_max_deactivation_percent,
+                allow_mass: false,
+            },
         }
+    }
+
+    /// With `--allow-mass-deactivation`: a kind may deactivate more than the limit, and its
+    /// report says so.
+    pub fn allow_mass_deactivation(mut self, allow: bool) -> Self {
+        self.deactivation.allow_mass = allow;
+        self
     }
 }
 
@@ -175,6 +200,10 @@ impl fmt::Display for SyncReport {
 /// Why a kind's run failed; the transaction was rolled back.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
+    /// The kind would deactivate more than the limit ([`guard`]). The text is kept in
+    /// `sync_runs.error` and read back by [`MassDeactivation::from_refusal`].
+    #[error("{prefix}{0}; {hint}", prefix = guard::REFUSAL_PREFIX, hint = guard::REFUSAL_HINT)]
+    Refused(MassDeactivation),
     #[error("MIS: {0}")]
     Mis(#[from] MisError),
     #[error("CMS: {0}")]
@@ -183,6 +212,25 @@ pub enum SyncError {
     Database(#[from] diesel::result::Error),
     #[error("database: {0}")]
     Connection(String),
+}
+
+impl SyncError {
+    /// The mass deactivation a refusal is about.
+    pub fn refusal(&self) -> Option<&MassDeactivation> {
+        match self {
+            SyncError::Refused(mass) => Some(mass),
+            _ => None,
+        }
+    }
+}
+
+/// A kind of a multi-kind run failed (what [`scheduler::run_once_locked`] returns as its
+/// error, so the periodic sync can tell a refusal from a failure).
+#[derive(Debug, thiserror::Error)]
+#[error("sync {} failed: {error}", kind.as_str())]
+pub struct KindFailed {
+    pub kind: SyncKind,
+    pub error: SyncError,
 }
 
 /// Reports progress (a spinner on a terminal, nothing otherwise).
@@ -220,12 +268,14 @@ pub async fn run_kind(
     } else {
         conn.transaction(async |conn| {
             let mut notes = Vec::new();
+            let mut guard = guard::Guard::new(options.deactivation);
             let counts = match kind {
                 SyncKind::Branches => {
-                    mis_kinds::sync_branches(conn, &*sources.mis, options, progress).await?
+                    mis_kinds::sync_branches(conn, &*sources.mis, options, progress, &mut guard)
+                        .await?
                 }
                 SyncKind::Specialities => {
-                    mis_kinds::sync_specialities(conn, &*sources.mis, progress).await?
+                    mis_kinds::sync_specialities(conn, &*sources.mis, progress, &mut guard).await?
                 }
                 SyncKind::Specialists => {
                     let mut touched = std::collections::HashSet::new();
@@ -235,6 +285,7 @@ pub async fn run_kind(
                         progress,
                         &mut notes,
                         &mut touched,
+                        &mut guard,
                     )
                     .await?;
                     content::sync_profiles(
@@ -249,16 +300,27 @@ pub async fn run_kind(
                     .await?;
                     counts
                 }
-                SyncKind::Prices => mis_kinds::sync_prices(conn, &*sources.mis, progress).await?,
+                SyncKind::Prices => {
+                    mis_kinds::sync_prices(conn, &*sources.mis, progress, &mut guard).await?
+                }
                 SyncKind::Reviews => {
-                    content::sync_reviews(conn, &*sources.cms, options, progress, &mut notes)
-                        .await?
+                    content::sync_reviews(
+                        conn,
+                        &*sources.cms,
+                        options,
+                        progress,
+                        &mut notes,
+                        &mut guard,
+                    )
+                    .await?
                 }
                 SyncKind::Content => {
-                    content::sync_content(conn, &*sources.cms, options, progress).await?
+                    content::sync_content(conn, &*sources.cms, options, progress, &mut guard)
+                        .await?
                 }
                 SyncKind::Schedules => Counts::default(),
             };
+            notes.extend(guard.notes());
             Ok::<_, SyncError>((counts, notes))
         })
         .await

@@ -2,13 +2,18 @@
 //! lock: the replica that gets it syncs, the others skip that round. The lock lives on a
 //! dedicated connection, so it is released when the connection closes, even if the task
 //! is cancelled mid-run.
+//!
+//! The periodic sync never allows a mass deactivation: a kind that would deactivate more
+//! than `SYNC_MAX_DEACTIVATION_PERCENT` is refused (recorded in `sync_runs`, shown on
+//! `/staff/sync`, logged at warn level) until an operator runs `sovamed sync <kind>
+//! --allow-mass-deactivation`, or the source gives the full list again.
 
 use std::time::Duration;
 
 use diesel::{QueryableByName, sql_types::Bool};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use super::{Quiet, Sources, SyncKind, SyncOptions, SyncReport, run_kinds};
+use super::{KindFailed, Quiet, Sources, SyncKind, SyncOptions, SyncReport, run_kinds};
 
 /// The advisory lock key of the directory sync ("sovamed sync" in ASCII, truncated).
 const LOCK_KEY: i64 = 0x736f_7661_7379_6e63;
@@ -20,6 +25,9 @@ struct Locked {
 }
 
 /// Runs every kind once if no other replica is syncing; `Ok(None)` when another holds the lock.
+/// A kind that fails (or is refused) stops the round; the error is then a [`KindFailed`].
+/// `options` are used as given, so the periodic sync passes them without
+/// `allow_mass_deactivation`.
 pub async fn run_once_locked(
     database_url: &str,
     sources: &Sources,
@@ -51,7 +59,31 @@ pub async fn run_once_locked(
         .await;
     result
         .map(Some)
-        .map_err(|(kind, e)| anyhow::anyhow!("sync {} failed: {e}", kind.as_str()))
+        .map_err(|(kind, error)| anyhow::Error::new(KindFailed { kind, error }))
+}
+
+/// Logs the outcome of one periodic round.
+fn log_round(result: &anyhow::Result<Option<Vec<SyncReport>>>) {
+    match result {
+        Ok(Some(_)) => tracing::info!("periodic sync finished"),
+        Ok(None) => tracing::info!("periodic sync skipped: another replica holds the lock"),
+        Err(e) => match e
+            .downcast_ref::<KindFailed>()
+            .and_then(|failed| Some((failed.kind, failed.error.refusal()?)))
+        {
+            Some((kind, mass)) => tracing::warn!(
+                kind = kind.as_str(),
+                subject = mass.subject.as_str(),
+                deactivated = mass.deactivated,
+                active = mass.active_before,
+                limit_percent = mass.max_percent,
+                "periodic sync refused: would deactivate {mass}; the previous data stays; \
+                 if this is real, run `sovamed sync {} --allow-mass-deactivation`",
+                kind.as_str()
+            ),
+            None => tracing::warn!(error = %e, "periodic sync failed; the previous data stays"),
+        },
+    }
 }
 
 /// Syncs every `interval`, starting at once when `immediately`.
@@ -70,13 +102,7 @@ pub fn spawn(
         }
         loop {
             ticker.tick().await;
-            match run_once_locked(&database_url, &sources, &options).await {
-                Ok(Some(_)) => tracing::info!("periodic sync finished"),
-                Ok(None) => tracing::info!("periodic sync skipped: another replica holds the lock"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "periodic sync failed; the previous data stays")
-                }
-            }
+            log_round(&run_once_locked(&database_url, &sources, &options).await);
         }
     });
 }

@@ -2,7 +2,10 @@
 //! module of the crate, so the words stay in this face while templates call
 //! `role.title()` directly.)
 
-use crate::domain::values::{RecordSource, RecordStatus, Role};
+use crate::{
+    domain::values::{RecordSource, RecordStatus, Role},
+    sync::{SyncKind, guard::Subject},
+};
 
 impl Role {
     /// The Russian name shown in the interface.
@@ -41,6 +44,38 @@ impl RecordSource {
             RecordSource::Cabinet => "личный кабинет",
             RecordSource::Anonymous => "сайт, без входа",
             RecordSource::Api => "приложение или сайт, со входом",
+        }
+    }
+}
+
+impl SyncKind {
+    /// The Russian name of the kind on `/staff/sync`.
+    pub fn title(self) -> &'static str {
+        match self {
+            SyncKind::Branches => "Филиалы",
+            SyncKind::Specialities => "Специальности",
+            SyncKind::Specialists => "Врачи",
+            SyncKind::Prices => "Цены",
+            SyncKind::Reviews => "Отзывы",
+            SyncKind::Content => "Материалы сайта",
+            SyncKind::Schedules => "Расписание",
+        }
+    }
+}
+
+impl Subject {
+    /// What a refused deactivation is about, in Russian (nominative plural, so it needs no
+    /// agreement with a number: «врачи: 30 из 37»).
+    pub fn title(self) -> &'static str {
+        match self {
+            Subject::Branches => "филиалы",
+            Subject::Specialities => "специальности",
+            Subject::Specialists => "врачи",
+            Subject::Prices => "цены",
+            Subject::Reviews => "отзывы",
+            Subject::Pages => "страницы сайта",
+            Subject::Services => "услуги на сайте",
+            Subject::Specializations => "направления на сайте",
         }
     }
 }

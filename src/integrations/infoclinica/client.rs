@@ -15,6 +15,7 @@ use super::{
     Mis, MisAppointment, MisBooking, MisBranch, MisDaySchedule, MisDepartment, MisDoctorPage,
     MisError, MisPrice, NewMisPatient, PatientQuery, ReserveRequest,
     messages::{self, Idempotency},
+    paging::Pager,
     xml::{self, Element, Header, XmlWriter},
 };
 use crate::{
@@ -361,32 +362,21 @@ impl MisBooking for InfoclinicaClient {
         from: chrono::NaiveDate,
     ) -> Result<Vec<MisAppointment>, MisError> {
         use messages::schedule_rec_list as m;
-        /// A bound on pages, against a server whose total never comes.
+        /// A bound on pages, against a server whose list never ends.
         const MAX_PAGES: u32 = 100;
+        let mut pager = Pager::new(m::OP, m::PAGE_SIZE, MAX_PAGES);
         let mut all = Vec::new();
-        for page in 0..MAX_PAGES {
-            let first_row = page * m::PAGE_SIZE + 1;
-            let last_row = first_row + m::PAGE_SIZE - 1;
+        while let Some((first_row, last_row)) = pager.next_window() {
             let out = self
                 .call(m::OP, None, m::IDEMPOTENCY, |w| {
                     m::write_in(w, pcode, from, first_row, last_row);
                 })
                 .await?;
             let (items, total) = m::map(&out)?;
-            let received = items.len();
+            pager.accept(items.len(), total)?;
             all.extend(items);
-            let done = match total {
-                Some(total) => all.len() >= total as usize || received == 0,
-                None => received < m::PAGE_SIZE as usize,
-            };
-            if done {
-                return Ok(all);
-            }
         }
-        Err(MisError::Malformed(format!(
-            "{} did not end within {MAX_PAGES} pages",
-            m::OP
-        )))
+        Ok(all)
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod messages;
+pub mod paging;
 pub mod xml;
 
 use async_trait::async_trait;
@@ -42,7 +43,8 @@ pub struct MisDoctor {
     pub visible: bool,
 }
 
-/// One page of `GET_DOCTOR_LIST` (`FIRSTROW`..=`LASTROW`, 1-based).
+/// One page of `GET_DOCTOR_LIST` (`FIRSTROW`..=`LASTROW`, 1-based); [`paging::Pager`]
+/// checks that the pages add up to `total`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MisDoctorPage {
     pub items: Vec<MisDoctor>,

@@ -318,15 +318,29 @@ pub fn parse_response(op: &str, body: &[u8]) -> Result<Element, MisError> {
     check_spresult(parse_answer(op, body)?)
 }
 
-/// Checks the answer envelope of `op` (root `ACK`, `MSA.1` `AA`, an `<op>_OUT` block with an
-/// integer `SPRESULT`) and returns the `<op>_OUT` block whatever its `SPRESULT`: for the few
-/// messages whose failure answers carry data (`CLIENT_ADD` names the existing card).
+/// Checks the answer envelope of `op` (root `ACK`, the message type, `MSA.1` `AA`, an
+/// `<op>_OUT` block with an integer `SPRESULT`) and returns the `<op>_OUT` block whatever its
+/// `SPRESULT`: for the few messages whose failure answers carry data (`CLIENT_ADD` names the
+/// existing card).
+///
+/// An answer to another message is [`MisError::Malformed`], however well-formed: when the
+/// answer's `MSH/MSH.9/MSG.2` is present it must be `op` (servers are not known to send it;
+/// the emulator echoes it), and an answer whose payload block is another message's `_OUT` is
+/// named as such.
 pub fn parse_answer(op: &str, body: &[u8]) -> Result<Element, MisError> {
     let mut root = parse(body)?;
     if root.name != "ACK" {
         return Err(MisError::Malformed(format!(
             "root element is {}, expected ACK",
             shorten(&root.name)
+        )));
+    }
+    if let Some(answered) = root.text_at(&["MSH", "MSH.9", "MSG.2"])
+        && answered != op
+    {
+        return Err(MisError::Malformed(format!(
+            "answer is for message type {}, not {op}",
+            shorten(answered)
         )));
     }
     let code = root
@@ -342,11 +356,17 @@ pub fn parse_answer(op: &str, body: &[u8]) -> Result<Element, MisError> {
         return Err(MisError::Refused { code, message });
     }
     let out_name = format!("{op}_OUT");
-    let position = root
-        .children
-        .iter()
-        .position(|c| c.name == out_name)
-        .ok_or_else(|| MisError::Malformed(format!("{out_name} missing")))?;
+    let Some(position) = root.children.iter().position(|c| c.name == out_name) else {
+        return Err(MisError::Malformed(
+            match root.children.iter().find(|c| c.name.ends_with("_OUT")) {
+                Some(other) => format!(
+                    "answer carries {}, not {out_name}: an answer to another message type",
+                    shorten(&other.name)
+                ),
+                None => format!("{out_name} missing"),
+            },
+        ));
+    };
     let out = root.children.swap_remove(position);
     spresult(&out)?;
     Ok(out)
@@ -665,5 +685,28 @@ mod tests {
         ));
         let ok = br#"<ACK><MSA><MSA.1>AA</MSA.1></MSA><X_OUT><SPCOMMENT>ok</SPCOMMENT><SPRESULT>1</SPRESULT></X_OUT></ACK>"#;
         assert_eq!(parse_response("X", ok).expect("ok").name, "X_OUT");
+    }
+
+    #[test]
+    fn an_answer_to_another_message_type_is_malformed() {
+        // The echo names another message, though the block is the one asked for.
+        let mislabelled = br#"<ACK><MSH><MSH.9><MSG.1>WEB</MSG.1><MSG.2>GET_FILIAL_LIST</MSG.2></MSH.9></MSH><MSA><MSA.1>AA</MSA.1></MSA><GET_DOCTOR_LIST_OUT><SPRESULT>1</SPRESULT></GET_DOCTOR_LIST_OUT></ACK>"#;
+        assert!(matches!(
+            parse_response("GET_DOCTOR_LIST", mislabelled),
+            Err(MisError::Malformed(m)) if m.contains("GET_FILIAL_LIST") && m.contains("not GET_DOCTOR_LIST")
+        ));
+        // No echo, but another message's block.
+        let other_block = br#"<ACK><MSA><MSA.1>AA</MSA.1></MSA><GET_FILIAL_LIST_OUT><SPRESULT>1</SPRESULT></GET_FILIAL_LIST_OUT></ACK>"#;
+        assert!(matches!(
+            parse_response("GET_DOCTOR_LIST", other_block),
+            Err(MisError::Malformed(m)) if m.contains("GET_FILIAL_LIST_OUT") && m.contains("another message type")
+        ));
+        // The right echo, or none, or an empty one, is fine.
+        for answer in [
+            &br#"<ACK><MSH><MSH.9><MSG.2>X</MSG.2></MSH.9></MSH><MSA><MSA.1>AA</MSA.1></MSA><X_OUT><SPRESULT>1</SPRESULT></X_OUT></ACK>"#[..],
+            br#"<ACK><MSH><MSH.9><MSG.2></MSG.2></MSH.9></MSH><MSA><MSA.1>AA</MSA.1></MSA><X_OUT><SPRESULT>1</SPRESULT></X_OUT></ACK>"#,
+        ] {
+            assert_eq!(parse_response("X", answer).expect("ok").name, "X_OUT");
+        }
     }
 }
