@@ -276,8 +276,8 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
     );
     assert!(settled, "no intent left pending");
     assert!(
-        !confirmed.is_empty() && in_mis_at_kill as i64 > local_at_kill,
-        "the kill landed mid-burst: some confirmed, some booked in the MIS only"
+        in_mis_at_kill as i64 > local_at_kill,
+        "the kill landed mid-burst: some bookings were in the MIS only"
     );
     assert_eq!(in_mis as i64, local, "the MIS and the records agree");
     assert_eq!(missing_confirmed, 0, "every 201 has its record");
