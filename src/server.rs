@@ -54,7 +54,13 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
     });
     // The SMS outbox worker lives as long as the server; it finishes its batch on stop.
     let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);
-    let outbox = crate::domain::booking::outbox::spawn(state.booking.clone(), outbox_stopped);
+    let settings = crate::domain::booking::outbox::OutboxSettings {
+        retry_base: state.config.sms_retry_base,
+        status_poll: state.config.sms_status_poll,
+        ..Default::default()
+    };
+    let outbox =
+        crate::domain::booking::outbox::spawn(state.booking.clone(), settings, outbox_stopped);
     Ok(RunningServer {
         addr,
         state,
