@@ -16,6 +16,7 @@ mod ops;
 mod pages_auth;
 mod registration;
 mod roles;
+mod sms_outbox;
 mod support;
 mod sync;
 mod throttling;
