@@ -531,3 +531,50 @@ async fn an_askable_gateway_settles_unknown_messages_without_a_second_copy() {
     }
     assert_eq!(emulators.control.sms_count(), 3, "each message exactly once");
 }
+
+// ------------------------------------------------------------ which failures are unknown
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_a_failed_connection_or_an_answer_proves_the_message_was_not_taken() {
+    use crate::support::fixtures::{Fixture, Reply};
+    let sms = OutgoingSms {
+        to: "+79161234567".into(),
+        text: "x".into(),
+        client_ref: Some("1".into()),
+    };
+    let timeout = Duration::from_millis(500);
+    let client = |url: String| SmsRuClient::new(url, "key", None, timeout).expect("client");
+
+    // Nothing listens: the request never went out.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let err = client(format!("http://127.0.0.1:{port}"))
+        .send(&sms)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, SmsError::Transport(_)), "{err}");
+    assert!(!err.outcome_unknown());
+
+    // A proxy in front timed out or lost the upstream: SMS.ru may have taken it.
+    for status in [502, 504] {
+        let proxy = Fixture::start(Reply::new(status, "text/html", "upstream")).await;
+        let err = client(proxy.url("")).send(&sms).await.expect_err("proxy");
+        assert!(matches!(err, SmsError::Unanswered(_)), "{status}: {err}");
+        assert!(err.outcome_unknown());
+    }
+    // SMS.ru itself said it failed: definite, retried.
+    let down = Fixture::start(Reply::new(503, "text/html", "down")).await;
+    let err = client(down.url("")).send(&sms).await.expect_err("down");
+    assert_eq!(err, SmsError::Temporary { code: 503 });
+    assert!(!err.outcome_unknown());
+    // Accepted, but the answer is garbage: unknown.
+    let garbled = Fixture::start(Reply::json(200, "{\"status\":\"OK\"")).await;
+    let err = client(garbled.url("")).send(&sms).await.expect_err("garbled");
+    assert!(err.outcome_unknown(), "{err}");
+    // No answer in time: unknown.
+    let slow = Fixture::start(Reply::json(200, "{}").delay(Duration::from_secs(2))).await;
+    let err = client(slow.url("")).send(&sms).await.expect_err("slow");
+    assert!(matches!(err, SmsError::Unanswered(_)), "{err}");
+}

@@ -393,3 +393,51 @@ pub async fn held(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
         .get_result(conn)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(status: &str, delivery: Option<&str>) -> OutboxMessage {
+        let now = Utc::now();
+        OutboxMessage {
+            id: 1,
+            record_id: None,
+            kind: "booked".into(),
+            phone: "+79161234567".into(),
+            body: "x".into(),
+            status: status.into(),
+            attempts: 1,
+            next_attempt_at: now,
+            last_error: None,
+            provider_id: None,
+            sent_at: None,
+            created_at: now,
+            updated_at: now,
+            delivery: delivery.map(str::to_owned),
+            delivery_code: None,
+            delivered_at: None,
+            next_check_at: None,
+        }
+    }
+
+    #[test]
+    fn staff_see_each_state_in_russian() {
+        for (status, delivery, title) in [
+            ("pending", None, "в очереди"),
+            ("sending", None, "в очереди"),
+            ("sent", None, "отправлено"),
+            ("sent", Some("pending"), "отправлено"),
+            ("sent", Some("delivered"), "доставлено"),
+            ("sent", Some("undelivered"), "не доставлено"),
+            ("sent", Some("expired"), "не доставлено"),
+            ("failed", None, "ошибка"),
+            ("unknown", None, "ошибка"),
+        ] {
+            assert_eq!(message(status, delivery).status_title(), title, "{status} {delivery:?}");
+        }
+        assert!(message("unknown", None).status_note().is_some());
+        assert!(message("sent", Some("expired")).status_note().is_some());
+        assert_eq!(message("sent", Some("delivered")).status_note(), None);
+    }
+}

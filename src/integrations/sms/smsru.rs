@@ -393,6 +393,47 @@ mod tests {
     }
 
     #[test]
+    fn status_answers_are_read_per_id() {
+        let body = r#"{"status":"OK","status_code":100,"sms":{
+            "1-1":{"status":"OK","status_code":103,"cost":2.5,"status_text":"Доставлено"},
+            "1-2":{"status":"OK","status_code":"102"},
+            "1-3":{"status":"OK","status_code":107},
+            "1-4":{"status":"OK","status_code":104},
+            "9-9":{"status":"ERROR","status_code":-1,"status_text":"Не найдено"},
+            "bad":{"status":"OK"}}}"#;
+        let mut states = parse_status_answer(body.as_bytes()).expect("ok");
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            states,
+            vec![
+                ("1-1".to_owned(), Delivery::Delivered),
+                ("1-2".to_owned(), Delivery::Sent),
+                ("1-3".to_owned(), Delivery::Undelivered { code: 107 }),
+                ("1-4".to_owned(), Delivery::Expired),
+                ("9-9".to_owned(), Delivery::NotFound),
+            ]
+        );
+        assert_eq!(
+            parse_status_answer(br#"{"status":"ERROR","status_code":200}"#),
+            Err(SmsError::Auth { code: 200 })
+        );
+        assert!(matches!(
+            parse_status_answer(b"<html>"),
+            Err(SmsError::Parse(_))
+        ));
+        for (code, delivery) in [
+            (100, Delivery::Queued),
+            (101, Delivery::Sending),
+            (110, Delivery::Delivered),
+            (105, Delivery::Undelivered { code: 105 }),
+            (150, Delivery::Undelivered { code: 150 }),
+            (42, Delivery::Other { code: 42 }),
+        ] {
+            assert_eq!(delivery_for(code), delivery);
+        }
+    }
+
+    #[test]
     fn answers_are_read_per_number() {
         let ok = br#"{"status":"OK","status_code":100,"sms":{"79161234567":{"status":"OK","status_code":100,"sms_id":"202503-1000042"}},"balance":512.3}"#;
         assert_eq!(
