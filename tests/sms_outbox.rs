@@ -28,9 +28,7 @@ use sovamed::{
         clock::Clock,
     },
     emulator::{EmulatorConfig, EmulatorControl, Emulators, SmsFaults},
-    integrations::sms::{
-        Accepted, Lookup, OutgoingSms, SmsError, SmsGateway, smsru::SmsRuClient,
-    },
+    integrations::sms::{Accepted, Lookup, OutgoingSms, SmsError, SmsGateway, smsru::SmsRuClient},
     redis::Redis,
 };
 
@@ -307,7 +305,10 @@ async fn delivery_reports_reach_the_staff_page_and_the_api() {
     assert!(row.delivered_at.is_some());
     assert_eq!(row.next_check_at, None, "no more checks once final");
     let (notification, html) = staff_view(&app, record).await;
-    assert_eq!(notification["status"], "sent", "existing values keep working");
+    assert_eq!(
+        notification["status"], "sent",
+        "existing values keep working"
+    );
     assert_eq!(notification["delivery"], "delivered");
     assert!(html.contains("<td>доставлено</td>"), "{html}");
 
@@ -325,7 +326,10 @@ async fn delivery_reports_reach_the_staff_page_and_the_api() {
         .expect("json");
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
     assert_eq!(listed[0]["status_code"], 103);
-    assert_eq!(listed[0]["sms_id"], row.provider_id.clone().expect("id").as_str());
+    assert_eq!(
+        listed[0]["sms_id"],
+        row.provider_id.clone().expect("id").as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -529,7 +533,11 @@ async fn an_askable_gateway_settles_unknown_messages_without_a_second_copy() {
     for _ in 0..3 {
         drain(&booking, &settings).await.expect("round");
     }
-    assert_eq!(emulators.control.sms_count(), 3, "each message exactly once");
+    assert_eq!(
+        emulators.control.sms_count(),
+        3,
+        "each message exactly once"
+    );
 }
 
 // ------------------------------------------------------------ which failures are unknown
@@ -571,7 +579,10 @@ async fn only_a_failed_connection_or_an_answer_proves_the_message_was_not_taken(
     assert!(!err.outcome_unknown());
     // Accepted, but the answer is garbage: unknown.
     let garbled = Fixture::start(Reply::json(200, "{\"status\":\"OK\"")).await;
-    let err = client(garbled.url("")).send(&sms).await.expect_err("garbled");
+    let err = client(garbled.url(""))
+        .send(&sms)
+        .await
+        .expect_err("garbled");
     assert!(err.outcome_unknown(), "{err}");
     // No answer in time: unknown.
     let slow = Fixture::start(Reply::json(200, "{}").delay(Duration::from_secs(2))).await;

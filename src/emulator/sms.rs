@@ -535,7 +535,11 @@ mod tests {
             ..sms
         };
         assert_eq!(status_at(&lost, at + ms(300), 100), 104);
-        assert_eq!(status_at(&lost, at + ms(3), 0), 104, "a zero step is one millisecond");
+        assert_eq!(
+            status_at(&lost, at + ms(3), 0),
+            104,
+            "a zero step is one millisecond"
+        );
     }
 
     #[test]

@@ -434,7 +434,11 @@ mod tests {
             ("failed", None, "ошибка"),
             ("unknown", None, "ошибка"),
         ] {
-            assert_eq!(message(status, delivery).status_title(), title, "{status} {delivery:?}");
+            assert_eq!(
+                message(status, delivery).status_title(),
+                title,
+                "{status} {delivery:?}"
+            );
         }
         assert!(message("unknown", None).status_note().is_some());
         assert!(message("sent", Some("expired")).status_note().is_some());

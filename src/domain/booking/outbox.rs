@@ -247,13 +247,23 @@ async fn deliver(
         AfterSend::Retry(wait) => {
             outbox::mark_retry(conn, message.id, error, later(wait)).await?;
             metrics::counter!("sms_send_total", "result" => "retry").increment(1);
-            tracing::warn!(message = message.id, attempts = message.attempts, error, "SMS not sent; will retry");
+            tracing::warn!(
+                message = message.id,
+                attempts = message.attempts,
+                error,
+                "SMS not sent; will retry"
+            );
             Ok(false)
         }
         AfterSend::Failed => {
             outbox::mark_failed(conn, message.id, error).await?;
             metrics::counter!("sms_send_total", "result" => "failed").increment(1);
-            tracing::error!(message = message.id, attempts = message.attempts, error, "SMS failed for good");
+            tracing::error!(
+                message = message.id,
+                attempts = message.attempts,
+                error,
+                "SMS failed for good"
+            );
             Ok(false)
         }
         AfterSend::Unknown => {
@@ -345,7 +355,11 @@ async fn settle_unknown(
                 }
                 AfterLookup::Hold => {
                     let error = result.err().map(|e| e.to_string()).unwrap_or_default();
-                    tracing::warn!(message = message.id, error, "SMS of unknown outcome: the gateway could not be asked; asking later");
+                    tracing::warn!(
+                        message = message.id,
+                        error,
+                        "SMS of unknown outcome: the gateway could not be asked; asking later"
+                    );
                 }
             }
         }
@@ -359,8 +373,8 @@ async fn check_delivery(
     settings: &OutboxSettings,
     poll: Duration,
 ) -> anyhow::Result<()> {
-    let window = chrono::Duration::from_std(settings.status_window)
-        .unwrap_or(chrono::Duration::hours(48));
+    let window =
+        chrono::Duration::from_std(settings.status_window).unwrap_or(chrono::Duration::hours(48));
     let due = outbox::claim_checks(conn, CHECK_BATCH, Utc::now() - window, later(poll)).await?;
     if due.is_empty() {
         return Ok(());
@@ -443,7 +457,10 @@ mod tests {
         ] {
             assert!(e.outcome_unknown(), "{e}");
             for attempts in [1, 5, MAX_ATTEMPTS, MAX_ATTEMPTS + 3] {
-                assert_eq!(after_send(&Err(e.clone()), attempts, base), AfterSend::Unknown);
+                assert_eq!(
+                    after_send(&Err(e.clone()), attempts, base),
+                    AfterSend::Unknown
+                );
             }
         }
     }
@@ -520,7 +537,11 @@ mod tests {
             (Delivery::Sent, 102, None),
             (Delivery::Delivered, 103, Some("delivered")),
             (Delivery::Expired, 104, Some("expired")),
-            (Delivery::Undelivered { code: 107 }, 107, Some("undelivered")),
+            (
+                Delivery::Undelivered { code: 107 },
+                107,
+                Some("undelivered"),
+            ),
             (Delivery::NotFound, -1, None),
             (Delivery::Other { code: 999 }, 999, None),
         ] {

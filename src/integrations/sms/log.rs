@@ -61,14 +61,12 @@ impl SmsGateway for LogGateway {
 
     async fn lookup(&self, sms: &OutgoingSms) -> Result<Lookup, SmsError> {
         let logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(
-            match sms.client_ref.as_ref().and_then(|r| logged.get(r)) {
-                Some(provider_id) => Lookup::Found(Accepted {
-                    provider_id: provider_id.clone(),
-                }),
-                None => Lookup::NotFound,
-            },
-        )
+        Ok(match sms.client_ref.as_ref().and_then(|r| logged.get(r)) {
+            Some(provider_id) => Lookup::Found(Accepted {
+                provider_id: provider_id.clone(),
+            }),
+            None => Lookup::NotFound,
+        })
     }
 }
 

@@ -177,8 +177,8 @@ impl SmsRuClient {
             ("sms_id", joined.as_str()),
             ("json", "1"),
         ];
-        let body = serde_urlencoded::to_string(&form)
-            .map_err(|e| SmsError::Encode(e.to_string()))?;
+        let body =
+            serde_urlencoded::to_string(&form).map_err(|e| SmsError::Encode(e.to_string()))?;
         let answer = self.post(&self.status_url, body).await?;
         parse_status_answer(&answer)
     }
