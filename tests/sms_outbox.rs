@@ -118,6 +118,32 @@ async fn wait_for_row(
     }
 }
 
+/// `sovamed sms ...` against the app's database, in-process: (success, output, error).
+async fn sovamed_sms(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    use clap::Parser;
+    let cli =
+        sovamed::cli::Cli::try_parse_from(["sovamed", "sms"].iter().chain(args.iter()).copied())
+            .expect("arguments");
+    let sovamed::cli::Command::Sms(command) = cli.command else {
+        panic!("an sms command");
+    };
+    match sovamed::cli::sms::execute(app.config.clone(), command).await {
+        Ok(out) => (true, out, String::new()),
+        Err(e) => (false, String::new(), format!("{e:#}")),
+    }
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.db().await;
+    let rows: Vec<N> = diesel::sql_query(sql).load(&mut conn).await.expect("count");
+    rows[0].n
+}
+
 async fn execute(app: &TestApp, sql: &str) -> usize {
     let mut conn = app.db().await;
     diesel::sql_query(sql)
@@ -203,20 +229,40 @@ async fn a_gateway_that_takes_the_message_but_answers_late_gets_it_exactly_once(
     assert!(html.contains("<td>ошибка</td>"), "{html}");
     assert!(html.contains("неизвестно, принял ли шлюз сообщение"));
 
-    // The operator found it in the SMS.ru cabinet and marks it sent (the runbook).
+    // The operator lists what is held (no phone, no text), finds it in the SMS.ru cabinet
+    // and marks it sent (the runbook).
+    let (ok, listed, _) = sovamed_sms(&app, &["held"]).await;
+    assert!(ok);
+    assert!(
+        listed.starts_with(&format!(
+            "{}\trecord {record}\tbooked\t+7916***0101",
+            row.id
+        )),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("79165550101") && !listed.contains("записаны"),
+        "{listed}"
+    );
     let sms_id = emulators.control.sms_messages()[0].sms_id.clone();
+    let id = row.id.to_string();
+    let (ok, _, err) = sovamed_sms(&app, &["mark-sent", &id, "--sms-id", &sms_id]).await;
+    assert!(ok, "{err}");
     assert_eq!(
-        execute(
+        count(
             &app,
             &format!(
-                "UPDATE sms_outbox SET status = 'sent', provider_id = '{sms_id}', sent_at = now(), \
-                 delivery = 'pending', next_check_at = now(), last_error = NULL, updated_at = now() \
-                 WHERE id = {} AND status = 'unknown'",
-                row.id
-            ),
+                "SELECT count(*) AS n FROM audit_events WHERE action = 'sms_marked_sent' AND subject = '{id}'"
+            )
         )
         .await,
-        1
+        1,
+        "audited"
+    );
+    let (ok, _, err) = sovamed_sms(&app, &["resend", &id]).await;
+    assert!(
+        !ok && err.contains("not held"),
+        "only a held message is moved: {err}"
     );
     let row = wait_for_row(&app, 10, |m| m.delivery.as_deref() == Some("delivered")).await;
     assert_eq!(row.delivery.as_deref(), Some("delivered"), "{row:?}");
@@ -266,12 +312,8 @@ async fn a_message_left_sending_by_a_dead_worker_is_never_sent_twice() {
     wait_for_row(&app, 10, |m| m.status == "unknown").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(emulators.control.sms_count(), before);
-    execute(
-        &app,
-        "UPDATE sms_outbox SET status = 'pending', next_attempt_at = now(), updated_at = now() \
-         WHERE status = 'unknown'",
-    )
-    .await;
+    let (ok, _, err) = sovamed_sms(&app, &["resend", &held.id.to_string()]).await;
+    assert!(ok, "{err}");
     let resent = wait_for_row(&app, 10, |m| m.status == "sent").await;
     assert_eq!(resent.status, "sent");
     tokio::time::sleep(Duration::from_secs(1)).await;

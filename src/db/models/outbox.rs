@@ -283,6 +283,43 @@ pub async fn fail_unknown(conn: &mut AsyncPgConnection, id: i64, error: &str) ->
     .map(|n| n == 1)
 }
 
+/// `unknown` → `sent` by a person who found it at the gateway; with its `sms_id`, its
+/// delivery is asked from now on.
+pub async fn settle_held_as_sent(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    provider_id: Option<&str>,
+) -> QueryResult<bool> {
+    let check_at = provider_id.map(|_| Utc::now());
+    diesel::update(
+        sms_outbox::table
+            .find(id)
+            .filter(sms_outbox::status.eq(status::UNKNOWN)),
+    )
+    .set((
+        sms_outbox::status.eq(status::SENT),
+        sms_outbox::provider_id.eq(provider_id),
+        sms_outbox::sent_at.eq(diesel::dsl::now),
+        sms_outbox::last_error.eq(None::<String>),
+        sms_outbox::delivery.eq(check_at.map(|_| "pending")),
+        sms_outbox::next_check_at.eq(check_at),
+        sms_outbox::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// The messages held as `unknown`, oldest first.
+pub async fn list_held(conn: &mut AsyncPgConnection) -> QueryResult<Vec<OutboxMessage>> {
+    sms_outbox::table
+        .filter(sms_outbox::status.eq(status::UNKNOWN))
+        .order((sms_outbox::updated_at, sms_outbox::id))
+        .select(OutboxMessage::as_select())
+        .load(conn)
+        .await
+}
+
 /// A sent message whose delivery is asked.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct DeliveryCheck {
