@@ -96,6 +96,13 @@ pub struct Config {
     pub smsru_api_id: Option<String>,
     /// `SMS_SENDER`: the approved sender name; unset uses the account's default.
     pub sms_sender: Option<String>,
+    /// `SMSRU_TIMEOUT_SECONDS` (default 10): total time one SMS.ru call may take. A send
+    /// that gets no answer in this time is not sent again: its outcome is unknown and it is
+    /// held for a person (see the SMS runbook).
+    pub smsru_timeout: Duration,
+    /// `SMS_STATUS_POLL_SECONDS` (default 60): how often the delivery status of a sent SMS
+    /// is asked (SMS.ru `sms/status`) until it is final; 0 = never ask.
+    pub sms_status_poll: Option<Duration>,
     /// `SCHEDULE_CACHE_TTL_SECONDS` (default 60): how long a day of a doctor's grid is served
     /// from Redis before the MIS is asked again.
     pub schedule_cache_ttl: std::time::Duration,
@@ -268,6 +275,19 @@ impl Config {
                 .to_owned(),
             smsru_api_id: get("SMSRU_API_ID"),
             sms_sender: get("SMS_SENDER"),
+            smsru_timeout: match parse::<u64>(&get, "SMSRU_TIMEOUT_SECONDS", "10")? {
+                0 => {
+                    return Err(ConfigError {
+                        name: "SMSRU_TIMEOUT_SECONDS",
+                        reason: "must be at least 1".into(),
+                    });
+                }
+                secs => Duration::from_secs(secs),
+            },
+            sms_status_poll: match parse::<u64>(&get, "SMS_STATUS_POLL_SECONDS", "60")? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
             schedule_cache_ttl: Duration::from_secs(parse(
                 &get,
                 "SCHEDULE_CACHE_TTL_SECONDS",

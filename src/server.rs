@@ -56,8 +56,16 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
     });
     // The SMS outbox worker lives as long as the server; it finishes its batch on stop.
     let (stop_outbox, outbox_stopped) = tokio::sync::watch::channel(false);
-    let outbox =
-        crate::domain::booking::outbox::spawn(state.booking.clone(), outbox_stopped.clone());
+    let settings = crate::domain::booking::outbox::OutboxSettings {
+        retry_base: state.config.sms_retry_base,
+        status_poll: state.config.sms_status_poll,
+        ..Default::default()
+    };
+    let outbox = crate::domain::booking::outbox::spawn(
+        state.booking.clone(),
+        settings,
+        outbox_stopped.clone(),
+    );
     // The reconciler settles booking intents a crash or a lost MIS answer left pending.
     let reconciler = (!state.config.reconcile_interval.is_zero()).then(|| {
         crate::domain::booking::reconcile::spawn(

@@ -18,6 +18,7 @@ mod ops;
 mod pages_auth;
 mod registration;
 mod roles;
+mod sms_outbox;
 mod support;
 mod sync;
 mod throttling;

@@ -90,11 +90,16 @@ impl From<&RecordView> for RecordOut {
 pub struct NotificationOut {
     /// `booked`, `moved` or `cancelled`.
     pub kind: String,
-    /// `pending`, `sending`, `sent` or `failed`.
+    /// `pending`, `sending`, `sent` or `failed`; `unknown` when the gateway may or may not
+    /// have taken it (held, never sent twice).
     pub status: String,
     pub attempts: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Once `sent`: `pending` until the gateway's report is final, then `delivered`,
+    /// `undelivered` or `expired`; absent before, or when the gateway gives no reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
 }
 
 /// A record with its latest SMS (`null` before any was queued).
@@ -114,6 +119,7 @@ impl RecordDetailOut {
                 status: last.status.clone(),
                 attempts: last.attempts,
                 last_error: last.last_error.clone(),
+                delivery: last.delivery.clone(),
             }),
         }
     }

@@ -3,6 +3,7 @@
 pub mod emulate;
 pub mod migrate;
 pub mod serve;
+pub mod sms;
 pub mod sync;
 pub mod user;
 
@@ -36,6 +37,9 @@ pub enum Command {
     User(user::UserCommand),
     /// Run the MIS, CMS and SMS emulators until SIGTERM or Ctrl-C.
     Emulate(emulate::EmulateArgs),
+    /// Settle SMS held because their send went unanswered.
+    #[command(subcommand)]
+    Sms(sms::SmsCommand),
 }
 
 /// Runs the command; on failure prints one line naming the reason and exits non-zero.
@@ -62,6 +66,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok(())
             }
             Command::Emulate(args) => emulate::run(args).await,
+            Command::Sms(command) => sms::run(config, command).await,
         }
     });
     match result {

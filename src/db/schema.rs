@@ -228,6 +228,10 @@ diesel::table! {
         sent_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        delivery -> Nullable<Text>,
+        delivery_code -> Nullable<Int4>,
+        delivered_at -> Nullable<Timestamptz>,
+        next_check_at -> Nullable<Timestamptz>,
     }
 }
 

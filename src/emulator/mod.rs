@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 pub use booking::{Appointment, Patient, WorkPeriod};
-pub use sms::{DEFAULT_SMS_API_ID, SentSms, SmsFaults};
+pub use sms::{DEFAULT_SMS_API_ID, ReceivedSms, SentSms, SmsFaults};
 pub use world::World;
 
 use crate::integrations::bitrix::ContentKind;
@@ -437,6 +437,25 @@ impl EmulatorControl {
     /// Every message the SMS emulator accepted, oldest first (`test=1` ones included).
     pub fn sms_messages(&self) -> Vec<SentSms> {
         self.shared.sms().messages.clone()
+    }
+
+    /// Every message the SMS emulator accepted with what `sms/status` answers for it now
+    /// (also `GET /_emulator/messages`).
+    pub fn sms_received(&self) -> Vec<ReceivedSms> {
+        let step = self
+            .sms_faults()
+            .status_step_ms
+            .unwrap_or(sms::DEFAULT_STATUS_STEP_MS);
+        let now = self.now();
+        self.shared
+            .sms()
+            .messages
+            .iter()
+            .map(|m| ReceivedSms {
+                status_code: sms::status_at(m, now, step),
+                sms: m.clone(),
+            })
+            .collect()
     }
 
     /// How many messages the SMS emulator accepted.

@@ -1,6 +1,15 @@
 //! The SMS.ru emulator (`docs/sms-gateways.md` B1, B6): `POST` (or `GET`) `/sms/send`,
 //! form-encoded, answering JSON with `json=1` and the legacy text lines otherwise;
-//! `/my/balance`; `GET`/`POST /_emulator/faults` with [`SmsFaults`].
+//! `/sms/status`; `/my/balance`; `GET`/`POST /_emulator/faults` with [`SmsFaults`];
+//! `GET /_emulator/messages`, every message received with its status now.
+//!
+//! `sms/status` (`sms_id`, comma-separated) answers each message's code on the emulator's
+//! clock: 100 (queued) when received, 101 (handed to the operator) one
+//! [`SmsFaults::status_step_ms`] later, 102 (in transit) after two, and its final code after
+//! three: 103 (delivered), or the [`SmsFaults::undelivered_code`] it was received under
+//! (104 expired, 105, 107, 108 ...). An id it never issued is a per-id `ERROR` with -1.
+//! [`SmsFaults::late_answer_ms`] takes the message and answers only after that delay, as a
+//! gateway slower than its client's timeout.
 //!
 //! `api_id` must be the configured one (top-level 200 otherwise). Each recipient gets its
 //! own outcome: 202 for a number that is not one, 203 for an empty text, 205 beyond eight
@@ -46,6 +55,17 @@ pub struct SentSms {
     pub parts: u32,
     /// Sent with `test=1`: answered, not charged, not delivered.
     pub test: bool,
+    /// The code `sms/status` ends with: 103, or the undelivered code in force when it came.
+    pub final_code: i32,
+}
+
+/// A received message and its status now, as `GET /_emulator/messages` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceivedSms {
+    #[serde(flatten)]
+    pub sms: SentSms,
+    /// What `sms/status` answers for it now.
+    pub status_code: i32,
 }
 
 /// Fault switches of the SMS emulator. Default: none.
@@ -61,6 +81,30 @@ pub struct SmsFaults {
     /// Answer every send with this SMS.ru code: account-wide codes (200, 201, 210–213,
     /// 220, 300–302, 500 and up) at the top level, the others for each number.
     pub error_code: Option<i32>,
+    /// Take every message (recorded, charged), then answer only after this many
+    /// milliseconds: a client with a shorter timeout never learns that it was taken.
+    pub late_answer_ms: u64,
+    /// Messages received while this is set end their `sms/status` progression with this
+    /// code (104 expired, 105, 106, 107, 108, 150: not delivered) instead of 103.
+    pub undelivered_code: Option<i32>,
+    /// The time between two steps of the `sms/status` progression (100 → 101 → 102 →
+    /// final); unset: one second.
+    pub status_step_ms: Option<u64>,
+}
+
+/// The step of the status progression when [`SmsFaults::status_step_ms`] is unset.
+pub const DEFAULT_STATUS_STEP_MS: u64 = 1000;
+
+/// The `sms/status` code of a message received at `received_at`, at `now`.
+pub fn status_at(sms: &SentSms, now: DateTime<Utc>, step_ms: u64) -> i32 {
+    let elapsed = (now - sms.received_at).num_milliseconds().max(0);
+    let step = i64::try_from(step_ms).unwrap_or(i64::MAX).max(1);
+    match elapsed / step {
+        0 => 100,
+        1 => 101,
+        2 => 102,
+        _ => sms.final_code,
+    }
 }
 
 /// The gateway account and what it has received.
@@ -87,7 +131,9 @@ impl SmsState {
 pub fn router(control: EmulatorControl) -> Router {
     Router::new()
         .route("/sms/send", get(send).post(send))
+        .route("/sms/status", get(status).post(status))
         .route("/my/balance", get(balance).post(balance))
+        .route("/_emulator/messages", get(list_messages))
         .merge(faults_routes(
             EmulatorControl::sms_faults,
             EmulatorControl::set_sms_faults,
@@ -176,6 +222,17 @@ async fn send(
     if let Some(response) = faulted(&control).await {
         return response;
     }
+    let late = control.sms_faults().late_answer_ms;
+    let response = take(&control, &params);
+    if late > 0 {
+        // Taken and recorded; the answer comes too late for an impatient client.
+        tokio::time::sleep(Duration::from_millis(late)).await;
+    }
+    response
+}
+
+/// Takes (records and charges) what `sms/send` asks for, and answers.
+fn take(control: &EmulatorControl, params: &[(String, String)]) -> Response {
     let param = |name: &str| {
         params
             .iter()
@@ -194,7 +251,7 @@ async fn send(
         .filter(|n| !n.is_empty())
         .map(|n| (n.to_owned(), common_text.to_owned()))
         .collect();
-    for (key, value) in &params {
+    for (key, value) in params {
         let number = key
             .strip_prefix("to[")
             .or_else(|| key.strip_prefix("multi["))
@@ -203,7 +260,10 @@ async fn send(
             recipients.push((number.to_owned(), value.clone()));
         }
     }
-    let fault_code = control.sms_faults().error_code;
+    let faults = control.sms_faults();
+    let fault_code = faults.error_code;
+    let final_code = faults.undelivered_code.unwrap_or(103);
+    let now = control.now();
 
     let shared = control.shared();
     let mut state = shared.sms();
@@ -244,7 +304,6 @@ async fn send(
     if !test && cost > state.balance_kopecks {
         return top_level(json, 201);
     }
-    let now = Utc::now();
     let mut sms = Map::new();
     let mut ids = Vec::new();
     for (number, outcome) in outcomes {
@@ -263,6 +322,7 @@ async fn send(
                     received_at: now,
                     parts,
                     test,
+                    final_code,
                 });
                 ids.push(sms_id.clone());
                 json!({"status": "OK", "status_code": 100, "sms_id": sms_id})
@@ -292,6 +352,93 @@ async fn send(
         )
         .into_response()
     }
+}
+
+/// `sms/status`: the code of each id in `sms_id` (comma-separated).
+async fn status(
+    State(control): State<EmulatorControl>,
+    Form(params): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Some(response) = faulted(&control).await {
+        return response;
+    }
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let json = param("json") == Some("1");
+    let step = control
+        .sms_faults()
+        .status_step_ms
+        .unwrap_or(DEFAULT_STATUS_STEP_MS);
+    let now = control.now();
+    let shared = control.shared();
+    let state = shared.sms();
+    if param("api_id") != Some(state.api_id.as_str()) {
+        return top_level(json, 200);
+    }
+    let ids: Vec<&str> = param("sms_id")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .collect();
+    if ids.is_empty() {
+        return top_level(json, 202);
+    }
+    let codes: Vec<(String, i32)> = ids
+        .iter()
+        .map(|id| {
+            let code = state
+                .messages
+                .iter()
+                .find(|m| m.sms_id == *id)
+                .map_or(-1, |m| status_at(m, now, step));
+            ((*id).to_owned(), code)
+        })
+        .collect();
+    drop(state);
+    if json {
+        let sms: Map<String, Value> = codes
+            .into_iter()
+            .map(|(id, code)| {
+                let entry = if code == -1 {
+                    json!({"status": "ERROR", "status_code": -1, "status_text": "Сообщение не найдено"})
+                } else {
+                    json!({"status": "OK", "status_code": code, "cost": money(PRICE_PER_PART_KOPECKS), "status_text": status_text(code)})
+                };
+                (id, entry)
+            })
+            .collect();
+        Json(json!({"status": "OK", "status_code": 100, "sms": sms})).into_response()
+    } else {
+        let lines: Vec<String> = codes.iter().map(|(_, code)| code.to_string()).collect();
+        format!("100\n{}\n", lines.join("\n")).into_response()
+    }
+}
+
+/// The text of a message status, as SMS.ru words it (shortened).
+fn status_text(code: i32) -> &'static str {
+    match code {
+        100 => "Сообщение находится в нашей очереди",
+        101 => "Сообщение передается оператору",
+        102 => "Сообщение отправлено (в пути)",
+        103 => "Сообщение доставлено",
+        104 => "Не может быть доставлено: время жизни истекло",
+        105 => "Не может быть доставлено: удалено оператором",
+        106 => "Не может быть доставлено: сбой в телефоне",
+        107 => "Не может быть доставлено: неизвестная причина",
+        108 => "Не может быть доставлено: отклонено",
+        150 => "Не может быть доставлено: не найден маршрут на данный номер",
+        _ => "Статус",
+    }
+}
+
+/// `GET /_emulator/messages`: every message received, oldest first, with its status now.
+async fn list_messages(State(control): State<EmulatorControl>) -> Json<Vec<ReceivedSms>> {
+    Json(control.sms_received())
 }
 
 async fn balance(
@@ -360,6 +507,39 @@ mod tests {
         assert_eq!(parts_of(&"я".repeat(71)), 2);
         assert_eq!(parts_of(&"я".repeat(536)), 8);
         assert_eq!(parts_of(&"я".repeat(537)), 9);
+    }
+
+    #[test]
+    fn status_progresses_to_the_final_code() {
+        let at = Utc::now();
+        let sms = SentSms {
+            to: "79161234567".into(),
+            text: "x".into(),
+            sender: None,
+            sms_id: "1-1".into(),
+            received_at: at,
+            parts: 1,
+            test: false,
+            final_code: 103,
+        };
+        let ms = chrono::Duration::milliseconds;
+        assert_eq!(status_at(&sms, at, 100), 100);
+        assert_eq!(status_at(&sms, at - ms(5), 100), 100);
+        assert_eq!(status_at(&sms, at + ms(99), 100), 100);
+        assert_eq!(status_at(&sms, at + ms(100), 100), 101);
+        assert_eq!(status_at(&sms, at + ms(250), 100), 102);
+        assert_eq!(status_at(&sms, at + ms(300), 100), 103);
+        assert_eq!(status_at(&sms, at + ms(10_000), 100), 103);
+        let lost = SentSms {
+            final_code: 104,
+            ..sms
+        };
+        assert_eq!(status_at(&lost, at + ms(300), 100), 104);
+        assert_eq!(
+            status_at(&lost, at + ms(3), 0),
+            104,
+            "a zero step is one millisecond"
+        );
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! The `sms_outbox` table: messages to send, written in the same transaction as the record
 //! they are about; the worker claims rows with `FOR UPDATE SKIP LOCKED`.
+//!
+//! `status` moves only along the edges of the state machine in
+//! `domain::booking::outbox`: every write below names the state it leaves (`WHERE status =
+//! ...`), so two workers, or a worker and the recovery sweep, can never both move one
+//! message, and a late write does not undo a later state.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -23,6 +28,54 @@ pub struct OutboxMessage {
     pub sent_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// After `sent`: `pending` until the gateway's status is final, then `delivered`,
+    /// `undelivered` or `expired`; `None` when the gateway gives no delivery reports.
+    pub delivery: Option<String>,
+    /// The gateway's last status code (SMS.ru `sms/status`).
+    pub delivery_code: Option<i32>,
+    /// When the final delivery state was learnt.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When the delivery status is asked next.
+    pub next_check_at: Option<DateTime<Utc>>,
+}
+
+/// The states of `sms_outbox.status`.
+pub mod status {
+    /// Waiting for its (next) attempt.
+    pub const PENDING: &str = "pending";
+    /// Claimed by a worker, in the gateway's hands right now.
+    pub const SENDING: &str = "sending";
+    /// Sent, but whether the gateway took it is not known (no answer, or the worker died
+    /// while sending): held until the gateway says, or a person decides.
+    pub const UNKNOWN: &str = "unknown";
+    /// The gateway took it (`provider_id`).
+    pub const SENT: &str = "sent";
+    /// Refused for good, or out of attempts.
+    pub const FAILED: &str = "failed";
+}
+
+impl OutboxMessage {
+    /// The state in Russian, for staff: the delivery once sent, the sending state before.
+    pub fn status_title(&self) -> &'static str {
+        match (self.status.as_str(), self.delivery.as_deref()) {
+            (status::SENT, Some("delivered")) => "доставлено",
+            (status::SENT, Some("undelivered" | "expired")) => "не доставлено",
+            (status::SENT, _) => "отправлено",
+            (status::PENDING | status::SENDING, _) => "в очереди",
+            _ => "ошибка",
+        }
+    }
+
+    /// A word for staff when the state needs one (Russian).
+    pub fn status_note(&self) -> Option<&'static str> {
+        match (self.status.as_str(), self.delivery.as_deref()) {
+            (status::UNKNOWN, _) => Some(
+                "неизвестно, принял ли шлюз сообщение; повторно не отправляется, пока это не выяснено",
+            ),
+            (status::SENT, Some("expired")) => Some("истёк срок доставки"),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Insertable)]
@@ -62,67 +115,289 @@ pub async fn claim_due(
     .await
 }
 
-/// Messages left in `sending` by a worker that died go back to the queue (at-least-once).
-pub async fn requeue_stuck(
+/// Messages left `sending` longer than any send takes belong to a worker that died: whether
+/// the gateway got them is unknown, so they become `unknown`, never `pending` again.
+pub async fn hold_stuck(
     conn: &mut AsyncPgConnection,
     older_than: DateTime<Utc>,
-) -> QueryResult<usize> {
+) -> QueryResult<Vec<i64>> {
     diesel::update(
         sms_outbox::table
-            .filter(sms_outbox::status.eq("sending"))
+            .filter(sms_outbox::status.eq(status::SENDING))
             .filter(sms_outbox::updated_at.lt(older_than)),
     )
     .set((
-        sms_outbox::status.eq("pending"),
+        sms_outbox::status.eq(status::UNKNOWN),
+        sms_outbox::last_error.eq("the worker stopped while sending"),
+        sms_outbox::next_attempt_at.eq(diesel::dsl::now),
         sms_outbox::updated_at.eq(diesel::dsl::now),
     ))
-    .execute(conn)
+    .returning(sms_outbox::id)
+    .get_results(conn)
     .await
 }
 
+/// `sending` or `unknown` → `sent`: the gateway took it with `provider_id`. With
+/// `check_at`, its delivery is asked from then on. False when the message was in neither
+/// state (another worker settled it).
 pub async fn mark_sent(
     conn: &mut AsyncPgConnection,
     id: i64,
     provider_id: &str,
-) -> QueryResult<usize> {
-    diesel::update(sms_outbox::table.find(id))
-        .set((
-            sms_outbox::status.eq("sent"),
-            sms_outbox::provider_id.eq(provider_id),
-            sms_outbox::sent_at.eq(diesel::dsl::now),
-            sms_outbox::last_error.eq(None::<String>),
-            sms_outbox::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await
+    check_at: Option<DateTime<Utc>>,
+) -> QueryResult<bool> {
+    diesel::update(
+        sms_outbox::table
+            .find(id)
+            .filter(sms_outbox::status.eq_any([status::SENDING, status::UNKNOWN])),
+    )
+    .set((
+        sms_outbox::status.eq(status::SENT),
+        sms_outbox::provider_id.eq(provider_id),
+        sms_outbox::sent_at.eq(diesel::dsl::now),
+        sms_outbox::last_error.eq(None::<String>),
+        sms_outbox::delivery.eq(check_at.map(|_| "pending")),
+        sms_outbox::next_check_at.eq(check_at),
+        sms_outbox::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
 }
 
+/// `sending` → `pending` at `at`: the gateway refused for now.
 pub async fn mark_retry(
     conn: &mut AsyncPgConnection,
     id: i64,
     error: &str,
     at: DateTime<Utc>,
-) -> QueryResult<usize> {
-    diesel::update(sms_outbox::table.find(id))
-        .set((
-            sms_outbox::status.eq("pending"),
-            sms_outbox::last_error.eq(error),
-            sms_outbox::next_attempt_at.eq(at),
-            sms_outbox::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
+) -> QueryResult<bool> {
+    diesel::update(
+        sms_outbox::table
+            .find(id)
+            .filter(sms_outbox::status.eq(status::SENDING)),
+    )
+    .set((
+        sms_outbox::status.eq(status::PENDING),
+        sms_outbox::last_error.eq(error),
+        sms_outbox::next_attempt_at.eq(at),
+        sms_outbox::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// `sending` → `failed`: refused for good, or out of attempts.
+pub async fn mark_failed(conn: &mut AsyncPgConnection, id: i64, error: &str) -> QueryResult<bool> {
+    diesel::update(
+        sms_outbox::table
+            .find(id)
+            .filter(sms_outbox::status.eq(status::SENDING)),
+    )
+    .set((
+        sms_outbox::status.eq(status::FAILED),
+        sms_outbox::last_error.eq(error),
+        sms_outbox::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// `sending` → `unknown`: no answer, so whether the gateway took it is not known. The
+/// gateway is asked about it from `look_up_at` (when it can be asked).
+pub async fn mark_unknown(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    error: &str,
+    look_up_at: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::update(
+        sms_outbox::table
+            .find(id)
+            .filter(sms_outbox::status.eq(status::SENDING)),
+    )
+    .set((
+        sms_outbox::status.eq(status::UNKNOWN),
+        sms_outbox::last_error.eq(error),
+        sms_outbox::next_attempt_at.eq(look_up_at),
+        sms_outbox::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// Claims up to `limit` `unknown` messages due for a look-up at the gateway, and puts their
+/// next look-up at `again` (should this worker die before settling them).
+pub async fn claim_unknown(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+    again: DateTime<Utc>,
+) -> QueryResult<Vec<OutboxMessage>> {
+    diesel::sql_query(
+        "UPDATE sms_outbox SET next_attempt_at = $2 \
+         WHERE id IN (SELECT id FROM sms_outbox WHERE status = 'unknown' AND next_attempt_at <= now() \
+                      ORDER BY next_attempt_at, id FOR UPDATE SKIP LOCKED LIMIT $1) \
+         RETURNING *",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .bind::<diesel::sql_types::Timestamptz, _>(again)
+    .load(conn)
+    .await
+}
+
+/// `unknown` → `pending`: the gateway does not have it (or a person decided to send it
+/// again), so it is sent now.
+pub async fn requeue_unknown(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+    diesel::update(
+        sms_outbox::table
+            .find(id)
+            .filter(sms_outbox::status.eq(status::UNKNOWN)),
+    )
+    .set((
+        sms_outbox::status.eq(status::PENDING),
+        sms_outbox::next_attempt_at.eq(diesel::dsl::now),
+        sms_outbox::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// `unknown` → `failed`: a person decided not to send it (`error` says why).
+pub async fn fail_unknown(conn: &mut AsyncPgConnection, id: i64, error: &str) -> QueryResult<bool> {
+    diesel::update(
+        sms_outbox::table
+            .find(id)
+            .filter(sms_outbox::status.eq(status::UNKNOWN)),
+    )
+    .set((
+        sms_outbox::status.eq(status::FAILED),
+        sms_outbox::last_error.eq(error),
+        sms_outbox::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// `unknown` → `sent` by a person who found it at the gateway; with its `sms_id`, its
+/// delivery is asked from now on.
+pub async fn settle_held_as_sent(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    provider_id: Option<&str>,
+) -> QueryResult<bool> {
+    let check_at = provider_id.map(|_| Utc::now());
+    diesel::update(
+        sms_outbox::table
+            .find(id)
+            .filter(sms_outbox::status.eq(status::UNKNOWN)),
+    )
+    .set((
+        sms_outbox::status.eq(status::SENT),
+        sms_outbox::provider_id.eq(provider_id),
+        sms_outbox::sent_at.eq(diesel::dsl::now),
+        sms_outbox::last_error.eq(None::<String>),
+        sms_outbox::delivery.eq(check_at.map(|_| "pending")),
+        sms_outbox::next_check_at.eq(check_at),
+        sms_outbox::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// The messages held as `unknown`, oldest first.
+pub async fn list_held(conn: &mut AsyncPgConnection) -> QueryResult<Vec<OutboxMessage>> {
+    sms_outbox::table
+        .filter(sms_outbox::status.eq(status::UNKNOWN))
+        .order((sms_outbox::updated_at, sms_outbox::id))
+        .select(OutboxMessage::as_select())
+        .load(conn)
         .await
 }
 
-pub async fn mark_failed(conn: &mut AsyncPgConnection, id: i64, error: &str) -> QueryResult<usize> {
-    diesel::update(sms_outbox::table.find(id))
-        .set((
-            sms_outbox::status.eq("failed"),
-            sms_outbox::last_error.eq(error),
-            sms_outbox::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
+/// A sent message whose delivery is asked.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct DeliveryCheck {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub provider_id: String,
+}
+
+/// Claims up to `limit` sent messages whose delivery is due to be asked (sent after
+/// `sent_after`; older ones are no longer asked), moving their next check to `next`.
+pub async fn claim_checks(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+    sent_after: DateTime<Utc>,
+    next: DateTime<Utc>,
+) -> QueryResult<Vec<DeliveryCheck>> {
+    diesel::sql_query(
+        "UPDATE sms_outbox SET next_check_at = $3 \
+         WHERE id IN (SELECT id FROM sms_outbox \
+                      WHERE status = 'sent' AND delivery = 'pending' AND next_check_at <= now() \
+                        AND provider_id IS NOT NULL AND sent_at > $2 \
+                      ORDER BY next_check_at, id FOR UPDATE SKIP LOCKED LIMIT $1) \
+         RETURNING id, provider_id",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .bind::<diesel::sql_types::Timestamptz, _>(sent_after)
+    .bind::<diesel::sql_types::Timestamptz, _>(next)
+    .load(conn)
+    .await
+}
+
+/// Records the gateway's status of a sent message; `final_state` (`delivered`,
+/// `undelivered`, `expired`) ends the checks. A final state is never changed again.
+pub async fn record_delivery(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    code: i32,
+    final_state: Option<&str>,
+) -> QueryResult<bool> {
+    let pending = sms_outbox::table
+        .find(id)
+        .filter(sms_outbox::status.eq(status::SENT))
+        .filter(sms_outbox::delivery.eq("pending"));
+    let updated = match final_state {
+        Some(state) => {
+            diesel::update(pending)
+                .set((
+                    sms_outbox::delivery.eq(state),
+                    sms_outbox::delivery_code.eq(code),
+                    sms_outbox::delivered_at.eq(diesel::dsl::now),
+                    sms_outbox::next_check_at.eq(None::<DateTime<Utc>>),
+                    sms_outbox::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await?
+        }
+        None => {
+            diesel::update(pending)
+                .set((
+                    sms_outbox::delivery_code.eq(code),
+                    sms_outbox::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await?
+        }
+    };
+    Ok(updated == 1)
+}
+
+/// One message by id.
+pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<OutboxMessage>> {
+    sms_outbox::table
+        .find(id)
+        .select(OutboxMessage::as_select())
+        .first(conn)
         .await
+        .optional()
 }
 
 /// The messages about one record, oldest first.
@@ -141,8 +416,69 @@ pub async fn for_record(
 /// Messages not yet sent (pending or sending): the outbox depth.
 pub async fn depth(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     sms_outbox::table
-        .filter(sms_outbox::status.eq_any(["pending", "sending"]))
+        .filter(sms_outbox::status.eq_any([status::PENDING, status::SENDING]))
         .count()
         .get_result(conn)
         .await
+}
+
+/// Messages held because their outcome is unknown (`unknown`).
+pub async fn held(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    sms_outbox::table
+        .filter(sms_outbox::status.eq(status::UNKNOWN))
+        .count()
+        .get_result(conn)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(status: &str, delivery: Option<&str>) -> OutboxMessage {
+        let now = Utc::now();
+        OutboxMessage {
+            id: 1,
+            record_id: None,
+            kind: "booked".into(),
+            phone: "+79161234567".into(),
+            body: "x".into(),
+            status: status.into(),
+            attempts: 1,
+            next_attempt_at: now,
+            last_error: None,
+            provider_id: None,
+            sent_at: None,
+            created_at: now,
+            updated_at: now,
+            delivery: delivery.map(str::to_owned),
+            delivery_code: None,
+            delivered_at: None,
+            next_check_at: None,
+        }
+    }
+
+    #[test]
+    fn staff_see_each_state_in_russian() {
+        for (status, delivery, title) in [
+            ("pending", None, "в очереди"),
+            ("sending", None, "в очереди"),
+            ("sent", None, "отправлено"),
+            ("sent", Some("pending"), "отправлено"),
+            ("sent", Some("delivered"), "доставлено"),
+            ("sent", Some("undelivered"), "не доставлено"),
+            ("sent", Some("expired"), "не доставлено"),
+            ("failed", None, "ошибка"),
+            ("unknown", None, "ошибка"),
+        ] {
+            assert_eq!(
+                message(status, delivery).status_title(),
+                title,
+                "{status} {delivery:?}"
+            );
+        }
+        assert!(message("unknown", None).status_note().is_some());
+        assert!(message("sent", Some("expired")).status_note().is_some());
+        assert_eq!(message("sent", Some("delivered")).status_note(), None);
+    }
 }

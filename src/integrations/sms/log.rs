@@ -1,16 +1,26 @@
 //! [`LogGateway`]: `SMS_PROVIDER=log`, the development backend. Nothing leaves the machine:
 //! each message goes to the log (the phone masked) and is "accepted" with a generated id.
+//! It remembers, for this process, which references it logged, so a message whose send was
+//! interrupted is found again ([`SmsGateway::lookup`]) rather than logged twice.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use async_trait::async_trait;
 
-use super::{Accepted, OutgoingSms, SmsError, SmsGateway, mask_phone};
+use super::{Accepted, Lookup, OutgoingSms, SmsError, SmsGateway, mask_phone};
 
 /// Writes messages to the log instead of sending them.
 #[derive(Debug, Default)]
 pub struct LogGateway {
     sent: AtomicU64,
+    /// `client_ref` → the id it was "accepted" with.
+    logged: Mutex<HashMap<String, String>>,
 }
 
 impl LogGateway {
@@ -36,7 +46,27 @@ impl SmsGateway for LogGateway {
             provider_id = %provider_id,
             "SMS not sent (SMS_PROVIDER=log)"
         );
+        if let Some(client_ref) = &sms.client_ref {
+            self.logged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(client_ref.clone(), provider_id.clone());
+        }
         Ok(Accepted { provider_id })
+    }
+
+    fn can_look_up(&self) -> bool {
+        true
+    }
+
+    async fn lookup(&self, sms: &OutgoingSms) -> Result<Lookup, SmsError> {
+        let logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(match sms.client_ref.as_ref().and_then(|r| logged.get(r)) {
+            Some(provider_id) => Lookup::Found(Accepted {
+                provider_id: provider_id.clone(),
+            }),
+            None => Lookup::NotFound,
+        })
     }
 }
 
@@ -91,5 +121,16 @@ mod tests {
         assert!(!logged.contains("79161234567"), "{logged}");
         assert!(logged.contains("Код подтверждения: 4821"));
         assert!(logged.contains("outbox-7"));
+        assert_eq!(
+            gateway.lookup(&sms).await,
+            Ok(Lookup::Found(Accepted {
+                provider_id: second.provider_id.clone()
+            }))
+        );
+        let other = OutgoingSms {
+            client_ref: Some("outbox-8".into()),
+            ..sms
+        };
+        assert_eq!(gateway.lookup(&other).await, Ok(Lookup::NotFound));
     }
 }

@@ -28,6 +28,68 @@ pub struct Accepted {
     pub provider_id: String,
 }
 
+/// What the provider says about a message it took (SMS.ru `sms/status`, B1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// 100: queued at the provider.
+    Queued,
+    /// 101: being handed to the operator.
+    Sending,
+    /// 102: sent, in transit.
+    Sent,
+    /// 103 (and 110, read): delivered to the handset.
+    Delivered,
+    /// 104: not delivered, its lifetime expired.
+    Expired,
+    /// 105–108, 150: not delivered (deleted by the operator, handset failure, unknown
+    /// reason, rejected, no route).
+    Undelivered { code: i32 },
+    /// -1: the provider does not know this id.
+    NotFound,
+    /// A code this client does not know; asked again later.
+    Other { code: i32 },
+}
+
+impl Delivery {
+    /// The provider's code, for the outbox row.
+    pub fn code(self) -> i32 {
+        match self {
+            Delivery::Queued => 100,
+            Delivery::Sending => 101,
+            Delivery::Sent => 102,
+            Delivery::Delivered => 103,
+            Delivery::Expired => 104,
+            Delivery::Undelivered { code } | Delivery::Other { code } => code,
+            Delivery::NotFound => -1,
+        }
+    }
+
+    /// The outbox's `delivery` once the state is final: `delivered`, `undelivered` or
+    /// `expired`; `None` while the message may still arrive.
+    pub fn final_state(self) -> Option<&'static str> {
+        match self {
+            Delivery::Delivered => Some("delivered"),
+            Delivery::Undelivered { .. } => Some("undelivered"),
+            Delivery::Expired => Some("expired"),
+            Delivery::Queued
+            | Delivery::Sending
+            | Delivery::Sent
+            | Delivery::NotFound
+            | Delivery::Other { .. } => None,
+        }
+    }
+}
+
+/// What the provider knows of a message we may or may not have handed over, found by
+/// our reference ([`OutgoingSms::client_ref`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// It has the message: it was sent, with this id.
+    Found(Accepted),
+    /// It never received the message: sending it is safe.
+    NotFound,
+}
+
 /// Why a send failed; the provider's code is kept for the logs.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SmsError {
@@ -45,24 +107,44 @@ pub enum SmsError {
     Deferred { code: i32 },
     #[error("temporary gateway failure (code {code})")]
     Temporary { code: i32 },
+    /// The request never reached the gateway (no connection could be opened): the message
+    /// was certainly not taken.
     #[error("SMS gateway is unreachable: {0}")]
     Transport(String),
+    /// The request was sent, but no usable answer came back (timeout, connection lost,
+    /// a gateway timeout in front of the provider): the provider may have taken the
+    /// message. Never a reason to send it again blindly.
+    #[error("SMS gateway did not answer: {0}")]
+    Unanswered(String),
+    /// The answer came but cannot be read; for a send, whether the provider took the
+    /// message is unknown, as for [`SmsError::Unanswered`].
     #[error("SMS gateway answer is malformed: {0}")]
     Parse(String),
+    /// The request could not even be built; nothing was sent.
+    #[error("SMS request cannot be encoded: {0}")]
+    Encode(String),
     #[error("SMS gateway is not configured: {0}")]
     NotConfigured(String),
 }
 
 impl SmsError {
-    /// Whether sending again later may succeed.
+    /// Whether trying again later may succeed. For a send, check
+    /// [`SmsError::outcome_unknown`] first: such a message may already be on its way.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
             SmsError::Temporary { .. }
                 | SmsError::Deferred { .. }
                 | SmsError::Transport(_)
+                | SmsError::Unanswered(_)
                 | SmsError::Parse(_)
         )
+    }
+
+    /// For a send: whether the provider may have taken the message although no
+    /// acceptance was read. Every other error is a definite "not taken".
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, SmsError::Unanswered(_) | SmsError::Parse(_))
     }
 }
 
@@ -70,7 +152,37 @@ impl SmsError {
 #[async_trait]
 pub trait SmsGateway: Send + Sync {
     fn name(&self) -> &'static str;
+
+    /// Hands one message to the provider. An error for which
+    /// [`SmsError::outcome_unknown`] holds leaves it open whether the provider took it.
     async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, SmsError>;
+
+    /// Whether [`SmsGateway::lookup`] can find a message by our reference. SMS.ru cannot:
+    /// its API keeps no client reference (`partner_id` is the account's affiliate id).
+    fn can_look_up(&self) -> bool {
+        false
+    }
+
+    /// Asks the provider whether it has the message with this `client_ref`.
+    async fn lookup(&self, sms: &OutgoingSms) -> Result<Lookup, SmsError> {
+        let _ = sms;
+        Err(SmsError::NotConfigured(format!(
+            "{} cannot look a message up by our reference",
+            self.name()
+        )))
+    }
+
+    /// Whether [`SmsGateway::delivery`] reports delivery (SMS.ru `sms/status`).
+    fn reports_delivery(&self) -> bool {
+        false
+    }
+
+    /// The delivery state of messages it took, by provider id; ids missing from the
+    /// answer were not reported on this time.
+    async fn delivery(&self, provider_ids: &[String]) -> Result<Vec<(String, Delivery)>, SmsError> {
+        let _ = provider_ids;
+        Ok(Vec::new())
+    }
 }
 
 /// The gateway `SMS_PROVIDER` names: SMS.ru (needs `SMSRU_API_ID`) or the log.

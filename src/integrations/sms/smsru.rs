@@ -4,6 +4,15 @@
 //! with the country code), `msg`, `json=1` and the sender name when configured. The JSON
 //! answer has a top-level `status_code` (100 when the request was taken) and, per number,
 //! `sms.<number>.status_code` with the `sms_id`. Codes map onto [`SmsError`] as B4 says.
+//! Delivery: `POST {base}/sms/status` with `sms_id` (comma-separated) answers a code per
+//! id ([`Delivery`]).
+//!
+//! SMS.ru keeps no reference of ours: `partner_id` is the affiliate-programme id of an
+//! account, the same for every message, and nothing looks a message up by it. So the only
+//! handle on a message is the `sms_id` of the answer, and a send whose answer is lost
+//! ([`SmsError::Unanswered`]: a timeout or a dropped connection after the request went out,
+//! HTTP 502/504 from a proxy in front) cannot be checked; only a failure to connect
+//! ([`SmsError::Transport`]) proves the message was not taken.
 //! Transport as for the other clients: rustls, no redirects, a total timeout, a capped body.
 
 use std::time::Duration;
@@ -12,7 +21,7 @@ use async_trait::async_trait;
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
 
-use super::{Accepted, OutgoingSms, SmsError, SmsGateway};
+use super::{Accepted, Delivery, OutgoingSms, SmsError, SmsGateway};
 use crate::{
     config::Config,
     integrations::http::{self, ReadError, TransportFailure},
@@ -22,12 +31,15 @@ use crate::{
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// An SMS.ru answer is a few hundred bytes; anything far larger is not one.
 const BODY_LIMIT: usize = 64 * 1024;
+/// At most this many ids in one `sms/status` request.
+pub const STATUS_BATCH: usize = 100;
 
 /// The SMS.ru client. Cheap to clone.
 #[derive(Clone)]
 pub struct SmsRuClient {
     http: Client,
     send_url: String,
+    status_url: String,
     api_id: String,
     sender: Option<String>,
     timeout: Duration,
@@ -38,6 +50,7 @@ impl std::fmt::Debug for SmsRuClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmsRuClient")
             .field("send_url", &self.send_url)
+            .field("status_url", &self.status_url)
             .field("sender", &self.sender)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -45,8 +58,8 @@ impl std::fmt::Debug for SmsRuClient {
 }
 
 impl SmsRuClient {
-    /// From `SMSRU_URL`, `SMSRU_API_ID` and `SMS_SENDER`: [`SmsError::NotConfigured`]
-    /// without an api id.
+    /// From `SMSRU_URL`, `SMSRU_API_ID`, `SMS_SENDER` and `SMSRU_TIMEOUT_SECONDS`:
+    /// [`SmsError::NotConfigured`] without an api id.
     pub fn from_config(config: &Config) -> Result<Self, SmsError> {
         let api_id = config
             .smsru_api_id
@@ -57,7 +70,7 @@ impl SmsRuClient {
             config.smsru_url.clone(),
             api_id,
             config.sms_sender.clone(),
-            DEFAULT_TIMEOUT,
+            config.smsru_timeout,
         )
     }
 
@@ -76,19 +89,23 @@ impl SmsRuClient {
             .build()
             .map_err(|e| SmsError::NotConfigured(format!("HTTP client: {e}")))?;
         let base = base_url.into();
+        let base = base.trim_end_matches('/');
         Ok(Self {
             http,
-            send_url: format!("{}/sms/send", base.trim_end_matches('/')),
+            send_url: format!("{base}/sms/send"),
+            status_url: format!("{base}/sms/status"),
             api_id,
             sender: sender.filter(|s| !s.trim().is_empty()),
             timeout,
         })
     }
 
-    async fn post(&self, form: String) -> Result<Vec<u8>, SmsError> {
+    /// Posts a form and reads the answer. Errors tell whether the request may have reached
+    /// the gateway ([`SmsError::Unanswered`]) or certainly did not.
+    async fn post(&self, url: &str, form: String) -> Result<Vec<u8>, SmsError> {
         let request = self
             .http
-            .post(&self.send_url)
+            .post(url)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
             .body(form);
@@ -99,6 +116,14 @@ impl SmsRuClient {
                 return Err(SmsError::Transport(format!(
                     "SMS.ru answered with a redirect to {:?}; redirects are not followed",
                     http::location(&response)
+                )));
+            }
+            // A proxy's "bad gateway" or "gateway timeout": SMS.ru itself may have taken
+            // the request.
+            if status == StatusCode::BAD_GATEWAY || status == StatusCode::GATEWAY_TIMEOUT {
+                return Err(SmsError::Unanswered(format!(
+                    "HTTP {} from in front of SMS.ru",
+                    status.as_u16()
                 )));
             }
             if status.is_server_error() {
@@ -128,14 +153,34 @@ impl SmsRuClient {
     }
 
     fn timed_out(&self) -> SmsError {
-        SmsError::Transport(format!("no answer within {:?}", self.timeout))
+        SmsError::Unanswered(format!("no answer within {:?}", self.timeout))
     }
 
+    /// Only a failure to connect proves that nothing was sent.
     fn transport(&self, error: &reqwest::Error) -> SmsError {
+        let connect = error.is_connect();
         match http::classify(error) {
+            TransportFailure::Timeout if connect => {
+                SmsError::Transport(format!("no connection within {:?}", http::CONNECT_TIMEOUT))
+            }
             TransportFailure::Timeout => self.timed_out(),
-            TransportFailure::Unreachable(text) => SmsError::Transport(text),
+            TransportFailure::Unreachable(text) if connect => SmsError::Transport(text),
+            TransportFailure::Unreachable(text) => SmsError::Unanswered(text),
         }
+    }
+
+    /// `sms/status` for up to [`STATUS_BATCH`] ids.
+    async fn status_batch(&self, ids: &[String]) -> Result<Vec<(String, Delivery)>, SmsError> {
+        let joined = ids.join(",");
+        let form: Vec<(&str, &str)> = vec![
+            ("api_id", self.api_id.as_str()),
+            ("sms_id", joined.as_str()),
+            ("json", "1"),
+        ];
+        let body =
+            serde_urlencoded::to_string(&form).map_err(|e| SmsError::Encode(e.to_string()))?;
+        let answer = self.post(&self.status_url, body).await?;
+        parse_status_answer(&answer)
     }
 }
 
@@ -156,13 +201,61 @@ impl SmsGateway for SmsRuClient {
         if let Some(sender) = &self.sender {
             form.push(("from", sender.as_str()));
         }
-        let body = serde_urlencoded::to_string(&form)
-            .map_err(|e| SmsError::Parse(format!("cannot encode the request: {e}")))?;
-        let answer = self.post(body).await?;
+        let body =
+            serde_urlencoded::to_string(&form).map_err(|e| SmsError::Encode(e.to_string()))?;
+        let answer = self.post(&self.send_url, body).await?;
         let accepted = parse_send_answer(&answer, &to)?;
         tracing::debug!(provider_id = %accepted.provider_id, "SMS.ru accepted a message");
         Ok(accepted)
     }
+
+    fn reports_delivery(&self) -> bool {
+        true
+    }
+
+    async fn delivery(&self, provider_ids: &[String]) -> Result<Vec<(String, Delivery)>, SmsError> {
+        let mut states = Vec::with_capacity(provider_ids.len());
+        for batch in provider_ids.chunks(STATUS_BATCH) {
+            states.extend(self.status_batch(batch).await?);
+        }
+        Ok(states)
+    }
+}
+
+/// An `sms/status` code as a [`Delivery`].
+pub fn delivery_for(code: i32) -> Delivery {
+    match code {
+        -1 => Delivery::NotFound,
+        100 => Delivery::Queued,
+        101 => Delivery::Sending,
+        102 => Delivery::Sent,
+        103 | 110 => Delivery::Delivered,
+        104 => Delivery::Expired,
+        105..=108 | 150 => Delivery::Undelivered { code },
+        code => Delivery::Other { code },
+    }
+}
+
+/// Reads the answer to `sms/status` with `json=1`: a code per id; an id whose entry has no
+/// code is left out.
+pub fn parse_status_answer(body: &[u8]) -> Result<Vec<(String, Delivery)>, SmsError> {
+    let answer: Value =
+        serde_json::from_slice(body).map_err(|e| SmsError::Parse(format!("not JSON: {e}")))?;
+    let top = code_of(answer.get("status_code"))
+        .ok_or_else(|| SmsError::Parse("no status_code".into()))?;
+    if top != 100 {
+        return Err(error_for(top));
+    }
+    let per_id = answer
+        .get("sms")
+        .and_then(Value::as_object)
+        .ok_or_else(|| SmsError::Parse("no sms map".into()))?;
+    Ok(per_id
+        .iter()
+        .filter_map(|(id, entry)| {
+            code_of(entry.get("status_code")).map(|code| (id.clone(), delivery_for(code)))
+        })
+        .collect())
 }
 
 /// The number as SMS.ru wants it: digits with the country code (`79161234567`). A Russian
@@ -297,6 +390,47 @@ mod tests {
         assert_eq!(error_for(216), SmsError::Rejected { code: 216 });
         assert_eq!(error_for(231), SmsError::Deferred { code: 231 });
         assert_eq!(error_for(220), SmsError::Temporary { code: 220 });
+    }
+
+    #[test]
+    fn status_answers_are_read_per_id() {
+        let body = r#"{"status":"OK","status_code":100,"sms":{
+            "1-1":{"status":"OK","status_code":103,"cost":2.5,"status_text":"Доставлено"},
+            "1-2":{"status":"OK","status_code":"102"},
+            "1-3":{"status":"OK","status_code":107},
+            "1-4":{"status":"OK","status_code":104},
+            "9-9":{"status":"ERROR","status_code":-1,"status_text":"Не найдено"},
+            "bad":{"status":"OK"}}}"#;
+        let mut states = parse_status_answer(body.as_bytes()).expect("ok");
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            states,
+            vec![
+                ("1-1".to_owned(), Delivery::Delivered),
+                ("1-2".to_owned(), Delivery::Sent),
+                ("1-3".to_owned(), Delivery::Undelivered { code: 107 }),
+                ("1-4".to_owned(), Delivery::Expired),
+                ("9-9".to_owned(), Delivery::NotFound),
+            ]
+        );
+        assert_eq!(
+            parse_status_answer(br#"{"status":"ERROR","status_code":200}"#),
+            Err(SmsError::Auth { code: 200 })
+        );
+        assert!(matches!(
+            parse_status_answer(b"<html>"),
+            Err(SmsError::Parse(_))
+        ));
+        for (code, delivery) in [
+            (100, Delivery::Queued),
+            (101, Delivery::Sending),
+            (110, Delivery::Delivered),
+            (105, Delivery::Undelivered { code: 105 }),
+            (150, Delivery::Undelivered { code: 150 }),
+            (42, Delivery::Other { code: 42 }),
+        ] {
+            assert_eq!(delivery_for(code), delivery);
+        }
     }
 
     #[test]
