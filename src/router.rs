@@ -228,7 +228,11 @@ async fn limit_request_time(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    match tokio::time::timeout(limit, next.run(request)).await {
+    let served = crate::domain::audit::with_request_id(
+        (!request_id.is_empty()).then(|| request_id.clone()),
+        tokio::time::timeout(limit, next.run(request)),
+    );
+    match served.await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(

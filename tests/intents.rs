@@ -189,3 +189,50 @@ async fn a_move_that_cannot_be_written_locally_is_moved_back_in_the_mis() {
     // The slot the move was going to is free again.
     assert!(free_starts(&app, doctor, branch).await.contains(&starts[1]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_rows_name_the_request_that_caused_them() {
+    let (app, _emulators) = with_emulators_and(|_| {}).await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let start = free_starts(&app, doctor, branch).await[0].clone();
+    let response = browser()
+        .post(app.url("/api/v1/specialist/anonymous-reserve"))
+        .header("x-request-id", "req-audit-0001")
+        .json(&anonymous_booking(doctor, branch, &start, "+79165550061"))
+        .send()
+        .await
+        .expect("reserve");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let generated = browser()
+        .post(app.url("/api/v1/user/login"))
+        .json(&json!({"email": "nobody@example.ru", "password": "wrong password 1"}))
+        .send()
+        .await
+        .expect("login");
+    let login_id = generated
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a request id")
+        .to_owned();
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM audit_events WHERE action = 'record_booked' AND request_id = 'req-audit-0001'",
+        )
+        .await,
+        1,
+        "the booking, audited inside its own task, names the request"
+    );
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT count(*) AS n FROM audit_events WHERE action = 'login_failed' AND request_id = '{login_id}'"
+            ),
+        )
+        .await,
+        1
+    );
+}

@@ -8,6 +8,35 @@ use crate::db::{
     models::audit_event::{self, NewAuditEvent},
 };
 
+tokio::task_local! {
+    /// The id of the request being served (`x-request-id`), set by the router for each
+    /// request and carried into the tasks the core spawns for it, so every audit row of a
+    /// request names it.
+    static REQUEST_ID: Option<String>;
+}
+
+/// Runs `work` with `request_id` as the current request's id.
+pub async fn with_request_id<F: std::future::Future>(
+    request_id: Option<String>,
+    work: F,
+) -> F::Output {
+    REQUEST_ID.scope(request_id, work).await
+}
+
+/// The current request's id, if a request is being served.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok().flatten()
+}
+
+/// Spawns `work` on the runtime, carrying the current request's id into it.
+pub fn spawn_in_request<F>(work: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(with_request_id(current_request_id(), work))
+}
+
 /// Who did something, from where.
 #[derive(Debug, Clone, Copy)]
 pub struct Actor {
@@ -41,12 +70,13 @@ pub async fn append_system(db: &DbPool, action: &str, subject: &str, details: se
 
 async fn write(db: &DbPool, actor: Actor, action: &str, subject: &str, details: serde_json::Value) {
     let ip = actor.ip.to_string();
+    let request_id = current_request_id();
     let event = NewAuditEvent {
         actor_user_id: actor.user_id,
         action,
         subject: Some(subject),
         client_ip: Some(&ip),
-        request_id: None,
+        request_id: request_id.as_deref(),
         details,
     };
     let result = match db.get().await {

@@ -58,7 +58,7 @@ impl Booking {
     ) -> Result<RecordView, BookingError> {
         check_changeable(&view.record, Change::Cancel, self.clock.now())?;
         let (this, view) = (self.clone(), view.clone());
-        tokio::spawn(async move {
+        audit::spawn_in_request(async move {
             let result = this.cancel_job(&view, actor).await;
             if let Ok(cancelled) = &result {
                 this.schedule
@@ -207,7 +207,7 @@ impl Booking {
         let slot = self.find_slot(&target, new_start).await?;
         let lock = self.lock_slot(&target, new_start).await?;
         let (this, view) = (self.clone(), view.clone());
-        tokio::spawn(async move {
+        audit::spawn_in_request(async move {
             let result = this.move_job(&view, &target, &slot).await;
             this.unlock(&lock).await;
             for day in [view.local_start().date_naive(), slot.start.date_naive()] {

@@ -158,7 +158,7 @@ impl Booking {
         let this = self.clone();
         // Spawned, so that the MIS call and the local write run to their end whatever
         // becomes of the request; the answer may be lost, the booking is not half-made.
-        let task = tokio::spawn(async move {
+        let task = audit::spawn_in_request(async move {
             let result = this.book_job(&job).await;
             this.unlock(&lock).await;
             this.schedule
