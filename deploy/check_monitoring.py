@@ -47,6 +47,7 @@ METRICS = {
     "mis_request_duration_seconds_count",
     "sync_runs_total",
     "sms_outbox_depth",
+    "sms_outbox_unknown",
     "sms_send_total",
     "db_pool_connections",
     "up",
