@@ -49,6 +49,7 @@ METRICS = {
     "sms_outbox_depth",
     "sms_outbox_unknown",
     "sms_send_total",
+    "sms_delivery_total",
     "db_pool_connections",
     "up",
 }
