@@ -42,7 +42,8 @@ impl App {
                 db.clone(),
                 mis.clone(),
                 config.schedule_cache_ttl,
-            ),
+            )
+            .with_read_budget(config.infoclinica_read_budget),
             limits: ReserveLimits::new(
                 redis.clone(),
                 config.reserve_limit_per_ip_hour,

@@ -117,6 +117,10 @@ pub struct Config {
     /// `SCHEDULE_PREFETCH_DAYS` (default 14): days `sync schedules` (and `sync all`, and the
     /// periodic sync) fetch ahead for every doctor.
     pub schedule_prefetch_days: u32,
+    /// `INFOCLINICA_READ_BUDGET_SECONDS` (default 8): the longest a schedule reader waits for
+    /// the MIS, retries included, before the stored copy is served (`source: stale`); well
+    /// under `REQUEST_TIMEOUT_SECONDS`.
+    pub infoclinica_read_budget: Duration,
     /// `REQUEST_TIMEOUT_SECONDS` (default 30): the longest a request may run before it is
     /// answered 503 `timeout` (a booking it started still runs to its end).
     pub request_timeout: Duration,
@@ -298,6 +302,11 @@ impl Config {
             sms_retry_base: Duration::from_secs(parse(&get, "SMS_RETRY_BASE_SECONDS", "5")?),
             schedule_prefetch_days: parse(&get, "SCHEDULE_PREFETCH_DAYS", "14")?,
             request_timeout: Duration::from_secs(parse(&get, "REQUEST_TIMEOUT_SECONDS", "30")?),
+            infoclinica_read_budget: Duration::from_secs(parse(
+                &get,
+                "INFOCLINICA_READ_BUDGET_SECONDS",
+                "8",
+            )?),
             reconcile_interval: Duration::from_secs(parse(
                 &get,
                 "RECONCILE_INTERVAL_SECONDS",

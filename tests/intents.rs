@@ -236,3 +236,49 @@ async fn audit_rows_name_the_request_that_caused_them() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_mis_costs_schedule_readers_the_budget_and_they_get_the_stored_copy() {
+    let (app, emulators) = with_emulators_and(|config| {
+        config.infoclinica_read_budget = Duration::from_secs(1);
+        config.schedule_cache_ttl = Duration::from_secs(1);
+    })
+    .await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let first = crate::support::schedule(&app, doctor, branch, 1).await;
+    assert_eq!(first["source"], "mis", "{first}");
+    // The cached day expires; the MIS turns slow (slower than the budget, retries aside).
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    emulators
+        .control
+        .set_mis_faults(sovamed::emulator::MisFaults {
+            latency_ms: 3_000,
+            ..Default::default()
+        });
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let url = app.url(&format!(
+            "/api/v1/specialist/schedule?specialist_id={doctor}&branch_id={branch}&date_from={}",
+            first["days"][0]["date"].as_str().expect("date")
+        ));
+        readers.spawn(async move {
+            let started = std::time::Instant::now();
+            let response = browser().get(url).send().await.expect("schedule");
+            let status = response.status();
+            let body: Value = response.json().await.expect("json");
+            (status, body, started.elapsed())
+        });
+    }
+    while let Some(read) = readers.join_next().await {
+        let (status, body, took) = read.expect("join");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["source"], "stale", "{body}");
+        // One budget for the first reader; the others share its outcome instead of each
+        // waiting for the MIS in turn (before: 6, 10, 14, 18, 22, 26 s).
+        assert!(
+            took < Duration::from_millis(2_800),
+            "answered after {took:?}"
+        );
+    }
+}

@@ -8,7 +8,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -58,8 +58,14 @@ pub enum ScheduleError {
     Database(String),
 }
 
-/// One async lock per (specialist, branch): the single-flight guard of cache misses.
-type FetchLocks = Arc<Mutex<HashMap<(i64, i64), Arc<tokio::sync::Mutex<()>>>>>;
+/// One async lock per (specialist, branch): the single-flight guard of cache misses. It
+/// holds when the last fetch under it failed, so readers that waited behind a failed fetch
+/// take the stored copy at once instead of each trying the MIS again in turn.
+type FetchLocks = Arc<Mutex<HashMap<(i64, i64), Arc<tokio::sync::Mutex<Option<Instant>>>>>>;
+
+/// The longest a reader waits for the MIS by default (retries included); see
+/// [`ScheduleCache::with_read_budget`].
+const DEFAULT_READ_BUDGET: Duration = Duration::from_secs(8);
 
 #[derive(Clone)]
 pub struct ScheduleCache {
@@ -67,6 +73,7 @@ pub struct ScheduleCache {
     db: DbPool,
     mis: Arc<dyn MisBooking>,
     ttl: Duration,
+    read_budget: Duration,
     locks: FetchLocks,
 }
 
@@ -77,8 +84,17 @@ impl ScheduleCache {
             db,
             mis,
             ttl,
+            read_budget: DEFAULT_READ_BUDGET,
             locks: Arc::default(),
         }
+    }
+
+    /// How long a reader waits for the MIS, retries included, before the stored copy is
+    /// served (`INFOCLINICA_READ_BUDGET_SECONDS`). The fetch itself runs on and fills the
+    /// cache for the readers after.
+    pub fn with_read_budget(mut self, budget: Duration) -> Self {
+        self.read_budget = budget;
+        self
     }
 
     fn key(&self, specialist_id: i64, branch_id: i64, date: NaiveDate) -> String {
@@ -108,7 +124,7 @@ impl ScheduleCache {
         }
     }
 
-    fn lock_for(&self, target: &GridTarget) -> Arc<tokio::sync::Mutex<()>> {
+    fn lock_for(&self, target: &GridTarget) -> Arc<tokio::sync::Mutex<Option<Instant>>> {
         let mut locks = self
             .locks
             .lock()
@@ -134,8 +150,9 @@ impl ScheduleCache {
         let mut days = self.cached(target, &dates).await;
         let mut source = Source::Cache;
         if days.iter().any(Option::is_none) {
+            let arrived = Instant::now();
             let lock = self.lock_for(target);
-            let _guard = lock.lock().await;
+            let mut last_failure = lock.lock().await;
             // Another request may have filled the cache while this one waited.
             let missing: Vec<NaiveDate> = dates
                 .iter()
@@ -152,7 +169,14 @@ impl ScheduleCache {
                 }
             }
             if let (Some(first), Some(last)) = (still_missing.first(), still_missing.last()) {
-                match self.fetch(target, *first, *last).await {
+                // A fetch that failed while this reader waited says what the MIS would.
+                let fetched = if last_failure.is_some_and(|at| at > arrived) {
+                    Err(MisError::Timeout(self.read_budget))
+                } else {
+                    self.fetch_within_budget(target, *first, *last).await
+                };
+                *last_failure = fetched.is_err().then(Instant::now);
+                match fetched {
                     Ok(grids) => {
                         source = Source::Mis;
                         for grid in grids {
@@ -190,6 +214,24 @@ impl ScheduleCache {
             source,
             fetched_at,
         })
+    }
+
+    /// [`ScheduleCache::fetch`] in a task of its own, waited for at most the read budget: a
+    /// slow MIS costs a reader the budget, not the client's retries times its timeout, and
+    /// the answer still fills the cache when it comes.
+    async fn fetch_within_budget(
+        &self,
+        target: &GridTarget,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DayGrid>, MisError> {
+        let (this, target) = (self.clone(), *target);
+        let fetch = tokio::spawn(async move { this.fetch(&target, from, to).await });
+        match tokio::time::timeout(self.read_budget, fetch).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(MisError::Unreachable(format!("schedule fetch task: {e}"))),
+            Err(_) => Err(MisError::Timeout(self.read_budget)),
+        }
     }
 
     /// Asks the MIS for `from..=to` and stores the answer in Redis and PostgreSQL.
