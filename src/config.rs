@@ -128,6 +128,10 @@ pub struct Config {
     /// booking intents left pending (a crash, an MIS answer that never came) and settles them
     /// by asking the MIS. One replica at a time (an advisory lock).
     pub reconcile_interval: Duration,
+    /// `CHANGE_FEED_INTERVAL_SECONDS` (default 30; 0 turns it off): how often `serve` reads
+    /// the MIS's change feed (`SCHEDULE_CHANGE_LIST`) of every branch and applies what the
+    /// clinic's front desk did: cancels, moves, attended marks. Only with `INFOCLINICA_URL`.
+    pub change_feed_interval: Duration,
     /// `INTENT_STALE_SECONDS` (default 120): how long an intent may stay pending before the
     /// reconciler takes it over. Longer than one booking can take (three MIS calls of
     /// `INFOCLINICA_TIMEOUT_SECONDS` and a local write), so it never races a live request.
@@ -313,6 +317,11 @@ impl Config {
                 "10",
             )?),
             intent_stale_after: Duration::from_secs(parse(&get, "INTENT_STALE_SECONDS", "120")?),
+            change_feed_interval: Duration::from_secs(parse(
+                &get,
+                "CHANGE_FEED_INTERVAL_SECONDS",
+                "30",
+            )?),
             bench_routes: match parse_bool(&get, "BENCH_ROUTES")? {
                 true if app_env == AppEnv::Production => {
                     return Err(ConfigError {

@@ -20,6 +20,8 @@ pub struct RunningServer {
     outbox: JoinHandle<()>,
     /// The intent reconciler, unless `RECONCILE_INTERVAL_SECONDS=0`.
     reconciler: Option<JoinHandle<()>>,
+    /// The MIS change-feed follower, when the MIS is configured.
+    feed: Option<JoinHandle<()>>,
 }
 
 /// Creates the database when missing and applies pending migrations.
@@ -72,6 +74,16 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
             state.booking.clone(),
             state.config.reconcile_interval,
             state.config.intent_stale_after,
+            outbox_stopped.clone(),
+        )
+    });
+    // The change feed: what the clinic's front desk does in the MIS reaches the cabinet.
+    let feed = (state.config.infoclinica_url.is_some()
+        && !state.config.change_feed_interval.is_zero())
+    .then(|| {
+        crate::domain::booking::feed::spawn(
+            state.booking.clone(),
+            state.config.change_feed_interval,
             outbox_stopped,
         )
     });
@@ -83,6 +95,7 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
         stop_outbox,
         outbox,
         reconciler,
+        feed,
     })
 }
 
@@ -95,6 +108,9 @@ impl RunningServer {
         self.outbox.await?;
         if let Some(reconciler) = self.reconciler {
             reconciler.await?;
+        }
+        if let Some(feed) = self.feed {
+            feed.await?;
         }
         Ok(())
     }

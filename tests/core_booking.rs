@@ -622,3 +622,98 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         Default::default()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_the_front_desk_does_in_the_mis_reaches_the_records() {
+    use sovamed::{db::models::outbox, emulator::FrontDeskAction};
+
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let mut views = Vec::new();
+    for (i, start) in starts.iter().take(3).enumerate() {
+        let someone = patient(&format!("+791655500{:02}", 70 + i));
+        views.push(
+            world
+                .booking
+                .book(anonymous(doctor, branch, *start, &someone, None))
+                .await
+                .expect("booked"),
+        );
+    }
+    // The web's own bookings are in the feed too, and change nothing here.
+    let quiet = world.booking.follow_changes().await.expect("poll");
+    assert_eq!((quiet.cancelled, quiet.moved, quiet.visited), (0, 0, 0));
+    assert_eq!(quiet.unchanged, 3);
+
+    let target = world.booking.target(doctor, branch).await.expect("target");
+    let later = starts[5].with_timezone(&target.zone.tz());
+    let control = &world.emulators.control;
+    assert!(control.front_desk(&FrontDeskAction::Cancel {
+        schedid: views[0].record.mis_id
+    }));
+    assert!(control.front_desk(&FrontDeskAction::Move {
+        schedid: views[1].record.mis_id,
+        date: later.date_naive(),
+        start: later.time(),
+    }));
+    assert!(control.front_desk(&FrontDeskAction::MarkVisited {
+        schedid: views[2].record.mis_id
+    }));
+
+    let applied = world.booking.follow_changes().await.expect("poll");
+    assert_eq!(
+        (
+            applied.cancelled,
+            applied.moved,
+            applied.visited,
+            applied.deferred
+        ),
+        (1, 1, 1, 0)
+    );
+    let mut conn = world.booking.db.get().await.expect("connection");
+    let find = async |conn: &mut diesel_async::AsyncPgConnection, id: i64| {
+        sovamed::db::models::record::find_view(conn, id)
+            .await
+            .expect("query")
+            .expect("record")
+    };
+    let cancelled = find(&mut conn, views[0].record.id).await;
+    assert_eq!(cancelled.record.status, RecordStatus::Cancelled);
+    let moved = find(&mut conn, views[1].record.id).await;
+    assert_eq!(moved.record.starts_at, starts[5]);
+    let visited = find(&mut conn, views[2].record.id).await;
+    assert_eq!(visited.record.status, RecordStatus::Visited);
+    let texts = async |conn: &mut diesel_async::AsyncPgConnection, id: i64| {
+        outbox::for_record(conn, id)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .map(|m| (m.kind, m.body))
+            .collect::<Vec<_>>()
+    };
+    let to_cancelled = texts(&mut conn, views[0].record.id).await;
+    assert!(
+        to_cancelled
+            .iter()
+            .any(|(kind, body)| kind == "cancelled" && body.contains("клиника отменила")),
+        "{to_cancelled:?}"
+    );
+    let to_moved = texts(&mut conn, views[1].record.id).await;
+    assert!(
+        to_moved
+            .iter()
+            .any(|(kind, body)| kind == "moved" && body.contains("клиника перенесла")),
+        "{to_moved:?}"
+    );
+    assert_eq!(
+        texts(&mut conn, views[2].record.id).await.len(),
+        1,
+        "no SMS for a visit mark"
+    );
+    // Every change was confirmed once, after it was applied.
+    assert_eq!(control.unaccepted_changes(), 0);
+    assert!(control.change_accepts().values().all(|n| *n == 1));
+    let again = world.booking.follow_changes().await.expect("poll");
+    assert_eq!(again, Default::default());
+}

@@ -282,3 +282,70 @@ async fn a_slow_mis_costs_schedule_readers_the_budget_and_they_get_the_stored_co
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_front_desk_cancel_reaches_the_cabinet_within_a_poll() {
+    let (app, emulators) = with_emulators_and(|config| {
+        config.change_feed_interval = Duration::from_secs(1);
+    })
+    .await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let start = free_starts(&app, doctor, branch).await[0].clone();
+    app.create_user("desk-feed@example.ru", "feed passphrase 1", Role::Patient)
+        .await;
+    let token = app
+        .api_token("desk-feed@example.ru", "feed passphrase 1")
+        .await;
+    let booked: Value = browser()
+        .post(app.url("/api/v1/records"))
+        .bearer_auth(&token)
+        .json(&json!({"specialist_id": doctor, "branch_id": branch, "start": start}))
+        .send()
+        .await
+        .expect("book")
+        .json()
+        .await
+        .expect("json");
+    let id = booked["record"]["id"].as_i64().expect("id");
+    let schedid = booked["record"]["mis_id"].as_i64().expect("mis id");
+
+    // The clinic's front desk cancels it in the MIS, over the emulator's control API.
+    let mis_base = emulators.mis_url.trim_end_matches("/api/xml").to_owned();
+    let started = std::time::Instant::now();
+    let desk = browser()
+        .post(format!("{mis_base}/_emulator/front-desk"))
+        .json(&json!({"action": "cancel", "schedid": schedid}))
+        .send()
+        .await
+        .expect("front desk");
+    assert_eq!(desk.status(), StatusCode::NO_CONTENT);
+    let mut seen = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        let record: Value = browser()
+            .get(app.url(&format!("/api/v1/records/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("record")
+            .json()
+            .await
+            .expect("json");
+        if record["status"] == "cancelled" {
+            seen = Some((started.elapsed(), record));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (took, record) = seen.expect("the cabinet shows the clinic's cancel");
+    println!("front desk cancel → cabinet: {took:?} (poll interval 1 s)");
+    assert_eq!(record["notification"]["kind"], "cancelled", "{record}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM audit_events WHERE action = 'record_cancelled_by_clinic'"
+        )
+        .await,
+        1
+    );
+}

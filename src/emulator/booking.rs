@@ -17,7 +17,7 @@
 //! ([`Clock`], real UTC time or a fixed instant, plus an offset) shifted by the branch's
 //! `TIMEZONE`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{
     DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc,
@@ -111,12 +111,39 @@ impl Patient {
     }
 }
 
+/// What a change of the feed did (`CHANGEOP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    Added = 0,
+    Changed = 1,
+    Deleted = 2,
+}
+
+/// One item of the change feed (`SCHEDULE_CHANGE_LIST`, §2.13): every booking, move,
+/// cancel and visit mark, whoever made it (the web, or the clinic's front desk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub change_id: i64,
+    pub op: ChangeOp,
+    pub appointment: Appointment,
+    /// `CLVISIT`: the patient attended.
+    pub visited: bool,
+    /// Confirmed with `SCHEDULE_CHANGE_ACCEPT`; no longer listed.
+    pub accepted: bool,
+}
+
 /// The mutable booking state of the MIS.
 #[derive(Debug, Clone, Default)]
 pub struct Booking {
     pub clock: Clock,
     /// Active appointments by `SCHEDID`; a cancelled one is removed.
     pub appointments: BTreeMap<i64, Appointment>,
+    /// The change feed, oldest first.
+    pub changes: Vec<Change>,
+    /// Appointments marked attended.
+    pub visited: BTreeSet<i64>,
+    /// How many `SCHEDULE_CHANGE_ACCEPT` confirmations each change got (tests read it).
+    pub accepts: BTreeMap<i64, u32>,
     /// Patient cards by `PCODE`.
     pub patients: BTreeMap<i64, Patient>,
     /// The last `SCHEDID` sequence number per branch.
@@ -436,6 +463,75 @@ impl World {
             .collect()
     }
 
+    /// Appends an item to the change feed.
+    fn record_change(&mut self, op: ChangeOp, appointment: &Appointment) {
+        let change_id = self.booking.changes.len() as i64 + 5001;
+        let visited = self.booking.visited.contains(&appointment.schedid);
+        self.booking.changes.push(Change {
+            change_id,
+            op,
+            appointment: appointment.clone(),
+            visited,
+            accepted: false,
+        });
+    }
+
+    /// The clinic's front desk cancels an appointment (a patient called, a doctor fell ill).
+    pub fn front_desk_cancel(&mut self, schedid: i64) -> Option<Appointment> {
+        let removed = self.booking.appointments.remove(&schedid)?;
+        self.record_change(ChangeOp::Deleted, &removed);
+        Some(removed)
+    }
+
+    /// The front desk moves an appointment to the free interval of the same doctor and
+    /// branch that starts at `start` on `date`.
+    pub fn front_desk_move(
+        &mut self,
+        schedid: i64,
+        date: NaiveDate,
+        start: NaiveTime,
+    ) -> Option<Appointment> {
+        let current = self.booking.appointments.get(&schedid)?.clone();
+        let (start, end, schedident) = self
+            .free_intervals(current.branch_mis_id, current.doctor_mis_id, date)
+            .into_iter()
+            .find(|(s, _, _)| *s == start)?;
+        self.reserve(&Reservation {
+            filial: current.branch_mis_id,
+            doctor_mis_id: current.doctor_mis_id,
+            date,
+            start,
+            end,
+            schedident,
+            pcode: current.pcode,
+            move_schedid: Some(schedid),
+        })
+        .ok()
+    }
+
+    /// The front desk marks the patient as attended (`CLVISIT 1`).
+    pub fn front_desk_mark_visited(&mut self, schedid: i64) -> bool {
+        let Some(appointment) = self.booking.appointments.get(&schedid).cloned() else {
+            return false;
+        };
+        self.booking.visited.insert(schedid);
+        self.record_change(ChangeOp::Changed, &appointment);
+        true
+    }
+
+    /// `SCHEDULE_CHANGE_ACCEPT`: confirms changes by id; unknown ids are ignored.
+    pub fn accept_changes(&mut self, change_ids: &[i64]) {
+        for change in self
+            .booking
+            .changes
+            .iter_mut()
+            .filter(|c| change_ids.contains(&c.change_id))
+        {
+            change.accepted = true;
+            *self.booking.accepts.entry(change.change_id).or_default() += 1;
+        }
+    }
+
     fn next_schedid(&mut self, branch_mis_id: i64) -> i64 {
         let seq = self
             .booking
@@ -506,6 +602,12 @@ impl World {
         self.booking
             .appointments
             .insert(schedid, appointment.clone());
+        let op = if r.move_schedid.is_some() {
+            ChangeOp::Changed
+        } else {
+            ChangeOp::Added
+        };
+        self.record_change(op, &appointment);
         Ok(appointment)
     }
 
@@ -525,10 +627,13 @@ impl World {
         if !matches {
             return Err(Refusal::AppointmentNotFound);
         }
-        self.booking
+        let removed = self
+            .booking
             .appointments
             .remove(&schedid)
-            .ok_or(Refusal::AppointmentNotFound)
+            .ok_or(Refusal::AppointmentNotFound)?;
+        self.record_change(ChangeOp::Deleted, &removed);
+        Ok(removed)
     }
 
     /// Books the native interval starting at `start` for one of the other patients, as if

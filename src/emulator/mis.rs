@@ -44,6 +44,19 @@ pub fn router(control: EmulatorControl) -> Router {
                 Json(control.mis_call_counts())
             }),
         )
+        .route(
+            "/_emulator/front-desk",
+            post(
+                |State(control): State<EmulatorControl>,
+                 Json(action): Json<super::FrontDeskAction>| async move {
+                    if control.front_desk(&action) {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::NOT_FOUND
+                    }
+                },
+            ),
+        )
         .merge(faults_routes(
             EmulatorControl::mis_faults,
             EmulatorControl::set_mis_faults,
@@ -270,7 +283,7 @@ pub fn operation(request: &Element) -> Option<&str> {
 pub fn is_mutating(op: &str) -> bool {
     matches!(
         op,
-        "SCHEDULE_REC_RESERVE" | "SCHEDULE_REC_REMOVE" | "CLIENT_ADD"
+        "SCHEDULE_REC_RESERVE" | "SCHEDULE_REC_REMOVE" | "CLIENT_ADD" | "SCHEDULE_CHANGE_ACCEPT"
     )
 }
 
@@ -298,6 +311,7 @@ pub fn answer_mut(world: &mut World, request: &Element) -> String {
                 return booking::remove(world, required_filial(filial)?, input);
             }
             "CLIENT_ADD" => return booking::client_add(world, input),
+            "SCHEDULE_CHANGE_ACCEPT" => return booking::change_accept(world, input),
             _ => {}
         }
         read_op(world, op, filial, input)
@@ -344,6 +358,9 @@ fn read_op(
         "SCHEDULE" => required_filial(filial).and_then(|f| booking::schedule(world, f, input)),
         "CLIENT_CHECK" => booking::client_check(world, input),
         "SCHEDULE_REC_LIST" => booking::rec_list(world, input),
+        "SCHEDULE_CHANGE_LIST" => {
+            required_filial(filial).and_then(|f| booking::change_list(world, f))
+        }
         _ => return None,
     })
 }

@@ -105,6 +105,25 @@ pub struct MisFaults {
     pub wrong_message_type: bool,
 }
 
+/// What the clinic's front desk does in the MIS (`POST /_emulator/front-desk` on the MIS
+/// emulator, or [`EmulatorControl::front_desk`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FrontDeskAction {
+    Cancel {
+        schedid: i64,
+    },
+    /// To the free interval that starts at `start` (branch-local) on `date`.
+    Move {
+        schedid: i64,
+        date: NaiveDate,
+        start: NaiveTime,
+    },
+    MarkVisited {
+        schedid: i64,
+    },
+}
+
 /// Fault switches of the CMS emulator. Default: none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -402,6 +421,37 @@ impl EmulatorControl {
         self.shared
             .world_mut()
             .take_interval(branch_mis_id, doctor_mis_id, date, start)
+    }
+
+    /// The clinic's front desk acts in the MIS, each action producing a change-feed item:
+    /// cancel, move to another free interval of the same doctor and branch, mark attended.
+    pub fn front_desk(&self, action: &FrontDeskAction) -> bool {
+        let mut world = self.shared.world_mut();
+        match action {
+            FrontDeskAction::Cancel { schedid } => world.front_desk_cancel(*schedid).is_some(),
+            FrontDeskAction::Move {
+                schedid,
+                date,
+                start,
+            } => world.front_desk_move(*schedid, *date, *start).is_some(),
+            FrontDeskAction::MarkVisited { schedid } => world.front_desk_mark_visited(*schedid),
+        }
+    }
+
+    /// How many times each change of the feed was confirmed (`SCHEDULE_CHANGE_ACCEPT`).
+    pub fn change_accepts(&self) -> BTreeMap<i64, u32> {
+        self.shared.world().booking.accepts.clone()
+    }
+
+    /// Changes of the feed not yet confirmed.
+    pub fn unaccepted_changes(&self) -> usize {
+        self.shared
+            .world()
+            .booking
+            .changes
+            .iter()
+            .filter(|c| !c.accepted)
+            .count()
     }
 
     // ------------------------------------------------------------ SMS

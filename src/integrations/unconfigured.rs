@@ -76,6 +76,15 @@ impl crate::integrations::infoclinica::MisBooking for Unconfigured {
     ) -> Result<Vec<crate::integrations::infoclinica::MisAppointment>, MisError> {
         Err(MisError::NotConfigured(self.0.clone()))
     }
+    async fn changes(
+        &self,
+        _: i64,
+    ) -> Result<Vec<crate::integrations::infoclinica::MisChange>, MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
+    async fn accept_changes(&self, _: i64, _: &[i64]) -> Result<(), MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
 }
 
 #[async_trait]

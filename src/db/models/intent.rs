@@ -172,3 +172,17 @@ pub async fn count(conn: &mut AsyncPgConnection, state: IntentState) -> QueryRes
         .get_result(conn)
         .await
 }
+
+/// Whether a record has a change of its own under way (a pending move or cancel).
+pub async fn has_pending_for_record(
+    conn: &mut AsyncPgConnection,
+    record_id: i64,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        booking_intents::table
+            .filter(booking_intents::record_id.eq(record_id))
+            .filter(booking_intents::state.eq(IntentState::Pending)),
+    ))
+    .get_result(conn)
+    .await
+}

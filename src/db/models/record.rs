@@ -310,3 +310,39 @@ pub async fn mark_moved(
     .await
     .optional()
 }
+
+/// The record of an MIS appointment (`SCHEDID`) in a branch, with the names the views show.
+pub async fn find_view_by_mis_id(
+    conn: &mut AsyncPgConnection,
+    branch_id: i64,
+    mis_id: i64,
+) -> QueryResult<Option<RecordView>> {
+    records::table
+        .inner_join(specialists::table)
+        .inner_join(branches::table)
+        .filter(records::branch_id.eq(branch_id))
+        .filter(records::mis_id.eq(mis_id))
+        .order(records::id.desc())
+        .select(view_columns())
+        .first(conn)
+        .await
+        .optional()
+        .map(|row| row.map(to_view))
+}
+
+/// Marks a booked record attended (`visited`); `None` when it was not booked any more.
+pub async fn mark_visited(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Record>> {
+    diesel::update(
+        records::table
+            .filter(records::id.eq(id))
+            .filter(records::status.eq(RecordStatus::Booked)),
+    )
+    .set((
+        records::status.eq(RecordStatus::Visited),
+        records::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(Record::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}

@@ -4,6 +4,7 @@
 
 pub mod change;
 pub mod error;
+pub mod feed;
 pub mod grid;
 mod intent;
 pub mod limits;

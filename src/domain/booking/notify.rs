@@ -9,14 +9,18 @@ pub enum Notice {
     Booked,
     Moved,
     Cancelled,
+    /// The clinic moved the visit (the front desk, in the MIS).
+    MovedByClinic,
+    /// The clinic cancelled the visit.
+    CancelledByClinic,
 }
 
 impl Notice {
     pub fn kind(self) -> &'static str {
         match self {
             Notice::Booked => "booked",
-            Notice::Moved => "moved",
-            Notice::Cancelled => "cancelled",
+            Notice::Moved | Notice::MovedByClinic => "moved",
+            Notice::Cancelled | Notice::CancelledByClinic => "cancelled",
         }
     }
 }
@@ -48,6 +52,14 @@ pub fn text(notice: Notice, facts: &NoticeFacts<'_>) -> String {
         ),
         Notice::Cancelled => format!(
             "Совамед: запись к врачу {} на {when}{zone} отменена.",
+            facts.doctor
+        ),
+        Notice::MovedByClinic => format!(
+            "Совамед: клиника перенесла ваш приём у врача {} на {when}{zone}, {}, {}. Если время не подходит, позвоните в клинику.",
+            facts.doctor, facts.branch, facts.address
+        ),
+        Notice::CancelledByClinic => format!(
+            "Совамед: клиника отменила вашу запись к врачу {} на {when}{zone}. Выберите другое время в личном кабинете или позвоните в клинику.",
             facts.doctor
         ),
     }

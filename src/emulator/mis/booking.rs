@@ -368,3 +368,48 @@ pub(super) fn rec_list(world: &World, input: &Element) -> Result<Output, Refusal
         .close("RECORDSDATA");
     Ok(Output::ok(w.finish(), "Список приемов"))
 }
+
+/// `SCHEDULE_CHANGE_LIST` (§2.13): the filial's changes not yet accepted, oldest first.
+pub(super) fn change_list(world: &World, filial: i64) -> Result<Output, Refusal> {
+    let mut w = XmlWriter::new();
+    for change in world
+        .booking
+        .changes
+        .iter()
+        .filter(|c| !c.accepted && c.appointment.branch_mis_id == filial)
+    {
+        let a = &change.appointment;
+        w.open("CHANGE_INFO")
+            .leaf("CHANGEID", change.change_id)
+            .leaf("CHANGEOP", change.op as i64)
+            .leaf("SCHEDID", a.schedid)
+            .leaf("WORKDATE", format_date(a.date));
+        write_times(&mut w, a.start, a.end);
+        w.leaf("FILIAL", a.branch_mis_id)
+            .leaf("DCODE", a.doctor_mis_id)
+            .leaf("PCODE", a.pcode)
+            .leaf("CLVISIT", i64::from(change.visited))
+            .close("CHANGE_INFO");
+    }
+    Ok(Output::ok(w.finish(), "Изменения получены"))
+}
+
+/// `SCHEDULE_CHANGE_ACCEPT` (§2.13): confirms the `CHANGE_INFO/CHANGEID`s it carries; with
+/// none, the real server's refusal.
+pub(super) fn change_accept(world: &mut World, input: &Element) -> Result<Output, Refusal> {
+    let ids: Vec<i64> = input
+        .children_named("CHANGE_INFO")
+        .filter_map(|item| {
+            item.text_of("CHANGEID")
+                .and_then(|id| id.trim().parse().ok())
+        })
+        .collect();
+    if ids.is_empty() {
+        return Ok(Output {
+            spresult: -99,
+            ..Output::failed("Начало блока CHANGE_INFO не найдено")
+        });
+    }
+    world.accept_changes(&ids);
+    Ok(Output::ok(String::new(), "Изменения подтверждены"))
+}

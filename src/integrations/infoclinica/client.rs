@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use reqwest::{Certificate, Client, Identity, StatusCode, header};
 
 use super::{
-    Mis, MisAppointment, MisBooking, MisBranch, MisDaySchedule, MisDepartment, MisDoctorPage,
-    MisError, MisPrice, NewMisPatient, PatientQuery, ReserveRequest,
+    Mis, MisAppointment, MisBooking, MisBranch, MisChange, MisDaySchedule, MisDepartment,
+    MisDoctorPage, MisError, MisPrice, NewMisPatient, PatientQuery, ReserveRequest,
     messages::{self, Idempotency},
     paging::Pager,
     xml::{self, Element, Header, XmlWriter},
@@ -377,6 +377,26 @@ impl MisBooking for InfoclinicaClient {
             all.extend(items);
         }
         Ok(all)
+    }
+
+    async fn changes(&self, branch_mis_id: i64) -> Result<Vec<MisChange>, MisError> {
+        use messages::schedule_change_list as m;
+        let out = self
+            .call(m::OP, Some(branch_mis_id), m::IDEMPOTENCY, m::write_in)
+            .await?;
+        m::map(&out)
+    }
+
+    async fn accept_changes(&self, branch_mis_id: i64, change_ids: &[i64]) -> Result<(), MisError> {
+        use messages::schedule_change_accept as m;
+        if change_ids.is_empty() {
+            return Ok(());
+        }
+        self.call(m::OP, Some(branch_mis_id), m::IDEMPOTENCY, |w| {
+            m::write_in(w, change_ids);
+        })
+        .await
+        .map(|_| ())
     }
 }
 

@@ -7,6 +7,8 @@
 pub mod client_add;
 pub mod client_check;
 pub mod schedule;
+pub mod schedule_change_accept;
+pub mod schedule_change_list;
 pub mod schedule_rec_list;
 pub mod schedule_rec_remove;
 pub mod schedule_rec_reserve;

@@ -149,6 +149,30 @@ pub struct MisAppointment {
     pub end: chrono::NaiveTime,
 }
 
+/// What a change of the feed did (`CHANGEOP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MisChangeOp {
+    Added,
+    Changed,
+    Deleted,
+}
+
+/// One item of the change feed (`SCHEDULE_CHANGE_LIST`): the appointment as it now is (or
+/// was, when deleted), branch-local times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MisChange {
+    pub change_id: i64,
+    pub op: MisChangeOp,
+    pub schedid: i64,
+    pub branch_mis_id: i64,
+    pub doctor_mis_id: i64,
+    pub date: chrono::NaiveDate,
+    pub start: chrono::NaiveTime,
+    pub end: chrono::NaiveTime,
+    /// `CLVISIT 1`: the patient attended.
+    pub visited: bool,
+}
+
 /// The `CHECKLABEL` of the MIS's "time taken" answer to a reserve.
 pub const TIME_TAKEN_LABEL: &str = "Время занято";
 
@@ -248,4 +272,10 @@ pub trait MisBooking: Send + Sync {
         pcode: i64,
         from: chrono::NaiveDate,
     ) -> Result<Vec<MisAppointment>, MisError>;
+
+    /// `SCHEDULE_CHANGE_LIST`: the branch's changes not yet confirmed.
+    async fn changes(&self, branch_mis_id: i64) -> Result<Vec<MisChange>, MisError>;
+
+    /// `SCHEDULE_CHANGE_ACCEPT`: confirms changes once they are applied here. Never retried.
+    async fn accept_changes(&self, branch_mis_id: i64, change_ids: &[i64]) -> Result<(), MisError>;
 }

@@ -1,0 +1,327 @@
+//! Following the MIS's change feed (`SCHEDULE_CHANGE_LIST`/`SCHEDULE_CHANGE_ACCEPT`): what the
+//! clinic's front desk does in the MIS reaches the cabinet. Per branch, each change is
+//! applied to the local record of its appointment (cancelled at the clinic, moved, marked
+//! attended), the patient gets an SMS for a cancel or a move, the days touched leave the
+//! schedule cache, and only then is the change confirmed to the MIS: a change applied but
+//! not confirmed comes again and is applied again as a no-op.
+//!
+//! The feed also lists the web's own bookings, moves and cancels; those already agree here
+//! and change nothing. A record with its own change under way (a pending intent) is left
+//! to that change: its feed item is not confirmed and comes again next poll.
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use diesel::{ExpressionMethods, QueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use tokio::{sync::watch, task::JoinHandle};
+
+use super::{
+    Booking, BookingError,
+    grid::local_instant,
+    notify::{self, Notice, NoticeFacts},
+};
+use crate::{
+    db::{
+        models::{
+            intent,
+            outbox::{self, NewOutboxMessage},
+            record::{self, RecordView},
+        },
+        schema::branches,
+    },
+    domain::{
+        audit,
+        values::{BranchZone, RecordStatus},
+    },
+    integrations::infoclinica::{MisChange, MisChangeOp},
+};
+
+/// The advisory lock of the feed follower ("sovafeed"): one replica at a time.
+pub const LOCK_KEY: i64 = 0x736f_7661_6665_6564;
+
+/// What one poll did, by outcome.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FeedCounts {
+    pub cancelled: u32,
+    pub moved: u32,
+    pub visited: u32,
+    /// Changes that already agreed here, or are about appointments we do not hold.
+    pub unchanged: u32,
+    /// Left for the next poll (a change of ours under way, or an error).
+    pub deferred: u32,
+}
+
+enum Applied {
+    Cancelled,
+    Moved,
+    Visited,
+    Unchanged,
+    /// Not confirmed: try again next poll.
+    Deferred,
+}
+
+impl Booking {
+    /// One poll of every active branch's feed.
+    pub async fn follow_changes(&self) -> Result<FeedCounts, BookingError> {
+        let active: Vec<(i64, i64, BranchZone)> = {
+            let mut conn = self.conn().await?;
+            branches::table
+                .filter(branches::active.eq(true))
+                .select((branches::id, branches::mis_id, branches::timezone))
+                .order(branches::id)
+                .load(&mut conn)
+                .await?
+        };
+        let mut counts = FeedCounts::default();
+        for (branch_id, branch_mis_id, zone) in active {
+            let changes = self
+                .mis
+                .changes(branch_mis_id)
+                .await
+                .map_err(BookingError::from_mis)?;
+            let mut done = Vec::new();
+            for change in &changes {
+                let applied = match self.apply_change(branch_id, zone, change).await {
+                    Ok(applied) => applied,
+                    Err(e) => {
+                        tracing::warn!(change = change.change_id, error = %e, "MIS change not applied; next poll");
+                        Applied::Deferred
+                    }
+                };
+                match applied {
+                    Applied::Cancelled => counts.cancelled += 1,
+                    Applied::Moved => counts.moved += 1,
+                    Applied::Visited => counts.visited += 1,
+                    Applied::Unchanged => counts.unchanged += 1,
+                    Applied::Deferred => {
+                        counts.deferred += 1;
+                        continue;
+                    }
+                }
+                done.push(change.change_id);
+            }
+            // Confirmed only once applied and committed here.
+            self.mis
+                .accept_changes(branch_mis_id, &done)
+                .await
+                .map_err(BookingError::from_mis)?;
+        }
+        if counts.cancelled + counts.moved + counts.visited > 0 {
+            self.outbox_wakeup.notify_one();
+            tracing::info!(
+                cancelled = counts.cancelled,
+                moved = counts.moved,
+                visited = counts.visited,
+                "changes from the MIS applied"
+            );
+        }
+        Ok(counts)
+    }
+
+    async fn apply_change(
+        &self,
+        branch_id: i64,
+        zone: BranchZone,
+        change: &MisChange,
+    ) -> Result<Applied, BookingError> {
+        let mut conn = self.conn().await?;
+        let Some(view) = record::find_view_by_mis_id(&mut conn, branch_id, change.schedid).await?
+        else {
+            return Ok(Applied::Unchanged);
+        };
+        if intent::has_pending_for_record(&mut conn, view.record.id).await? {
+            return Ok(Applied::Deferred);
+        }
+        drop(conn);
+        if view.record.status != RecordStatus::Booked {
+            return Ok(Applied::Unchanged);
+        }
+        let applied = match change.op {
+            MisChangeOp::Deleted => {
+                self.write_clinic_change(&view, ClinicChange::Cancel)
+                    .await?
+            }
+            MisChangeOp::Added | MisChangeOp::Changed if change.visited => {
+                self.write_clinic_change(&view, ClinicChange::Visited)
+                    .await?
+            }
+            MisChangeOp::Added | MisChangeOp::Changed => {
+                let (Some(start), Some(end)) = (
+                    local_instant(zone.tz(), change.date, change.start),
+                    local_instant(zone.tz(), change.date, change.end),
+                ) else {
+                    return Ok(Applied::Unchanged);
+                };
+                if start.with_timezone(&Utc) == view.record.starts_at {
+                    return Ok(Applied::Unchanged);
+                }
+                self.write_clinic_change(&view, ClinicChange::Move { start, end })
+                    .await?
+            }
+        };
+        let days: Vec<NaiveDate> = [
+            Some(view.local_start().date_naive()),
+            (change.op != MisChangeOp::Deleted).then_some(change.date),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for day in days {
+            self.schedule
+                .invalidate(view.record.specialist_id, view.record.branch_id, day)
+                .await;
+        }
+        let action = match applied {
+            Applied::Cancelled => "record_cancelled_by_clinic",
+            Applied::Moved => "record_moved_by_clinic",
+            Applied::Visited => "record_visited",
+            Applied::Unchanged | Applied::Deferred => return Ok(applied),
+        };
+        audit::append_system(
+            &self.db,
+            action,
+            &view.record.id.to_string(),
+            serde_json::json!({ "change_id": change.change_id, "schedid": change.schedid }),
+        )
+        .await;
+        Ok(applied)
+    }
+
+    /// Writes what the clinic did to the record, with the patient's SMS for a cancel or a
+    /// move, in one transaction.
+    async fn write_clinic_change(
+        &self,
+        view: &RecordView,
+        change: ClinicChange,
+    ) -> Result<Applied, BookingError> {
+        let id = view.record.id;
+        let phone = view.record.patient_phone.clone();
+        let notice = match &change {
+            ClinicChange::Cancel => Some((Notice::CancelledByClinic, view.local_start())),
+            ClinicChange::Move { start, .. } => Some((Notice::MovedByClinic, *start)),
+            ClinicChange::Visited => None,
+        };
+        let body = notice.map(|(notice, start)| {
+            (
+                notice,
+                notify::text(
+                    notice,
+                    &NoticeFacts {
+                        doctor: &view.specialist_name,
+                        branch: &view.branch_name,
+                        address: &view.branch_address,
+                        start,
+                    },
+                ),
+            )
+        });
+        let mut conn = self.conn().await?;
+        let written = conn
+            .transaction(async |conn| {
+                let updated = match &change {
+                    ClinicChange::Cancel => record::mark_cancelled(conn, id, None).await?,
+                    ClinicChange::Move { start, end } => {
+                        record::mark_moved(
+                            conn,
+                            id,
+                            view.record.mis_id,
+                            start.with_timezone(&Utc),
+                            end.with_timezone(&Utc),
+                        )
+                        .await?
+                    }
+                    ClinicChange::Visited => record::mark_visited(conn, id).await?,
+                };
+                if updated.is_some()
+                    && let Some((notice, body)) = &body
+                {
+                    outbox::insert(
+                        conn,
+                        &NewOutboxMessage {
+                            record_id: Some(id),
+                            kind: notice.kind(),
+                            phone: &phone,
+                            body,
+                        },
+                    )
+                    .await?;
+                }
+                Ok::<_, diesel::result::Error>(updated.is_some())
+            })
+            .await;
+        match written {
+            Ok(false) => Ok(Applied::Unchanged),
+            Ok(true) => Ok(match change {
+                ClinicChange::Cancel => Applied::Cancelled,
+                ClinicChange::Move { .. } => Applied::Moved,
+                ClinicChange::Visited => Applied::Visited,
+            }),
+            // The clinic moved the visit onto a slot another record here holds: a conflict
+            // for a person; the change stays unconfirmed and is logged each poll.
+            Err(e) if record::is_slot_conflict(&e) => {
+                tracing::error!(
+                    record = id,
+                    "the clinic moved a visit onto a slot held here"
+                );
+                Ok(Applied::Deferred)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+enum ClinicChange {
+    Cancel,
+    Move {
+        start: chrono::DateTime<chrono_tz::Tz>,
+        end: chrono::DateTime<chrono_tz::Tz>,
+    },
+    Visited,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+/// One poll under the advisory lock; `Ok(None)` when another replica holds it.
+pub async fn poll_once_locked(booking: &Booking) -> Result<Option<FeedCounts>, BookingError> {
+    let mut conn = booking.db.get().await?;
+    let rows: Vec<Locked> = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+        .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
+        .load(&mut conn)
+        .await?;
+    if !rows.into_iter().next().is_some_and(|r| r.locked) {
+        return Ok(None);
+    }
+    let counts = booking.follow_changes().await;
+    let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
+        .execute(&mut conn)
+        .await;
+    counts.map(Some)
+}
+
+/// The feed follower inside `serve`: a poll every `interval` until `stop` turns true.
+pub fn spawn(
+    booking: Booking,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+            if let Err(e) = poll_once_locked(&booking).await {
+                tracing::warn!(error = %e, "MIS change feed poll failed");
+            }
+        }
+    })
+}
