@@ -717,3 +717,73 @@ async fn what_the_front_desk_does_in_the_mis_reaches_the_records() {
     let again = world.booking.follow_changes().await.expect("poll");
     assert_eq!(again, Default::default());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_comparison_reports_and_repairs_what_the_feed_missed() {
+    use sovamed::emulator::FrontDeskAction;
+
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let mut views = Vec::new();
+    for (i, start) in starts.iter().take(3).enumerate() {
+        let someone = patient(&format!("+791655500{:02}", 80 + i));
+        views.push(
+            world
+                .booking
+                .book(anonymous(doctor, branch, *start, &someone, None))
+                .await
+                .expect("booked"),
+        );
+    }
+    let target = world.booking.target(doctor, branch).await.expect("target");
+    let later = starts[6].with_timezone(&target.zone.tz());
+    let control = &world.emulators.control;
+    assert!(control.front_desk(&FrontDeskAction::Cancel {
+        schedid: views[0].record.mis_id
+    }));
+    assert!(control.front_desk(&FrontDeskAction::Move {
+        schedid: views[1].record.mis_id,
+        date: later.date_naive(),
+        start: later.time(),
+    }));
+
+    let report = world
+        .booking
+        .compare_with_mis(14, false)
+        .await
+        .expect("dry run");
+    assert_eq!(
+        (report.checked, report.agree, report.cancelled, report.moved),
+        (3, 1, 1, 1)
+    );
+    let untouched = world
+        .booking
+        .visible_record(
+            &create_user(&world, "audit@example.ru", Role::Staff, None).await,
+            views[0].record.id,
+        )
+        .await
+        .expect("record");
+    assert_eq!(
+        untouched.record.status,
+        RecordStatus::Booked,
+        "a dry run changes nothing"
+    );
+
+    let repaired = world
+        .booking
+        .compare_with_mis(14, true)
+        .await
+        .expect("repair");
+    assert_eq!((repaired.cancelled, repaired.moved), (1, 1));
+    let again = world
+        .booking
+        .compare_with_mis(14, true)
+        .await
+        .expect("again");
+    assert_eq!(
+        (again.checked, again.agree, again.cancelled, again.moved),
+        (2, 2, 0, 0)
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod emulate;
 pub mod migrate;
+pub mod reconcile;
 pub mod serve;
 pub mod sms;
 pub mod sync;
@@ -37,6 +38,8 @@ pub enum Command {
     User(user::UserCommand),
     /// Run the MIS, CMS and SMS emulators until SIGTERM or Ctrl-C.
     Emulate(emulate::EmulateArgs),
+    /// Compare the coming days' records with the MIS and make them agree.
+    Reconcile(reconcile::ReconcileArgs),
     /// Settle SMS held because their send went unanswered.
     #[command(subcommand)]
     Sms(sms::SmsCommand),
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Command::Emulate(args) => emulate::run(args).await,
             Command::Sms(command) => sms::run(config, command).await,
+            Command::Reconcile(args) => reconcile::run(config, args).await,
         }
     });
     match result {

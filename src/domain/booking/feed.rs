@@ -271,6 +271,139 @@ impl Booking {
     }
 }
 
+/// What a full reconciliation found (and, unless it only reports, repaired).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Comparison {
+    /// Booked records in the window that were compared.
+    pub checked: u32,
+    /// The MIS holds them as they are here.
+    pub agree: u32,
+    /// Booked here, gone from the MIS: cancelled here (with the patient's SMS).
+    pub cancelled: u32,
+    /// At another time in the MIS: moved here (with the patient's SMS).
+    pub moved: u32,
+    /// Records with a change of their own under way, or the MIS did not answer for them.
+    pub skipped: u32,
+}
+
+impl Booking {
+    /// Compares the booked records of the next `days` days with the MIS (`SCHEDULE_REC_LIST`
+    /// per patient card) and, when `repair`, makes them agree with it as the change feed
+    /// would have: the MIS is the system of record. A backstop for changes the feed missed
+    /// (`sovamed reconcile`).
+    pub async fn compare_with_mis(
+        &self,
+        days: u32,
+        repair: bool,
+    ) -> Result<Comparison, BookingError> {
+        use crate::db::schema::records;
+
+        let now = self.clock.now();
+        let until = now + chrono::Duration::days(i64::from(days.max(1)));
+        let ids: Vec<i64> = {
+            let mut conn = self.conn().await?;
+            records::table
+                .filter(records::status.eq(RecordStatus::Booked))
+                .filter(records::starts_at.gt(now))
+                .filter(records::starts_at.lt(until))
+                .order(records::patient_pcode)
+                .select(records::id)
+                .load(&mut conn)
+                .await?
+        };
+        let mut comparison = Comparison::default();
+        let mut held: std::collections::HashMap<
+            i64,
+            Option<Vec<crate::integrations::infoclinica::MisAppointment>>,
+        > = std::collections::HashMap::new();
+        for id in ids {
+            let (view, busy) = {
+                let mut conn = self.conn().await?;
+                let Some(view) = record::find_view(&mut conn, id).await? else {
+                    continue;
+                };
+                let busy = intent::has_pending_for_record(&mut conn, id).await?;
+                (view, busy)
+            };
+            comparison.checked += 1;
+            if busy {
+                comparison.skipped += 1;
+                continue;
+            }
+            let pcode = view.record.patient_pcode;
+            if !held.contains_key(&pcode) {
+                let from = view.branch_zone.today(now);
+                let answer = self.mis.appointments(pcode, from).await;
+                if let Err(e) = &answer {
+                    tracing::warn!(record = id, error = %e, "MIS did not list the patient's visits");
+                }
+                held.insert(pcode, answer.ok());
+            }
+            let Some(Some(appointments)) = held.get(&pcode) else {
+                comparison.skipped += 1;
+                continue;
+            };
+            let found = appointments
+                .iter()
+                .find(|a| a.schedid == view.record.mis_id);
+            let local = view.local_start();
+            let change = match found {
+                None => ClinicChange::Cancel,
+                Some(a) if a.date == local.date_naive() && a.start == local.time() => {
+                    comparison.agree += 1;
+                    continue;
+                }
+                Some(a) => {
+                    let (Some(start), Some(end)) = (
+                        local_instant(view.branch_zone.tz(), a.date, a.start),
+                        local_instant(view.branch_zone.tz(), a.date, a.end),
+                    ) else {
+                        comparison.skipped += 1;
+                        continue;
+                    };
+                    ClinicChange::Move { start, end }
+                }
+            };
+            let moving = matches!(change, ClinicChange::Move { .. });
+            tracing::warn!(
+                record = id,
+                schedid = view.record.mis_id,
+                moved = moving,
+                repair,
+                "record differs from the MIS"
+            );
+            if !repair {
+                if moving {
+                    comparison.moved += 1;
+                } else {
+                    comparison.cancelled += 1;
+                }
+                continue;
+            }
+            match self.write_clinic_change(&view, change).await? {
+                Applied::Cancelled => comparison.cancelled += 1,
+                Applied::Moved => comparison.moved += 1,
+                _ => comparison.skipped += 1,
+            }
+            audit::append_system(
+                &self.db,
+                if moving {
+                    "record_moved_by_reconcile"
+                } else {
+                    "record_cancelled_by_reconcile"
+                },
+                &id.to_string(),
+                serde_json::json!({ "schedid": view.record.mis_id }),
+            )
+            .await;
+        }
+        if repair && comparison.cancelled + comparison.moved > 0 {
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(comparison)
+    }
+}
+
 enum ClinicChange {
     Cancel,
     Move {
