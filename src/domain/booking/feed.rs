@@ -331,13 +331,13 @@ impl Booking {
                 continue;
             }
             let pcode = view.record.patient_pcode;
-            if !held.contains_key(&pcode) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = held.entry(pcode) {
                 let from = view.branch_zone.today(now);
                 let answer = self.mis.appointments(pcode, from).await;
                 if let Err(e) = &answer {
                     tracing::warn!(record = id, error = %e, "MIS did not list the patient's visits");
                 }
-                held.insert(pcode, answer.ok());
+                slot.insert(answer.ok());
             }
             let Some(Some(appointments)) = held.get(&pcode) else {
                 comparison.skipped += 1;
