@@ -787,3 +787,84 @@ async fn a_full_comparison_reports_and_repairs_what_the_feed_missed() {
         (2, 2, 0, 0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabinet() {
+    use sovamed::{emulator::FrontDeskAction, integrations::infoclinica::NewMisPatient};
+
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let target = world.booking.target(doctor, branch).await.expect("target");
+    let owner = create_user(
+        &world,
+        "caller@example.ru",
+        Role::Patient,
+        Some("+79165550091"),
+    )
+    .await;
+    let card = |phone: &str| NewMisPatient {
+        last_name: "Сидорова".into(),
+        first_name: "Анна".into(),
+        middle_name: None,
+        birth_date: None,
+        phone: phone.into(),
+        email: None,
+    };
+    let pcode = world
+        .booking
+        .mis
+        .add_patient(&card("+79165550091"))
+        .await
+        .expect("card");
+    let stranger = world
+        .booking
+        .mis
+        .add_patient(&NewMisPatient {
+            last_name: "Другая".into(),
+            ..card("+79165550092")
+        })
+        .await
+        .expect("card");
+    {
+        let mut conn = world.booking.db.get().await.expect("connection");
+        sovamed::db::models::user::set_mis_pcode(&mut conn, owner.id, pcode)
+            .await
+            .expect("card on the account");
+    }
+    let control = &world.emulators.control;
+    for (i, card) in [(3usize, pcode), (4, stranger)] {
+        let at = starts[i].with_timezone(&target.zone.tz());
+        assert!(control.front_desk(&FrontDeskAction::Create {
+            branch_mis_id: target.branch_mis_id,
+            doctor_mis_id: target.specialist_mis_id,
+            date: at.date_naive(),
+            start: at.time(),
+            pcode: card,
+        }));
+    }
+    let applied = world.booking.follow_changes().await.expect("poll");
+    assert_eq!(
+        (applied.booked, applied.unchanged),
+        (1, 1),
+        "only the cabinet patient's"
+    );
+    let mine = world
+        .booking
+        .list_records(&owner, &RecordQuery::default(), PageNo::FIRST)
+        .await
+        .expect("list");
+    assert_eq!(mine.total, 1);
+    let record = &mine.items[0].record;
+    assert_eq!(record.source, RecordSource::Clinic);
+    assert_eq!(record.starts_at, starts[3]);
+    let mut conn = world.booking.db.get().await.expect("connection");
+    let messages = sovamed::db::models::outbox::for_record(&mut conn, record.id)
+        .await
+        .expect("outbox");
+    assert_eq!(messages.len(), 1, "the patient is told of the visit");
+    assert_eq!(
+        world.booking.follow_changes().await.expect("poll"),
+        Default::default()
+    );
+}

@@ -509,6 +509,32 @@ impl World {
         .ok()
     }
 
+    /// The front desk books a caller into the free interval starting at `start`.
+    pub fn front_desk_create(
+        &mut self,
+        branch_mis_id: i64,
+        doctor_mis_id: i64,
+        date: NaiveDate,
+        start: NaiveTime,
+        pcode: i64,
+    ) -> Option<Appointment> {
+        let (start, end, schedident) = self
+            .free_intervals(branch_mis_id, doctor_mis_id, date)
+            .into_iter()
+            .find(|(s, _, _)| *s == start)?;
+        self.reserve(&Reservation {
+            filial: branch_mis_id,
+            doctor_mis_id,
+            date,
+            start,
+            end,
+            schedident,
+            pcode,
+            move_schedid: None,
+        })
+        .ok()
+    }
+
     /// The front desk marks the patient as attended (`CLVISIT 1`).
     pub fn front_desk_mark_visited(&mut self, schedid: i64) -> bool {
         let Some(appointment) = self.booking.appointments.get(&schedid).cloned() else {

@@ -122,6 +122,15 @@ pub enum FrontDeskAction {
     MarkVisited {
         schedid: i64,
     },
+    /// A visit booked by phone: the free interval starting at `start` on `date`, for card
+    /// `pcode`.
+    Create {
+        branch_mis_id: i64,
+        doctor_mis_id: i64,
+        date: NaiveDate,
+        start: NaiveTime,
+        pcode: i64,
+    },
 }
 
 /// Fault switches of the CMS emulator. Default: none.
@@ -435,6 +444,15 @@ impl EmulatorControl {
                 start,
             } => world.front_desk_move(*schedid, *date, *start).is_some(),
             FrontDeskAction::MarkVisited { schedid } => world.front_desk_mark_visited(*schedid),
+            FrontDeskAction::Create {
+                branch_mis_id,
+                doctor_mis_id,
+                date,
+                start,
+                pcode,
+            } => world
+                .front_desk_create(*branch_mis_id, *doctor_mis_id, *date, *start, *pcode)
+                .is_some(),
         }
     }
 

@@ -44,6 +44,7 @@ impl RecordSource {
             RecordSource::Cabinet => "личный кабинет",
             RecordSource::Anonymous => "сайт, без входа",
             RecordSource::Api => "приложение или сайт, со входом",
+            RecordSource::Clinic => "регистратура клиники",
         }
     }
 }

@@ -59,6 +59,21 @@ pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> QueryRe
         .optional()
 }
 
+/// The account whose MIS patient card is `pcode`.
+pub async fn find_by_mis_pcode(
+    conn: &mut AsyncPgConnection,
+    pcode: i64,
+) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::mis_pcode.eq(pcode))
+        .filter(users::disabled.eq(false))
+        .order(users::id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
 pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<User>> {
     users::table
         .find(id)

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use diesel::{ExpressionMethods, QueryDsl};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -43,6 +43,8 @@ pub const LOCK_KEY: i64 = 0x736f_7661_6665_6564;
 /// What one poll did, by outcome.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FeedCounts {
+    /// Visits the front desk booked for patients with a cabinet account, new here.
+    pub booked: u32,
     pub cancelled: u32,
     pub moved: u32,
     pub visited: u32,
@@ -53,6 +55,8 @@ pub struct FeedCounts {
 }
 
 enum Applied {
+    /// A front-desk booking of a cabinet patient, new here.
+    Booked,
     Cancelled,
     Moved,
     Visited,
@@ -90,6 +94,7 @@ impl Booking {
                     }
                 };
                 match applied {
+                    Applied::Booked => counts.booked += 1,
                     Applied::Cancelled => counts.cancelled += 1,
                     Applied::Moved => counts.moved += 1,
                     Applied::Visited => counts.visited += 1,
@@ -107,7 +112,7 @@ impl Booking {
                 .await
                 .map_err(BookingError::from_mis)?;
         }
-        if counts.cancelled + counts.moved + counts.visited > 0 {
+        if counts.booked + counts.cancelled + counts.moved + counts.visited > 0 {
             self.outbox_wakeup.notify_one();
             tracing::info!(
                 cancelled = counts.cancelled,
@@ -128,7 +133,11 @@ impl Booking {
         let mut conn = self.conn().await?;
         let Some(view) = record::find_view_by_mis_id(&mut conn, branch_id, change.schedid).await?
         else {
-            return Ok(Applied::Unchanged);
+            drop(conn);
+            return match change.op {
+                MisChangeOp::Added => self.bring_in_clinic_booking(branch_id, zone, change).await,
+                _ => Ok(Applied::Unchanged),
+            };
         };
         if intent::has_pending_for_record(&mut conn, view.record.id).await? {
             return Ok(Applied::Deferred);
@@ -176,7 +185,7 @@ impl Booking {
             Applied::Cancelled => "record_cancelled_by_clinic",
             Applied::Moved => "record_moved_by_clinic",
             Applied::Visited => "record_visited",
-            Applied::Unchanged | Applied::Deferred => return Ok(applied),
+            Applied::Booked | Applied::Unchanged | Applied::Deferred => return Ok(applied),
         };
         audit::append_system(
             &self.db,
@@ -186,6 +195,117 @@ impl Booking {
         )
         .await;
         Ok(applied)
+    }
+
+    /// A visit the front desk booked in the MIS for a patient with a cabinet account (the
+    /// card is known on the account) becomes a record here, source `clinic`, with the usual
+    /// booking SMS. Visits of other patients, and the web's own bookings still being written
+    /// (their intent does that), change nothing.
+    async fn bring_in_clinic_booking(
+        &self,
+        branch_id: i64,
+        zone: BranchZone,
+        change: &MisChange,
+    ) -> Result<Applied, BookingError> {
+        use crate::db::{models::user, schema::specialists};
+
+        let Some(pcode) = change.pcode else {
+            return Ok(Applied::Unchanged);
+        };
+        let mut conn = self.conn().await?;
+        let Some(account) = user::find_by_mis_pcode(&mut conn, pcode).await? else {
+            return Ok(Applied::Unchanged);
+        };
+        let specialist_id: Option<i64> = specialists::table
+            .filter(specialists::mis_id.eq(change.doctor_mis_id))
+            .filter(specialists::active.eq(true))
+            .select(specialists::id)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        drop(conn);
+        let Some(specialist_id) = specialist_id else {
+            return Ok(Applied::Unchanged);
+        };
+        let (Ok(target), Ok(patient)) = (
+            self.target(specialist_id, branch_id).await,
+            super::Patient::of_user(&account),
+        ) else {
+            return Ok(Applied::Unchanged);
+        };
+        let (Some(start), Some(end)) = (
+            local_instant(zone.tz(), change.date, change.start),
+            local_instant(zone.tz(), change.date, change.end),
+        ) else {
+            return Ok(Applied::Unchanged);
+        };
+        let body = notify::text(
+            Notice::Booked,
+            &NoticeFacts {
+                doctor: &target.specialist_name,
+                branch: &target.branch_name,
+                address: &target.branch_address,
+                start,
+            },
+        );
+        let middle = patient.name.middle.as_ref().map(|m| m.as_str().to_owned());
+        let new = record::NewRecord {
+            mis_id: change.schedid,
+            specialist_id,
+            branch_id,
+            starts_at: start.with_timezone(&Utc),
+            ends_at: end.with_timezone(&Utc),
+            user_id: Some(account.id),
+            patient_pcode: pcode,
+            patient_last_name: patient.name.last.as_str(),
+            patient_first_name: patient.name.first.as_str(),
+            patient_middle_name: middle.as_deref(),
+            patient_phone: patient.phone.as_str(),
+            patient_email: patient.email.as_ref().map(|e| e.as_str()),
+            patient_birth_date: patient.birth_date.map(|d| d.date()),
+            comment: None,
+            source: crate::domain::values::RecordSource::Clinic,
+        };
+        let mut conn = self.conn().await?;
+        let written = conn
+            .transaction(async |conn| {
+                let record = record::insert(conn, &new).await?;
+                outbox::insert(
+                    conn,
+                    &NewOutboxMessage {
+                        record_id: Some(record.id),
+                        kind: Notice::Booked.kind(),
+                        phone: patient.phone.as_str(),
+                        body: &body,
+                    },
+                )
+                .await?;
+                Ok::<_, diesel::result::Error>(record.id)
+            })
+            .await;
+        match written {
+            Ok(id) => {
+                audit::append_system(
+                    &self.db,
+                    "record_booked_by_clinic",
+                    &id.to_string(),
+                    serde_json::json!({ "change_id": change.change_id, "schedid": change.schedid }),
+                )
+                .await;
+                self.schedule
+                    .invalidate(specialist_id, branch_id, change.date)
+                    .await;
+                Ok(Applied::Booked)
+            }
+            Err(e) if record::is_slot_conflict(&e) => {
+                tracing::error!(
+                    schedid = change.schedid,
+                    "the clinic booked a slot held here"
+                );
+                Ok(Applied::Deferred)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes what the clinic did to the record, with the patient's SMS for a cancel or a

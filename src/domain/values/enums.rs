@@ -102,6 +102,8 @@ text_enum! {
         Anonymous = "anonymous",
         /// A logged-in patient, through the API.
         Api = "api",
+        /// The clinic's front desk, in the MIS; brought in by the change feed.
+        Clinic = "clinic",
     }
 }
 

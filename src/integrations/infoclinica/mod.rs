@@ -169,6 +169,8 @@ pub struct MisChange {
     pub date: chrono::NaiveDate,
     pub start: chrono::NaiveTime,
     pub end: chrono::NaiveTime,
+    /// `PCODE`: the patient's card.
+    pub pcode: Option<i64>,
     /// `CLVISIT 1`: the patient attended.
     pub visited: bool,
 }

@@ -37,6 +37,7 @@ pub fn map(out: &Element) -> Result<Vec<MisChange>, MisError> {
                 date: f.date("WORKDATE")?,
                 start: f.time("BHOUR", "BMIN")?,
                 end: f.time("FHOUR", "FMIN")?,
+                pcode: f.int_opt("PCODE")?,
                 visited: item.text_of("CLVISIT").is_some_and(|v| v.trim() == "1"),
             })
         })
