@@ -20,6 +20,7 @@ use super::{
     Booking, BookingError,
     grid::local_instant,
     notify::{self, Notice, NoticeFacts},
+    rounds,
 };
 use crate::{
     db::{
@@ -533,48 +534,15 @@ enum ClinicChange {
     Visited,
 }
 
-#[derive(diesel::QueryableByName)]
-struct Locked {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    locked: bool,
-}
-
 /// One poll under the advisory lock; `Ok(None)` when another replica holds it.
 pub async fn poll_once_locked(booking: &Booking) -> Result<Option<FeedCounts>, BookingError> {
-    let mut conn = booking.db.get().await?;
-    let rows: Vec<Locked> = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
-        .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
-        .load(&mut conn)
-        .await?;
-    if !rows.into_iter().next().is_some_and(|r| r.locked) {
-        return Ok(None);
-    }
-    let counts = booking.follow_changes().await;
-    let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
-        .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
-        .execute(&mut conn)
-        .await;
-    counts.map(Some)
+    rounds::locked(&booking.db, LOCK_KEY, booking.follow_changes()).await
 }
 
 /// The feed follower inside `serve`: a poll every `interval` until `stop` turns true.
-pub fn spawn(
-    booking: Booking,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                _ = stop.changed() => {}
-            }
-            if *stop.borrow() {
-                break;
-            }
-            if let Err(e) = poll_once_locked(&booking).await {
-                tracing::warn!(error = %e, "MIS change feed poll failed");
-            }
-        }
+pub fn spawn(booking: Booking, interval: Duration, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    rounds::every("MIS change feed", interval, stop, move || {
+        let booking = booking.clone();
+        async move { poll_once_locked(&booking).await.map(|_| ()) }
     })
 }

@@ -14,6 +14,7 @@ pub mod patient;
 pub mod reconcile;
 pub mod records;
 pub mod reserve;
+mod rounds;
 pub mod schedule;
 pub mod target;
 

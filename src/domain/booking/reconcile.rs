@@ -7,11 +7,9 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use diesel_async::RunQueryDsl;
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::{Booking, BookingError, reserve::BookingFacts};
+use super::{Booking, BookingError, reserve::BookingFacts, rounds};
 use crate::{
     db::models::{
         intent::{self, Intent},
@@ -209,32 +207,12 @@ impl Booking {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct Locked {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    locked: bool,
-}
-
 /// One round under the advisory lock; `Ok(None)` when another replica holds it.
 pub async fn run_once_locked(
     booking: &Booking,
     stale_after: Duration,
 ) -> Result<Option<Settled>, BookingError> {
-    // The lock lives on this connection for the round; closing it (a crash) releases it.
-    let mut conn = booking.db.get().await?;
-    let rows: Vec<Locked> = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
-        .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
-        .load(&mut conn)
-        .await?;
-    if !rows.into_iter().next().is_some_and(|r| r.locked) {
-        return Ok(None);
-    }
-    let settled = booking.reconcile(stale_after).await;
-    let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
-        .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
-        .execute(&mut conn)
-        .await;
-    settled.map(Some)
+    rounds::locked(&booking.db, LOCK_KEY, booking.reconcile(stale_after)).await
 }
 
 /// The reconciler inside `serve`: a round every `interval` until `stop` turns true.
@@ -242,20 +220,10 @@ pub fn spawn(
     booking: Booking,
     interval: Duration,
     stale_after: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                _ = stop.changed() => {}
-            }
-            if *stop.borrow() {
-                break;
-            }
-            if let Err(e) = run_once_locked(&booking, stale_after).await {
-                tracing::warn!(error = %e, at = %Utc::now(), "reconciler round failed");
-            }
-        }
+    rounds::every("reconciler", interval, stop, move || {
+        let booking = booking.clone();
+        async move { run_once_locked(&booking, stale_after).await.map(|_| ()) }
     })
 }
