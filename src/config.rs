@@ -50,6 +50,10 @@ pub struct Config {
     /// `TRUSTED_PROXIES`: comma-separated addresses or CIDR blocks (nginx) whose
     /// `X-Forwarded-For` is believed. Empty: the peer address is the client.
     pub trusted_proxies: Vec<IpNet>,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://clinic.example`) whose pages
+    /// may call `/api/v1` from the browser. Empty (the default): no CORS headers at all.
+    /// Pages stay same-origin only.
+    pub cors_allowed_origins: Vec<String>,
     /// `LOGIN_LIMIT_PER_ACCOUNT` (default 5): login attempts per account in a window before 429.
     pub login_limit_per_account: u32,
     /// `LOGIN_LIMIT_PER_IP` (default 30): login attempts per client address in a window,
@@ -230,6 +234,9 @@ impl Config {
                 3600 * parse::<u64>(&get, "SESSION_ABSOLUTE_HOURS", "8")?,
             ),
             trusted_proxies: parse_proxies(get("TRUSTED_PROXIES").as_deref().unwrap_or(""))?,
+            cors_allowed_origins: parse_origins(
+                get("CORS_ALLOWED_ORIGINS").as_deref().unwrap_or(""),
+            )?,
             login_limit_per_account: parse(&get, "LOGIN_LIMIT_PER_ACCOUNT", "5")?,
             login_limit_per_ip: parse(&get, "LOGIN_LIMIT_PER_IP", "30")?,
             login_limit_window: Duration::from_secs(
@@ -368,6 +375,29 @@ fn parse_bool(
             reason: format!("expected 1 or 0 (true or false), got {other:?}"),
         }),
     }
+}
+
+/// Origins as a browser sends them: a scheme, a host and an optional port, nothing else.
+fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let refused = |reason: &str| ConfigError {
+                name: "CORS_ALLOWED_ORIGINS",
+                reason: format!("{origin:?}: {reason}"),
+            };
+            let url = reqwest::Url::parse(origin).map_err(|e| refused(&e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(refused("an origin is http(s)://host[:port]"));
+            }
+            let serialized = url.origin().ascii_serialization();
+            if serialized != origin.trim_end_matches('/') {
+                return Err(refused("an origin has no path, query or trailing parts"));
+            }
+            Ok(serialized)
+        })
+        .collect()
 }
 
 fn parse_branch_timezones(raw: &str) -> Result<BTreeMap<i64, chrono_tz::Tz>, ConfigError> {

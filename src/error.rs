@@ -28,6 +28,12 @@ pub enum AppError {
     NotFound,
     #[error("authentication required")]
     Unauthorized,
+    /// A login with an unknown e-mail, a wrong password or a disabled account: one answer.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// An access token of ours past its expiry.
+    #[error("token expired")]
+    TokenExpired,
     #[error("forbidden")]
     Forbidden,
     #[error("bad request: {0}")]
@@ -64,8 +70,9 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// `unauthorized`, `forbidden`, `not_found`, `validation_failed`, `slot_taken`, `conflict`,
-    /// `request_in_progress`, `rate_limited`, `mis_unavailable`, `service_unavailable`,
+    /// `unauthorized`, `invalid_credentials`, `token_expired`, `forbidden`, `not_found`,
+    /// `validation_failed`, `slot_taken`, `conflict`, `request_in_progress`, `rate_limited`,
+    /// `mis_unavailable`, `service_unavailable`, `timeout`,
     /// `bad_request`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `internal`.
     pub code: String,
     pub message: String,
@@ -102,7 +109,9 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Unauthorized | AppError::InvalidCredentials | AppError::TokenExpired => {
+                StatusCode::UNAUTHORIZED
+            }
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -120,6 +129,8 @@ impl AppError {
         match self {
             AppError::NotFound => "not_found",
             AppError::Unauthorized => "unauthorized",
+            AppError::InvalidCredentials => "invalid_credentials",
+            AppError::TokenExpired => "token_expired",
             AppError::Forbidden => "forbidden",
             AppError::BadRequest(_) => "bad_request",
             AppError::MethodNotAllowed => "method_not_allowed",
@@ -138,6 +149,8 @@ impl AppError {
         match self {
             AppError::NotFound => "Страница или объект не найдены".into(),
             AppError::Unauthorized => "Требуется вход".into(),
+            AppError::InvalidCredentials => "Неверная электронная почта или пароль".into(),
+            AppError::TokenExpired => "Срок действия входа истёк: войдите снова".into(),
             AppError::Forbidden => "Недостаточно прав".into(),
             AppError::BadRequest(m) => format!("Некорректный запрос: {m}"),
             AppError::MethodNotAllowed => "Метод не поддерживается".into(),
@@ -389,19 +402,54 @@ fn from_body_status(status: StatusCode) -> AppError {
     }
 }
 
-/// Serde's message names the offending field (`unknown field `role``, `missing field `email``);
-/// it is reported under that field so clients can show it next to the input.
+/// A body or query that did not parse, reported under the field it names with a Russian
+/// message; serde's English never reaches the client. axum prefixes serde's text with its
+/// own words and, through serde_path_to_error, the path of the field (`patient.phone: …`).
 fn validation_from_serde(text: &str) -> AppError {
-    let detail = text.rsplit_once(": ").map_or(text, |(_, d)| d).to_owned();
-    let field = detail
-        .split('`')
-        .nth(1)
-        .filter(|_| detail.contains("field"))
-        .unwrap_or("body")
-        .to_owned();
+    const PREFIXES: [&str; 4] = [
+        "Failed to deserialize the JSON body into the target type: ",
+        "Failed to deserialize form body: ",
+        "Failed to deserialize form: ",
+        "Failed to deserialize query string: ",
+    ];
+    let body = PREFIXES
+        .iter()
+        .find_map(|p| text.strip_prefix(p))
+        .unwrap_or(text);
+    let is_path = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '-'))
+    };
+    let (path, rest) = match body.split_once(": ") {
+        Some((path, rest)) if is_path(path) => (Some(path), rest),
+        _ => (None, body),
+    };
+    let named = rest.split('`').nth(1).filter(|n| is_path(n));
+    // The path of an unknown field already ends with it; that of a missing one is its parent.
+    let within = |name: &str| match path {
+        Some(p) if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
+        Some(p) => format!("{p}.{name}"),
+        None => name.to_owned(),
+    };
+    let (field, message) = if rest.starts_with("missing field") {
+        (
+            named.map_or_else(|| "body".to_owned(), within),
+            "Обязательное поле",
+        )
+    } else if rest.starts_with("unknown field") {
+        (
+            named.map_or_else(|| "body".to_owned(), within),
+            "Неизвестное поле: уберите его из запроса",
+        )
+    } else if rest.starts_with("invalid type") {
+        (path.unwrap_or("body").to_owned(), "Неверный тип значения")
+    } else {
+        (path.unwrap_or("body").to_owned(), "Некорректное значение")
+    };
     AppError::Validation {
-        message: format!("Некорректные данные: {detail}"),
-        fields: BTreeMap::from([(field, detail)]),
+        message: format!("{field}: {message}"),
+        fields: BTreeMap::from([(field, message.to_owned())]),
     }
 }
 
@@ -409,13 +457,60 @@ fn validation_from_serde(text: &str) -> AppError {
 mod tests {
     use super::*;
 
+    fn fields_of(text: &str) -> BTreeMap<String, String> {
+        match validation_from_serde(text) {
+            AppError::Validation { fields, message } => {
+                assert!(!message.is_ascii(), "a Russian message: {message}");
+                fields
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn serde_messages_name_the_field() {
-        let AppError::Validation { fields, .. } = validation_from_serde(
-            "Failed to deserialize the JSON body into the target type: unknown field `role`, expected `email` or `password` at line 1 column 7",
-        ) else {
-            panic!("expected a validation error");
-        };
-        assert!(fields.contains_key("role"), "{fields:?}");
+    fn serde_messages_name_the_field_in_russian() {
+        let cases = [
+            (
+                "Failed to deserialize the JSON body into the target type: unknown field `role`, expected `email` or `password` at line 1 column 7",
+                "role",
+                "Неизвестное поле: уберите его из запроса",
+            ),
+            (
+                "Failed to deserialize the JSON body into the target type: missing field `password` at line 1 column 13",
+                "password",
+                "Обязательное поле",
+            ),
+            (
+                "Failed to deserialize the JSON body into the target type: patient: missing field `phone` at line 1 column 80",
+                "patient.phone",
+                "Обязательное поле",
+            ),
+            (
+                "Failed to deserialize the JSON body into the target type: specialist_id: invalid type: string \"x\", expected i64 at line 1 column 20",
+                "specialist_id",
+                "Неверный тип значения",
+            ),
+            (
+                "Failed to deserialize form body: unknown field `admin`, expected one of `email`, `password`",
+                "admin",
+                "Неизвестное поле: уберите его из запроса",
+            ),
+            (
+                "Failed to deserialize the JSON body into the target type: role: unknown field `role`, expected `email` or `password` at line 1 column 7",
+                "role",
+                "Неизвестное поле: уберите его из запроса",
+            ),
+        ];
+        for (text, field, message) in cases {
+            let fields = fields_of(text);
+            assert_eq!(
+                fields.get(field).map(String::as_str),
+                Some(message),
+                "{text}"
+            );
+            for m in fields.values() {
+                assert!(!m.contains("expected") && !m.contains("line"), "{m}");
+            }
+        }
     }
 }

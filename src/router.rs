@@ -169,6 +169,11 @@ pub fn build(state: AppState) -> Router {
         )
         .fallback(api::api_not_found)
         .method_not_allowed_fallback(api::api_method_not_allowed);
+    // Only the API, only for the configured origins: pages stay same-origin.
+    let api = match cors_layer(&config.cors_allowed_origins) {
+        Some(cors) => api.layer(cors),
+        None => api,
+    };
 
     let mut router = Router::new();
     if config.bench_routes {
@@ -248,6 +253,37 @@ async fn limit_request_time(
             .into_response()
         }
     }
+}
+
+/// CORS for the website's origins: bearer tokens, no cookies (credentials not allowed); the
+/// headers a booking client sends, and those it needs to read, allowed and exposed.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([
+                header::RETRY_AFTER,
+                header::LOCATION,
+                HeaderName::from_static("x-request-id"),
+            ])
+            .allow_credentials(false)
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 fn security_headers_list(

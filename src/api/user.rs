@@ -84,7 +84,7 @@ pub async fn log_in(
             })
             .into_response())
         }
-        LoginOutcome::Failed => Err(AppError::Unauthorized),
+        LoginOutcome::Failed => Err(AppError::InvalidCredentials),
         LoginOutcome::Throttled { retry_after_secs } => {
             Err(AppError::RateLimited { retry_after_secs })
         }

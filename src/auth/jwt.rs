@@ -78,13 +78,33 @@ impl JwtKeys {
 
     /// Verifies the signature first, then the claims; returns the user id and version.
     /// Any failure is `None`: the caller answers 401 without saying why.
-    pub fn verify(&self, token: &str) -> Option<(i64, i32)> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation)
-            .inspect_err(|e| tracing::debug!(error = %e, "rejected token"))
-            .ok()?;
+    pub fn verify(&self, token: &str) -> Result<(i64, i32), TokenRejected> {
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+            tracing::debug!(error = %e, "rejected token");
+            // Only a token signed with our key reaches the expiry check, so saying "expired"
+            // tells nothing to anyone who could not have made the token.
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenRejected::Expired,
+                _ => TokenRejected::Invalid,
+            }
+        })?;
         if data.claims.typ != ACCESS {
-            return None;
+            return Err(TokenRejected::Invalid);
         }
-        Some((data.claims.sub.parse().ok()?, data.claims.ver))
+        let user_id = data
+            .claims
+            .sub
+            .parse()
+            .map_err(|_| TokenRejected::Invalid)?;
+        Ok((user_id, data.claims.ver))
     }
+}
+
+/// Why an access token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRejected {
+    /// Ours, but past its `exp`: the client should refresh or log in again.
+    Expired,
+    /// Anything else: not ours, tampered, of the wrong type, not yet valid.
+    Invalid,
 }

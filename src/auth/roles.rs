@@ -131,7 +131,10 @@ impl FromRequestParts<AppState> for ApiUser {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .ok_or(AppError::Unauthorized)?;
-        let (user_id, version) = state.jwt.verify(token).ok_or(AppError::Unauthorized)?;
+        let (user_id, version) = state.jwt.verify(token).map_err(|rejected| match rejected {
+            crate::auth::jwt::TokenRejected::Expired => AppError::TokenExpired,
+            crate::auth::jwt::TokenRejected::Invalid => AppError::Unauthorized,
+        })?;
         let mut conn = state.db().await?;
         match user::find(&mut conn, user_id).await? {
             Some(user) if !user.disabled && user.session_version == version => Ok(ApiUser(user)),
