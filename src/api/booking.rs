@@ -290,7 +290,7 @@ fn require_patient(user: &User) -> Result<(), AppError> {
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 201, description = "Booked", body = RecordEnvelope),
-        (status = 401, description = "No valid token", body = ErrorBody), (status = 403, description = "Not a patient", body = ErrorBody),
+        (status = 401, description = "`unauthorized` (no valid token) or `token_expired`", body = ErrorBody), (status = 403, description = "Not a patient", body = ErrorBody),
         (status = 409, description = "`slot_taken`", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody),
         (status = 503, description = "`mis_unavailable`", body = ErrorBody)))]
 pub async fn create_record(
@@ -343,7 +343,7 @@ pub async fn create_record(
 /// Records: a patient's own; staff and admins see all.
 #[utoipa::path(get, path = "/api/v1/records", tag = "records", params(RecordsParams), security(("bearer" = [])),
     responses((status = 200, description = "One page", body = RecordList),
-        (status = 401, description = "No valid token", body = ErrorBody), (status = 422, description = "A bad filter", body = ErrorBody)))]
+        (status = 401, description = "`unauthorized` (no valid token) or `token_expired`", body = ErrorBody), (status = 422, description = "A bad filter", body = ErrorBody)))]
 pub async fn list_records(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
@@ -359,7 +359,7 @@ pub async fn list_records(
 /// One record with its SMS notification state; another patient's record is a 404.
 #[utoipa::path(get, path = "/api/v1/records/{id}", tag = "records", params(("id" = i64, Path, minimum = 1)), security(("bearer" = [])),
     responses((status = 200, description = "The record", body = RecordDetailOut),
-        (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+        (status = 401, description = "`unauthorized` (no valid token) or `token_expired`", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn show_record(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
@@ -389,7 +389,7 @@ pub async fn show_record(
 /// Cancels a booked, future record.
 #[utoipa::path(post, path = "/api/v1/records/{id}/cancel", tag = "records", params(("id" = i64, Path, minimum = 1)), security(("bearer" = [])),
     responses((status = 200, description = "Cancelled", body = RecordOut),
-        (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 401, description = "`unauthorized` (no valid token) or `token_expired`", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
         (status = 409, description = "Already cancelled or in the past", body = ErrorBody), (status = 503, description = "`mis_unavailable`", body = ErrorBody)))]
 pub async fn cancel_record(
     State(state): State<AppState>,
@@ -419,7 +419,7 @@ pub struct RescheduleBody {
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 200, description = "Moved", body = RecordOut),
-        (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 401, description = "`unauthorized` (no valid token) or `token_expired`", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
         (status = 409, description = "`slot_taken`, cancelled or past", body = ErrorBody), (status = 422, description = "Not a free slot", body = ErrorBody),
         (status = 503, description = "`mis_unavailable`", body = ErrorBody)))]
 pub async fn reschedule_record(

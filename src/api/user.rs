@@ -61,7 +61,7 @@ pub struct LoginResponse {
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Malformed JSON", body = crate::api::types::ErrorBody),
-        (status = 401, description = "Unknown e-mail or wrong password (one answer for both)", body = crate::api::types::ErrorBody),
+        (status = 401, description = "`invalid_credentials`: unknown e-mail, wrong password or a disabled account (one answer for all)", body = crate::api::types::ErrorBody),
         (status = 413, description = "Body too large", body = crate::api::types::ErrorBody),
         (status = 415, description = "Not JSON", body = crate::api::types::ErrorBody),
         (status = 422, description = "Missing or unknown fields", body = crate::api::types::ErrorBody),
@@ -95,7 +95,7 @@ pub async fn log_in(
 #[utoipa::path(get, path = "/api/v1/user/me", tag = "user", security(("bearer" = [])),
     responses(
         (status = 200, description = "The account", body = UserView),
-        (status = 401, description = "Missing, invalid or expired token", body = crate::api::types::ErrorBody),
+        (status = 401, description = "`unauthorized` (missing or invalid token) or `token_expired`", body = crate::api::types::ErrorBody),
     ))]
 pub async fn show_me(ApiUser(user): ApiUser) -> JsonResponse<UserView> {
     JsonResponse(UserView::from(&user))
