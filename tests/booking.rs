@@ -1051,3 +1051,37 @@ async fn sync_schedules_prefetches_so_the_first_reader_does_not_wait_for_the_mis
     assert_eq!(window["source"], "cache", "{window}");
     assert_eq!(emulators.control.mis_calls("SCHEDULE"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_booking_answers_with_the_records_location_also_when_replayed() {
+    let (app, _emulators) = with_emulators().await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let start = free_starts(&app, doctor, branch).await[0].clone();
+    let body = anonymous_booking(doctor, branch, &start, "+79165550071");
+    let mut locations = Vec::new();
+    for _ in 0..2 {
+        let response = browser()
+            .post(app.url("/api/v1/specialist/anonymous-reserve"))
+            .header("idempotency-key", "key-location")
+            .json(&body)
+            .send()
+            .await
+            .expect("reserve");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("a Location")
+            .to_owned();
+        let answer: Value = response.json().await.expect("json");
+        let id = answer["record"]["id"].as_i64().expect("id");
+        assert_eq!(location, format!("/api/v1/records/{id}"));
+        locations.push(location);
+    }
+    assert_eq!(
+        locations[0], locations[1],
+        "the replay names the same record"
+    );
+}

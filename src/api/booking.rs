@@ -199,8 +199,26 @@ fn positive(id: i64) -> Result<i64, Invalid> {
     }
 }
 
+/// A 201 with the record's address in `Location` (also when a stored answer is replayed).
 fn created(answer: serde_json::Value) -> Response {
-    (StatusCode::CREATED, Json(answer)).into_response()
+    let location = answer["record"]["id"]
+        .as_i64()
+        .map(|id| format!("/api/v1/records/{id}"));
+    let mut response = (StatusCode::CREATED, Json(answer)).into_response();
+    if let Some(value) = location.and_then(|l| axum::http::HeaderValue::from_str(&l).ok()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, value);
+    }
+    response
+}
+
+/// A first answer again, for a retry with the same `Idempotency-Key`.
+fn replay(status: StatusCode, answer: serde_json::Value) -> Response {
+    if status == StatusCode::CREATED {
+        return created(answer);
+    }
+    (status, Json(answer)).into_response()
 }
 
 /// Books a free slot without an account; the patient gets an SMS.
@@ -210,7 +228,8 @@ fn created(answer: serde_json::Value) -> Response {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 201, description = "Booked", body = RecordEnvelope),
+        (status = 201, description = "Booked", body = RecordEnvelope,
+            headers(("Location" = String, description = "The record: `/api/v1/records/{id}`"))),
         (status = 409, description = "`slot_taken`, or `request_in_progress` for a key still running", body = ErrorBody),
         (status = 422, description = "Invalid input, named by field", body = ErrorBody),
         (status = 429, description = "Too many bookings from this address or for this phone", body = ErrorBody),
@@ -240,7 +259,7 @@ pub async fn reserve_anonymous(
         )
         .await?
     {
-        Begin::Replay(status, answer) => return Ok((status, Json(answer)).into_response()),
+        Begin::Replay(status, answer) => return Ok(replay(status, answer)),
         Begin::Run(keep) => keep,
     };
     let view = state
@@ -289,7 +308,8 @@ fn require_patient(user: &User) -> Result<(), AppError> {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 201, description = "Booked", body = RecordEnvelope),
+        (status = 201, description = "Booked", body = RecordEnvelope,
+            headers(("Location" = String, description = "The record: `/api/v1/records/{id}`"))),
         (status = 401, description = "`unauthorized` (no valid token) or `token_expired`", body = ErrorBody), (status = 403, description = "Not a patient", body = ErrorBody),
         (status = 409, description = "`slot_taken`", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody),
         (status = 503, description = "`mis_unavailable`", body = ErrorBody)))]
@@ -319,7 +339,7 @@ pub async fn create_record(
         )
         .await?
     {
-        Begin::Replay(status, answer) => return Ok((status, Json(answer)).into_response()),
+        Begin::Replay(status, answer) => return Ok(replay(status, answer)),
         Begin::Run(keep) => keep,
     };
     let view = state
