@@ -27,18 +27,6 @@ async fn post_json(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.db().await;
-    let rows: Vec<N> = diesel::sql_query(sql).load(&mut conn).await.expect("count");
-    rows[0].n
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_concurrent_bookings_of_one_slot_have_exactly_one_winner() {
     let (app, emulators) = with_emulators().await;
@@ -94,7 +82,7 @@ async fn twenty_concurrent_bookings_of_one_slot_have_exactly_one_winner() {
         before + 1,
         "one reservation in the MIS"
     );
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM records").await, 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM records").await, 1);
     assert!(
         eventually(10, || emulators.control.sms_count() == 1).await,
         "one SMS"
@@ -171,14 +159,11 @@ async fn a_retry_waits_for_the_first_answer_and_a_dropped_request_still_books() 
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(answer["record"]["start"], starts[1]);
     assert_eq!(emulators.control.appointment_count(), before + 2);
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM records").await, 2);
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM sms_outbox").await, 2);
+    assert_eq!(app.count("SELECT count(*) AS n FROM records").await, 2);
+    assert_eq!(app.count("SELECT count(*) AS n FROM sms_outbox").await, 2);
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) AS n FROM booking_intents WHERE state = 'done'"
-        )
-        .await,
+        app.count("SELECT count(*) AS n FROM booking_intents WHERE state = 'done'")
+            .await,
         2
     );
 }
@@ -213,7 +198,7 @@ async fn the_same_idempotency_key_books_once_and_returns_the_first_answer() {
     assert_eq!(second_status, StatusCode::CREATED);
     assert_eq!(first, second, "the same answer");
     assert_eq!(emulators.control.appointment_count(), before + 1);
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM records").await, 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM records").await, 1);
     // The same key with another body is refused.
     let other = anonymous_booking(doctor, branch, &start, "+79165550002");
     let (status, refused) = post_json(
@@ -250,8 +235,8 @@ async fn an_mis_outage_is_a_503_with_no_record_and_no_sms() {
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "mis_unavailable");
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM records").await, 0);
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM sms_outbox").await, 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM records").await, 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM sms_outbox").await, 0);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(emulators.control.sms_count(), 0);
 }
@@ -266,20 +251,7 @@ async fn a_failed_local_write_cancels_the_mis_booking_again() {
         .into_iter()
         .next()
         .expect("a free slot");
-    {
-        use diesel_async::RunQueryDsl;
-        let mut conn = app.db().await;
-        diesel::sql_query(
-            "CREATE FUNCTION refuse_records() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END; $$",
-        )
-        .execute(&mut conn)
-        .await
-        .expect("function");
-        diesel::sql_query("CREATE TRIGGER refuse BEFORE INSERT ON records FOR EACH ROW EXECUTE FUNCTION refuse_records()")
-            .execute(&mut conn)
-            .await
-            .expect("trigger");
-    }
+    crate::support::refuse_writes(&app, "INSERT", "records").await;
     let before = emulators.control.appointment_count();
     let (status, body) = post_json(
         &app,
@@ -295,7 +267,7 @@ async fn a_failed_local_write_cancels_the_mis_booking_again() {
         "the MIS booking was cancelled again"
     );
     assert_eq!(emulators.control.mis_calls("SCHEDULE_REC_REMOVE"), 1);
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM sms_outbox").await, 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM sms_outbox").await, 0);
     // The slot is free again for the next patient.
     assert!(free_starts(&app, doctor, branch).await.contains(&start));
 }
@@ -329,7 +301,7 @@ async fn an_sms_outage_delays_the_message_but_loses_nothing_across_a_restart() {
     let attempted = {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            let n = count(&app, "SELECT count(*) AS n FROM sms_outbox WHERE attempts > 0 AND last_error IS NOT NULL").await;
+            let n = app.count("SELECT count(*) AS n FROM sms_outbox WHERE attempts > 0 AND last_error IS NOT NULL").await;
             if n > 0 || std::time::Instant::now() > deadline {
                 break n;
             }
@@ -353,11 +325,9 @@ async fn an_sms_outage_delays_the_message_but_loses_nothing_across_a_restart() {
     // The worker marks the row right after the gateway accepted it.
     let mut sent = 0;
     for _ in 0..50 {
-        sent = count(
-            &app,
-            "SELECT count(*) AS n FROM sms_outbox WHERE status = 'sent'",
-        )
-        .await;
+        sent = app
+            .count("SELECT count(*) AS n FROM sms_outbox WHERE status = 'sent'")
+            .await;
         if sent == 1 {
             break;
         }
@@ -488,7 +458,7 @@ async fn bad_input_is_refused_before_any_mis_or_sms_call() {
         assert_eq!(emulators.control.mis_calls(op), 0, "{op}");
     }
     assert_eq!(emulators.control.sms_count(), 0);
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM records").await, 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM records").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -679,11 +649,8 @@ async fn patients_see_only_their_own_records_and_staff_see_all() {
         .expect("list");
     assert_eq!(list.status(), StatusCode::OK);
     assert!(
-        count(
-            &app,
-            "SELECT count(*) AS n FROM audit_events WHERE action = 'record_viewed'"
-        )
-        .await
+        app.count("SELECT count(*) AS n FROM audit_events WHERE action = 'record_viewed'")
+            .await
             >= 2
     );
 }
@@ -750,7 +717,7 @@ async fn cancel_twice_and_reschedule_through_the_api() {
         let sql = format!(
             "SELECT count(*) AS n FROM audit_events WHERE action = '{action}' AND subject = '{id}' AND actor_user_id IS NOT NULL"
         );
-        assert_eq!(count(&app, &sql).await, 1, "{action}");
+        assert_eq!(app.count(&sql).await, 1, "{action}");
     }
     let texts: Vec<String> = emulators
         .control
@@ -888,13 +855,10 @@ async fn a_nine_oclock_slot_in_yekaterinburg_is_nine_plus_five_and_books_that_in
         "09:00 at UTC+5 is 04:00 UTC"
     );
     assert_eq!(
-        count(
-            &app,
-            &format!(
-                "SELECT count(*) AS n FROM records WHERE starts_at = '{}'",
-                instant.to_rfc3339()
-            )
-        )
+        app.count(&format!(
+            "SELECT count(*) AS n FROM records WHERE starts_at = '{}'",
+            instant.to_rfc3339()
+        ))
         .await,
         1
     );
@@ -1038,7 +1002,9 @@ async fn sync_schedules_prefetches_so_the_first_reader_does_not_wait_for_the_mis
         stdout.contains("schedules: ") && stdout.contains(" new"),
         "{stdout}"
     );
-    let pairs = count(&app, "SELECT count(*) AS n FROM specialist_branches").await;
+    let pairs = app
+        .count("SELECT count(*) AS n FROM specialist_branches")
+        .await;
     assert_eq!(
         emulators.control.mis_calls("SCHEDULE") as i64,
         pairs,

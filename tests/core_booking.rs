@@ -868,3 +868,34 @@ async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabin
         Default::default()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mis_card_gets_the_name_parts_as_given() {
+    use sovamed::domain::values::NamePart;
+
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let someone = Patient {
+        name: FullName::from_parts(
+            NamePart::parse("Де ла Круз").expect("surname"),
+            NamePart::parse("Мария Луиза").expect("first name"),
+            None,
+        ),
+        ..patient("+79165550099")
+    };
+    world
+        .booking
+        .book(anonymous(doctor, branch, starts[0], &someone, None))
+        .await
+        .expect("booked");
+    let card = world
+        .emulators
+        .control
+        .patients()
+        .into_iter()
+        .find(|p| p.last_name == "Де ла Круз")
+        .expect("a card under the whole surname");
+    assert_eq!(card.first_name, "Мария Луиза");
+    assert_eq!(card.middle_name, "");
+}

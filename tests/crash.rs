@@ -7,13 +7,12 @@ use std::{
     time::Duration,
 };
 
-use diesel_async::RunQueryDsl;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sovamed::emulator::{EmulatorConfig, MisFaults};
 
 use crate::support::{
-    anonymous_booking, browser, core::sync_mis_directories, fresh_database, test_config,
+    anonymous_booking, browser, core::sync_mis_directories, count_rows, fresh_database, test_config,
 };
 
 fn free_port() -> u16 {
@@ -69,20 +68,6 @@ async fn wait_ready(server: &Server) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the server did not become ready");
-}
-
-async fn count(database_url: &str, sql: &str) -> i64 {
-    use diesel_async::AsyncConnection;
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = diesel_async::AsyncPgConnection::establish(database_url)
-        .await
-        .expect("connect");
-    let rows: Vec<N> = diesel::sql_query(sql).load(&mut conn).await.expect("count");
-    rows[0].n
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,7 +168,7 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
     }
     // Kill once a few bookings are through, while the rest are in flight.
     for _ in 0..500 {
-        if count(&database_url, "SELECT count(*) AS n FROM records").await >= 8 {
+        if count_rows(&database_url, "SELECT count(*) AS n FROM records").await >= 8 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -200,18 +185,19 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
     tokio::time::sleep(Duration::from_millis(500)).await;
     emulators.control.set_mis_faults(MisFaults::default());
     let in_mis_at_kill = emulators.control.appointment_count() - before;
-    let local_at_kill = count(
+    let local_at_kill = count_rows(
         &database_url,
         "SELECT count(*) AS n FROM records WHERE status = 'booked'",
     )
     .await;
-    let failed_at_kill = count(
+    let failed_at_kill = count_rows(
         &database_url,
         "SELECT count(*) AS n FROM booking_intents WHERE state = 'failed'",
     )
     .await;
-    let intents_at_kill = count(&database_url, "SELECT count(*) AS n FROM booking_intents").await;
-    let pending_at_kill = count(
+    let intents_at_kill =
+        count_rows(&database_url, "SELECT count(*) AS n FROM booking_intents").await;
+    let pending_at_kill = count_rows(
         &database_url,
         "SELECT count(*) AS n FROM booking_intents WHERE state = 'pending'",
     )
@@ -222,7 +208,7 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
     wait_ready(&server).await;
     let mut settled = false;
     for _ in 0..250 {
-        if count(
+        if count_rows(
             &database_url,
             "SELECT count(*) AS n FROM booking_intents WHERE state = 'pending'",
         )
@@ -236,17 +222,17 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
     }
     let mut server = server;
     let in_mis = emulators.control.appointment_count() - before;
-    let local = count(
+    let local = count_rows(
         &database_url,
         "SELECT count(*) AS n FROM records WHERE status = 'booked'",
     )
     .await;
-    let sms = count(
+    let sms = count_rows(
         &database_url,
         "SELECT count(*) AS n FROM sms_outbox WHERE kind = 'booked'",
     )
     .await;
-    let records_without_one_sms = count(
+    let records_without_one_sms = count_rows(
         &database_url,
         "SELECT count(*) AS n FROM records r WHERE (SELECT count(*) FROM sms_outbox o WHERE o.record_id = r.id AND o.kind = 'booked') <> 1",
     )
@@ -261,7 +247,7 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
             0
         } else {
             confirmed.len() as i64
-                - count(
+                - count_rows(
                     &database_url,
                     &format!("SELECT count(*) AS n FROM records WHERE id IN ({ids}) AND status = 'booked'"),
                 )

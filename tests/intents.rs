@@ -9,20 +9,8 @@ use serde_json::{Value, json};
 use sovamed::db::models::user::Role;
 
 use crate::support::{
-    TestApp, anonymous_booking, browser, doctor_in, free_starts, sync_directories,
-    with_emulators_and,
+    anonymous_booking, browser, doctor_in, free_starts, sync_directories, with_emulators_and,
 };
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.db().await;
-    let rows: Vec<N> = diesel::sql_query(sql).load(&mut conn).await.expect("count");
-    rows[0].n
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_booking_whose_request_times_out_is_still_made_once() {
@@ -73,11 +61,9 @@ async fn a_booking_whose_request_times_out_is_still_made_once() {
     holder.await.expect("lock released");
     let mut booked = false;
     for _ in 0..50 {
-        if count(
-            &app,
-            "SELECT count(*) AS n FROM records WHERE status = 'booked'",
-        )
-        .await
+        if app
+            .count("SELECT count(*) AS n FROM records WHERE status = 'booked'")
+            .await
             == 1
         {
             booked = true;
@@ -87,13 +73,10 @@ async fn a_booking_whose_request_times_out_is_still_made_once() {
     }
     assert!(booked, "the booking went on after the answer");
     assert_eq!(emulators.control.appointment_count(), before + 1);
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM sms_outbox").await, 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM sms_outbox").await, 1);
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) AS n FROM booking_intents WHERE state = 'done'"
-        )
-        .await,
+        app.count("SELECT count(*) AS n FROM booking_intents WHERE state = 'done'")
+            .await,
         1
     );
 }
@@ -128,19 +111,7 @@ async fn a_move_that_cannot_be_written_locally_is_moved_back_in_the_mis() {
         .find(|a| a.schedid == schedid)
         .expect("in the MIS");
 
-    {
-        let mut conn = app.db().await;
-        diesel::sql_query(
-            "CREATE FUNCTION refuse_moves() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END; $$",
-        )
-        .execute(&mut conn)
-        .await
-        .expect("function");
-        diesel::sql_query("CREATE TRIGGER refuse BEFORE UPDATE ON records FOR EACH ROW EXECUTE FUNCTION refuse_moves()")
-            .execute(&mut conn)
-            .await
-            .expect("trigger");
-    }
+    crate::support::refuse_writes(&app, "UPDATE", "records").await;
     let response = browser()
         .post(app.url(&format!("/api/v1/records/{id}/reschedule")))
         .bearer_auth(&token)
@@ -171,19 +142,15 @@ async fn a_move_that_cannot_be_written_locally_is_moved_back_in_the_mis() {
         .expect("json");
     assert_eq!(record["start"], starts[0]);
     assert_eq!(
-        count(
-            &app,
+        app.count(
             "SELECT count(*) AS n FROM booking_intents WHERE kind = 'move' AND state = 'failed'"
         )
         .await,
         1
     );
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) AS n FROM sms_outbox WHERE kind = 'moved'"
-        )
-        .await,
+        app.count("SELECT count(*) AS n FROM sms_outbox WHERE kind = 'moved'")
+            .await,
         0
     );
     // The slot the move was going to is free again.
@@ -217,8 +184,7 @@ async fn audit_rows_name_the_request_that_caused_them() {
         .expect("a request id")
         .to_owned();
     assert_eq!(
-        count(
-            &app,
+        app.count(
             "SELECT count(*) AS n FROM audit_events WHERE action = 'record_booked' AND request_id = 'req-audit-0001'",
         )
         .await,
@@ -226,8 +192,7 @@ async fn audit_rows_name_the_request_that_caused_them() {
         "the booking, audited inside its own task, names the request"
     );
     assert_eq!(
-        count(
-            &app,
+        app.count(
             &format!(
                 "SELECT count(*) AS n FROM audit_events WHERE action = 'login_failed' AND request_id = '{login_id}'"
             ),
@@ -341,8 +306,7 @@ async fn a_front_desk_cancel_reaches_the_cabinet_within_a_poll() {
     println!("front desk cancel → cabinet: {took:?} (poll interval 1 s)");
     assert_eq!(record["notification"]["kind"], "cancelled", "{record}");
     assert_eq!(
-        count(
-            &app,
+        app.count(
             "SELECT count(*) AS n FROM audit_events WHERE action = 'record_cancelled_by_clinic'"
         )
         .await,

@@ -133,17 +133,6 @@ async fn sovamed_sms(app: &TestApp, args: &[&str]) -> (bool, String, String) {
     }
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.db().await;
-    let rows: Vec<N> = diesel::sql_query(sql).load(&mut conn).await.expect("count");
-    rows[0].n
-}
-
 async fn execute(app: &TestApp, sql: &str) -> usize {
     let mut conn = app.db().await;
     diesel::sql_query(sql)
@@ -249,9 +238,7 @@ async fn a_gateway_that_takes_the_message_but_answers_late_gets_it_exactly_once(
     let (ok, _, err) = sovamed_sms(&app, &["mark-sent", &id, "--sms-id", &sms_id]).await;
     assert!(ok, "{err}");
     assert_eq!(
-        count(
-            &app,
-            &format!(
+        app.count(&format!(
                 "SELECT count(*) AS n FROM audit_events WHERE action = 'sms_marked_sent' AND subject = '{id}'"
             )
         )

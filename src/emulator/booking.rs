@@ -492,19 +492,50 @@ impl World {
         start: NaiveTime,
     ) -> Option<Appointment> {
         let current = self.booking.appointments.get(&schedid)?.clone();
-        let (start, end, schedident) = self
-            .free_intervals(current.branch_mis_id, current.doctor_mis_id, date)
+        let interval =
+            self.free_interval(current.branch_mis_id, current.doctor_mis_id, date, start)?;
+        self.reserve_interval(
+            current.branch_mis_id,
+            current.doctor_mis_id,
+            date,
+            interval,
+            current.pcode,
+            Some(schedid),
+        )
+    }
+
+    /// The free native interval (start, end, `SCHEDIDENT`) of a doctor that starts at `start`.
+    fn free_interval(
+        &self,
+        branch_mis_id: i64,
+        doctor_mis_id: i64,
+        date: NaiveDate,
+        start: NaiveTime,
+    ) -> Option<(NaiveTime, NaiveTime, i64)> {
+        self.free_intervals(branch_mis_id, doctor_mis_id, date)
             .into_iter()
-            .find(|(s, _, _)| *s == start)?;
+            .find(|(s, _, _)| *s == start)
+    }
+
+    /// Reserves `interval` for card `pcode` (or moves `move_schedid` there).
+    fn reserve_interval(
+        &mut self,
+        branch_mis_id: i64,
+        doctor_mis_id: i64,
+        date: NaiveDate,
+        (start, end, schedident): (NaiveTime, NaiveTime, i64),
+        pcode: i64,
+        move_schedid: Option<i64>,
+    ) -> Option<Appointment> {
         self.reserve(&Reservation {
-            filial: current.branch_mis_id,
-            doctor_mis_id: current.doctor_mis_id,
+            filial: branch_mis_id,
+            doctor_mis_id,
             date,
             start,
             end,
             schedident,
-            pcode: current.pcode,
-            move_schedid: Some(schedid),
+            pcode,
+            move_schedid,
         })
         .ok()
     }
@@ -518,21 +549,8 @@ impl World {
         start: NaiveTime,
         pcode: i64,
     ) -> Option<Appointment> {
-        let (start, end, schedident) = self
-            .free_intervals(branch_mis_id, doctor_mis_id, date)
-            .into_iter()
-            .find(|(s, _, _)| *s == start)?;
-        self.reserve(&Reservation {
-            filial: branch_mis_id,
-            doctor_mis_id,
-            date,
-            start,
-            end,
-            schedident,
-            pcode,
-            move_schedid: None,
-        })
-        .ok()
+        let interval = self.free_interval(branch_mis_id, doctor_mis_id, date, start)?;
+        self.reserve_interval(branch_mis_id, doctor_mis_id, date, interval, pcode, None)
     }
 
     /// The front desk marks the patient as attended (`CLVISIT 1`).
@@ -672,10 +690,7 @@ impl World {
         date: NaiveDate,
         start: NaiveTime,
     ) -> Option<i64> {
-        let (start, end, schedident) = self
-            .free_intervals(branch_mis_id, doctor_mis_id, date)
-            .into_iter()
-            .find(|(s, _, _)| *s == start)?;
+        let interval = self.free_interval(branch_mis_id, doctor_mis_id, date, start)?;
         self.booking.take_seq += 1;
         let pick = hash(&[self.seed as i64, self.booking.take_seq as i64]);
         let pcodes: Vec<i64> = self.booking.patients.keys().copied().collect();
@@ -683,18 +698,8 @@ impl World {
             0 => return None,
             n => pcodes[(pick % n as u64) as usize],
         };
-        self.reserve(&Reservation {
-            filial: branch_mis_id,
-            doctor_mis_id,
-            date,
-            start,
-            end,
-            schedident,
-            pcode,
-            move_schedid: None,
-        })
-        .ok()
-        .map(|a| a.schedid)
+        self.reserve_interval(branch_mis_id, doctor_mis_id, date, interval, pcode, None)
+            .map(|a| a.schedid)
     }
 
     /// Adds a card, or finds the one with the same last name, first name and birth date

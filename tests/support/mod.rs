@@ -164,6 +164,11 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// A number from this test's database (see [`count_rows`]).
+    pub async fn count(&self, sql: &str) -> i64 {
+        count_rows(&self.config.database_url, sql).await
+    }
+
     pub async fn db(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&self.config.database_url)
             .await
@@ -237,6 +242,37 @@ impl TestApp {
         let body: serde_json::Value = response.json().await.expect("json");
         body["token"].as_str().expect("token").to_owned()
     }
+}
+
+/// A number from the database at `database_url`: `sql` selects one `BIGINT` named `n`.
+pub async fn count_rows(database_url: &str, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(database_url)
+        .await
+        .expect("connect to the test database");
+    let rows: Vec<N> = diesel::sql_query(sql).load(&mut conn).await.expect("count");
+    rows[0].n
+}
+
+/// A trigger that makes `operation` (`INSERT`, `UPDATE`) on `table` fail like a full disk.
+pub async fn refuse_writes(app: &TestApp, operation: &str, table: &str) {
+    let mut conn = app.db().await;
+    diesel::sql_query(
+        "CREATE OR REPLACE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END; $$",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("function");
+    diesel::sql_query(format!(
+        "CREATE TRIGGER refuse BEFORE {operation} ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_writes()"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("trigger");
 }
 
 /// A client with a cookie store that does not follow redirects.
@@ -326,27 +362,9 @@ pub async fn with_emulators_and(
     (app, emulators)
 }
 
-/// Runs every directory sync against the emulators.
+/// Runs the MIS directory syncs (branches, specialities, specialists) against the emulators.
 pub async fn sync_directories(app: &TestApp) {
-    let mut conn = app.db().await;
-    let sources = sovamed::sync::Sources::from_config(&app.config);
-    let options = sovamed::sync::SyncOptions::from_config(&app.config, false);
-    let kinds = [
-        sovamed::sync::SyncKind::Branches,
-        sovamed::sync::SyncKind::Specialities,
-        sovamed::sync::SyncKind::Specialists,
-    ];
-    sovamed::sync::run_kinds(
-        &mut conn,
-        &sources,
-        &kinds,
-        &options,
-        &sovamed::sync::Quiet,
-        |_| {},
-    )
-    .await
-    .map_err(|(kind, e)| format!("{}: {e}", kind.as_str()))
-    .expect("directories sync");
+    core::sync_mis_directories(&app.config).await;
 }
 
 /// A doctor who works in the branch with `timezone` (any when `None`): (specialist, branch).

@@ -65,11 +65,6 @@ impl Record {
     pub fn is_changeable_at(&self, now: DateTime<Utc>) -> bool {
         self.is_active() && self.starts_at > now
     }
-
-    /// [`Record::is_changeable_at`] on the system clock, for pages deciding what to offer.
-    pub fn is_changeable(&self) -> bool {
-        self.is_changeable_at(Utc::now())
-    }
 }
 
 /// A record with the names the views show.

@@ -30,9 +30,7 @@ use crate::{
     },
     domain::{
         audit::{self, Actor},
-        values::{
-            BirthDate, Comment, Email, FullName, IntentKind, IntentState, Phone, RecordSource,
-        },
+        values::{BirthDate, Comment, IntentKind, IntentState, RecordSource},
     },
     integrations::infoclinica::{PatientQuery, ReserveRequest},
 };
@@ -134,11 +132,11 @@ impl Booking {
         let target = self
             .target(request.specialist_id, request.branch_id)
             .await?;
-        self.find_slot(&target, request.start).await?;
+        let slot = self.find_slot(&target, request.start).await?;
         self.limits
             .check(request.actor.ip, request.patient.phone.as_str())
             .await?;
-        self.book(request).await
+        self.book_slot(target, slot, request).await
     }
 
     /// Books a free slot: intent, MIS, then the record and its SMS in one local transaction.
@@ -147,9 +145,20 @@ impl Booking {
             .target(request.specialist_id, request.branch_id)
             .await?;
         let slot = self.find_slot(&target, request.start).await?;
+        self.book_slot(target, slot, request).await
+    }
+
+    /// [`Booking::book`] once the doctor and the free slot are known.
+    async fn book_slot(
+        &self,
+        target: BookingTarget,
+        slot: Slot,
+        request: BookRequest<'_>,
+    ) -> Result<RecordView, BookingError> {
         let lock = self.lock_slot(&target, request.start).await?;
         let job = BookJob {
             facts: BookingFacts::of(&request),
+            patient: request.patient.clone(),
             user: request.user.cloned(),
             keep_answer: request.keep_answer,
             target,
@@ -254,8 +263,7 @@ impl Booking {
 
     async fn book_job(&self, job: &BookJob) -> Result<RecordView, BookingError> {
         let (target, slot) = (&job.target, &job.slot);
-        let patient = job.facts.patient();
-        let pcode = self.patient_card(&patient, job.user.as_ref()).await?;
+        let pcode = self.patient_card(&job.patient, job.user.as_ref()).await?;
         let facts = serde_json::to_value(&job.facts)
             .map_err(|e| BookingError::Store(format!("booking facts: {e}")))?;
         let intent = self
@@ -424,6 +432,8 @@ impl Booking {
 /// A booking after its slot check, owned, so it can outlive the request.
 struct BookJob {
     facts: BookingFacts,
+    /// The patient as the request gave them, for the MIS card.
+    patient: Patient,
     user: Option<User>,
     keep_answer: Option<AnswerToKeep>,
     target: BookingTarget,
@@ -470,21 +480,6 @@ impl BookingFacts {
         Actor {
             user_id: self.actor_user_id,
             ip: self.actor_ip,
-        }
-    }
-
-    /// The patient as the MIS card needs them.
-    fn patient(&self) -> Patient {
-        Patient {
-            name: FullName::from_stored(&format!(
-                "{} {} {}",
-                self.last_name,
-                self.first_name,
-                self.middle_name.as_deref().unwrap_or_default()
-            )),
-            phone: Phone::from_stored(self.phone.clone()),
-            birth_date: self.birth_date.map(BirthDate::from_stored),
-            email: self.email.clone().map(Email::from_stored),
         }
     }
 }
