@@ -6,7 +6,10 @@ use crate::{
     auth::{jwt::JwtKeys, password::Passwords, throttle::LoginThrottle},
     config::Config,
     db::{self, DbConn, DbPool},
-    domain::booking::{Booking, limits::ReserveLimits, schedule::ScheduleCache},
+    domain::{
+        booking::{Booking, BookingRules, limits::ReserveLimits, schedule::ScheduleCache},
+        phones::{PhoneChecks, VerifyLimits},
+    },
     error::AppError,
     redis::Redis,
 };
@@ -33,10 +36,24 @@ impl App {
         let db = db::build_pool(&config.database_url, config.database_pool_size)?;
         let redis = Redis::connect(&config.redis_url, &config.redis_prefix)?;
         let (mis, sms) = crate::integrations::booking_clients(&config);
+        let clock = crate::domain::clock::Clock::system();
+        let outbox_wakeup = Arc::default();
+        let phones = PhoneChecks::new(
+            db.clone(),
+            redis.clone(),
+            clock.clone(),
+            VerifyLimits {
+                per_phone_hour: config.verify_limit_per_phone_hour,
+                per_ip_hour: config.verify_limit_per_ip_hour,
+                sms_per_phone_day: config.sms_limit_per_phone_day,
+            },
+            Arc::clone(&outbox_wakeup),
+            &config.jwt_secret,
+        );
         let booking = Booking {
             db: db.clone(),
             redis: redis.clone(),
-            clock: crate::domain::clock::Clock::system(),
+            clock,
             schedule: ScheduleCache::new(
                 redis.clone(),
                 db.clone(),
@@ -51,8 +68,16 @@ impl App {
             ),
             mis,
             sms,
-            outbox_wakeup: Arc::default(),
+            outbox_wakeup,
             sms_retry_base: config.sms_retry_base,
+            phones,
+            rules: BookingRules {
+                anonymous_verify: config.anonymous_booking_verify,
+                max_upcoming: config.max_active_records_per_patient,
+                bookings_per_day: config.booking_limit_per_patient_day,
+                sms_per_phone_day: config.sms_limit_per_phone_day,
+                public_base_url: config.public_base_url.clone(),
+            },
         };
         Ok(Arc::new(App {
             sessions: tower_sessions_redis_store::RedisStore::new(redis.pool.clone()),

@@ -144,6 +144,21 @@ pub struct Config {
     /// (answers `ok` through the full middleware stack), the HTTP-floor baseline of
     /// `just bench`. Refused when `APP_ENV=production`.
     pub bench_routes: bool,
+    /// `ANONYMOUS_BOOKING_VERIFY`: `sms` (default) makes a booking without an account prove
+    /// the phone by a code; `off` only for clinics whose call centre confirms every booking.
+    pub anonymous_booking_verify: bool,
+    /// Codes per phone (or account) per hour.
+    pub verify_limit_per_phone_hour: u32,
+    /// Codes per client address per hour.
+    pub verify_limit_per_ip_hour: u32,
+    /// SMS of every kind per phone in 24 hours.
+    pub sms_limit_per_phone_day: u32,
+    /// Registrations per client address per hour.
+    pub registration_limit_per_ip_hour: u32,
+    /// Upcoming booked visits one account may hold.
+    pub max_active_records_per_patient: u32,
+    /// Bookings one account may make in 24 hours.
+    pub booking_limit_per_patient_day: u32,
 }
 
 /// Where SMS go.
@@ -329,6 +344,22 @@ impl Config {
                 "CHANGE_FEED_INTERVAL_SECONDS",
                 "30",
             )?),
+            anonymous_booking_verify: match get("ANONYMOUS_BOOKING_VERIFY").as_deref() {
+                None | Some("sms") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "ANONYMOUS_BOOKING_VERIFY",
+                        reason: format!("expected sms or off, got {other:?}"),
+                    });
+                }
+            },
+            verify_limit_per_phone_hour: parse(&get, "VERIFY_LIMIT_PER_PHONE_HOUR", "5")?,
+            verify_limit_per_ip_hour: parse(&get, "VERIFY_LIMIT_PER_IP_HOUR", "20")?,
+            sms_limit_per_phone_day: parse(&get, "SMS_LIMIT_PER_PHONE_DAY", "10")?,
+            registration_limit_per_ip_hour: parse(&get, "REGISTRATION_LIMIT_PER_IP_HOUR", "10")?,
+            max_active_records_per_patient: parse(&get, "MAX_ACTIVE_RECORDS_PER_PATIENT", "5")?,
+            booking_limit_per_patient_day: parse(&get, "BOOKING_LIMIT_PER_PATIENT_DAY", "10")?,
             bench_routes: match parse_bool(&get, "BENCH_ROUTES")? {
                 true if app_env == AppEnv::Production => {
                     return Err(ConfigError {

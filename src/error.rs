@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{
     accounts::AccountError,
     booking::{BookingError, Change, TargetError},
+    phones::{ProofProblem, VerifyError},
+    profile::ProfileError,
     values::FieldErrors,
 };
 
@@ -71,7 +73,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// `unauthorized`, `invalid_credentials`, `token_expired`, `forbidden`, `not_found`,
-    /// `validation_failed`, `slot_taken`, `conflict`, `request_in_progress`, `rate_limited`,
+    /// `validation_failed`, `slot_taken`, `too_many_upcoming`, `already_confirmed`, `conflict`, `request_in_progress`, `rate_limited`,
     /// `mis_unavailable`, `service_unavailable`, `timeout`,
     /// `bad_request`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `internal`.
     pub code: String,
@@ -284,6 +286,13 @@ impl From<BookingError> for AppError {
             BookingError::RateLimited { retry_after_secs } => {
                 AppError::RateLimited { retry_after_secs }
             }
+            BookingError::TooManyUpcoming { max } => AppError::Conflict {
+                code: "too_many_upcoming",
+                message: format!(
+                    "У вас уже {max} предстоящих записей — это наибольшее число. Отмените одну из них или дождитесь приёма."
+                ),
+            },
+            BookingError::PhoneProof(problem) => proof_refused(problem),
             BookingError::MisRefused(comment) => AppError::Conflict {
                 code: "conflict",
                 message: format!("МИС отказала: {comment}"),
@@ -312,6 +321,61 @@ impl From<BookingError> for AppError {
                 what: "база данных: изменение принято МИС и будет сохранено автоматически",
                 code: "service_unavailable",
             },
+        }
+    }
+}
+
+/// A 422 on `phone_token`: the proof of the phone does not serve.
+pub fn proof_refused(problem: ProofProblem) -> AppError {
+    let message = match problem {
+        ProofProblem::Missing => "Подтвердите номер телефона кодом из SMS",
+        ProofProblem::Unknown => "Подтверждение телефона не найдено: запросите новый код",
+        ProofProblem::Expired => "Подтверждение телефона устарело: запросите новый код",
+        ProofProblem::Used => "Это подтверждение телефона уже использовано: запросите новый код",
+        ProofProblem::OtherPhone => "Подтверждён другой номер телефона",
+        ProofProblem::OtherPurpose => "Код подтверждения был запрошен для другой цели",
+    };
+    AppError::field("phone_token", message)
+}
+
+impl From<VerifyError> for AppError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::RateLimited { retry_after_secs } => {
+                AppError::RateLimited { retry_after_secs }
+            }
+            VerifyError::NotFound => AppError::NotFound,
+            VerifyError::Expired => {
+                AppError::field("code", "Срок действия кода истёк: запросите новый код")
+            }
+            VerifyError::TooManyWrongCodes => AppError::field(
+                "code",
+                "Слишком много неверных попыток: запросите новый код",
+            ),
+            VerifyError::WrongCode { left } => AppError::field(
+                "code",
+                format!("Неверный код. Осталось попыток: {left}"),
+            ),
+            VerifyError::AlreadyConfirmed => AppError::Conflict {
+                code: "already_confirmed",
+                message: "Этот код уже подтверждён".into(),
+            },
+            VerifyError::Proof(problem) => proof_refused(problem),
+            VerifyError::Database(e) => e.into(),
+            VerifyError::Pool(e) => e.into(),
+            VerifyError::Redis(e) => e.into(),
+        }
+    }
+}
+
+impl From<ProfileError> for AppError {
+    fn from(e: ProfileError) -> Self {
+        match e {
+            ProfileError::Account(e) => e.into(),
+            ProfileError::WrongPassword => {
+                AppError::field("current_password", "Неверный текущий пароль")
+            }
+            ProfileError::Verify(e) => e.into(),
         }
     }
 }

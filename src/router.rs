@@ -77,9 +77,18 @@ pub fn build(state: AppState) -> Router {
             "/cabinet/records/{id}/reschedule",
             post(web::booking::reschedule_my_record),
         )
+        .route("/cabinet/profile", get(web::profile::show_profile))
         .route(
-            "/doctors/{id}/book",
-            get(web::booking::show_booking_confirm).post(web::booking::book_slot),
+            "/cabinet/profile/password",
+            post(web::profile::change_password),
+        )
+        .route(
+            "/cabinet/profile/details",
+            post(web::profile::change_details),
+        )
+        .route(
+            "/cabinet/profile/phone",
+            post(web::profile::start_phone_change),
         )
         .route_layer(from_fn_with_state(state.clone(), roles::require_patient));
     let staff_pages = Router::new()
@@ -130,6 +139,33 @@ pub fn build(state: AppState) -> Router {
             get(web::doctors::list_doctor_reviews),
         )
         .route("/doctors/{id}/slots", get(web::booking::show_doctor_slots))
+        // Anyone: a patient confirms and books, a visitor gets the form without an account.
+        .route(
+            "/doctors/{id}/book",
+            get(web::booking::show_booking_confirm).post(web::booking::book_slot),
+        )
+        .route(
+            "/doctors/{id}/book/anonymous",
+            post(web::anonymous::start_anonymous_booking),
+        )
+        .route(
+            "/phone-code",
+            get(web::verify::show_code_form).post(web::verify::check_code),
+        )
+        .route("/phone-code/resend", post(web::verify::resend_code))
+        .route("/phone-code/cancel", post(web::verify::cancel_code))
+        .route("/v/{token}", get(web::visit::show_visit))
+        .route("/v/{token}/cancel", post(web::visit::cancel_visit))
+        .route("/v/{token}/move", post(web::visit::move_visit))
+        .route(
+            "/password/forgot",
+            get(web::auth::show_forgot).post(web::auth::start_reset),
+        )
+        .route(
+            "/password/reset",
+            get(web::auth::show_reset).post(web::auth::reset_password),
+        )
+        .route("/consent/{purpose}", get(web::consent::show_consent))
         .merge(patient_pages)
         .merge(staff_pages)
         .merge(admin_pages)
@@ -153,6 +189,15 @@ pub fn build(state: AppState) -> Router {
         )
         .route("/prices", get(api::directory::list_prices))
         .route("/specialist/schedule", get(api::booking::show_schedule))
+        .route(
+            "/phone-verifications",
+            post(api::phones::start_verification),
+        )
+        .route(
+            "/phone-verifications/{id}/confirm",
+            post(api::phones::confirm_verification),
+        )
+        .route("/consent-texts", get(api::phones::list_consent_texts))
         .route(
             "/specialist/anonymous-reserve",
             post(api::booking::reserve_anonymous),

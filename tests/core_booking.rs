@@ -62,6 +62,7 @@ async fn create_user(world: &CoreWorld, email: &str, role: Role, phone: Option<&
             phone,
             birth_date: None,
             role,
+            phone_verified_at: None,
         },
     )
     .await

@@ -63,6 +63,7 @@ async fn app_with(adjust: impl FnOnce(&mut Config)) -> (TestApp, Emulators) {
         config.smsru_url = emu.sms_url.clone().expect("SMS emulator");
         config.smsru_api_id = Some(emu.sms_api_id.clone());
         config.sms_retry_base = Duration::from_millis(300);
+        config.anonymous_booking_verify = false;
         adjust(config);
     })
     .await;
@@ -442,6 +443,8 @@ async fn askable_booking(emulators: &Emulators, timeout: Duration) -> (Booking, 
             config.schedule_cache_ttl,
         ),
         limits: ReserveLimits::new(redis.clone(), 100, 100),
+        phones: crate::support::core::phone_checks(&pool, &redis, &Clock::system()),
+        rules: sovamed::domain::booking::BookingRules::default(),
         db: pool,
         redis,
         mis,

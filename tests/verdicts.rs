@@ -179,6 +179,7 @@ impl Faces {
         let body = json!({
             "specialist_id": 999_999, "branch_id": self.branch,
             "start": "2030-03-18T09:00:00+05:00", "patient": patient,
+            "consent": {"personal_data": true, "health_data": true},
         });
         let response = browser()
             .post(self.app.url("/api/v1/specialist/anonymous-reserve"))
@@ -276,6 +277,7 @@ impl Faces {
             "specialist_id": self.doctor, "branch_id": self.branch,
             "start": "2020-01-01T09:00:00+03:00", "comment": value,
             "patient": {"last_name": "Петров", "first_name": "Пётр", "phone": "+79123456789"},
+            "consent": {"personal_data": true, "health_data": true},
         });
         let own = json!({
             "specialist_id": self.doctor, "branch_id": self.branch,

@@ -24,6 +24,7 @@ use crate::{
     domain::{
         audit::{self, Actor},
         booking::{BookRequest, BookingError, Patient, reserve::UserBooking},
+        consent::ConsentGiven,
         values::{
             BirthDate, Comment, Email, FieldErrors, FullName, Invalid, NamePart, Phone,
             RecordSource,
@@ -189,6 +190,31 @@ pub struct AnonymousReserve {
     #[serde(default)]
     #[schema(max_length = 500)]
     comment: Option<String>,
+    /// The proof of `patient.phone` from `POST /api/v1/phone-verifications/{id}/confirm`
+    /// (purpose `booking`); required unless the clinic runs `ANONYMOUS_BOOKING_VERIFY=off`.
+    #[serde(default)]
+    phone_token: Option<String>,
+    /// Consent to the processing of personal data and of health data; both are required
+    /// and recorded with the current versions of the texts (`GET /api/v1/consent-texts`).
+    #[serde(default)]
+    consent: Option<ConsentInput>,
+}
+
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentInput {
+    personal_data: bool,
+    health_data: bool,
+}
+
+impl ConsentInput {
+    fn parse(input: Option<&Self>) -> Result<ConsentGiven, Invalid> {
+        let given = input.map_or_else(ConsentGiven::default, |c| ConsentGiven {
+            personal_data: c.personal_data,
+            health_data: c.health_data,
+        });
+        given.require_both()
+    }
 }
 
 fn positive(id: i64) -> Result<i64, Invalid> {
@@ -221,7 +247,8 @@ fn replay(status: StatusCode, answer: serde_json::Value) -> Response {
     (status, Json(answer)).into_response()
 }
 
-/// Books a free slot without an account; the patient gets an SMS.
+/// Books a free slot without an account, with the proof of the patient's phone and their
+/// consent; the patient gets an SMS with a link to cancel or move the visit.
 #[utoipa::path(post, path = "/api/v1/specialist/anonymous-reserve", tag = "booking", request_body = AnonymousReserve,
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first answer")),
     responses(
@@ -231,8 +258,8 @@ fn replay(status: StatusCode, answer: serde_json::Value) -> Response {
         (status = 201, description = "Booked", body = RecordEnvelope,
             headers(("Location" = String, description = "The record: `/api/v1/records/{id}`"))),
         (status = 409, description = "`slot_taken`, or `request_in_progress` for a key still running", body = ErrorBody),
-        (status = 422, description = "Invalid input, named by field", body = ErrorBody),
-        (status = 429, description = "Too many bookings from this address or for this phone", body = ErrorBody),
+        (status = 422, description = "Invalid input, named by field: also `phone_token` (missing, unknown, expired, used, for another phone or purpose) and `consent`", body = ErrorBody),
+        (status = 429, description = "Too many bookings from this address or for this phone, or too many SMS to this phone today", body = ErrorBody),
         (status = 503, description = "`mis_unavailable`", body = ErrorBody)))]
 pub async fn reserve_anonymous(
     State(state): State<AppState>,
@@ -247,8 +274,17 @@ pub async fn reserve_anonymous(
     let comment = errors.check("comment", Comment::parse_optional(body.comment.as_deref()));
     let specialist_id = errors.check("specialist_id", positive(body.specialist_id));
     let branch_id = errors.check("branch_id", positive(body.branch_id));
-    let (patient, start, comment, specialist_id, branch_id) =
-        errors.or_value(|| Some((patient?, start?, comment?, specialist_id?, branch_id?)))?;
+    let consent = errors.check("consent", ConsentInput::parse(body.consent.as_ref()));
+    let (patient, start, comment, specialist_id, branch_id, consent) = errors.or_value(|| {
+        Some((
+            patient?,
+            start?,
+            comment?,
+            specialist_id?,
+            branch_id?,
+            consent?,
+        ))
+    })?;
     let keep = match key
         .begin(
             &state,
@@ -262,21 +298,25 @@ pub async fn reserve_anonymous(
         Begin::Replay(status, answer) => return Ok(replay(status, answer)),
         Begin::Run(keep) => keep,
     };
-    let view = state
+    let booked = state
         .booking
-        .book_anonymous(BookRequest {
-            specialist_id,
-            branch_id,
-            start,
-            patient: &patient,
-            user: None,
-            comment: comment.as_ref(),
-            source: RecordSource::Anonymous,
-            keep_answer: keep,
-            actor: Actor { user_id: None, ip },
-        })
+        .book_anonymous(
+            BookRequest {
+                specialist_id,
+                branch_id,
+                start,
+                patient: &patient,
+                user: None,
+                comment: comment.as_ref(),
+                source: RecordSource::Anonymous,
+                keep_answer: keep,
+                actor: Actor { user_id: None, ip },
+            },
+            body.phone_token.as_deref(),
+            consent,
+        )
         .await?;
-    Ok(created(RecordEnvelope::json(&view)))
+    Ok(created(RecordEnvelope::json(&booked.view)))
 }
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
@@ -311,7 +351,8 @@ fn require_patient(user: &User) -> Result<(), AppError> {
         (status = 201, description = "Booked", body = RecordEnvelope,
             headers(("Location" = String, description = "The record: `/api/v1/records/{id}`"))),
         (status = 401, description = "`unauthorized` (no valid token) or `token_expired`", body = ErrorBody), (status = 403, description = "Not a patient", body = ErrorBody),
-        (status = 409, description = "`slot_taken`", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 409, description = "`slot_taken`, or `too_many_upcoming` (at most `MAX_ACTIVE_RECORDS_PER_PATIENT` visits ahead)", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 429, description = "Too many bookings today, or too many SMS to the phone today", body = ErrorBody),
         (status = 503, description = "`mis_unavailable`", body = ErrorBody)))]
 pub async fn create_record(
     State(state): State<AppState>,

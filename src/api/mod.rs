@@ -5,6 +5,7 @@ pub mod booking;
 pub mod directory;
 pub mod idempotency;
 pub mod openapi;
+pub mod phones;
 pub mod types;
 pub mod user;
 

@@ -8,7 +8,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::api::{booking, directory, user};
+use crate::api::{booking, directory, phones, user};
 
 struct BearerAuth;
 
@@ -40,6 +40,9 @@ impl Modify for BearerAuth {
         directory::list_specialist_reviews,
         directory::list_prices,
         booking::show_schedule,
+        phones::start_verification,
+        phones::confirm_verification,
+        phones::list_consent_texts,
         booking::reserve_anonymous,
         booking::create_record,
         booking::list_records,
@@ -52,6 +55,7 @@ impl Modify for BearerAuth {
     tags(
         (name = "user", description = "Login and the current account"),
         (name = "directory", description = "Branches, specialities, doctors, reviews, prices"),
+        (name = "phones", description = "Proving a phone by an SMS code; consent texts"),
         (name = "booking", description = "Schedules and anonymous booking"),
         (name = "records", description = "A patient's records; all records for staff"),
     )

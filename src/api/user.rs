@@ -73,7 +73,7 @@ pub async fn log_in(
     ClientIp(ip): ClientIp,
     Json(body): Json<LoginRequest>,
 ) -> Result<Response, AppError> {
-    match authenticate(&state, &body.email, &body.password, ip).await? {
+    match authenticate(&state, &body.email, &body.password, ip, None).await? {
         LoginOutcome::LoggedIn(user) => {
             let token = state.jwt.issue(user.id, user.session_version)?;
             Ok(JsonResponse(LoginResponse {

@@ -22,14 +22,24 @@ pub enum LoginOutcome {
 
 /// Checks `email` and `password`. Throttled attempts never reach argon2; an unknown e-mail
 /// costs one verification against the dummy hash, like a wrong password.
+///
+/// `device_cookie` is the browser's device cookie, if any: a genuine one for this account
+/// takes the attempt past the account's lock (see `auth::device`).
 pub async fn authenticate(
     app: &App,
     email: &str,
     password: &str,
     ip: IpAddr,
+    device_cookie: Option<&str>,
 ) -> Result<LoginOutcome, AppError> {
     let email = user::normalize_email(email);
-    if let Verdict::Throttled { retry_after_secs } = app.login_throttle.attempt(&email, ip).await? {
+    let device = device_cookie
+        .and_then(|cookie| crate::auth::device::verify(&app.config.jwt_secret, cookie, &email));
+    if let Verdict::Throttled { retry_after_secs } = app
+        .login_throttle
+        .attempt(&email, ip, device.as_deref())
+        .await?
+    {
         audit(app, None, "login_throttled", &email, ip).await;
         return Ok(LoginOutcome::Throttled { retry_after_secs });
     }
@@ -52,7 +62,9 @@ pub async fn authenticate(
 
     match account {
         Some(user) if verified && !user.disabled => {
-            app.login_throttle.succeeded(&email, ip).await?;
+            app.login_throttle
+                .succeeded(&email, ip, device.as_deref())
+                .await?;
             audit(app, Some(user.id), "login_succeeded", &email, ip).await;
             Ok(LoginOutcome::LoggedIn(user))
         }

@@ -2,6 +2,7 @@
 //! throttling and the role extractors.
 
 pub mod csrf;
+pub mod device;
 pub mod jwt;
 pub mod login;
 pub mod password;

@@ -6,7 +6,8 @@
 //! for the right password. The window is fixed from the first attempt and never extended,
 //! so an attacker can hold an account for at most one window (`LOGIN_LIMIT_WINDOW_MINUTES`)
 //! at a time and never lock it for good. A successful login clears the account's counter
-//! and gives back its address's attempt.
+//! and gives back its address's attempt. A device that logged into the account before
+//! (`auth::device`) is counted on its own, so a stranger's guesses do not lock it out.
 
 use std::{net::IpAddr, time::Duration};
 
@@ -66,10 +67,26 @@ impl LoginThrottle {
         self.redis.key(&format!("login:ip:{ip}"))
     }
 
-    /// Counts one attempt and says whether it may go on to the password check.
-    pub async fn attempt(&self, email: &str, ip: IpAddr) -> Result<Verdict, fred::error::Error> {
+    fn device_key(&self, nonce: &str) -> String {
+        self.redis.key(&format!("login:dev:{nonce}"))
+    }
+
+    /// Counts one attempt and says whether it may go on to the password check. An attempt
+    /// from a device that logged into this account before (`device`: its cookie's nonce)
+    /// counts against that device instead of the account, so the account's lock does not
+    /// hold it; the address's limit holds for all.
+    pub async fn attempt(
+        &self,
+        email: &str,
+        ip: IpAddr,
+        device: Option<&str>,
+    ) -> Result<Verdict, fred::error::Error> {
         let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
-        let keys = vec![self.account_key(email), self.ip_key(ip)];
+        let first = match device {
+            Some(nonce) => self.device_key(nonce),
+            None => self.account_key(email),
+        };
+        let keys = vec![first, self.ip_key(ip)];
         let counts: Vec<i64> = self
             .redis
             .pool
@@ -98,9 +115,19 @@ impl LoginThrottle {
         Ok(Verdict::Throttled { retry_after_secs })
     }
 
-    /// A successful login: the account starts afresh and the address gets its attempt back.
-    pub async fn succeeded(&self, email: &str, ip: IpAddr) -> Result<(), fred::error::Error> {
-        let _: i64 = self.redis.pool.del(self.account_key(email)).await?;
+    /// A successful login: the account (or device) starts afresh and the address gets its
+    /// attempt back.
+    pub async fn succeeded(
+        &self,
+        email: &str,
+        ip: IpAddr,
+        device: Option<&str>,
+    ) -> Result<(), fred::error::Error> {
+        let first = match device {
+            Some(nonce) => self.device_key(nonce),
+            None => self.account_key(email),
+        };
+        let _: i64 = self.redis.pool.del(first).await?;
         let _: i64 = self.redis.pool.decr(self.ip_key(ip)).await?;
         Ok(())
     }

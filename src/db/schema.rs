@@ -14,6 +14,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         mis_pcode -> Nullable<Int8>,
+        phone_verified_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -210,6 +211,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         cancelled_at -> Nullable<Timestamptz>,
         cancelled_by -> Nullable<Int8>,
+        manage_token_hash -> Nullable<Text>,
     }
 }
 
@@ -287,3 +289,47 @@ diesel::table! {
 
 diesel::joinable!(booking_intents -> records (record_id));
 diesel::allow_tables_to_appear_in_same_query!(booking_intents, records);
+
+diesel::table! {
+    phone_verifications (id) {
+        id -> Text,
+        phone -> Nullable<Text>,
+        purpose -> Text,
+        user_id -> Nullable<Int8>,
+        code_hash -> Text,
+        wrong_attempts -> Int4,
+        expires_at -> Timestamptz,
+        confirmed_at -> Nullable<Timestamptz>,
+        token_hash -> Nullable<Text>,
+        token_expires_at -> Nullable<Timestamptz>,
+        token_used_at -> Nullable<Timestamptz>,
+        client_ip -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    consent_texts (id) {
+        id -> Int8,
+        purpose -> Text,
+        version -> Int4,
+        title -> Text,
+        body -> Text,
+        published_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    consents (id) {
+        id -> Int8,
+        user_id -> Nullable<Int8>,
+        phone -> Nullable<Text>,
+        text_id -> Int8,
+        given_at -> Timestamptz,
+        client_ip -> Text,
+        withdrawn_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(consents -> consent_texts (text_id));
+diesel::allow_tables_to_appear_in_same_query!(consents, consent_texts);

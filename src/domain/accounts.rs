@@ -28,6 +28,13 @@ impl NewPassword {
     }
 }
 
+impl NewPassword {
+    /// The password itself, for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Debug for NewPassword {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("NewPassword(***)")
@@ -110,6 +117,7 @@ pub async fn create(
         phone: account.phone.as_ref().map(Phone::as_str),
         birth_date: account.birth_date.map(BirthDate::date),
         role: account.role,
+        phone_verified_at: None,
     };
     let created = match user::insert(&mut conn, &new_user).await {
         Ok(created) => created,

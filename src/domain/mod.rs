@@ -11,4 +11,8 @@ pub mod accounts;
 pub mod audit;
 pub mod booking;
 pub mod clock;
+pub mod consent;
+pub mod phones;
+pub mod profile;
+pub mod rate;
 pub mod values;

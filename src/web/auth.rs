@@ -1,4 +1,5 @@
-//! Login, logout and patient self-registration pages.
+//! Login (with device cookies), logout, patient self-registration with a phone code, and
+//! password reset by a code to the account's proven phone.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -8,23 +9,31 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+// The base layout names roles.
+use crate::db::models::user::Role;
 use crate::{
-    app::AppState,
+    app::{App, AppState},
     auth::{
+        device,
         login::{LoginOutcome, audit, authenticate},
         roles::MaybeUser,
         session::AuthSession,
     },
     client_ip::ClientIp,
     domain::{
-        accounts::{self, AccountError, NewAccount, NewPassword, Origin},
-        values::{BirthDate, Email, FieldErrors, FullName, Invalid, Phone, Role},
+        accounts::NewPassword,
+        consent::ConsentGiven,
+        profile::{self, ProfileError, Registration},
+        values::{BirthDate, Email, FieldErrors, FullName, Phone},
     },
     error::AppError,
     extract::{Form, Query},
-    web::{Layout, safe_next},
+    web::{
+        Layout, safe_next,
+        verify::{self, PendingAction},
+    },
 };
 
 /// The one message for every failed login, whatever the cause.
@@ -37,12 +46,26 @@ struct LoginPage {
     next: String,
     email: String,
     error: Option<String>,
+    notice: Option<&'static str>,
+    /// `next=...` for the registration link, so a chosen slot survives it.
+    next_query: String,
 }
 
 #[derive(Deserialize)]
 pub struct NextQuery {
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    registered: String,
+    #[serde(default)]
+    reset: String,
+}
+
+fn next_query(next: &str) -> String {
+    if next.is_empty() {
+        return String::new();
+    }
+    serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
 }
 
 pub async fn show_login(
@@ -56,11 +79,22 @@ pub async fn show_login(
     }
     let layout = Layout::with_form(&session, None).await?;
     let next = safe_next(&query.next).unwrap_or_default().to_owned();
+    let notice = if query.registered == "1" {
+        Some(
+            "Телефон подтверждён. Войдите с электронной почтой и паролем, указанными при регистрации.",
+        )
+    } else if query.reset == "1" {
+        Some("Пароль изменён. Войдите с новым паролем; прежние входы завершены.")
+    } else {
+        None
+    };
     Ok(LoginPage {
         layout,
+        next_query: next_query(&next),
         next,
         email: String::new(),
         error: None,
+        notice,
     }
     .into_response())
 }
@@ -79,11 +113,22 @@ pub async fn log_in(
     State(state): State<AppState>,
     session: AuthSession,
     ClientIp(ip): ClientIp,
+    request_headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     let next = safe_next(&form.next).unwrap_or_default().to_owned();
-    let (status, retry_after, error) =
-        match authenticate(&state, &form.email, &form.password, ip).await? {
+    let production = state.config.is_production();
+    let cookie_name = device::cookie_name(production);
+    let device_cookie = device::read(&request_headers, cookie_name);
+    let outcome = authenticate(
+        &state,
+        &form.email,
+        &form.password,
+        ip,
+        device_cookie.as_deref(),
+    )
+    .await?;
+    let (status, retry_after, error) = match outcome {
             LoginOutcome::LoggedIn(user) => {
                 session.log_in(&user).await?;
                 let target = if next.is_empty() {
@@ -91,7 +136,13 @@ pub async fn log_in(
                 } else {
                     next
                 };
-                return Ok(Redirect::to(&target).into_response());
+                // This browser is known to the account from now on (see `auth::device`).
+                let value = device::issue(&state.config.jwt_secret, &user.email);
+                let mut response = Redirect::to(&target).into_response();
+                if let Some(cookie) = device::set_cookie(cookie_name, &value, production) {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+                return Ok(response);
             }
             LoginOutcome::Failed => (StatusCode::OK, None, LOGIN_FAILED.to_owned()),
             LoginOutcome::Throttled { retry_after_secs } => (
@@ -104,9 +155,11 @@ pub async fn log_in(
     // password are the same bytes.
     let page = LoginPage {
         layout: Layout::with_form(&session, None).await?,
+        next_query: next_query(&next),
         next,
         email: String::new(),
         error: Some(error),
+        notice: None,
     };
     let mut headers = HeaderMap::new();
     if let Some(secs) = retry_after {
@@ -172,6 +225,7 @@ struct RegisterPage {
     layout: Layout,
     form: RegisterForm,
     errors: FieldErrors,
+    error: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -186,93 +240,308 @@ pub struct RegisterForm {
     phone: String,
     #[serde(default)]
     birth_date: String,
-    consent: Option<String>,
+    consent_personal: Option<String>,
+    consent_health: Option<String>,
+    #[serde(default)]
+    next: String,
+}
+
+impl RegisterForm {
+    fn next_query(&self) -> String {
+        next_query(&self.next)
+    }
 }
 
 pub async fn show_register(
     session: AuthSession,
     MaybeUser(user): MaybeUser,
+    Query(query): Query<NextQuery>,
 ) -> Result<Response, AppError> {
     if let Some(user) = user {
         return Ok(Redirect::to(user.role().home_path()).into_response());
     }
     let layout = Layout::with_form(&session, None).await?;
+    let form = RegisterForm {
+        next: safe_next(&query.next).unwrap_or_default().to_owned(),
+        ..RegisterForm::default()
+    };
     Ok(RegisterPage {
         layout,
-        form: RegisterForm::default(),
+        form,
         errors: FieldErrors::new(),
+        error: None,
     }
     .into_response())
 }
 
-/// The account a registration form asks for, or the refusals by field.
-fn validate(form: &RegisterForm, today: chrono::NaiveDate) -> Result<NewAccount, FieldErrors> {
+/// A registration waiting for its code; the password is hashed already.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingRegistration {
+    email: String,
+    password_hash: String,
+    full_name: String,
+    /// E.164.
+    pub phone: String,
+    birth_date: chrono::NaiveDate,
+    consent: (bool, bool),
+    next: String,
+}
+
+/// The registration a form asks for, or the refusals by field.
+fn validate(
+    form: &RegisterForm,
+    today: chrono::NaiveDate,
+) -> Result<(Email, NewPassword, FullName, Phone, BirthDate, ConsentGiven), FieldErrors> {
     let mut errors = FieldErrors::new();
     let email = errors.check("email", Email::parse(&form.email));
     let password = errors.check("password", NewPassword::parse(&form.password));
     let full_name = errors.check("full_name", FullName::parse(&form.full_name));
     let phone = errors.check("phone", Phone::parse(&form.phone));
     let birth_date = errors.check("birth_date", BirthDate::parse(&form.birth_date, today));
-    if form.consent.is_none() {
-        errors.add(
-            "consent",
-            Invalid("Без согласия на обработку персональных данных регистрация невозможна"),
-        );
-    }
+    let consent = errors.check(
+        "consent",
+        ConsentGiven {
+            personal_data: form.consent_personal.is_some(),
+            health_data: form.consent_health.is_some(),
+        }
+        .require_both(),
+    );
     errors.or_value(|| {
-        Some(NewAccount {
-            email: email?,
-            full_name: full_name?,
-            phone: Some(phone?),
-            birth_date: Some(birth_date?),
-            role: Role::Patient,
-            password: password?,
-        })
+        Some((
+            email?,
+            password?,
+            full_name?,
+            phone?,
+            birth_date?,
+            consent?,
+        ))
     })
 }
 
+/// `POST /register`: throttled per address; a valid form costs one hash and sends the code.
+/// Whether the e-mail is taken is not said here (nor after the code).
 pub async fn register(
     State(state): State<AppState>,
     session: AuthSession,
     ClientIp(ip): ClientIp,
-    Form(form): Form<RegisterForm>,
+    Form(mut form): Form<RegisterForm>,
 ) -> Result<Response, AppError> {
-    let account = match validate(&form, Utc::now().date_naive()) {
-        Ok(account) => account,
-        Err(errors) => return registration_refused(&session, form, errors).await,
+    form.next = safe_next(&form.next).unwrap_or_default().to_owned();
+    if let Err(retry_after_secs) =
+        profile::count_registration(&state.redis, ip, state.config.registration_limit_per_ip_hour)
+            .await?
+    {
+        let e = AppError::RateLimited { retry_after_secs };
+        return registration_refused(&session, form, FieldErrors::new(), Some(e)).await;
+    }
+    let (email, password, full_name, phone, birth_date, consent) =
+        match validate(&form, Utc::now().date_naive()) {
+            Ok(valid) => valid,
+            Err(errors) => return registration_refused(&session, form, errors, None).await,
+        };
+    let password_hash = state
+        .passwords
+        .hash(password.expose().to_owned())
+        .await
+        .map_err(AppError::Internal)?;
+    let pending = PendingRegistration {
+        email: email.as_str().to_owned(),
+        password_hash,
+        full_name: full_name.to_string(),
+        phone: phone.as_str().to_owned(),
+        birth_date: birth_date.date(),
+        consent: (consent.personal_data, consent.health_data),
+        next: form.next.clone(),
     };
-    let created = accounts::create(
-        &state.db,
-        &state.passwords,
-        account,
-        Origin::Registration(ip),
-    )
-    .await;
-    let user = match created {
-        Ok(user) => user,
-        Err(AccountError::EmailTaken) => {
-            let errors = FieldErrors::one(
-                "email",
-                Invalid("Этот адрес уже зарегистрирован. Войдите в личный кабинет."),
-            );
-            return registration_refused(&session, form, errors).await;
-        }
-        Err(e) => return Err(e.into()),
+    match verify::begin(&state, &session, PendingAction::Registration(pending), ip, None).await? {
+        Ok(next) => Ok(next),
+        Err(e) => registration_refused(&session, form, FieldErrors::new(), Some(e)).await,
+    }
+}
+
+/// The right code came: the account is made (or, for a taken e-mail, its owner is told),
+/// and either way the visitor is asked to log in, with the slot they chose still in `next`.
+pub async fn complete_registration(
+    app: &App,
+    pending: PendingRegistration,
+    token: &str,
+    ip: std::net::IpAddr,
+) -> Result<Response, AppError> {
+    let stored = |e: crate::domain::values::Invalid| AppError::Internal(anyhow::anyhow!(e.0));
+    let registration = Registration {
+        email: Email::parse(&pending.email).map_err(stored)?,
+        password_hash: pending.password_hash,
+        full_name: FullName::parse(&pending.full_name).map_err(stored)?,
+        phone: Phone::from_stored(pending.phone),
+        birth_date: BirthDate::from_stored(pending.birth_date),
+        consent: ConsentGiven {
+            personal_data: pending.consent.0,
+            health_data: pending.consent.1,
+        },
     };
-    session.log_in(&user).await?;
-    Ok(Redirect::to(Role::Patient.home_path()).into_response())
+    profile::register(&app.db, &app.booking.phones, registration, token, ip).await?;
+    let mut target = "/login?registered=1".to_owned();
+    if !pending.next.is_empty() {
+        target.push('&');
+        target.push_str(&next_query(&pending.next));
+    }
+    Ok(Redirect::to(&target).into_response())
 }
 
 async fn registration_refused(
     session: &AuthSession,
     mut form: RegisterForm,
     errors: FieldErrors,
+    error: Option<AppError>,
 ) -> Result<Response, AppError> {
     form.password.clear();
+    let status = error
+        .as_ref()
+        .map_or(StatusCode::UNPROCESSABLE_ENTITY, AppError::status);
+    let retry_after = match &error {
+        Some(AppError::RateLimited { retry_after_secs }) => Some(*retry_after_secs),
+        _ => None,
+    };
     let page = RegisterPage {
         layout: Layout::with_form(session, None).await?,
         form,
         errors,
+        error: error.map(|e| e.public_message()),
     };
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+    let mut response = (status, page).into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    Ok(response)
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/auth/forgot.html")]
+struct ForgotPage {
+    layout: Layout,
+    email: String,
+    error: Option<String>,
+}
+
+pub async fn show_forgot(session: AuthSession) -> Result<Response, AppError> {
+    Ok(ForgotPage {
+        layout: Layout::with_form(&session, None).await?,
+        email: String::new(),
+        error: None,
+    }
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// `POST /password/forgot`: a code to the account's proven phone, or a decoy; the next
+/// page is the same for both.
+pub async fn start_reset(
+    State(state): State<AppState>,
+    session: AuthSession,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<ForgotForm>,
+) -> Result<Response, AppError> {
+    let refuse = async |status: StatusCode, error: String, email: String| {
+        let page = ForgotPage {
+            layout: Layout::with_form(&session, None).await?,
+            email,
+            error: Some(error),
+        };
+        Ok::<_, AppError>((status, page).into_response())
+    };
+    let email = match Email::parse(&form.email) {
+        Ok(email) => email,
+        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.0.to_owned(), form.email).await,
+    };
+    let action = PendingAction::PasswordReset {
+        email: email.as_str().to_owned(),
+    };
+    match verify::begin(&state, &session, action, ip, None).await? {
+        Ok(next) => Ok(next),
+        Err(e) => {
+            let mut response = refuse(e.status(), e.public_message(), form.email).await?;
+            if let AppError::RateLimited { retry_after_secs } = e {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Ok(response)
+        }
+    }
+}
+
+const RESET_PROOF_KEY: &str = "reset_proof";
+
+/// The right reset code came: the new-password form, holding the proof in the session.
+pub async fn reset_ready(session: &AuthSession, token: &str) -> Result<Response, AppError> {
+    session.0.insert(RESET_PROOF_KEY, token).await?;
+    Ok(Redirect::to("/password/reset").into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/auth/reset.html")]
+struct ResetPage {
+    layout: Layout,
+    error: Option<String>,
+}
+
+pub async fn show_reset(session: AuthSession) -> Result<Response, AppError> {
+    if session.0.get::<String>(RESET_PROOF_KEY).await?.is_none() {
+        return Ok(Redirect::to("/password/forgot").into_response());
+    }
+    Ok(ResetPage {
+        layout: Layout::with_form(&session, None).await?,
+        error: None,
+    }
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /password/reset`: the new password; every session and token of the account ends.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    session: AuthSession,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<ResetForm>,
+) -> Result<Response, AppError> {
+    let Some(token) = session.0.get::<String>(RESET_PROOF_KEY).await? else {
+        return Ok(Redirect::to("/password/forgot").into_response());
+    };
+    let password = match NewPassword::parse(&form.password) {
+        Ok(password) => password,
+        Err(e) => {
+            let page = ResetPage {
+                layout: Layout::with_form(&session, None).await?,
+                error: Some(e.0.to_owned()),
+            };
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    let reset = profile::reset_password(
+        &state.db,
+        &state.passwords,
+        &state.booking.phones,
+        &token,
+        password,
+        ip,
+    )
+    .await;
+    session.0.remove::<String>(RESET_PROOF_KEY).await?;
+    match reset {
+        Ok(_) => Ok(Redirect::to("/login?reset=1").into_response()),
+        Err(ProfileError::Verify(_)) => Ok(Redirect::to("/password/forgot").into_response()),
+        Err(e) => Err(e.into()),
+    }
 }

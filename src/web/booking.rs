@@ -14,13 +14,16 @@ use serde::Deserialize;
 use crate::extract::path_id as parse_path_id;
 use crate::{
     app::{App, AppState},
-    auth::{roles::CurrentUser, session::AuthSession},
+    auth::{
+        roles::{CurrentUser, MaybeUser},
+        session::AuthSession,
+    },
     client_ip::ClientIp,
     db::models::{
         directory::{self, Branch, Specialist},
         outbox::OutboxMessage,
         record::RecordView,
-        user::Role,
+        user::{Role, User},
     },
     domain::{
         audit::{self, Actor},
@@ -175,6 +178,8 @@ struct ConfirmPage {
     start: String,
     patient_name: String,
     error: Option<String>,
+    /// Another visit of the patient at that time.
+    warning: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -216,20 +221,63 @@ fn confirm_page(
         start: target.zone.local(&start).to_rfc3339(),
         patient_name,
         error,
+        warning: None,
     }
 }
 
+/// The booking step after a free slot: a patient confirms; a visitor without an account
+/// gets the form to book without one (or to log in or register, keeping the slot).
 pub async fn show_booking_confirm(
     State(state): State<AppState>,
     session: AuthSession,
-    CurrentUser(user): CurrentUser,
+    MaybeUser(user): MaybeUser,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     Query(query): Query<BookQuery>,
 ) -> Result<Response, AppError> {
     let target = target_for(&state, parse_path_id(&id)?, &query.branch_id).await?;
     let start = params::field("start", params::instant(&query.start))?;
+    let Some(user) = user else {
+        let page = crate::web::anonymous::anonymous_page(
+            &session,
+            &target,
+            start,
+            Default::default(),
+            Default::default(),
+            None,
+        )
+        .await?;
+        return Ok(page.into_response());
+    };
+    let user = patient_only(&state, user, ip).await?;
+    let overlaps = state
+        .booking
+        .overlapping_visits(&user, (start, start + chrono::Duration::minutes(1)), None)
+        .await?;
     let layout = Layout::with_form(&session, Some(&user)).await?;
-    Ok(confirm_page(layout, &target, start, user.full_name.clone(), None).into_response())
+    let mut page = confirm_page(layout, &target, start, user.full_name.clone(), None);
+    page.warning = overlap_warning(&overlaps);
+    Ok(page.into_response())
+}
+
+/// Pages open to anyone that only a patient may act on: staff and admins get the 403 of
+/// the role gates, audited the same way.
+async fn patient_only(app: &App, user: User, ip: std::net::IpAddr) -> Result<User, AppError> {
+    if user.role() == Role::Patient {
+        return Ok(user);
+    }
+    crate::auth::login::audit(app, Some(user.id), "access_denied", "/doctors/book", ip).await;
+    Err(AppError::Forbidden)
+}
+
+/// A warning, not a refusal: another visit of the patient at the same time.
+fn overlap_warning(overlaps: &[RecordView]) -> Option<String> {
+    let other = overlaps.first()?;
+    Some(format!(
+        "В это время у вас уже есть запись: {} к врачу {}. Новая запись её не отменит.",
+        other.local_start().format("%d.%m.%Y %H:%M"),
+        other.specialist_name
+    ))
 }
 
 #[derive(Deserialize)]
@@ -245,11 +293,15 @@ pub struct BookForm {
 pub async fn book_slot(
     State(state): State<AppState>,
     session: AuthSession,
-    CurrentUser(user): CurrentUser,
+    MaybeUser(user): MaybeUser,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     Form(form): Form<BookForm>,
 ) -> Result<Response, AppError> {
+    let Some(user) = user else {
+        return Ok(Redirect::to(&format!("/doctors/{id}")).into_response());
+    };
+    let user = patient_only(&state, user, ip).await?;
     let target = target_for(&state, parse_path_id(&id)?, &form.branch_id).await?;
     let start = params::field("start", params::instant(&form.start))?;
     let booked = match params::field("comment", Comment::parse(&form.comment)) {

@@ -106,3 +106,34 @@ pub async fn page_not_found() -> AppError {
 pub async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
 }
+
+#[derive(Template, askama_web::WebTemplate)]
+#[template(path = "pages/notice.html")]
+struct NoticePage {
+    layout: Layout,
+    title: String,
+    message: String,
+    alert: bool,
+    link_href: String,
+    link_text: String,
+}
+
+/// A page that says what went wrong in a flow, and where to go on, with `status`.
+pub async fn problem_page(
+    session: &crate::auth::session::AuthSession,
+    status: axum::http::StatusCode,
+    title: &str,
+    message: &str,
+    (link_href, link_text): (&str, &str),
+) -> Result<Response, AppError> {
+    use axum::response::IntoResponse;
+    let page = NoticePage {
+        layout: Layout::with_form(session, None).await?,
+        title: title.to_owned(),
+        message: message.to_owned(),
+        alert: !status.is_success(),
+        link_href: link_href.to_owned(),
+        link_text: link_text.to_owned(),
+    };
+    Ok((status, page).into_response())
+}

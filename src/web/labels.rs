@@ -80,3 +80,18 @@ impl Subject {
         }
     }
 }
+
+/// "понедельник, 30.11.2026": a date as a patient reads it.
+pub fn weekday_date(date: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    let day = match date.weekday() {
+        chrono::Weekday::Mon => "понедельник",
+        chrono::Weekday::Tue => "вторник",
+        chrono::Weekday::Wed => "среда",
+        chrono::Weekday::Thu => "четверг",
+        chrono::Weekday::Fri => "пятница",
+        chrono::Weekday::Sat => "суббота",
+        chrono::Weekday::Sun => "воскресенье",
+    };
+    format!("{day}, {}", date.format("%d.%m.%Y"))
+}

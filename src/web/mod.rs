@@ -1,14 +1,19 @@
 //! HTML pages by area. Pages authenticate with the cabinet session cookie only.
 
 pub mod admin;
+pub mod anonymous;
 pub mod auth;
 pub mod booking;
 pub mod cabinet;
+pub mod consent;
 pub mod doctors;
 pub mod errors;
 pub mod home;
-mod labels;
+pub mod labels;
+pub mod profile;
 pub mod staff;
+pub mod verify;
+pub mod visit;
 
 use crate::{
     auth::session::AuthSession,

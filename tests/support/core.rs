@@ -57,6 +57,8 @@ impl CoreWorld {
                 config.schedule_cache_ttl,
             ),
             limits: ReserveLimits::new(redis.clone(), 100, 100),
+            phones: phone_checks(&pool, &redis, &clock),
+            rules: sovamed::domain::booking::BookingRules::default(),
             db: pool,
             redis,
             mis,
@@ -139,4 +141,24 @@ pub async fn sync_mis_directories(config: &Config) {
     .await
     .map_err(|(kind, e)| format!("{}: {e}", kind.as_str()))
     .expect("directories sync");
+}
+
+/// Phone proofs over the test's database and Redis, with generous limits.
+pub fn phone_checks(
+    pool: &sovamed::db::DbPool,
+    redis: &Redis,
+    clock: &Clock,
+) -> sovamed::domain::phones::PhoneChecks {
+    sovamed::domain::phones::PhoneChecks::new(
+        pool.clone(),
+        redis.clone(),
+        clock.clone(),
+        sovamed::domain::phones::VerifyLimits {
+            per_phone_hour: 100,
+            per_ip_hour: 100,
+            sms_per_phone_day: 100,
+        },
+        Arc::default(),
+        b"test key for phone codes, 32 bytes or more",
+    )
 }

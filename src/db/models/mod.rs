@@ -1,6 +1,7 @@
 //! One module per table: the row types and the query functions, each taking a connection.
 
 pub mod audit_event;
+pub mod consent;
 pub mod directory;
 pub mod idempotency;
 pub mod intent;
@@ -9,3 +10,4 @@ pub mod record;
 pub mod schedule_snapshot;
 pub mod sync_run;
 pub mod user;
+pub mod verification;

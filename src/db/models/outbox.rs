@@ -98,6 +98,33 @@ pub async fn insert(
         .map(|_| ())
 }
 
+/// SMS of every kind queued for `phone` since `since` (sent, waiting or failed).
+pub async fn count_for_phone_since(
+    conn: &mut AsyncPgConnection,
+    phone: &str,
+    since: DateTime<Utc>,
+) -> QueryResult<i64> {
+    sms_outbox::table
+        .filter(sms_outbox::phone.eq(phone))
+        .filter(sms_outbox::created_at.gt(since))
+        .count()
+        .get_result(conn)
+        .await
+}
+
+/// Once a message has left for good, its secrets leave the table: the code of a `code`
+/// message and the token of a visit link are blanked, the rest of the text stays.
+async fn redact(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE sms_outbox SET body = regexp_replace(regexp_replace(body, \
+           '/v/[A-Za-z0-9_-]+', '/v/…', 'g'), '(код )[0-9]{6}', '\\1••••••') \
+         WHERE id = $1 AND status IN ('sent', 'failed')",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(id)
+    .execute(conn)
+    .await
+}
+
 /// Claims up to `limit` due messages: they become `sending` with one more attempt. Rows that
 /// another worker holds are skipped, not waited for.
 pub async fn claim_due(
@@ -146,7 +173,7 @@ pub async fn mark_sent(
     provider_id: &str,
     check_at: Option<DateTime<Utc>>,
 ) -> QueryResult<bool> {
-    diesel::update(
+    let moved = diesel::update(
         sms_outbox::table
             .find(id)
             .filter(sms_outbox::status.eq_any([status::SENDING, status::UNKNOWN])),
@@ -162,7 +189,11 @@ pub async fn mark_sent(
     ))
     .execute(conn)
     .await
-    .map(|n| n == 1)
+    .map(|n| n == 1)?;
+    if moved {
+        redact(conn, id).await?;
+    }
+    Ok(moved)
 }
 
 /// `sending` → `pending` at `at`: the gateway refused for now.
@@ -190,7 +221,7 @@ pub async fn mark_retry(
 
 /// `sending` → `failed`: refused for good, or out of attempts.
 pub async fn mark_failed(conn: &mut AsyncPgConnection, id: i64, error: &str) -> QueryResult<bool> {
-    diesel::update(
+    let moved = diesel::update(
         sms_outbox::table
             .find(id)
             .filter(sms_outbox::status.eq(status::SENDING)),
@@ -202,7 +233,11 @@ pub async fn mark_failed(conn: &mut AsyncPgConnection, id: i64, error: &str) -> 
     ))
     .execute(conn)
     .await
-    .map(|n| n == 1)
+    .map(|n| n == 1)?;
+    if moved {
+        redact(conn, id).await?;
+    }
+    Ok(moved)
 }
 
 /// `sending` → `unknown`: no answer, so whether the gateway took it is not known. The
@@ -268,7 +303,7 @@ pub async fn requeue_unknown(conn: &mut AsyncPgConnection, id: i64) -> QueryResu
 
 /// `unknown` → `failed`: a person decided not to send it (`error` says why).
 pub async fn fail_unknown(conn: &mut AsyncPgConnection, id: i64, error: &str) -> QueryResult<bool> {
-    diesel::update(
+    let moved = diesel::update(
         sms_outbox::table
             .find(id)
             .filter(sms_outbox::status.eq(status::UNKNOWN)),
@@ -280,7 +315,11 @@ pub async fn fail_unknown(conn: &mut AsyncPgConnection, id: i64, error: &str) ->
     ))
     .execute(conn)
     .await
-    .map(|n| n == 1)
+    .map(|n| n == 1)?;
+    if moved {
+        redact(conn, id).await?;
+    }
+    Ok(moved)
 }
 
 /// `unknown` → `sent` by a person who found it at the gateway; with its `sms_id`, its
@@ -291,7 +330,7 @@ pub async fn settle_held_as_sent(
     provider_id: Option<&str>,
 ) -> QueryResult<bool> {
     let check_at = provider_id.map(|_| Utc::now());
-    diesel::update(
+    let moved = diesel::update(
         sms_outbox::table
             .find(id)
             .filter(sms_outbox::status.eq(status::UNKNOWN)),
@@ -307,7 +346,11 @@ pub async fn settle_held_as_sent(
     ))
     .execute(conn)
     .await
-    .map(|n| n == 1)
+    .map(|n| n == 1)?;
+    if moved {
+        redact(conn, id).await?;
+    }
+    Ok(moved)
 }
 
 /// The messages held as `unknown`, oldest first.

@@ -106,6 +106,8 @@ pub struct NewRecord<'a> {
     pub patient_birth_date: Option<NaiveDate>,
     pub comment: Option<&'a str>,
     pub source: RecordSource,
+    /// SHA-256 of the visit link's token (visits booked without an account).
+    pub manage_token_hash: Option<&'a str>,
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, record: &NewRecord<'_>) -> QueryResult<Record> {
@@ -340,4 +342,91 @@ pub async fn mark_visited(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<
     .get_result(conn)
     .await
     .optional()
+}
+
+/// Booked visits of the account still ahead.
+pub async fn count_upcoming(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> QueryResult<i64> {
+    records::table
+        .filter(records::user_id.eq(user_id))
+        .filter(records::status.eq(RecordStatus::Booked))
+        .filter(records::starts_at.gt(now))
+        .count()
+        .get_result(conn)
+        .await
+}
+
+/// When each booking the account made since `since` was made (any status now).
+pub async fn created_since(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<DateTime<Utc>>> {
+    records::table
+        .filter(records::user_id.eq(user_id))
+        .filter(records::created_at.gt(since))
+        .filter(records::source.ne(RecordSource::Clinic))
+        .select(records::created_at)
+        .load(conn)
+        .await
+}
+
+/// The account's other booked visits that overlap `[start, end)`.
+pub async fn overlapping(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    except: Option<i64>,
+) -> QueryResult<Vec<RecordView>> {
+    records::table
+        .inner_join(specialists::table)
+        .inner_join(branches::table)
+        .filter(records::user_id.eq(user_id))
+        .filter(records::status.eq(RecordStatus::Booked))
+        .filter(records::starts_at.lt(end))
+        .filter(records::ends_at.gt(start))
+        .filter(records::id.ne(except.unwrap_or(0)))
+        .order(records::starts_at)
+        .select(view_columns())
+        .load(conn)
+        .await
+        .map(|rows| rows.into_iter().map(to_view).collect())
+}
+
+/// The visit whose link token hashes to `token_hash`.
+pub async fn find_view_by_manage_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &str,
+) -> QueryResult<Option<RecordView>> {
+    records::table
+        .inner_join(specialists::table)
+        .inner_join(branches::table)
+        .filter(records::manage_token_hash.eq(token_hash))
+        .select(view_columns())
+        .first(conn)
+        .await
+        .optional()
+        .map(|row| row.map(to_view))
+}
+
+/// Visits booked without an account on `phone` become the account's.
+pub async fn adopt_by_phone(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    phone: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        records::table
+            .filter(records::user_id.is_null())
+            .filter(records::patient_phone.eq(phone)),
+    )
+    .set((
+        records::user_id.eq(user_id),
+        records::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
 }

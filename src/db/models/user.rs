@@ -25,6 +25,8 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
     /// The patient card in the MIS, once known.
     pub mis_pcode: Option<i64>,
+    /// When the phone was last proven by an SMS code; `None` if never.
+    pub phone_verified_at: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -43,6 +45,7 @@ pub struct NewUser<'a> {
     pub phone: Option<&'a str>,
     pub birth_date: Option<NaiveDate>,
     pub role: Role,
+    pub phone_verified_at: Option<DateTime<Utc>>,
 }
 
 /// E-mail addresses are compared trimmed and lower-cased.
@@ -222,4 +225,53 @@ pub async fn search(
         .load(conn)
         .await?;
     Ok((items, total))
+}
+
+/// Changes the name and e-mail.
+pub async fn set_profile(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    full_name: &str,
+    email: &str,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::full_name.eq(full_name),
+            users::email.eq(email),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// Sets a phone proven by a code just now. The MIS card stays: the patient is the same.
+pub async fn set_verified_phone(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    phone: &str,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::phone.eq(phone),
+            users::phone_verified_at.eq(diesel::dsl::now),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// An enabled account whose proven phone is `phone` (the most recently proven one).
+pub async fn find_by_verified_phone(
+    conn: &mut AsyncPgConnection,
+    phone: &str,
+) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::phone.eq(phone))
+        .filter(users::phone_verified_at.is_not_null())
+        .filter(users::disabled.eq(false))
+        .order(users::phone_verified_at.desc())
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
 }

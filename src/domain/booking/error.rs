@@ -54,6 +54,12 @@ pub enum BookingError {
     PatientHasNoPhone,
     #[error("rate limited for {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
+    /// The patient already holds the most upcoming visits allowed.
+    #[error("at most {max} upcoming visits")]
+    TooManyUpcoming { max: u32 },
+    /// The proof of the phone is missing or does not serve this booking.
+    #[error("phone proof: {0:?}")]
+    PhoneProof(crate::domain::phones::ProofProblem),
     /// The MIS refused for a reason of its own, with its comment.
     #[error("MIS refused: {0}")]
     MisRefused(String),
@@ -108,6 +114,22 @@ impl From<super::schedule::ScheduleError> for BookingError {
         match e {
             super::schedule::ScheduleError::NoCopy(e) => BookingError::from_mis(e),
             super::schedule::ScheduleError::Database(e) => BookingError::Store(e),
+        }
+    }
+}
+
+impl From<crate::domain::phones::VerifyError> for BookingError {
+    fn from(e: crate::domain::phones::VerifyError) -> Self {
+        use crate::domain::phones::VerifyError;
+        match e {
+            VerifyError::Proof(problem) => BookingError::PhoneProof(problem),
+            VerifyError::RateLimited { retry_after_secs } => {
+                BookingError::RateLimited { retry_after_secs }
+            }
+            VerifyError::Database(e) => BookingError::Database(e),
+            VerifyError::Pool(e) => BookingError::Pool(e),
+            VerifyError::Redis(e) => BookingError::Redis(e),
+            other => BookingError::Store(other.to_string()),
         }
     }
 }

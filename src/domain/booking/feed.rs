@@ -266,6 +266,7 @@ impl Booking {
             patient_birth_date: patient.birth_date.map(|d| d.date()),
             comment: None,
             source: crate::domain::values::RecordSource::Clinic,
+            manage_token_hash: None,
         };
         let mut conn = self.conn().await?;
         let written = conn

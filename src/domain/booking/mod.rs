@@ -15,6 +15,7 @@ pub mod reconcile;
 pub mod records;
 pub mod reserve;
 mod rounds;
+pub mod rules;
 pub mod schedule;
 pub mod target;
 
@@ -24,7 +25,8 @@ use tokio::sync::Notify;
 
 pub use error::{BookingError, Change, TargetError};
 pub use patient::Patient;
-pub use reserve::{AnswerToKeep, BookRequest};
+pub use reserve::{AnonymousBooking, AnswerToKeep, BookRequest};
+pub use rules::BookingRules;
 pub use target::BookingTarget;
 
 use crate::{
@@ -48,6 +50,9 @@ pub struct Booking {
     pub outbox_wakeup: Arc<Notify>,
     /// First retry delay of an SMS (`SMS_RETRY_BASE_SECONDS`).
     pub sms_retry_base: Duration,
+    /// Phone proofs, which a booking without an account needs.
+    pub phones: crate::domain::phones::PhoneChecks,
+    pub rules: BookingRules,
 }
 
 impl Booking {

@@ -108,6 +108,11 @@ impl Booking {
                 Some(appointment) => {
                     let facts: BookingFacts = serde_json::from_value(pending.request.clone())
                         .map_err(|e| BookingError::Store(format!("intent facts: {e}")))?;
+                    // The request's link token died with it: a visit without an account
+                    // gets a new one, which its SMS carries.
+                    let token = (facts.user_id.is_none()
+                        && facts.source == crate::domain::values::RecordSource::Anonymous)
+                        .then(|| crate::domain::phones::random_hex(16));
                     let written = self
                         .write_record(
                             pending.id,
@@ -117,6 +122,7 @@ impl Booking {
                             pending.pcode,
                             appointment.schedid,
                             None,
+                            token.as_deref(),
                         )
                         .await;
                     match written {

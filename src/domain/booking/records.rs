@@ -12,6 +12,7 @@ use crate::{
     },
     domain::{
         audit::Actor,
+        phones::sha256_hex,
         values::{PageNo, RecordStatus, SearchText},
     },
 };
@@ -127,5 +128,57 @@ impl Booking {
             page,
             per_page: PER_PAGE,
         })
+    }
+
+    /// The visit behind a link from an SMS, while it is ahead (the link dies when the visit
+    /// starts). Anything else is "not found".
+    pub async fn visit_by_link(&self, token: &str) -> Result<RecordView, BookingError> {
+        let token = token.trim();
+        // Our tokens are 32 hex digits; anything else is not looked up.
+        if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(BookingError::RecordNotFound);
+        }
+        let mut conn = self.conn().await?;
+        let view = record::find_view_by_manage_token(&mut conn, &sha256_hex(token))
+            .await?
+            .ok_or(BookingError::RecordNotFound)?;
+        if view.record.starts_at <= self.clock.now() {
+            return Err(BookingError::RecordNotFound);
+        }
+        Ok(view)
+    }
+
+    /// Cancels the visit behind a link, as the anonymous visitor at `ip`.
+    pub async fn cancel_by_link(
+        &self,
+        token: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<RecordView, BookingError> {
+        let view = self.visit_by_link(token).await?;
+        self.cancel(&view, Actor { user_id: None, ip }).await
+    }
+
+    /// Moves the visit behind a link to `start`, as the anonymous visitor at `ip`.
+    pub async fn reschedule_by_link(
+        &self,
+        token: &str,
+        start: chrono::DateTime<chrono::Utc>,
+        ip: std::net::IpAddr,
+    ) -> Result<RecordView, BookingError> {
+        let view = self.visit_by_link(token).await?;
+        self.reschedule(&view, start, Actor { user_id: None, ip })
+            .await
+    }
+
+    /// The patient's other booked visits that overlap `[start, end)`: a warning, not a
+    /// refusal (two members of a family may share an account).
+    pub async fn overlapping_visits(
+        &self,
+        user: &User,
+        span: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+        except: Option<i64>,
+    ) -> Result<Vec<RecordView>, BookingError> {
+        let mut conn = self.conn().await?;
+        Ok(record::overlapping(&mut conn, user.id, span, except).await?)
     }
 }

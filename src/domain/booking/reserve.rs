@@ -30,7 +30,9 @@ use crate::{
     },
     domain::{
         audit::{self, Actor},
-        values::{BirthDate, Comment, IntentKind, IntentState, RecordSource},
+        consent::{self, ConsentGiven, Consenter},
+        phones::{random_hex, sha256_hex},
+        values::{BirthDate, Comment, IntentKind, IntentState, RecordSource, VerificationPurpose},
     },
     integrations::infoclinica::{PatientQuery, ReserveRequest},
 };
@@ -122,21 +124,59 @@ impl Booking {
         .await
     }
 
-    /// Books for a visitor without an account. Input that is wrong anyway (no such doctor,
-    /// not a free slot) is refused before it counts against the limits; what counts is
-    /// every attempt that would reach the MIS and the SMS gateway.
+    /// Books for a visitor without an account, with the proof of their phone (unless the
+    /// clinic turned verification off) and their consent, which is recorded. Input that is
+    /// wrong anyway (no such doctor, not a free slot) is refused before it counts against
+    /// the limits; what counts is every attempt that would reach the MIS and the SMS
+    /// gateway. A proof is used only by a booking that happened.
     pub async fn book_anonymous(
         &self,
         request: BookRequest<'_>,
-    ) -> Result<RecordView, BookingError> {
+        proof: Option<&str>,
+        consent: ConsentGiven,
+    ) -> Result<AnonymousBooking, BookingError> {
         let target = self
             .target(request.specialist_id, request.branch_id)
             .await?;
         let slot = self.find_slot(&target, request.start).await?;
-        self.limits
-            .check(request.actor.ip, request.patient.phone.as_str())
+        let phone = &request.patient.phone;
+        let proven = if self.rules.anonymous_verify {
+            Some(
+                self.phones
+                    .take(proof, VerificationPurpose::Booking, Some(phone))
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let booked = self.book_anonymous_proven(target, slot, request, consent).await;
+        if let (Err(_), Some(proven)) = (&booked, &proven) {
+            self.phones.release(proven).await;
+        }
+        booked
+    }
+
+    async fn book_anonymous_proven(
+        &self,
+        target: BookingTarget,
+        slot: Slot,
+        request: BookRequest<'_>,
+        consent: ConsentGiven,
+    ) -> Result<AnonymousBooking, BookingError> {
+        let phone = request.patient.phone.as_str().to_owned();
+        self.limits.check(request.actor.ip, &phone).await?;
+        let mut conn = self.conn().await?;
+        self.rules
+            .check_sms(&mut conn, &phone, self.clock.now())
             .await?;
-        self.book_slot(target, slot, request).await
+        consent::record(&mut conn, Consenter::Phone(&phone), consent, request.actor.ip).await?;
+        drop(conn);
+        let token = random_hex(16);
+        let view = self.book_slot(target, slot, request, Some(&token)).await?;
+        Ok(AnonymousBooking {
+            view,
+            manage_token: token,
+        })
     }
 
     /// Books a free slot: intent, MIS, then the record and its SMS in one local transaction.
@@ -145,15 +185,25 @@ impl Booking {
             .target(request.specialist_id, request.branch_id)
             .await?;
         let slot = self.find_slot(&target, request.start).await?;
-        self.book_slot(target, slot, request).await
+        if let Some(user) = request.user {
+            let mut conn = self.conn().await?;
+            let now = self.clock.now();
+            self.rules.check_account(&mut conn, user.id, now).await?;
+            self.rules
+                .check_sms(&mut conn, request.patient.phone.as_str(), now)
+                .await?;
+        }
+        self.book_slot(target, slot, request, None).await
     }
 
-    /// [`Booking::book`] once the doctor and the free slot are known.
+    /// [`Booking::book`] once the doctor and the free slot are known. A visit booked
+    /// without an account gets `manage_token`, whose link goes out in the SMS.
     async fn book_slot(
         &self,
         target: BookingTarget,
         slot: Slot,
         request: BookRequest<'_>,
+        manage_token: Option<&str>,
     ) -> Result<RecordView, BookingError> {
         let lock = self.lock_slot(&target, request.start).await?;
         let job = BookJob {
@@ -161,6 +211,7 @@ impl Booking {
             patient: request.patient.clone(),
             user: request.user.cloned(),
             keep_answer: request.keep_answer,
+            manage_token: manage_token.map(str::to_owned),
             target,
             slot,
         };
@@ -304,6 +355,7 @@ impl Booking {
                 pcode,
                 schedid,
                 job.keep_answer.as_ref(),
+                job.manage_token.as_deref(),
             )
             .await;
         match written {
@@ -348,8 +400,9 @@ impl Booking {
         pcode: i64,
         schedid: i64,
         keep_answer: Option<&AnswerToKeep>,
+        manage_token: Option<&str>,
     ) -> Result<RecordView, BookingError> {
-        let body = notify::text(
+        let mut body = notify::text(
             Notice::Booked,
             &NoticeFacts {
                 doctor: &target.specialist_name,
@@ -358,6 +411,13 @@ impl Booking {
                 start,
             },
         );
+        if let Some(token) = manage_token {
+            body.push_str(&format!(
+                " Отменить или перенести: {}",
+                self.rules.visit_link(token)
+            ));
+        }
+        let token_hash = manage_token.map(sha256_hex);
         let new = NewRecord {
             mis_id: schedid,
             specialist_id: target.specialist_id,
@@ -374,6 +434,7 @@ impl Booking {
             patient_birth_date: facts.birth_date,
             comment: facts.comment.as_deref(),
             source: facts.source,
+            manage_token_hash: token_hash.as_deref(),
         };
         let mut conn = self.conn().await?;
         let view = conn
@@ -436,8 +497,18 @@ struct BookJob {
     patient: Patient,
     user: Option<User>,
     keep_answer: Option<AnswerToKeep>,
+    /// The visit link's token of a booking without an account.
+    manage_token: Option<String>,
     target: BookingTarget,
     slot: Slot,
+}
+
+/// A visit booked without an account, and the token of its link (sent by SMS, stored
+/// hashed).
+#[derive(Debug)]
+pub struct AnonymousBooking {
+    pub view: RecordView,
+    pub manage_token: String,
 }
 
 /// What a booking writes besides the slot: who the patient is, whose account, the comment,

@@ -126,6 +126,28 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What a phone is proven for; a proof serves only the purpose it was asked for.
+    VerificationPurpose {
+        /// A booking without an account.
+        Booking = "booking",
+        /// A new account.
+        Registration = "registration",
+        /// A new password for an account whose phone this is.
+        PasswordReset = "password_reset",
+        /// A new phone on an account.
+        PhoneChange = "phone_change",
+    }
+}
+
+text_enum! {
+    /// What a consent covers (152-FZ: personal data, and health data as a special category).
+    ConsentPurpose {
+        PersonalData = "personal_data",
+        HealthData = "health_data",
+    }
+}
+
 impl Role {
     /// Staff and admins work the records of every patient.
     pub fn is_staff(self) -> bool {
@@ -173,6 +195,12 @@ mod tests {
         }
         for source in RecordSource::ALL {
             assert_one_code(*source, source.as_str());
+        }
+        for purpose in VerificationPurpose::ALL {
+            assert_one_code(*purpose, purpose.as_str());
+        }
+        for purpose in ConsentPurpose::ALL {
+            assert_one_code(*purpose, purpose.as_str());
         }
     }
 

@@ -14,7 +14,10 @@ mod zone;
 use std::collections::BTreeMap;
 
 pub use email::Email;
-pub use enums::{IntentKind, IntentState, RecordSource, RecordStatus, Role, UnknownCode};
+pub use enums::{
+    ConsentPurpose, IntentKind, IntentState, RecordSource, RecordStatus, Role, UnknownCode,
+    VerificationPurpose,
+};
 pub use person::{BirthDate, FullName, NamePart};
 pub use phone::Phone;
 pub use text::{Comment, PageNo, SearchText};
@@ -50,6 +53,11 @@ impl FieldErrors {
                 None
             }
         }
+    }
+
+    /// A refusal worded elsewhere (an error mapped back to its field).
+    pub fn add_message(&mut self, field: &str, message: String) {
+        self.0.entry(field.to_owned()).or_insert(message);
     }
 
     pub fn add(&mut self, field: &str, invalid: Invalid) {

@@ -1,0 +1,64 @@
+//! The `consent_texts` and `consents` tables: the versioned texts a person agrees to, and
+//! each consent given (by an account or a phone), with its address and any withdrawal.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::{
+    db::schema::{consent_texts, consents},
+    domain::values::ConsentPurpose,
+};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = consent_texts, check_for_backend(diesel::pg::Pg))]
+pub struct ConsentText {
+    pub id: i64,
+    pub purpose: ConsentPurpose,
+    pub version: i32,
+    pub title: String,
+    pub body: String,
+    pub published_at: DateTime<Utc>,
+}
+
+/// The newest version of each purpose's text.
+pub async fn current_texts(conn: &mut AsyncPgConnection) -> QueryResult<Vec<ConsentText>> {
+    consent_texts::table
+        .distinct_on(consent_texts::purpose)
+        .order((consent_texts::purpose, consent_texts::version.desc()))
+        .select(ConsentText::as_select())
+        .load(conn)
+        .await
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = consents)]
+pub struct NewConsent<'a> {
+    pub user_id: Option<i64>,
+    pub phone: Option<&'a str>,
+    pub text_id: i64,
+    pub client_ip: &'a str,
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, new: &[NewConsent<'_>]) -> QueryResult<usize> {
+    diesel::insert_into(consents::table)
+        .values(new)
+        .execute(conn)
+        .await
+}
+
+/// Consents given on `phone` without an account become the account's.
+pub async fn adopt_by_phone(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    phone: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        consents::table
+            .filter(consents::user_id.is_null())
+            .filter(consents::phone.eq(phone)),
+    )
+    .set(consents::user_id.eq(user_id))
+    .execute(conn)
+    .await
+}
