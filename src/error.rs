@@ -352,10 +352,9 @@ impl From<VerifyError> for AppError {
                 "code",
                 "Слишком много неверных попыток: запросите новый код",
             ),
-            VerifyError::WrongCode { left } => AppError::field(
-                "code",
-                format!("Неверный код. Осталось попыток: {left}"),
-            ),
+            VerifyError::WrongCode { left } => {
+                AppError::field("code", format!("Неверный код. Осталось попыток: {left}"))
+            }
             VerifyError::AlreadyConfirmed => AppError::Conflict {
                 code: "already_confirmed",
                 message: "Этот код уже подтверждён".into(),

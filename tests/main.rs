@@ -24,3 +24,4 @@ mod support;
 mod sync;
 mod throttling;
 mod verdicts;
+mod verified_phones;

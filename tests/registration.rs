@@ -13,7 +13,8 @@ fn valid_form(token: &str) -> Vec<(&'static str, String)> {
         ("full_name", "Новикова  Ольга Петровна".into()),
         ("phone", "8 (912) 345-67-89".into()),
         ("birth_date", "1990-05-17".into()),
-        ("consent", "yes".into()),
+        ("consent_personal", "yes".into()),
+        ("consent_health", "yes".into()),
     ]
 }
 
@@ -22,7 +23,11 @@ fn with(
     field: &str,
     value: Option<&str>,
 ) -> Vec<(&'static str, String)> {
-    let mut form: Vec<_> = form.iter().filter(|(k, _)| *k != field).cloned().collect();
+    let mut form: Vec<_> = form
+        .iter()
+        .filter(|(k, _)| *k != field && !(field == "consent" && k.starts_with("consent")))
+        .cloned()
+        .collect();
     if let Some(value) = value {
         let key = match field {
             "email" => "email",
@@ -30,7 +35,7 @@ fn with(
             "full_name" => "full_name",
             "phone" => "phone",
             "birth_date" => "birth_date",
-            _ => "consent",
+            _ => "consent_personal",
         };
         form.push((key, value.to_owned()));
     }
@@ -38,8 +43,11 @@ fn with(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_patient_registers_and_lands_in_the_cabinet() {
-    let app = TestApp::spawn().await;
+async fn a_patient_registers_with_a_code_and_lands_in_the_cabinet() {
+    let (app, emulators) = crate::support::with_emulators_and(|config| {
+        config.anonymous_booking_verify = true;
+    })
+    .await;
     let client = browser();
     let token = csrf_token(
         &client
@@ -58,7 +66,50 @@ async fn a_patient_registers_and_lands_in_the_cabinet() {
         .await
         .expect("register");
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/cabinet");
+    assert_eq!(location(&response), "/phone-code");
+    let code_page = client
+        .get(app.url("/phone-code"))
+        .send()
+        .await
+        .expect("code page")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        code_page.contains("+7912***6789"),
+        "the page names the masked phone"
+    );
+    let control = emulators.control.clone();
+    assert!(
+        crate::support::eventually(10, || control
+            .sms_messages()
+            .iter()
+            .any(|m| m.to == "79123456789"))
+        .await
+    );
+    let text = control.sms_messages().remove(0).text;
+    let code = text
+        .split_whitespace()
+        .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
+        .expect("a code");
+    let confirmed = client
+        .post(app.url("/phone-code"))
+        .form(&[
+            ("csrf_token", csrf_token(&code_page)),
+            ("code", code.to_owned()),
+        ])
+        .send()
+        .await
+        .expect("confirm");
+    assert_eq!(location(&confirmed), "/login?registered=1");
+    let login = app
+        .log_in(
+            &client,
+            "new.patient@example.ru",
+            "пароль длинный и свой 42",
+        )
+        .await;
+    assert_eq!(location(&login), "/cabinet");
     let cabinet = client
         .get(app.url("/cabinet"))
         .send()
@@ -77,44 +128,27 @@ async fn a_patient_registers_and_lands_in_the_cabinet() {
         .expect("created");
     assert_eq!(stored.role(), Role::Patient);
     assert_eq!(stored.phone.as_deref(), Some("+79123456789"));
+    assert!(stored.phone_verified_at.is_some(), "the phone is proven");
     assert!(
         stored
             .password_hash
             .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
     );
     assert!(!stored.password_hash.contains("пароль"));
-
-    // The same address again is refused on the e-mail field.
-    let other = browser();
-    let token = csrf_token(
-        &other
-            .get(app.url("/register"))
-            .send()
-            .await
-            .expect("page")
-            .text()
-            .await
-            .expect("body"),
-    );
-    let again = other
-        .post(app.url("/register"))
-        .form(&valid_form(&token))
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        again
-            .text()
-            .await
-            .expect("body")
-            .contains("уже зарегистрирован")
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM consents WHERE user_id = {}",
+            stored.id
+        ))
+        .await,
+        2,
+        "both consents are on record"
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_invalid_field_gets_its_own_message() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|config| config.registration_limit_per_ip_hour = 1000).await;
     let client = browser();
     let token = csrf_token(
         &client

@@ -100,7 +100,14 @@ mod tests {
         let cookie = issue(KEY, "anna@example.ru");
         assert!(verify(KEY, &cookie, "anna@example.ru").is_some());
         assert!(verify(KEY, &cookie, "boris@example.ru").is_none());
-        assert!(verify(b"another key of 32 bytes or longer!!", &cookie, "anna@example.ru").is_none());
+        assert!(
+            verify(
+                b"another key of 32 bytes or longer!!",
+                &cookie,
+                "anna@example.ru"
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -120,7 +127,10 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=1; sovamed_device=v1.n.a.t; b=2"),
         );
-        assert_eq!(read(&headers, "sovamed_device").as_deref(), Some("v1.n.a.t"));
+        assert_eq!(
+            read(&headers, "sovamed_device").as_deref(),
+            Some("v1.n.a.t")
+        );
         assert_eq!(read(&headers, "missing"), None);
     }
 }

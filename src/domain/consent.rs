@@ -5,9 +5,7 @@
 use std::net::IpAddr;
 
 use crate::{
-    db::{
-        models::consent::{self, ConsentText, NewConsent},
-    },
+    db::models::consent::{self, ConsentText, NewConsent},
     domain::values::{ConsentPurpose, Invalid},
 };
 
@@ -70,7 +68,9 @@ pub async fn record(
 }
 
 /// The texts a form links to.
-pub async fn current_texts(conn: &mut diesel_async::AsyncPgConnection) -> Result<Vec<ConsentText>, diesel::result::Error> {
+pub async fn current_texts(
+    conn: &mut diesel_async::AsyncPgConnection,
+) -> Result<Vec<ConsentText>, diesel::result::Error> {
     consent::current_texts(conn).await
 }
 

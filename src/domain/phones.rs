@@ -167,8 +167,14 @@ impl PhoneChecks {
         } else {
             (true, None)
         };
-        self.issue(phone.as_str(), deliver.then_some(phone), user_id, purpose, ip)
-            .await
+        self.issue(
+            phone.as_str(),
+            deliver.then_some(phone),
+            user_id,
+            purpose,
+            ip,
+        )
+        .await
     }
 
     /// Sends a password-reset code to the proven phone of the account with `email`; any
@@ -330,10 +336,7 @@ impl PhoneChecks {
             })
             .await?;
         outcome?;
-        Ok(Proof {
-            token,
-            expires_at,
-        })
+        Ok(Proof { token, expires_at })
     }
 
     /// Takes the proof `token` for one operation of `purpose`, for `phone` when the

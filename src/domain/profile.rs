@@ -91,7 +91,13 @@ pub async fn register(
     if let Some(owner) = user::find_by_email(&mut conn, registration.email.as_str()).await? {
         tell_owner(&mut conn, &owner).await?;
         drop(conn);
-        audit::append(db, Actor { user_id: None, ip }, "registration_email_taken", &owner.id.to_string()).await;
+        audit::append(
+            db,
+            Actor { user_id: None, ip },
+            "registration_email_taken",
+            &owner.id.to_string(),
+        )
+        .await;
         return Ok(Registered::EmailTaken);
     }
     let full_name = registration.full_name.to_string();
@@ -111,7 +117,13 @@ pub async fn register(
                 },
             )
             .await?;
-            consent::record(conn, Consenter::Account(created.id), registration.consent, ip).await?;
+            consent::record(
+                conn,
+                Consenter::Account(created.id),
+                registration.consent,
+                ip,
+            )
+            .await?;
             adopt(conn, created.id, &phone).await?;
             Ok::<_, diesel::result::Error>(created)
         })
@@ -243,7 +255,13 @@ pub async fn change_password(
         .await?
         .ok_or(AccountError::NotFound)?;
     drop(conn);
-    audit::append(db, Actor::user(&account, ip), "password_changed", &account.id.to_string()).await;
+    audit::append(
+        db,
+        Actor::user(&account, ip),
+        "password_changed",
+        &account.id.to_string(),
+    )
+    .await;
     Ok(account)
 }
 
@@ -265,7 +283,13 @@ pub async fn update_profile(
         Err(e) => return Err(e.into()),
     }
     drop(conn);
-    audit::append(db, Actor::user(account, ip), "profile_changed", &account.id.to_string()).await;
+    audit::append(
+        db,
+        Actor::user(account, ip),
+        "profile_changed",
+        &account.id.to_string(),
+    )
+    .await;
     Ok(())
 }
 
@@ -293,7 +317,13 @@ pub async fn change_phone(
     })
     .await?;
     drop(conn);
-    audit::append(db, Actor::user(account, ip), "phone_changed", &account.id.to_string()).await;
+    audit::append(
+        db,
+        Actor::user(account, ip),
+        "phone_changed",
+        &account.id.to_string(),
+    )
+    .await;
     Ok(proven.phone)
 }
 

@@ -38,7 +38,10 @@ pub async fn hit(
 ) -> Result<Result<(), u64>, fred::error::Error> {
     let keys: Vec<String> = counters.iter().map(|c| redis.key(&c.key)).collect();
     let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-    let counts: Vec<i64> = redis.pool.eval(COUNT_ATTEMPT, keys, vec![window_ms]).await?;
+    let counts: Vec<i64> = redis
+        .pool
+        .eval(COUNT_ATTEMPT, keys, vec![window_ms])
+        .await?;
     if counts.len() != counters.len() * 2 {
         return Err(fred::error::Error::new(
             fred::error::ErrorKind::Unknown,

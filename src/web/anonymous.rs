@@ -75,7 +75,10 @@ impl PendingBooking {
     }
 
     pub fn doctor_path(&self) -> String {
-        format!("/doctors/{}?branch_id={}#slots", self.doctor_id, self.branch_id)
+        format!(
+            "/doctors/{}?branch_id={}#slots",
+            self.doctor_id, self.branch_id
+        )
     }
 }
 
@@ -139,9 +142,21 @@ impl AnonymousForm {
             value: value.clone(),
         };
         vec![
-            input("last_name", "Фамилия", "text", "family-name", &self.last_name),
+            input(
+                "last_name",
+                "Фамилия",
+                "text",
+                "family-name",
+                &self.last_name,
+            ),
             input("first_name", "Имя", "text", "given-name", &self.first_name),
-            input("middle_name", "Отчество (если есть)", "text", "additional-name", &self.middle_name),
+            input(
+                "middle_name",
+                "Отчество (если есть)",
+                "text",
+                "additional-name",
+                &self.middle_name,
+            ),
             input(
                 "phone",
                 "Мобильный телефон — пришлём код и SMS о записи",
@@ -149,7 +164,13 @@ impl AnonymousForm {
                 "tel",
                 &self.phone,
             ),
-            input("birth_date", "Дата рождения", "date", "bday", &self.birth_date),
+            input(
+                "birth_date",
+                "Дата рождения",
+                "date",
+                "bday",
+                &self.birth_date,
+            ),
             input(
                 "comment",
                 "Комментарий для врача (необязательно)",
@@ -261,7 +282,15 @@ pub async fn start_anonymous_booking(
     // The slot is checked before a code costs an SMS.
     if let Err(e) = state.booking.find_slot(&target, start).await {
         let e = AppError::from(e);
-        return refused(&session, &target, start, form, FieldErrors::new(), Some(e.public_message())).await;
+        return refused(
+            &session,
+            &target,
+            start,
+            form,
+            FieldErrors::new(),
+            Some(e.public_message()),
+        )
+        .await;
     }
     let pending = PendingBooking {
         doctor_id: target.specialist_id,
@@ -286,7 +315,15 @@ pub async fn start_anonymous_booking(
         Ok(next) => Ok(next),
         Err(e) => {
             let field = FieldErrors::new();
-            let mut response = refused(&session, &target, start, form, field, Some(e.public_message())).await?;
+            let mut response = refused(
+                &session,
+                &target,
+                start,
+                form,
+                field,
+                Some(e.public_message()),
+            )
+            .await?;
             *response.status_mut() = e.status();
             if let AppError::RateLimited { retry_after_secs } = e {
                 response.headers_mut().insert(

@@ -129,28 +129,28 @@ pub async fn log_in(
     )
     .await?;
     let (status, retry_after, error) = match outcome {
-            LoginOutcome::LoggedIn(user) => {
-                session.log_in(&user).await?;
-                let target = if next.is_empty() {
-                    user.role().home_path().to_owned()
-                } else {
-                    next
-                };
-                // This browser is known to the account from now on (see `auth::device`).
-                let value = device::issue(&state.config.jwt_secret, &user.email);
-                let mut response = Redirect::to(&target).into_response();
-                if let Some(cookie) = device::set_cookie(cookie_name, &value, production) {
-                    response.headers_mut().append(header::SET_COOKIE, cookie);
-                }
-                return Ok(response);
+        LoginOutcome::LoggedIn(user) => {
+            session.log_in(&user).await?;
+            let target = if next.is_empty() {
+                user.role().home_path().to_owned()
+            } else {
+                next
+            };
+            // This browser is known to the account from now on (see `auth::device`).
+            let value = device::issue(&state.config.jwt_secret, &user.email);
+            let mut response = Redirect::to(&target).into_response();
+            if let Some(cookie) = device::set_cookie(cookie_name, &value, production) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
             }
-            LoginOutcome::Failed => (StatusCode::OK, None, LOGIN_FAILED.to_owned()),
-            LoginOutcome::Throttled { retry_after_secs } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                Some(retry_after_secs),
-                AppError::RateLimited { retry_after_secs }.public_message(),
-            ),
-        };
+            return Ok(response);
+        }
+        LoginOutcome::Failed => (StatusCode::OK, None, LOGIN_FAILED.to_owned()),
+        LoginOutcome::Throttled { retry_after_secs } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(retry_after_secs),
+            AppError::RateLimited { retry_after_secs }.public_message(),
+        ),
+    };
     // The e-mail is not echoed back, so the page for an unknown address and for a wrong
     // password are the same bytes.
     let page = LoginPage {
@@ -306,16 +306,7 @@ fn validate(
         }
         .require_both(),
     );
-    errors.or_value(|| {
-        Some((
-            email?,
-            password?,
-            full_name?,
-            phone?,
-            birth_date?,
-            consent?,
-        ))
-    })
+    errors.or_value(|| Some((email?, password?, full_name?, phone?, birth_date?, consent?)))
 }
 
 /// `POST /register`: throttled per address; a valid form costs one hash and sends the code.
@@ -327,9 +318,12 @@ pub async fn register(
     Form(mut form): Form<RegisterForm>,
 ) -> Result<Response, AppError> {
     form.next = safe_next(&form.next).unwrap_or_default().to_owned();
-    if let Err(retry_after_secs) =
-        profile::count_registration(&state.redis, ip, state.config.registration_limit_per_ip_hour)
-            .await?
+    if let Err(retry_after_secs) = profile::count_registration(
+        &state.redis,
+        ip,
+        state.config.registration_limit_per_ip_hour,
+    )
+    .await?
     {
         let e = AppError::RateLimited { retry_after_secs };
         return registration_refused(&session, form, FieldErrors::new(), Some(e)).await;
@@ -353,7 +347,15 @@ pub async fn register(
         consent: (consent.personal_data, consent.health_data),
         next: form.next.clone(),
     };
-    match verify::begin(&state, &session, PendingAction::Registration(pending), ip, None).await? {
+    match verify::begin(
+        &state,
+        &session,
+        PendingAction::Registration(pending),
+        ip,
+        None,
+    )
+    .await?
+    {
         Ok(next) => Ok(next),
         Err(e) => registration_refused(&session, form, FieldErrors::new(), Some(e)).await,
     }
@@ -458,7 +460,9 @@ pub async fn start_reset(
     };
     let email = match Email::parse(&form.email) {
         Ok(email) => email,
-        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.0.to_owned(), form.email).await,
+        Err(e) => {
+            return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.0.to_owned(), form.email).await;
+        }
     };
     let action = PendingAction::PasswordReset {
         email: email.as_str().to_owned(),

@@ -107,7 +107,9 @@ async fn refused(
                     }
                     (StatusCode::UNPROCESSABLE_ENTITY, errors, None)
                 }
-                AppError::RateLimited { .. } => (e.status(), FieldErrors::new(), Some(e.public_message())),
+                AppError::RateLimited { .. } => {
+                    (e.status(), FieldErrors::new(), Some(e.public_message()))
+                }
                 other => return Err(other),
             }
         }
@@ -141,7 +143,16 @@ pub async fn change_password(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    match profile::change_password(&state.db, &state.passwords, &user, &form.current_password, new, ip).await {
+    match profile::change_password(
+        &state.db,
+        &state.passwords,
+        &user,
+        &form.current_password,
+        new,
+        ip,
+    )
+    .await
+    {
         Ok(updated) => {
             session.log_in(&updated).await?;
             Ok(Redirect::to("/cabinet/profile?done=password").into_response())
@@ -174,7 +185,16 @@ pub async fn change_details(
         let page = page(&session, user, None, ("details", errors, None)).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
-    match profile::update_profile(&state.db, &state.passwords, &user, &form.current_password, (name, email), ip).await {
+    match profile::update_profile(
+        &state.db,
+        &state.passwords,
+        &user,
+        &form.current_password,
+        (name, email),
+        ip,
+    )
+    .await
+    {
         Ok(()) => Ok(Redirect::to("/cabinet/profile?done=details").into_response()),
         Err(e) => refused(&session, user, "details", e).await,
     }
@@ -208,7 +228,13 @@ pub async fn start_phone_change(
         Ok(next) => Ok(next),
         Err(e) => {
             let status = e.status();
-            let page = page(&session, user, None, ("phone", FieldErrors::new(), Some(e.public_message()))).await?;
+            let page = page(
+                &session,
+                user,
+                None,
+                ("phone", FieldErrors::new(), Some(e.public_message())),
+            )
+            .await?;
             Ok((status, page).into_response())
         }
     }
@@ -227,13 +253,15 @@ pub async fn complete_phone_change(
     };
     match profile::change_phone(&app.db, &app.booking.phones, &user, token, ip).await {
         Ok(_) => Ok(Redirect::to("/cabinet/profile?done=phone").into_response()),
-        Err(ProfileError::Verify(VerifyError::Proof(_))) => refused(
-            session,
-            user,
-            "phone",
-            ProfileError::Verify(VerifyError::Expired),
-        )
-        .await,
+        Err(ProfileError::Verify(VerifyError::Proof(_))) => {
+            refused(
+                session,
+                user,
+                "phone",
+                ProfileError::Verify(VerifyError::Expired),
+            )
+            .await
+        }
         Err(e) => refused(session, user, "phone", e).await,
     }
 }

@@ -47,8 +47,12 @@ pub enum PendingAction {
     Booking(crate::web::anonymous::PendingBooking),
     Registration(crate::web::auth::PendingRegistration),
     /// A reset for the account with this e-mail (or none: the decoy looks the same).
-    PasswordReset { email: String },
-    PhoneChange { phone: String },
+    PasswordReset {
+        email: String,
+    },
+    PhoneChange {
+        phone: String,
+    },
 }
 
 impl PendingAction {
@@ -98,7 +102,11 @@ async fn send_code(
         }
         PendingAction::Registration(r) => {
             phones
-                .start(&stored_phone(&r.phone), VerificationPurpose::Registration, ip)
+                .start(
+                    &stored_phone(&r.phone),
+                    VerificationPurpose::Registration,
+                    ip,
+                )
                 .await
         }
         PendingAction::PasswordReset { email } => match Email::parse(email) {
@@ -185,7 +193,15 @@ pub async fn show_code_form(
     let Some(pending) = pending(&session).await? else {
         return Ok(Redirect::to("/").into_response());
     };
-    code_page(&session, user.as_ref(), &pending, StatusCode::OK, None, None).await
+    code_page(
+        &session,
+        user.as_ref(),
+        &pending,
+        StatusCode::OK,
+        None,
+        None,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -207,7 +223,15 @@ pub async fn check_code(
     let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         let error = Some("Код — 6 цифр из SMS".to_owned());
-        return code_page(&session, user.as_ref(), &pending, StatusCode::UNPROCESSABLE_ENTITY, error, None).await;
+        return code_page(
+            &session,
+            user.as_ref(),
+            &pending,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error,
+            None,
+        )
+        .await;
     }
     let proof = match state
         .booking
@@ -218,7 +242,15 @@ pub async fn check_code(
         Ok(proof) => proof,
         Err(e) => {
             let e = AppError::from(e);
-            return code_page(&session, user.as_ref(), &pending, e.status(), Some(e.public_message()), None).await;
+            return code_page(
+                &session,
+                user.as_ref(),
+                &pending,
+                e.status(),
+                Some(e.public_message()),
+                None,
+            )
+            .await;
         }
     };
     clear(&session).await?;
@@ -254,10 +286,26 @@ pub async fn resend_code(
             pending.verification_id = started.id;
             session.0.insert(PENDING_KEY, &pending).await?;
             let notice = Some("Мы отправили новый код.".to_owned());
-            code_page(&session, user.as_ref(), &pending, StatusCode::OK, None, notice).await
+            code_page(
+                &session,
+                user.as_ref(),
+                &pending,
+                StatusCode::OK,
+                None,
+                notice,
+            )
+            .await
         }
         Err(e) => {
-            let mut response = code_page(&session, user.as_ref(), &pending, e.status(), Some(resend_refusal(&e)), None).await?;
+            let mut response = code_page(
+                &session,
+                user.as_ref(),
+                &pending,
+                e.status(),
+                Some(resend_refusal(&e)),
+                None,
+            )
+            .await?;
             if let AppError::RateLimited { retry_after_secs } = e {
                 response.headers_mut().insert(
                     axum::http::header::RETRY_AFTER,
@@ -271,9 +319,9 @@ pub async fn resend_code(
 
 fn resend_refusal(e: &AppError) -> String {
     match e {
-        AppError::RateLimited { retry_after_secs } if *retry_after_secs <= 60 => format!(
-            "Новый код можно запросить через {retry_after_secs} с."
-        ),
+        AppError::RateLimited { retry_after_secs } if *retry_after_secs <= 60 => {
+            format!("Новый код можно запросить через {retry_after_secs} с.")
+        }
         other => other.public_message(),
     }
 }

@@ -79,14 +79,21 @@ async fn visit_page(
     let now = app.booking.clock.now();
     let zone = view.branch_zone;
     let today = zone.today(now);
-    let date = date.unwrap_or_else(|| view.local_start().date_naive()).max(today);
+    let date = date
+        .unwrap_or_else(|| view.local_start().date_naive())
+        .max(today);
     let changeable = view.record.is_changeable_at(now);
     let free = if changeable {
         let target = app
             .booking
             .target(view.record.specialist_id, view.record.branch_id)
             .await?;
-        match app.booking.schedule.window(&target.grid(), date, date).await {
+        match app
+            .booking
+            .schedule
+            .window(&target.grid(), date, date)
+            .await
+        {
             Ok(window) => window
                 .days
                 .iter()
@@ -106,7 +113,11 @@ async fn visit_page(
     Ok(VisitPage {
         layout: Layout::with_form(session, None).await?,
         token: token.to_owned(),
-        when: format!("{} {}", weekday_date(local.date_naive()), local.format("%H:%M")),
+        when: format!(
+            "{} {}",
+            weekday_date(local.date_naive()),
+            local.format("%H:%M")
+        ),
         status: view.record.status.title(),
         changeable,
         booked,
@@ -126,7 +137,11 @@ pub async fn show_visit(
     Path(token): Path<String>,
     Query(query): Query<VisitQuery>,
 ) -> Result<Response, AppError> {
-    let view = state.booking.visit_by_link(&token).await.map_err(link_dead)?;
+    let view = state
+        .booking
+        .visit_by_link(&token)
+        .await
+        .map_err(link_dead)?;
     let date = match query.date.trim() {
         "" => None,
         raw => Some(params::field("date", params::date(raw))?),
@@ -188,12 +203,24 @@ async fn refused(
     tried: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Response, AppError> {
     let e = link_dead(e);
-    if matches!(e, AppError::NotFound | AppError::Unavailable { .. } | AppError::Internal(_)) {
+    if matches!(
+        e,
+        AppError::NotFound | AppError::Unavailable { .. } | AppError::Internal(_)
+    ) {
         return Err(e);
     }
     let view = app.booking.visit_by_link(token).await.map_err(link_dead)?;
     let date = tried.map(|t| view.branch_zone.local(&t).date_naive());
     let status = e.status();
-    let page = visit_page(app, session, token, view, date, (None, Some(e.public_message())), false).await?;
+    let page = visit_page(
+        app,
+        session,
+        token,
+        view,
+        date,
+        (None, Some(e.public_message())),
+        false,
+    )
+    .await?;
     Ok((status, page).into_response())
 }

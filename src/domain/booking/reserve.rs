@@ -149,7 +149,9 @@ impl Booking {
         } else {
             None
         };
-        let booked = self.book_anonymous_proven(target, slot, request, consent).await;
+        let booked = self
+            .book_anonymous_proven(target, slot, request, consent)
+            .await;
         if let (Err(_), Some(proven)) = (&booked, &proven) {
             self.phones.release(proven).await;
         }
@@ -169,7 +171,13 @@ impl Booking {
         self.rules
             .check_sms(&mut conn, &phone, self.clock.now())
             .await?;
-        consent::record(&mut conn, Consenter::Phone(&phone), consent, request.actor.ip).await?;
+        consent::record(
+            &mut conn,
+            Consenter::Phone(&phone),
+            consent,
+            request.actor.ip,
+        )
+        .await?;
         drop(conn);
         let token = random_hex(16);
         let view = self.book_slot(target, slot, request, Some(&token)).await?;
