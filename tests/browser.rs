@@ -200,3 +200,53 @@ async fn a_patient_books_and_cancels_in_headless_chromium() {
         "the MIS has the same active appointments as before the browser run"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_visitor_books_with_an_sms_code_and_cancels_by_the_link_in_headless_chromium() {
+    require_browser_deps();
+    let (app, emulators) = crate::support::with_emulators_and(|config| {
+        config.anonymous_booking_verify = true;
+    })
+    .await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let script = repo().join("tests/browser/anonymous_booking.mjs");
+    let args = vec![
+        app.base.clone(),
+        emulators.sms_url.clone().expect("SMS emulator"),
+        doctor.to_string(),
+        branch.to_string(),
+    ];
+    let run = tokio::task::spawn_blocking(move || run_node(&script, &args, BROWSER_TIMEOUT))
+        .await
+        .expect("the browser run");
+    eprintln!(
+        "browser run took {:.1}s\n{}{}",
+        run.elapsed.as_secs_f64(),
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.success,
+        "the anonymous flow failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stdout.contains("VISITS=4"), "{}", run.stdout);
+    // Four visits, each booked with a proof, each cancelled through its link, all without an
+    // account; each left both consents against its phone.
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM records WHERE user_id IS NULL AND source = 'anonymous' AND status = 'cancelled'")
+            .await,
+        4
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM phone_verifications WHERE token_used_at IS NOT NULL")
+            .await,
+        4
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM consents WHERE user_id IS NULL")
+            .await,
+        8
+    );
+}
