@@ -746,3 +746,309 @@ async fn a_device_that_logged_in_before_passes_the_accounts_lock() {
         "the owner on their device still logs in"
     );
 }
+
+/// A visit booked without an account through the API, with a proof; the record's id.
+async fn book_anonymously(app: &TestApp, emulators: &Emulators, phone: &str) -> i64 {
+    let (doctor, branch) = doctor_in(app, None).await;
+    let token = phone_token(app, emulators, phone, "booking").await;
+    let start = free_starts(app, doctor, branch).await.remove(0);
+    let mut booking = anonymous_booking(doctor, branch, &start, phone);
+    booking["phone_token"] = json!(token);
+    let (status, body, _) = post(app, "/api/v1/specialist/anonymous-reserve", &booking).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["record"]["id"].as_i64().expect("id")
+}
+
+/// The token of the visit link in the newest booking SMS to `phone`.
+async fn visit_token(emulators: &Emulators, phone: &str) -> String {
+    let digits = phone.trim_start_matches('+').to_owned();
+    let control = emulators.control.clone();
+    assert!(
+        eventually(10, || control
+            .sms_messages()
+            .iter()
+            .any(|m| m.to == digits && m.text.contains("/v/")))
+        .await
+    );
+    let text = control
+        .sms_messages()
+        .into_iter()
+        .rev()
+        .find(|m| m.to == digits && m.text.contains("/v/"))
+        .expect("booking SMS")
+        .text;
+    text.split("/v/")
+        .nth(1)
+        .expect("link")
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn visits_booked_without_an_account_come_into_the_account_that_proves_the_phone() {
+    let (app, emulators) = verified_app(|_| {}).await;
+    let phone = "+79165551401";
+    let record = book_anonymously(&app, &emulators, phone).await;
+
+    let client = browser();
+    let form = register_form(&app, &client, "later@example.ru", phone).await;
+    assert_eq!(location(&form), "/phone-code");
+    let code = code_for(&emulators, phone, 1).await;
+    let done = enter_code(&app, &client, &code).await;
+    assert!(location(&done).starts_with("/login?registered=1"));
+    let login = app
+        .log_in(&client, "later@example.ru", "a long enough passphrase")
+        .await;
+    assert_eq!(location(&login), "/cabinet");
+    let records = client
+        .get(app.url("/cabinet/records"))
+        .send()
+        .await
+        .expect("records")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        records.contains(&format!("/cabinet/records/{record}")),
+        "the earlier visit is in the cabinet"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM consents c JOIN users u ON u.id = c.user_id \
+             WHERE u.email = 'later@example.ru'"
+        ))
+        .await,
+        4,
+        "the consents given with the booking and at registration are the account's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_visit_moves_through_its_link() {
+    let (app, emulators) = verified_app(|_| {}).await;
+    let phone = "+79165551501";
+    let record = book_anonymously(&app, &emulators, phone).await;
+    let token = visit_token(&emulators, phone).await;
+    let client = browser();
+    let page = client
+        .get(app.url(&format!("/v/{token}")))
+        .send()
+        .await
+        .expect("visit")
+        .text()
+        .await
+        .expect("html");
+    // The first free time the page offers (the day of the visit, or the next days).
+    let mut html = page;
+    let mut day = 0;
+    while !html.contains("name=\"start\"") {
+        assert!(day < 14, "no free time offered in two weeks");
+        day += 1;
+        let date = (chrono::Utc::now() + chrono::Duration::days(day)).date_naive();
+        html = client
+            .get(app.url(&format!("/v/{token}?date={date}")))
+            .send()
+            .await
+            .expect("visit")
+            .text()
+            .await
+            .expect("html");
+    }
+    let start = html
+        .split("name=\"start\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a start")
+        .replace("&#43;", "+");
+    let moved = client
+        .post(app.url(&format!("/v/{token}/move")))
+        .form(&[
+            ("csrf_token", csrf_token(&html).as_str()),
+            ("start", start.as_str()),
+        ])
+        .send()
+        .await
+        .expect("move");
+    assert_eq!(location(&moved), format!("/v/{token}?done=moved"));
+    let starts_at = chrono::DateTime::parse_from_rfc3339(&start).expect("start");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM records WHERE id = {record} AND starts_at = '{}'",
+            starts_at.to_rfc3339()
+        ))
+        .await,
+        1,
+        "the record moved to {start}"
+    );
+    let after = client
+        .get(app.url(&format!("/v/{token}?done=moved")))
+        .send()
+        .await
+        .expect("visit")
+        .text()
+        .await
+        .expect("html");
+    assert!(after.contains("Запись перенесена"), "{after}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patient_edits_the_profile_and_proves_a_new_phone() {
+    let (app, emulators) = verified_app(|_| {}).await;
+    let password = "the profile passphrase";
+    app.create_user("profile@example.ru", password, Role::Patient)
+        .await;
+    let client = browser();
+    app.log_in(&client, "profile@example.ru", password).await;
+    let profile = async || {
+        client
+            .get(app.url("/cabinet/profile"))
+            .send()
+            .await
+            .expect("profile")
+            .text()
+            .await
+            .expect("html")
+    };
+    let html = profile().await;
+    let csrf = csrf_token(&html);
+
+    let wrong = client
+        .post(app.url("/cabinet/profile/details"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("full_name", "Иванова Мария Сергеевна"),
+            ("email", "maria@example.ru"),
+            ("current_password", "not the password"),
+        ])
+        .send()
+        .await
+        .expect("details");
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        wrong
+            .text()
+            .await
+            .expect("html")
+            .contains("Неверный текущий пароль")
+    );
+    let right = client
+        .post(app.url("/cabinet/profile/details"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("full_name", "Иванова Мария Сергеевна"),
+            ("email", "maria@example.ru"),
+            ("current_password", password),
+        ])
+        .send()
+        .await
+        .expect("details");
+    assert_eq!(location(&right), "/cabinet/profile?done=details");
+    assert!(profile().await.contains("maria@example.ru"));
+
+    // A new phone, by a code sent to it; a visit booked on it before comes along.
+    let phone = "+79165551601";
+    let record = book_anonymously(&app, &emulators, phone).await;
+    let asked = client
+        .post(app.url("/cabinet/profile/phone"))
+        .form(&[("csrf_token", csrf.as_str()), ("phone", "8 916 555-16-01")])
+        .send()
+        .await
+        .expect("phone");
+    assert_eq!(location(&asked), "/phone-code");
+    let code = code_for(&emulators, phone, 1).await;
+    let done = enter_code(&app, &client, &code).await;
+    assert_eq!(location(&done), "/cabinet/profile?done=phone");
+    assert!(profile().await.contains("+79165551601 (подтверждён)"));
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM records r JOIN users u ON u.id = r.user_id \
+             WHERE r.id = {record} AND u.email = 'maria@example.ru'"
+        ))
+        .await,
+        1
+    );
+
+    // A new password: the old one stops working, this session goes on.
+    let changed = client
+        .post(app.url("/cabinet/profile/password"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("current_password", password),
+            ("new_password", "an even newer passphrase"),
+        ])
+        .send()
+        .await
+        .expect("password");
+    assert_eq!(location(&changed), "/cabinet/profile?done=password");
+    let still_in = client
+        .get(app.url("/cabinet"))
+        .send()
+        .await
+        .expect("cabinet");
+    assert_eq!(still_in.status(), StatusCode::OK, "this session continues");
+    let old = browser();
+    let refused = app.log_in(&old, "maria@example.ru", password).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::OK,
+        "the old password is refused (the form again)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patient_makes_at_most_the_days_bookings_and_is_warned_of_an_overlap() {
+    let (app, _emulators) = verified_app(|config| config.booking_limit_per_patient_day = 2).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let password = "day limit passphrase";
+    app.create_user("daily@example.ru", password, Role::Patient)
+        .await;
+    let token = app.api_token("daily@example.ru", password).await;
+    let starts = free_starts(&app, doctor, branch).await;
+    let mut ids = Vec::new();
+    for start in starts.iter().take(2) {
+        let response = browser()
+            .post(app.url("/api/v1/records"))
+            .bearer_auth(&token)
+            .json(&json!({"specialist_id": doctor, "branch_id": branch, "start": start}))
+            .send()
+            .await
+            .expect("book");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.expect("json");
+        ids.push(body["record"]["id"].as_i64().expect("id"));
+    }
+    // Cancelling does not give the day's bookings back.
+    let cancelled = browser()
+        .post(app.url(&format!("/api/v1/records/{}/cancel", ids[1])))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let third = browser()
+        .post(app.url("/api/v1/records"))
+        .bearer_auth(&token)
+        .json(&json!({"specialist_id": doctor, "branch_id": branch, "start": starts[2]}))
+        .send()
+        .await
+        .expect("book");
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().contains_key("retry-after"));
+
+    // The confirmation page of a time the patient already has warns, without refusing.
+    let client = browser();
+    app.log_in(&client, "daily@example.ru", password).await;
+    let start = starts[0].replace('+', "%2B");
+    let page = client
+        .get(app.url(&format!(
+            "/doctors/{doctor}/book?branch_id={branch}&start={start}"
+        )))
+        .send()
+        .await
+        .expect("confirm")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("В это время у вас уже есть запись"), "{page}");
+}

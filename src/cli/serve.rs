@@ -56,6 +56,10 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             "Demo MIS emulator: {}  CMS emulator: {}",
             emulators.mis_url, emulators.cms_url
         );
+        if let Some(sms_url) = &emulators.sms_url {
+            // Nothing reaches a phone in the demo: the codes are read here.
+            println!("Demo SMS (codes and messages as sent): {sms_url}/_emulator/messages");
+        }
         Some(emulators)
     } else {
         None
