@@ -814,10 +814,10 @@ async fn visits_booked_without_an_account_come_into_the_account_that_proves_the_
         "the earlier visit is in the cabinet"
     );
     assert_eq!(
-        app.count(&format!(
+        app.count(
             "SELECT count(*) AS n FROM consents c JOIN users u ON u.id = c.user_id \
              WHERE u.email = 'later@example.ru'"
-        ))
+        )
         .await,
         4,
         "the consents given with the booking and at registration are the account's"
