@@ -900,3 +900,73 @@ async fn the_mis_card_gets_the_name_parts_as_given() {
     assert_eq!(card.first_name, "Мария Луиза");
     assert_eq!(card.middle_name, "");
 }
+
+/// The code queued for the SMS worker (nothing sends in the core world).
+async fn queued_code(world: &CoreWorld) -> String {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use sovamed::db::schema::sms_outbox;
+    let mut conn = world.booking.db.get().await.expect("connection");
+    let body: String = sms_outbox::table
+        .filter(sms_outbox::kind.eq("code"))
+        .order(sms_outbox::id.desc())
+        .select(sms_outbox::body)
+        .first(&mut conn)
+        .await
+        .expect("a code message");
+    body.split_whitespace()
+        .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
+        .expect("six digits")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_lives_ten_minutes_and_its_proof_fifteen_by_the_injected_clock() {
+    use sovamed::domain::{
+        phones::{ProofProblem, VerifyError},
+        values::VerificationPurpose,
+    };
+    let world = CoreWorld::start().await;
+    let phones = &world.booking.phones;
+    let phone = Phone::parse("+79165552001").expect("phone");
+
+    let started = phones
+        .start(&phone, VerificationPurpose::Booking, IP)
+        .await
+        .expect("started");
+    let code = queued_code(&world).await;
+    world
+        .clock
+        .set(world.clock.now() + Duration::minutes(10) + Duration::seconds(1));
+    assert!(matches!(
+        phones.confirm(&started.id, &code).await,
+        Err(VerifyError::Expired)
+    ));
+
+    // Another phone (the 60 s gap between codes is a Redis key on the wall clock), confirmed
+    // in time: its proof serves once, and not after 15 minutes.
+    let other = Phone::parse("+79165552002").expect("phone");
+    let started = phones
+        .start(&other, VerificationPurpose::Booking, IP)
+        .await
+        .expect("started");
+    let code = queued_code(&world).await;
+    let proof = phones.confirm(&started.id, &code).await.expect("proof");
+    assert!(matches!(
+        phones.confirm(&started.id, &code).await,
+        Err(VerifyError::AlreadyConfirmed)
+    ));
+    world
+        .clock
+        .set(world.clock.now() + Duration::minutes(15) + Duration::seconds(1));
+    assert!(matches!(
+        phones
+            .take(
+                Some(&proof.token),
+                VerificationPurpose::Booking,
+                Some(&other)
+            )
+            .await,
+        Err(VerifyError::Proof(ProofProblem::Expired))
+    ));
+}

@@ -89,7 +89,7 @@ pub async fn register(
         .await?;
     let mut conn = db.get().await?;
     if let Some(owner) = user::find_by_email(&mut conn, registration.email.as_str()).await? {
-        tell_owner(&mut conn, &owner).await?;
+        tell_owner(&mut conn, &owner, phones.limits.sms_per_phone_day).await?;
         drop(conn);
         audit::append(
             db,
@@ -149,14 +149,20 @@ pub async fn register(
     Ok(Registered::Created(created))
 }
 
-/// The SMS to the owner of an e-mail someone tried to register again.
+/// The SMS to the owner of an e-mail someone tried to register again; none once the
+/// owner's phone has had its day's SMS, so nobody can flood it this way.
 async fn tell_owner(
     conn: &mut diesel_async::AsyncPgConnection,
     owner: &User,
+    sms_per_day: u32,
 ) -> Result<(), diesel::result::Error> {
     let Some(phone) = owner.phone.as_deref() else {
         return Ok(());
     };
+    let day_ago = chrono::Utc::now() - chrono::Duration::hours(24);
+    if outbox::count_for_phone_since(conn, phone, day_ago).await? >= i64::from(sms_per_day) {
+        return Ok(());
+    }
     outbox::insert(
         conn,
         &NewOutboxMessage {
