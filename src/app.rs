@@ -9,6 +9,7 @@ use crate::{
     domain::{
         booking::{Booking, BookingRules, limits::ReserveLimits, schedule::ScheduleCache},
         phones::{PhoneChecks, VerifyLimits},
+        refresh::RefreshTokens,
     },
     error::AppError,
     redis::Redis,
@@ -24,6 +25,7 @@ pub struct App {
     pub passwords: Passwords,
     pub login_throttle: LoginThrottle,
     pub booking: Booking,
+    pub refresh_tokens: RefreshTokens,
 }
 
 pub type AppState = Arc<App>;
@@ -84,6 +86,12 @@ impl App {
             jwt: JwtKeys::new(&config.jwt_secret, config.jwt_ttl),
             passwords: Passwords::new().await?,
             login_throttle: LoginThrottle::new(redis.clone(), &config),
+            refresh_tokens: RefreshTokens {
+                db: db.clone(),
+                clock: booking.clock.clone(),
+                ttl: chrono::Duration::from_std(config.refresh_token_ttl)
+                    .unwrap_or(chrono::Duration::days(30)),
+            },
             booking,
             db,
             redis,

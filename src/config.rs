@@ -159,6 +159,8 @@ pub struct Config {
     pub max_active_records_per_patient: u32,
     /// Bookings one account may make in 24 hours.
     pub booking_limit_per_patient_day: u32,
+    /// How long an API refresh token lives (`REFRESH_TOKEN_TTL_DAYS`).
+    pub refresh_token_ttl: Duration,
 }
 
 /// Where SMS go.
@@ -360,6 +362,9 @@ impl Config {
             registration_limit_per_ip_hour: parse(&get, "REGISTRATION_LIMIT_PER_IP_HOUR", "10")?,
             max_active_records_per_patient: parse(&get, "MAX_ACTIVE_RECORDS_PER_PATIENT", "5")?,
             booking_limit_per_patient_day: parse(&get, "BOOKING_LIMIT_PER_PATIENT_DAY", "10")?,
+            refresh_token_ttl: Duration::from_secs(
+                24 * 3600 * parse::<u64>(&get, "REFRESH_TOKEN_TTL_DAYS", "30")?,
+            ),
             bench_routes: match parse_bool(&get, "BENCH_ROUTES")? {
                 true if app_env == AppEnv::Production => {
                     return Err(ConfigError {

@@ -21,6 +21,7 @@ use crate::domain::{
     booking::{BookingError, Change, TargetError},
     phones::{ProofProblem, VerifyError},
     profile::ProfileError,
+    refresh::RefreshError,
     values::FieldErrors,
 };
 
@@ -363,6 +364,16 @@ impl From<VerifyError> for AppError {
             VerifyError::Database(e) => e.into(),
             VerifyError::Pool(e) => e.into(),
             VerifyError::Redis(e) => e.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for AppError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::Refused | RefreshError::Reused => AppError::Unauthorized,
+            RefreshError::Database(e) => e.into(),
+            RefreshError::Pool(e) => e.into(),
         }
     }
 }

@@ -177,6 +177,8 @@ pub fn build(state: AppState) -> Router {
 
     let api = Router::new()
         .route("/user/login", post(api::user::log_in))
+        .route("/user/refresh", post(api::user::refresh))
+        .route("/user/logout", post(api::user::log_out))
         .route("/user/me", get(api::user::show_me))
         .route("/openapi.json", get(api::openapi::show_openapi))
         .route("/branches", get(api::directory::list_branches))

@@ -6,6 +6,7 @@
 mod admin;
 mod api_auth;
 mod api_cors;
+mod api_tokens;
 mod api_types;
 mod booking;
 mod booking_integrations;

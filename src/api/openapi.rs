@@ -32,6 +32,8 @@ impl Modify for BearerAuth {
     info(title = "sovamed API", description = "Doctors, schedules, booking and records of the clinic network."),
     paths(
         user::log_in,
+        user::refresh,
+        user::log_out,
         user::show_me,
         directory::list_branches,
         directory::list_specialities,

@@ -1,4 +1,5 @@
-//! `POST /api/v1/user/login` and `GET /api/v1/user/me`.
+//! The API's sign-in: `POST /api/v1/user/login` (an access token and a refresh token),
+//! `POST /api/v1/user/refresh` (rotation), `POST /api/v1/user/logout` and `GET /api/v1/user/me`.
 
 use axum::{
     Json as JsonResponse,
@@ -48,12 +49,50 @@ impl From<&User> for UserView {
     }
 }
 
+/// An access token (a short-lived JWT for `Authorization: Bearer`) and the refresh token
+/// that gets the next one.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     token: String,
     token_type: String,
+    /// Seconds the access token lives.
     expires_in: u64,
+    /// Opaque; send it to `POST /api/v1/user/refresh` once: each use returns a new one.
+    refresh_token: String,
+    /// Seconds the refresh token lives.
+    refresh_expires_in: u64,
     user: UserView,
+}
+
+/// A refresh token to spend or revoke.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    #[schema(min_length = 1, max_length = 128)]
+    refresh_token: String,
+}
+
+/// The answer of a login or a refresh: a new access token and a new refresh token.
+async fn signed_in(
+    state: &AppState,
+    user: &User,
+    refresh: Option<crate::domain::refresh::Issued>,
+) -> Result<Response, AppError> {
+    let token = state.jwt.issue(user.id, user.session_version)?;
+    let refresh = match refresh {
+        Some(issued) => issued,
+        None => state.refresh_tokens.issue(user).await?,
+    };
+    let now = state.booking.clock.now();
+    Ok(JsonResponse(LoginResponse {
+        token,
+        token_type: "Bearer".into(),
+        expires_in: state.jwt.ttl().as_secs(),
+        refresh_token: refresh.token,
+        refresh_expires_in: u64::try_from((refresh.expires_at - now).num_seconds()).unwrap_or(0),
+        user: UserView::from(user),
+    })
+    .into_response())
 }
 
 /// Logs in with e-mail and password and returns an access token.
@@ -74,21 +113,48 @@ pub async fn log_in(
     Json(body): Json<LoginRequest>,
 ) -> Result<Response, AppError> {
     match authenticate(&state, &body.email, &body.password, ip, None).await? {
-        LoginOutcome::LoggedIn(user) => {
-            let token = state.jwt.issue(user.id, user.session_version)?;
-            Ok(JsonResponse(LoginResponse {
-                token,
-                token_type: "Bearer".into(),
-                expires_in: state.jwt.ttl().as_secs(),
-                user: UserView::from(&user),
-            })
-            .into_response())
-        }
+        LoginOutcome::LoggedIn(user) => signed_in(&state, &user, None).await,
         LoginOutcome::Failed => Err(AppError::InvalidCredentials),
         LoginOutcome::Throttled { retry_after_secs } => {
             Err(AppError::RateLimited { retry_after_secs })
         }
     }
+}
+
+/// Spends a refresh token for a new access token and the next refresh token. A token that
+/// was spent already revokes its whole family (it was copied); log in again after any 401.
+#[utoipa::path(post, path = "/api/v1/user/refresh", tag = "user", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the refresh token sent is spent", body = LoginResponse),
+        (status = 400, description = "Malformed JSON", body = crate::api::types::ErrorBody),
+        (status = 401, description = "`unauthorized`: unknown, expired, revoked or spent (the family is revoked), or the account changed its password, role or status", body = crate::api::types::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::types::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::api::types::ErrorBody),
+        (status = 422, description = "Missing or unknown fields", body = crate::api::types::ErrorBody),
+    ))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Response, AppError> {
+    let (user, next) = state.refresh_tokens.rotate(&body.refresh_token).await?;
+    signed_in(&state, &user, Some(next)).await
+}
+
+/// Revokes the refresh token and its family (the access token runs out by itself).
+#[utoipa::path(post, path = "/api/v1/user/logout", tag = "user", request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Revoked (also for a token that was not valid)"),
+        (status = 400, description = "Malformed JSON", body = crate::api::types::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::types::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::api::types::ErrorBody),
+        (status = 422, description = "Missing or unknown fields", body = crate::api::types::ErrorBody),
+    ))]
+pub async fn log_out(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<axum::http::StatusCode, AppError> {
+    state.refresh_tokens.revoke(&body.refresh_token).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// The account behind the token.

@@ -333,3 +333,17 @@ diesel::table! {
 
 diesel::joinable!(consents -> consent_texts (text_id));
 diesel::allow_tables_to_appear_in_same_query!(consents, consent_texts);
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Int8,
+        user_id -> Int8,
+        family -> Text,
+        token_hash -> Text,
+        session_version -> Int4,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        rotated_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}

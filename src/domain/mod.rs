@@ -15,4 +15,5 @@ pub mod consent;
 pub mod phones;
 pub mod profile;
 pub mod rate;
+pub mod refresh;
 pub mod values;

@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod intent;
 pub mod outbox;
 pub mod record;
+pub mod refresh_token;
 pub mod schedule_snapshot;
 pub mod sync_run;
 pub mod user;
