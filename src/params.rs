@@ -139,6 +139,75 @@ impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for FormQuery<T> {
     }
 }
 
+/// Items per page of a list: `default` when absent, refused outside 1..=`max` (the API's
+/// lists allow 100 records or 200 directory entries a page).
+pub fn per_page(raw: Result<&str, Invalid>, default: i64, max: i64) -> Result<i64, Invalid> {
+    const OUT_OF_RANGE: [(i64, Invalid); 2] = [
+        (100, Invalid("Целое число от 1 до 100")),
+        (200, Invalid("Целое число от 1 до 200")),
+    ];
+    let refusal = OUT_OF_RANGE
+        .iter()
+        .find(|(m, _)| *m == max)
+        .map_or(Invalid("Слишком большое значение"), |(_, i)| *i);
+    match raw?.trim() {
+        "" => Ok(default),
+        raw => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or(refusal),
+    }
+}
+
+/// Directory lists: entries per page when `per_page` is absent, and the most allowed.
+pub const DIRECTORY_PER_PAGE: (i64, i64) = (50, 200);
+/// Record lists: the same for records.
+pub const RECORDS_PER_PAGE: (i64, i64) = (20, 100);
+
+/// A page of a directory list (`page`, `per_page`); the lists are small enough to be cut in
+/// memory.
+#[derive(Debug, Clone, Copy, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
+    pub page: PageNo,
+    /// Entries per page, 50 when absent.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
+    pub per_page: i64,
+}
+
+impl Paging {
+    /// Reads `page` and `per_page`, adding refusals to `errors`.
+    pub fn read(query: &QueryPairs, errors: &mut FieldErrors) -> Option<Self> {
+        let page = errors.check("page", query.value("page").and_then(PageNo::parse));
+        let (default, max) = DIRECTORY_PER_PAGE;
+        let per_page = errors.check(
+            "per_page",
+            per_page(query.value("per_page"), default, max),
+        );
+        Some(Self {
+            page: page?,
+            per_page: per_page?,
+        })
+    }
+
+    /// This page's part of `all`.
+    pub fn cut<'a, T>(&self, all: &'a [T]) -> &'a [T] {
+        let start = usize::try_from(self.page.offset(self.per_page)).unwrap_or(usize::MAX);
+        let len = usize::try_from(self.per_page).unwrap_or(0);
+        all.get(start..).map_or(&[], |rest| &rest[..rest.len().min(len)])
+    }
+}
+
+impl FromQuery for Paging {
+    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
+        let mut errors = FieldErrors::new();
+        let paging = Self::read(query, &mut errors);
+        Ok(errors.or_value(|| paging)?)
+    }
+}
+
 /// The filters of a record list, as the API's query string and the staff page send them;
 /// an empty or absent parameter means "no filter". Each parameter goes through the core's
 /// parser, and every bad one is named in one 422.
@@ -152,6 +221,9 @@ pub struct RecordsParams {
     pub date_to: Option<NaiveDate>,
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     pub page: PageNo,
+    /// Records per page, 20 when absent.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    pub per_page: Option<i64>,
     #[param(minimum = 1)]
     pub specialist_id: Option<i64>,
     #[param(minimum = 1)]
@@ -180,6 +252,8 @@ impl FromQuery for RecordsParams {
         );
         let date_to = errors.check("date_to", query.value("date_to").and_then(optional_date));
         let page = errors.check("page", query.value("page").and_then(PageNo::parse));
+        let (default, max) = RECORDS_PER_PAGE;
+        let per_page = errors.check("per_page", per_page(query.value("per_page"), default, max));
         let specialist_id = errors.check(
             "specialist_id",
             query.value("specialist_id").and_then(optional_id),
@@ -192,6 +266,7 @@ impl FromQuery for RecordsParams {
                 date_from: date_from?,
                 date_to: date_to?,
                 page: page?,
+                per_page: Some(per_page?),
                 specialist_id: specialist_id?,
                 branch_id: branch_id?,
                 q: q?,
@@ -222,6 +297,7 @@ impl RecordsParams {
             branch_id: self.branch_id,
             search: self.q.clone(),
             upcoming: false,
+            per_page: self.per_page,
         }
     }
 
@@ -250,6 +326,20 @@ pub struct DirectoryParams {
     /// A part of the name.
     #[param(value_type = Option<String>, max_length = 100)]
     pub q: Option<SearchText>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
+    pub page: PageNo,
+    /// Doctors per page, 50 when absent.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
+    pub per_page: i64,
+}
+
+impl DirectoryParams {
+    pub fn paging(&self) -> Paging {
+        Paging {
+            page: self.page,
+            per_page: self.per_page,
+        }
+    }
 }
 
 impl FromQuery for DirectoryParams {
@@ -261,11 +351,15 @@ impl FromQuery for DirectoryParams {
         );
         let branch_id = errors.check("branch_id", query.value("branch_id").and_then(optional_id));
         let q = errors.check("q", SearchText::parse(query.text("q")));
+        let paging = Paging::read(query, &mut errors);
         Ok(errors.or_value(|| {
+            let paging = paging?;
             Some(Self {
                 speciality_id: speciality_id?,
                 branch_id: branch_id?,
                 q: q?,
+                page: paging.page,
+                per_page: paging.per_page,
             })
         })?)
     }

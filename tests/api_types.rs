@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use sovamed::{
     api::{
         directory::{
-            BranchView, PriceView, ReviewView, SpecialistCard, SpecialistDetail, SpecialityView,
+            BranchList, PriceList, ReviewList, SpecialistDetail, SpecialistList, SpecialityList,
         },
-        types::{ErrorBody, RecordDetailOut, RecordEnvelope, RecordList, RecordOut, ScheduleOut},
+        types::{ErrorBody, RecordDetailOut, RecordList, RecordOut, ScheduleOut},
         user::{LoginResponse, UserView},
     },
     db::models::user::Role,
@@ -39,23 +39,26 @@ async fn every_answer_reads_into_its_documented_type() {
     let client = browser();
     let get = |path: &str| client.get(app.url(path));
 
-    let branches: Vec<BranchView> = typed(get("/api/v1/branches"), StatusCode::OK).await;
-    assert!(!branches.is_empty());
-    let _: Vec<SpecialityView> = typed(get("/api/v1/specialities"), StatusCode::OK).await;
-    let cards: Vec<SpecialistCard> = typed(get("/api/v1/specialists"), StatusCode::OK).await;
-    assert!(!cards.is_empty());
+    let branches: BranchList = typed(get("/api/v1/branches"), StatusCode::OK).await;
+    assert!(!branches.items.is_empty());
+    assert_eq!(branches.total, i64::try_from(branches.items.len()).expect("len"));
+    assert_eq!((branches.page, branches.per_page), (1, 50));
+    let _: SpecialityList = typed(get("/api/v1/specialities"), StatusCode::OK).await;
+    let cards: SpecialistList = typed(get("/api/v1/specialists"), StatusCode::OK).await;
+    assert!(!cards.items.is_empty());
     let (doctor, branch) = doctor_in(&app, None).await;
     let _: SpecialistDetail = typed(
         get(&format!("/api/v1/specialists/{doctor}")),
         StatusCode::OK,
     )
     .await;
-    let _: Vec<ReviewView> = typed(
+    let _: ReviewList = typed(
         get(&format!("/api/v1/specialists/{doctor}/reviews")),
         StatusCode::OK,
     )
     .await;
-    let _: Vec<PriceView> = typed(get("/api/v1/prices"), StatusCode::OK).await;
+    let prices: PriceList = typed(get("/api/v1/prices"), StatusCode::OK).await;
+    assert!(prices.items.iter().all(|p| p.currency == "RUB" && p.price_kopecks > 0));
     let today = chrono::Utc::now().date_naive();
     let schedule: ScheduleOut = typed(
         get(&format!(
@@ -80,7 +83,7 @@ async fn every_answer_reads_into_its_documented_type() {
     );
 
     let starts = free_starts(&app, doctor, branch).await;
-    let booked: RecordEnvelope = typed(
+    let booked: RecordOut = typed(
         client
             .post(app.url("/api/v1/specialist/anonymous-reserve"))
             .json(&anonymous_booking(
@@ -92,7 +95,7 @@ async fn every_answer_reads_into_its_documented_type() {
         StatusCode::CREATED,
     )
     .await;
-    assert_eq!(booked.record.start, starts[0]);
+    assert_eq!(booked.start, starts[0]);
 
     app.create_user("typed@example.ru", "typed passphrase 1", Role::Patient)
         .await;
@@ -110,13 +113,13 @@ async fn every_answer_reads_into_its_documented_type() {
     let authed = |request: RequestBuilder| request.bearer_auth(&token);
     let me: UserView = typed(authed(get("/api/v1/user/me")), StatusCode::OK).await;
     assert_eq!(me.email, "typed@example.ru");
-    let mine: RecordEnvelope = typed(
+    let mine: RecordOut = typed(
         authed(client.post(app.url("/api/v1/records")))
             .json(&json!({"specialist_id": doctor, "branch_id": branch, "start": starts[1]})),
         StatusCode::CREATED,
     )
     .await;
-    let id = mine.record.id;
+    let id = mine.id;
     let list: RecordList = typed(authed(get("/api/v1/records")), StatusCode::OK).await;
     assert_eq!(list.total, 1);
     let detail: RecordDetailOut = typed(

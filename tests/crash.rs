@@ -104,7 +104,7 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
             .json()
             .await
             .expect("json");
-        let branch = branches[0]["id"].as_i64().expect("branch");
+        let branch = branches["items"][0]["id"].as_i64().expect("branch");
         let doctors: Value = client
             .get(format!(
                 "{}/api/v1/specialists?branch_id={branch}",
@@ -116,7 +116,7 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
             .json()
             .await
             .expect("json");
-        let doctor = doctors[0]["id"].as_i64().expect("doctor");
+        let doctor = doctors["items"][0]["id"].as_i64().expect("doctor");
         let today = chrono::Utc::now().date_naive();
         let to = today + chrono::Duration::days(27);
         let schedule: Value = client
@@ -160,7 +160,7 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
             match response {
                 Ok(r) if r.status() == StatusCode::CREATED => {
                     let answer: Value = r.json().await.unwrap_or(Value::Null);
-                    answer["record"]["id"].as_i64()
+                    answer["id"].as_i64()
                 }
                 // Refused, or cut off by the kill: no confirmation.
                 Ok(_) | Err(_) => None,

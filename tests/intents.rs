@@ -102,8 +102,8 @@ async fn a_move_that_cannot_be_written_locally_is_moved_back_in_the_mis() {
         .json()
         .await
         .expect("json");
-    let id = booked["record"]["id"].as_i64().expect("id");
-    let schedid = booked["record"]["mis_id"].as_i64().expect("mis id");
+    let id = booked["id"].as_i64().expect("id");
+    let schedid = booked["mis_id"].as_i64().expect("mis id");
     let old = emulators
         .control
         .appointments()
@@ -272,8 +272,8 @@ async fn a_front_desk_cancel_reaches_the_cabinet_within_a_poll() {
         .json()
         .await
         .expect("json");
-    let id = booked["record"]["id"].as_i64().expect("id");
-    let schedid = booked["record"]["mis_id"].as_i64().expect("mis id");
+    let id = booked["id"].as_i64().expect("id");
+    let schedid = booked["mis_id"].as_i64().expect("mis id");
 
     // The clinic's front desk cancels it in the MIS, over the emulator's control API.
     let mis_base = emulators.mis_url.trim_end_matches("/api/xml").to_owned();

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     api::{
         idempotency::{Begin, IdempotencyKey},
-        types::{ErrorBody, RecordDetailOut, RecordEnvelope, RecordList, RecordOut, ScheduleOut},
+        types::{ErrorBody, RecordDetailOut, RecordList, RecordOut, ScheduleOut},
     },
     app::AppState,
     auth::roles::{ApiUser, Role},
@@ -227,7 +227,7 @@ fn positive(id: i64) -> Result<i64, Invalid> {
 
 /// A 201 with the record's address in `Location` (also when a stored answer is replayed).
 fn created(answer: serde_json::Value) -> Response {
-    let location = answer["record"]["id"]
+    let location = answer["id"]
         .as_i64()
         .map(|id| format!("/api/v1/records/{id}"));
     let mut response = (StatusCode::CREATED, Json(answer)).into_response();
@@ -255,7 +255,7 @@ fn replay(status: StatusCode, answer: serde_json::Value) -> Response {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 201, description = "Booked", body = RecordEnvelope,
+        (status = 201, description = "Booked", body = RecordOut,
             headers(("Location" = String, description = "The record: `/api/v1/records/{id}`"))),
         (status = 409, description = "`slot_taken`, or `request_in_progress` for a key still running", body = ErrorBody),
         (status = 422, description = "Invalid input, named by field: also `phone_token` (missing, unknown, expired, used, for another phone or purpose) and `consent`", body = ErrorBody),
@@ -291,7 +291,7 @@ pub async fn reserve_anonymous(
             "anon",
             &body,
             StatusCode::CREATED,
-            RecordEnvelope::json,
+            RecordOut::json,
         )
         .await?
     {
@@ -316,7 +316,7 @@ pub async fn reserve_anonymous(
             consent,
         )
         .await?;
-    Ok(created(RecordEnvelope::json(&booked.view)))
+    Ok(created(RecordOut::json(&booked.view)))
 }
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
@@ -348,7 +348,7 @@ fn require_patient(user: &User) -> Result<(), AppError> {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 201, description = "Booked", body = RecordEnvelope,
+        (status = 201, description = "Booked", body = RecordOut,
             headers(("Location" = String, description = "The record: `/api/v1/records/{id}`"))),
         (status = 401, description = "`unauthorized` (no valid token) or `token_expired`", body = ErrorBody), (status = 403, description = "Not a patient", body = ErrorBody),
         (status = 409, description = "`slot_taken`, or `too_many_upcoming` (at most `MAX_ACTIVE_RECORDS_PER_PATIENT` visits ahead)", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody),
@@ -376,7 +376,7 @@ pub async fn create_record(
             &scope,
             &body,
             StatusCode::CREATED,
-            RecordEnvelope::json,
+            RecordOut::json,
         )
         .await?
     {
@@ -398,7 +398,7 @@ pub async fn create_record(
             },
         )
         .await?;
-    Ok(created(RecordEnvelope::json(&view)))
+    Ok(created(RecordOut::json(&view)))
 }
 
 /// Records: a patient's own; staff and admins see all.

@@ -11,9 +11,9 @@ use crate::extract::path_id;
 use crate::{
     app::AppState,
     db::models::directory::{self, Branch, Price, Review, Specialist, Speciality},
-    domain::values::{FieldErrors, Invalid, PageNo, SearchText},
+    domain::values::{FieldErrors, PageNo, SearchText},
     error::AppError,
-    params::{self, ApiQuery, DirectoryParams, FromQuery, QueryPairs},
+    params::{self, ApiQuery, DirectoryParams, FromQuery, Paging, QueryPairs},
 };
 
 /// A branch with its IANA time zone.
@@ -101,13 +101,15 @@ impl From<&Specialist> for SpecialistCard {
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PriceView {
-    id: i64,
-    name: String,
-    code: String,
-    /// Roubles, two decimals.
-    price: f64,
-    branch_id: Option<i64>,
-    speciality_id: Option<i64>,
+    pub id: i64,
+    pub name: String,
+    pub code: String,
+    /// The price in kopecks (an integer: 250050 is 2 500,50 ₽).
+    pub price_kopecks: i64,
+    /// ISO 4217: always `RUB`.
+    pub currency: String,
+    pub branch_id: Option<i64>,
+    pub speciality_id: Option<i64>,
 }
 
 impl From<&Price> for PriceView {
@@ -116,12 +118,59 @@ impl From<&Price> for PriceView {
             id: p.id,
             name: p.name.clone(),
             code: p.code.clone(),
-            price: p.roubles(),
+            price_kopecks: p.price_kopecks,
+            currency: "RUB".into(),
             branch_id: p.branch_id,
             speciality_id: p.speciality_id,
         }
     }
 }
+
+/// Lists of the directory: one page and the total, the same shape everywhere.
+macro_rules! list_of {
+    ($(#[$meta:meta])* $name:ident, $item:ty) => {
+        $(#[$meta])*
+        #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+            pub total: i64,
+            pub page: i64,
+            pub per_page: i64,
+        }
+
+        impl $name {
+            fn page<'a, T>(all: &'a [T], paging: Paging, view: impl Fn(&'a T) -> $item) -> Self {
+                Self {
+                    items: paging.cut(all).iter().map(view).collect(),
+                    total: i64::try_from(all.len()).unwrap_or(i64::MAX),
+                    page: paging.page.get(),
+                    per_page: paging.per_page,
+                }
+            }
+        }
+    };
+}
+
+list_of!(
+    /// A page of branches.
+    BranchList,
+    BranchView
+);
+list_of!(
+    /// A page of specialities.
+    SpecialityList,
+    SpecialityView
+);
+list_of!(
+    /// A page of specialists.
+    SpecialistList,
+    SpecialistCard
+);
+list_of!(
+    /// A page of prices.
+    PriceList,
+    PriceView
+);
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SpecialistDetail {
@@ -157,41 +206,53 @@ impl From<Review> for ReviewView {
 }
 
 /// Active branches with their IANA time zones.
-#[utoipa::path(get, path = "/api/v1/branches", tag = "directory",
-    responses((status = 200, description = "Branches", body = Vec<BranchView>), (status = 503, description = "Database down", body = crate::api::types::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/branches", tag = "directory", params(Paging),
+    responses((status = 200, description = "Branches", body = BranchList),
+        (status = 422, description = "Bad paging", body = crate::api::types::ErrorBody),
+        (status = 503, description = "Database down", body = crate::api::types::ErrorBody)))]
 pub async fn list_branches(
     State(state): State<AppState>,
-) -> Result<Json<Vec<BranchView>>, AppError> {
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Json<BranchList>, AppError> {
     let mut conn = state.db().await?;
     let branches = directory::list_branches(&mut conn).await?;
-    Ok(Json(branches.iter().map(BranchView::from).collect()))
+    Ok(Json(BranchList::page(&branches, paging, BranchView::from)))
 }
 
 /// Active specialities.
-#[utoipa::path(get, path = "/api/v1/specialities", tag = "directory",
-    responses((status = 200, description = "Specialities", body = Vec<SpecialityView>), (status = 503, description = "Database down", body = crate::api::types::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/specialities", tag = "directory", params(Paging),
+    responses((status = 200, description = "Specialities", body = SpecialityList),
+        (status = 422, description = "Bad paging", body = crate::api::types::ErrorBody),
+        (status = 503, description = "Database down", body = crate::api::types::ErrorBody)))]
 pub async fn list_specialities(
     State(state): State<AppState>,
-) -> Result<Json<Vec<SpecialityView>>, AppError> {
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Json<SpecialityList>, AppError> {
     let mut conn = state.db().await?;
     let specialities = directory::list_specialities(&mut conn).await?;
-    Ok(Json(
-        specialities.iter().map(SpecialityView::from).collect(),
-    ))
+    Ok(Json(SpecialityList::page(
+        &specialities,
+        paging,
+        SpecialityView::from,
+    )))
 }
 
 /// Active specialists, filtered.
 #[utoipa::path(get, path = "/api/v1/specialists", tag = "directory", params(DirectoryParams),
-    responses((status = 200, description = "Specialists", body = Vec<SpecialistCard>),
+    responses((status = 200, description = "Specialists", body = SpecialistList),
         (status = 422, description = "A bad filter value", body = crate::api::types::ErrorBody), (status = 503, description = "Database down", body = crate::api::types::ErrorBody)))]
 pub async fn list_specialists(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DirectoryParams>,
-) -> Result<Json<Vec<SpecialistCard>>, AppError> {
+) -> Result<Json<SpecialistList>, AppError> {
     let filter = query.filter();
     let mut conn = state.db().await?;
     let specialists = directory::search_specialists(&mut conn, &filter).await?;
-    Ok(Json(specialists.iter().map(SpecialistCard::from).collect()))
+    Ok(Json(SpecialistList::page(
+        &specialists,
+        query.paging(),
+        SpecialistCard::from,
+    )))
 }
 
 /// One specialist with the sanitised bio and prices.
@@ -219,61 +280,40 @@ pub async fn show_specialist(
 }
 
 /// A page of reviews.
-#[derive(Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ReviewsQuery {
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
-    page: PageNo,
-    /// Reviews per page, 50 when absent.
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
-    per_page: i64,
-}
-
-impl FromQuery for ReviewsQuery {
-    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
-        let mut errors = FieldErrors::new();
-        let page = errors.check("page", query.value("page").and_then(PageNo::parse));
-        let per_page = errors.check(
-            "per_page",
-            query.value("per_page").and_then(|raw| match raw.trim() {
-                "" => Ok(50),
-                raw => raw
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| (1..=200).contains(n))
-                    .ok_or(Invalid("Целое число от 1 до 200")),
-            }),
-        );
-        Ok(errors.or_value(|| {
-            Some(Self {
-                page: page?,
-                per_page: per_page?,
-            })
-        })?)
-    }
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReviewList {
+    pub items: Vec<ReviewView>,
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
 }
 
 /// Published reviews, newest first.
-#[utoipa::path(get, path = "/api/v1/specialists/{id}/reviews", tag = "directory", params(("id" = i64, Path, minimum = 1), ReviewsQuery),
-    responses((status = 200, description = "Reviews", body = Vec<ReviewView>),
+#[utoipa::path(get, path = "/api/v1/specialists/{id}/reviews", tag = "directory", params(("id" = i64, Path, minimum = 1), Paging),
+    responses((status = 200, description = "Reviews", body = ReviewList),
         (status = 404, description = "Unknown specialist", body = crate::api::types::ErrorBody), (status = 422, description = "Bad paging", body = crate::api::types::ErrorBody)))]
 pub async fn list_specialist_reviews(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<ReviewsQuery>,
-) -> Result<Json<Vec<ReviewView>>, AppError> {
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Json<ReviewList>, AppError> {
     let id = path_id(&id)?;
-    let (page, per_page) = (query.page.get(), query.per_page);
     let mut conn = state.db().await?;
     directory::find_specialist(&mut conn, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let (reviews, _total) = directory::published_reviews(&mut conn, id, page, per_page).await?;
-    Ok(Json(reviews.into_iter().map(ReviewView::from).collect()))
+    let (reviews, total) =
+        directory::published_reviews(&mut conn, id, paging.page.get(), paging.per_page).await?;
+    Ok(Json(ReviewList {
+        items: reviews.into_iter().map(ReviewView::from).collect(),
+        total,
+        page: paging.page.get(),
+        per_page: paging.per_page,
+    }))
 }
 
 /// The price-list filters; empty means "all".
-#[derive(Debug, Default, utoipa::IntoParams)]
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PricesQuery {
     #[param(minimum = 1)]
@@ -281,6 +321,11 @@ pub struct PricesQuery {
     /// A part of the service's name.
     #[param(value_type = Option<String>, max_length = 100)]
     q: Option<SearchText>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
+    page: PageNo,
+    /// Prices per page, 50 when absent.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
+    per_page: i64,
 }
 
 impl FromQuery for PricesQuery {
@@ -291,10 +336,14 @@ impl FromQuery for PricesQuery {
             query.value("branch_id").and_then(params::optional_id),
         );
         let q = errors.check("q", SearchText::parse(query.text("q")));
+        let paging = Paging::read(query, &mut errors);
         Ok(errors.or_value(|| {
+            let paging = paging?;
             Some(Self {
                 branch_id: branch_id?,
                 q: q?,
+                page: paging.page,
+                per_page: paging.per_page,
             })
         })?)
     }
@@ -302,13 +351,17 @@ impl FromQuery for PricesQuery {
 
 /// Prices, filtered by branch and name.
 #[utoipa::path(get, path = "/api/v1/prices", tag = "directory", params(PricesQuery),
-    responses((status = 200, description = "Prices", body = Vec<PriceView>), (status = 422, description = "A bad filter value", body = crate::api::types::ErrorBody)))]
+    responses((status = 200, description = "Prices", body = PriceList), (status = 422, description = "A bad filter value", body = crate::api::types::ErrorBody)))]
 pub async fn list_prices(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PricesQuery>,
-) -> Result<Json<Vec<PriceView>>, AppError> {
+) -> Result<Json<PriceList>, AppError> {
     let mut conn = state.db().await?;
     let name = query.q.as_ref().map(SearchText::as_str);
     let prices = directory::list_prices(&mut conn, query.branch_id, name).await?;
-    Ok(Json(prices.iter().map(PriceView::from).collect()))
+    let paging = Paging {
+        page: query.page,
+        per_page: query.per_page,
+    };
+    Ok(Json(PriceList::page(&prices, paging, PriceView::from)))
 }

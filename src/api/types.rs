@@ -26,6 +26,8 @@ pub struct RecordBranch {
     pub id: i64,
     pub name: String,
     pub address: String,
+    /// The branch's IANA zone, in which `start` and `end` are given.
+    pub timezone: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -74,6 +76,7 @@ impl From<&RecordView> for RecordOut {
                 id: r.branch_id,
                 name: view.branch_name.clone(),
                 address: view.branch_address.clone(),
+                timezone: view.branch_zone.name().to_owned(),
             },
             patient: RecordPatient {
                 full_name: r.patient_full_name(),
@@ -125,19 +128,11 @@ impl RecordDetailOut {
     }
 }
 
-/// The answer to a booking.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RecordEnvelope {
-    pub record: RecordOut,
-}
-
-impl RecordEnvelope {
-    /// The stored answer of a booking made with an `Idempotency-Key`.
+impl RecordOut {
+    /// The answer to a booking as JSON, also stored for a retry with the same
+    /// `Idempotency-Key`.
     pub fn json(view: &RecordView) -> serde_json::Value {
-        serde_json::to_value(RecordEnvelope {
-            record: RecordOut::from(view),
-        })
-        .unwrap_or(serde_json::Value::Null)
+        serde_json::to_value(RecordOut::from(view)).unwrap_or(serde_json::Value::Null)
     }
 }
 

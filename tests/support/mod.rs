@@ -381,7 +381,7 @@ pub async fn doctor_in(app: &TestApp, timezone: Option<&str>) -> (i64, i64) {
         .json()
         .await
         .expect("json");
-    let branch = branches
+    let branch = branches["items"]
         .as_array()
         .expect("array")
         .iter()
@@ -397,7 +397,7 @@ pub async fn doctor_in(app: &TestApp, timezone: Option<&str>) -> (i64, i64) {
         .json()
         .await
         .expect("json");
-    (doctors[0]["id"].as_i64().expect("doctor"), branch_id)
+    (doctors["items"][0]["id"].as_i64().expect("doctor"), branch_id)
 }
 
 /// The schedule of the next `days` days from the API.
@@ -462,4 +462,27 @@ pub async fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     check()
+}
+
+/// A directory list of the API, every entry (`per_page=200`), after checking the list shape
+/// `{items,total,page,per_page}`: the status and the `items` array.
+pub async fn list_json(app: &TestApp, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let response = browser()
+        .get(app.url(&format!("{path}{separator}per_page=200")))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let items = body["items"].clone();
+    assert!(items.is_array(), "{path}: {body}");
+    assert_eq!(
+        body["total"].as_u64().map(|n| n as usize),
+        items.as_array().map(Vec::len),
+        "{path}: every entry on one page"
+    );
+    assert_eq!(body["page"], 1);
+    assert_eq!(body["per_page"], 200);
+    (status, items)
 }

@@ -32,6 +32,8 @@ pub struct RecordQuery {
     pub search: Option<SearchText>,
     /// Only visits still ahead.
     pub upcoming: bool,
+    /// Records per page; [`PER_PAGE`] when `None`.
+    pub per_page: Option<i64>,
 }
 
 /// One page of a list and the total.
@@ -120,13 +122,14 @@ impl Booking {
                 .filter(|_| staff)
                 .map(|s| s.as_str().to_owned()),
         };
+        let per_page = query.per_page.unwrap_or(PER_PAGE);
         let mut conn = self.conn().await?;
-        let (items, total) = record::list_views(&mut conn, &filter, page, PER_PAGE).await?;
+        let (items, total) = record::list_views(&mut conn, &filter, page, per_page).await?;
         Ok(RecordPage {
             items,
             total,
             page,
-            per_page: PER_PAGE,
+            per_page,
         })
     }
 
