@@ -25,8 +25,9 @@ usage() {
 }
 
 need_node() {
-    node --version >/dev/null 2>&1 && npm --version >/dev/null 2>&1 ||
+    if ! node --version >/dev/null 2>&1 || ! npm --version >/dev/null 2>&1; then
         die "the client needs Node.js 20 or newer with npm on PATH"
+    fi
     local major
     major="$(node -p 'process.versions.node.split(".")[0]')"
     [ "$major" -ge 20 ] || die "the client needs Node.js 20 or newer; this is $(node --version)"
