@@ -170,3 +170,15 @@ docs-build:
 # Fuzz the JSON API with schemathesis against a demo instance (no 5xx, answers match the OpenAPI document).
 api-fuzz:
     ./scripts/api-fuzz.sh
+
+# Regenerate the TypeScript client's types (clients/ts/src/schema.d.ts) from docs/public/openapi.json; after an API change, run it after `just docs-build` and commit both.
+ts-client:
+    ./scripts/ts-client.sh generate
+
+# Check the TypeScript client (clients/ts): npm ci, its types match docs/public/openapi.json, tsc over the client and its example (what CI runs).
+ts-client-check:
+    ./scripts/ts-client.sh check
+
+# Run the TypeScript client's example (log in as the demo patient, book a free slot, cancel it) against a running server.
+ts-client-example url="http://127.0.0.1:8080":
+    ./scripts/ts-client.sh run-example {{ url }}

@@ -23,6 +23,7 @@ export default withMermaid(
         { text: 'Guide', link: '/getting-started' },
         { text: 'Architecture', link: '/architecture' },
         { text: 'Operations', link: '/operations' },
+        { text: 'Website', link: '/website-quick-start' },
         { text: 'API', link: '/api/reference' },
       ],
       sidebar: [
@@ -52,6 +53,7 @@ export default withMermaid(
         {
           text: 'Reference',
           items: [
+            { text: 'Website quick start', link: '/website-quick-start' },
             { text: 'HTTP contract', link: '/http-contract' },
             { text: 'API reference (OpenAPI)', link: '/api/reference' },
           ],
