@@ -65,3 +65,14 @@ pub async fn ensure_accounts(conn: &mut AsyncPgConnection) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// The demo's MIS emulator starts empty on every run, so patient cards remembered from an
+/// earlier run name nobody there: they are forgotten, and the next booking makes a new card.
+pub async fn forget_mis_cards(conn: &mut AsyncPgConnection) -> anyhow::Result<usize> {
+    use diesel_async::RunQueryDsl;
+    Ok(
+        diesel::sql_query("UPDATE users SET mis_pcode = NULL WHERE mis_pcode IS NOT NULL")
+            .execute(conn)
+            .await?,
+    )
+}

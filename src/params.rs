@@ -182,10 +182,7 @@ impl Paging {
     pub fn read(query: &QueryPairs, errors: &mut FieldErrors) -> Option<Self> {
         let page = errors.check("page", query.value("page").and_then(PageNo::parse));
         let (default, max) = DIRECTORY_PER_PAGE;
-        let per_page = errors.check(
-            "per_page",
-            per_page(query.value("per_page"), default, max),
-        );
+        let per_page = errors.check("per_page", per_page(query.value("per_page"), default, max));
         Some(Self {
             page: page?,
             per_page: per_page?,
@@ -196,7 +193,8 @@ impl Paging {
     pub fn cut<'a, T>(&self, all: &'a [T]) -> &'a [T] {
         let start = usize::try_from(self.page.offset(self.per_page)).unwrap_or(usize::MAX);
         let len = usize::try_from(self.per_page).unwrap_or(0);
-        all.get(start..).map_or(&[], |rest| &rest[..rest.len().min(len)])
+        all.get(start..)
+            .map_or(&[], |rest| &rest[..rest.len().min(len)])
     }
 }
 

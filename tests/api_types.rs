@@ -41,7 +41,10 @@ async fn every_answer_reads_into_its_documented_type() {
 
     let branches: BranchList = typed(get("/api/v1/branches"), StatusCode::OK).await;
     assert!(!branches.items.is_empty());
-    assert_eq!(branches.total, i64::try_from(branches.items.len()).expect("len"));
+    assert_eq!(
+        branches.total,
+        i64::try_from(branches.items.len()).expect("len")
+    );
     assert_eq!((branches.page, branches.per_page), (1, 50));
     let _: SpecialityList = typed(get("/api/v1/specialities"), StatusCode::OK).await;
     let cards: SpecialistList = typed(get("/api/v1/specialists"), StatusCode::OK).await;
@@ -58,7 +61,12 @@ async fn every_answer_reads_into_its_documented_type() {
     )
     .await;
     let prices: PriceList = typed(get("/api/v1/prices"), StatusCode::OK).await;
-    assert!(prices.items.iter().all(|p| p.currency == "RUB" && p.price_kopecks > 0));
+    assert!(
+        prices
+            .items
+            .iter()
+            .all(|p| p.currency == "RUB" && p.price_kopecks > 0)
+    );
     let today = chrono::Utc::now().date_naive();
     let schedule: ScheduleOut = typed(
         get(&format!(

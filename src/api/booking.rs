@@ -286,13 +286,7 @@ pub async fn reserve_anonymous(
         ))
     })?;
     let keep = match key
-        .begin(
-            &state,
-            "anon",
-            &body,
-            StatusCode::CREATED,
-            RecordOut::json,
-        )
+        .begin(&state, "anon", &body, StatusCode::CREATED, RecordOut::json)
         .await?
     {
         Begin::Replay(status, answer) => return Ok(replay(status, answer)),
@@ -371,13 +365,7 @@ pub async fn create_record(
         errors.or_value(|| Some((start?, comment?, specialist_id?, branch_id?)))?;
     let scope = format!("user:{}", user.id);
     let keep = match key
-        .begin(
-            &state,
-            &scope,
-            &body,
-            StatusCode::CREATED,
-            RecordOut::json,
-        )
+        .begin(&state, &scope, &body, StatusCode::CREATED, RecordOut::json)
         .await?
     {
         Begin::Replay(status, answer) => return Ok(replay(status, answer)),

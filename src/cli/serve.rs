@@ -72,6 +72,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         let mut conn = running.state.db.get().await?;
         demo::ensure_accounts(&mut conn).await?;
+        demo::forget_mis_cards(&mut conn).await?;
         drop(conn);
         match sync::scheduler::run_once_locked(&config.database_url, &sources, &options).await {
             Ok(Some(reports)) => {

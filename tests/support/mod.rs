@@ -397,7 +397,10 @@ pub async fn doctor_in(app: &TestApp, timezone: Option<&str>) -> (i64, i64) {
         .json()
         .await
         .expect("json");
-    (doctors["items"][0]["id"].as_i64().expect("doctor"), branch_id)
+    (
+        doctors["items"][0]["id"].as_i64().expect("doctor"),
+        branch_id,
+    )
 }
 
 /// The schedule of the next `days` days from the API.

@@ -39,13 +39,14 @@ async function main(): Promise<void> {
   const api = createSovamedClient(baseUrl, { token: login.data.token });
 
   // 2. The doctors.
-  const list = await api.GET("/api/v1/specialists");
+  const list = await api.GET("/api/v1/specialists", { params: { query: { per_page: 200 } } });
   if (!list.data) fail("list specialists", list.response, list.error);
-  const specialists: Schemas["SpecialistCard"][] = list.data; // SHAPE: today a bare array of cards
+  // Every list is {items, total, page, per_page}.
+  const specialists: Schemas["SpecialistCard"][] = list.data.items;
   const doctor = specialists.find((s) => s.branches.length > 0);
   const branch = doctor?.branches[0];
   if (!doctor || !branch) fail("pick a doctor", list.response, "no specialist works in a branch");
-  console.log(`2. ${specialists.length} specialists; the first: ${doctor.full_name} (#${doctor.id}) in ${branch.name} (#${branch.id})`);
+  console.log(`2. ${list.data.total} specialists; the first: ${doctor.full_name} (#${doctor.id}) in ${branch.name} (#${branch.id})`);
 
   // 3. His schedule for the next 14 days (the API takes at most 31).
   const schedule = await api.GET("/api/v1/specialist/schedule", {
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
       body: { specialist_id: doctor.id, branch_id: branch.id, start: slot.start },
     });
     if (booking.data) {
-      record = booking.data.record; // SHAPE: today the 201 answer is {"record": {...}}
+      record = booking.data; // 201: the record itself; Location: /api/v1/records/{id}
       break;
     }
     if (booking.response.status === 409 && errorCode(booking.error) === "slot_taken") {

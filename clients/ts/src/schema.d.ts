@@ -300,6 +300,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/user/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revokes the refresh token and its family (the access token runs out by itself). */
+        post: operations["log_out"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/user/me": {
         parameters: {
             query?: never;
@@ -311,6 +328,26 @@ export interface paths {
         get: operations["show_me"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/user/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Spends a refresh token for a new access token and the next refresh token. A token that
+         *     was spent already revokes its whole family (it was copied); log in again after any 401.
+         */
+        post: operations["refresh"];
         delete?: never;
         options?: never;
         head?: never;
@@ -339,6 +376,16 @@ export interface components {
              * @description The slot's start as the schedule gives it (RFC 3339 with offset).
              */
             start: string;
+        };
+        /** @description A page of branches. */
+        BranchList: {
+            items: components["schemas"]["BranchView"][];
+            /** Format: int64 */
+            page: number;
+            /** Format: int64 */
+            per_page: number;
+            /** Format: int64 */
+            total: number;
         };
         /** @description A branch with its IANA time zone. */
         BranchView: {
@@ -402,9 +449,23 @@ export interface components {
             email: string;
             password: string;
         };
+        /**
+         * @description An access token (a short-lived JWT for `Authorization: Bearer`) and the refresh token
+         *     that gets the next one.
+         */
         LoginResponse: {
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Seconds the access token lives.
+             */
             expires_in: number;
+            /**
+             * Format: int64
+             * @description Seconds the refresh token lives.
+             */
+            refresh_expires_in: number;
+            /** @description Opaque; send it to `POST /api/v1/user/refresh` once: each use returns a new one. */
+            refresh_token: string;
             token: string;
             token_type: string;
             user: components["schemas"]["UserView"];
@@ -461,18 +522,30 @@ export interface components {
             expires_at: string;
             phone_token: string;
         };
+        /** @description A page of prices. */
+        PriceList: {
+            items: components["schemas"]["PriceView"][];
+            /** Format: int64 */
+            page: number;
+            /** Format: int64 */
+            per_page: number;
+            /** Format: int64 */
+            total: number;
+        };
         PriceView: {
             /** Format: int64 */
             branch_id?: number | null;
             code: string;
+            /** @description ISO 4217: always `RUB`. */
+            currency: string;
             /** Format: int64 */
             id: number;
             name: string;
             /**
-             * Format: double
-             * @description Roubles, two decimals.
+             * Format: int64
+             * @description The price in kopecks (an integer: 250050 is 2 500,50 ₽).
              */
-            price: number;
+            price_kopecks: number;
             /** Format: int64 */
             speciality_id?: number | null;
         };
@@ -481,14 +554,12 @@ export interface components {
             /** Format: int64 */
             id: number;
             name: string;
+            /** @description The branch's IANA zone, in which `start` and `end` are given. */
+            timezone: string;
         };
         /** @description A record with its latest SMS (`null` before any was queued). */
         RecordDetailOut: components["schemas"]["RecordOut"] & {
             notification?: null | components["schemas"]["NotificationOut"];
-        };
-        /** @description The answer to a booking. */
-        RecordEnvelope: {
-            record: components["schemas"]["RecordOut"];
         };
         /** @description One page of records. */
         RecordList: {
@@ -543,9 +614,23 @@ export interface components {
          * @enum {string}
          */
         RecordStatus: "booked" | "cancelled" | "visited" | "no_show";
+        /** @description A refresh token to spend or revoke. */
+        RefreshRequest: {
+            refresh_token: string;
+        };
         RescheduleBody: {
             /** Format: date-time */
             start: string;
+        };
+        /** @description A page of reviews. */
+        ReviewList: {
+            items: components["schemas"]["ReviewView"][];
+            /** Format: int64 */
+            page: number;
+            /** Format: int64 */
+            per_page: number;
+            /** Format: int64 */
+            total: number;
         };
         ReviewView: {
             author: string;
@@ -608,6 +693,26 @@ export interface components {
             prices: components["schemas"]["PriceView"][];
             summary: string;
         };
+        /** @description A page of specialists. */
+        SpecialistList: {
+            items: components["schemas"]["SpecialistCard"][];
+            /** Format: int64 */
+            page: number;
+            /** Format: int64 */
+            per_page: number;
+            /** Format: int64 */
+            total: number;
+        };
+        /** @description A page of specialities. */
+        SpecialityList: {
+            items: components["schemas"]["SpecialityView"][];
+            /** Format: int64 */
+            page: number;
+            /** Format: int64 */
+            per_page: number;
+            /** Format: int64 */
+            total: number;
+        };
         SpecialityView: {
             /** Format: int64 */
             id: number;
@@ -658,7 +763,11 @@ export type $defs = Record<string, never>;
 export interface operations {
     list_branches: {
         parameters: {
-            query?: never;
+            query?: {
+                page?: number;
+                /** @description Entries per page, 50 when absent. */
+                per_page?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -671,7 +780,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BranchView"][];
+                    "application/json": components["schemas"]["BranchList"];
+                };
+            };
+            /** @description Bad paging */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Database down */
@@ -883,6 +1001,9 @@ export interface operations {
                 branch_id?: number;
                 /** @description A part of the service's name. */
                 q?: string;
+                page?: number;
+                /** @description Prices per page, 50 when absent. */
+                per_page?: number;
             };
             header?: never;
             path?: never;
@@ -896,7 +1017,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PriceView"][];
+                    "application/json": components["schemas"]["PriceList"];
                 };
             };
             /** @description A bad filter value */
@@ -919,6 +1040,8 @@ export interface operations {
                 /** @description Last day, inclusive. */
                 date_to?: string;
                 page?: number;
+                /** @description Records per page, 20 when absent. */
+                per_page?: number;
                 specialist_id?: number;
                 branch_id?: number;
                 /** @description Staff only: a phone fragment or a surname. */
@@ -983,7 +1106,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RecordEnvelope"];
+                    "application/json": components["schemas"]["RecordOut"];
                 };
             };
             /** @description Malformed JSON */
@@ -1289,7 +1412,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RecordEnvelope"];
+                    "application/json": components["schemas"]["RecordOut"];
                 };
             };
             /** @description Malformed JSON */
@@ -1418,6 +1541,9 @@ export interface operations {
                 branch_id?: number;
                 /** @description A part of the name. */
                 q?: string;
+                page?: number;
+                /** @description Doctors per page, 50 when absent. */
+                per_page?: number;
             };
             header?: never;
             path?: never;
@@ -1431,7 +1557,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SpecialistCard"][];
+                    "application/json": components["schemas"]["SpecialistList"];
                 };
             };
             /** @description A bad filter value */
@@ -1489,7 +1615,7 @@ export interface operations {
         parameters: {
             query?: {
                 page?: number;
-                /** @description Reviews per page, 50 when absent. */
+                /** @description Entries per page, 50 when absent. */
                 per_page?: number;
             };
             header?: never;
@@ -1506,7 +1632,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ReviewView"][];
+                    "application/json": components["schemas"]["ReviewList"];
                 };
             };
             /** @description Unknown specialist */
@@ -1531,7 +1657,11 @@ export interface operations {
     };
     list_specialities: {
         parameters: {
-            query?: never;
+            query?: {
+                page?: number;
+                /** @description Entries per page, 50 when absent. */
+                per_page?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1544,7 +1674,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SpecialityView"][];
+                    "application/json": components["schemas"]["SpecialityList"];
+                };
+            };
+            /** @description Bad paging */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Database down */
@@ -1645,6 +1784,64 @@ export interface operations {
             };
         };
     };
+    log_out: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description Revoked (also for a token that was not valid) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     show_me: {
         parameters: {
             query?: never;
@@ -1665,6 +1862,75 @@ export interface operations {
             };
             /** @description `unauthorized` (missing or invalid token) or `token_expired` */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    refresh: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description A new pair; the refresh token sent is spent */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginResponse"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`: unknown, expired, revoked or spent (the family is revoked), or the account changed its password, role or status */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown fields */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
