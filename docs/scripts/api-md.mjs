@@ -348,6 +348,14 @@ function renderDocument(doc) {
           out.push(`| ${code(status)} | ${meaning || ' '} | ${bodies.join('; ') || ' '} |`)
         }
         out.push('')
+        for (const [status, raw] of responses) {
+          const [response] = resolve(raw)
+          for (const [mediaType, media] of Object.entries(response?.content ?? {})) {
+            if (media.example === undefined) continue
+            out.push(`Example answer ${code(status)} (${code(mediaType)}):`, '')
+            out.push('```json', JSON.stringify(media.example, null, 2), '```', '')
+          }
+        }
       }
     }
   }

@@ -27,6 +27,56 @@ impl Modify for BearerAuth {
     }
 }
 
+/// A request and an answer for every operation, recorded from the demo server
+/// (`src/api/examples.json`, keyed by `"METHOD /path"`), put into the document as the
+/// `example` of the request body and of the success answer. `scripts/check-openapi-examples.py`
+/// validates each against its schema in CI; a unit test below checks that none is missing.
+struct Examples;
+
+const EXAMPLES: &str = include_str!("examples.json");
+
+impl Modify for Examples {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Ok(serde_json::Value::Object(examples)) = serde_json::from_str(EXAMPLES) else {
+            return;
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                ("GET", item.get.as_mut()),
+                ("POST", item.post.as_mut()),
+                ("PUT", item.put.as_mut()),
+                ("DELETE", item.delete.as_mut()),
+            ];
+            for (method, operation) in operations {
+                let (Some(operation), Some(example)) =
+                    (operation, examples.get(&format!("{method} {path}")))
+                else {
+                    continue;
+                };
+                if let (Some(body), Some(request)) =
+                    (operation.request_body.as_mut(), example.get("request"))
+                {
+                    for content in body.content.values_mut() {
+                        content.example = Some(request.clone());
+                    }
+                }
+                let Some(answer) = example.get("response") else {
+                    continue;
+                };
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let (true, utoipa::openapi::RefOr::T(response)) =
+                        (status.starts_with('2'), response)
+                    {
+                        for content in response.content.values_mut() {
+                            content.example = Some(answer.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sovamed API", description = "Doctors, schedules, booking and records of the clinic network."),
@@ -53,7 +103,7 @@ impl Modify for BearerAuth {
         booking::reschedule_record,
         show_openapi,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Examples),
     tags(
         (name = "user", description = "Login and the current account"),
         (name = "directory", description = "Branches, specialities, doctors, reviews, prices"),
@@ -74,4 +124,44 @@ pub fn document() -> utoipa::openapi::OpenApi {
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn show_openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request body and every success answer with content carries an example, except
+    /// the document itself (its answer is this document).
+    #[test]
+    fn every_operation_has_its_examples() {
+        let document = serde_json::to_value(document()).expect("document");
+        let mut missing = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            if path == "/api/v1/openapi.json" {
+                continue;
+            }
+            for (method, operation) in item.as_object().expect("item") {
+                let name = format!("{} {path}", method.to_uppercase());
+                if let Some(content) = operation["requestBody"]["content"].as_object() {
+                    if content.values().any(|c| c.get("example").is_none()) {
+                        missing.push(format!("{name}: request"));
+                    }
+                }
+                for (status, response) in operation["responses"].as_object().expect("responses") {
+                    let Some(content) = response["content"].as_object() else {
+                        continue;
+                    };
+                    if status.starts_with('2')
+                        && content.values().any(|c| c.get("example").is_none())
+                    {
+                        missing.push(format!("{name}: {status}"));
+                    }
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "operations without examples: {missing:?}"
+        );
+    }
 }

@@ -780,6 +780,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "address": "Екатеринбург, ул. Малышева, д. 51",
+                     *           "id": 3,
+                     *           "name": "Совамед Екатеринбург",
+                     *           "phone": "+7(343)310-20-40",
+                     *           "timezone": "Asia/Yekaterinburg"
+                     *         }
+                     *       ],
+                     *       "page": 1,
+                     *       "per_page": 1,
+                     *       "total": 3
+                     *     }
+                     */
                     "application/json": components["schemas"]["BranchList"];
                 };
             };
@@ -818,6 +834,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "body": "Я даю ООО «Совамед» согласие на обработку сведений о состоянии моего здоровья (запись к врачу определённой специальности, комментарий к записи, сведения о посещении) в целях оказания медицинских …",
+                     *           "purpose": "health_data",
+                     *           "title": "Согласие на обработку сведений о состоянии здоровья",
+                     *           "url": "https://sovamed.example/consent/health_data",
+                     *           "version": 1
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["ConsentTextList"];
                 };
             };
@@ -852,6 +881,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "phone": "+79161234567",
+                 *       "purpose": "booking"
+                 *     }
+                 */
                 "application/json": components["schemas"]["VerificationRequest"];
             };
         };
@@ -862,6 +897,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "expires_at": "2026-11-30T04:40:24.587884346+00:00",
+                     *       "resend_after": "2026-11-30T04:31:24.587884346+00:00",
+                     *       "verification_id": "df09801279d44a2e5027bacb5c787498"
+                     *     }
+                     */
                     "application/json": components["schemas"]["VerificationStarted"];
                 };
             };
@@ -926,6 +968,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "code": "414914"
+                 *     }
+                 */
                 "application/json": components["schemas"]["CodeInput"];
             };
         };
@@ -936,6 +983,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "expires_at": "2026-11-30T04:45:24.811705922+00:00",
+                     *       "phone_token": "656aabda95cd9869664390c0dbce104d8099f8f749dbc1c73f03e9bd9da398fe"
+                     *     }
+                     */
                     "application/json": components["schemas"]["PhoneProofOut"];
                 };
             };
@@ -1017,6 +1070,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "branch_id": 1,
+                     *           "code": "B01.004.003",
+                     *           "currency": "RUB",
+                     *           "id": 187,
+                     *           "name": "Консультация гастроэнтеролога, к.м.н.",
+                     *           "price_kopecks": 380000,
+                     *           "speciality_id": 11
+                     *         }
+                     *       ],
+                     *       "page": 1,
+                     *       "per_page": 1,
+                     *       "total": 216
+                     *     }
+                     */
                     "application/json": components["schemas"]["PriceList"];
                 };
             };
@@ -1059,6 +1130,39 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "branch": {
+                     *             "address": "Екатеринбург, ул. Малышева, д. 51",
+                     *             "id": 3,
+                     *             "name": "Совамед Екатеринбург",
+                     *             "timezone": "Asia/Yekaterinburg"
+                     *           },
+                     *           "created_at": "2026-11-30T04:30:22.671335+00:00",
+                     *           "end": "2026-11-30T10:30:00+05:00",
+                     *           "id": 1,
+                     *           "mis_id": 30001001,
+                     *           "patient": {
+                     *             "full_name": "Иванова Анна Сергеевна",
+                     *             "phone_masked": "+7916***4567"
+                     *           },
+                     *           "source": "api",
+                     *           "specialist": {
+                     *             "full_name": "Андреев Артём Сергеевич",
+                     *             "id": 34
+                     *           },
+                     *           "start": "2026-11-30T10:00:00+05:00",
+                     *           "status": "booked",
+                     *           "timezone": "Asia/Yekaterinburg"
+                     *         }
+                     *       ],
+                     *       "page": 1,
+                     *       "per_page": 1,
+                     *       "total": 1
+                     *     }
+                     */
                     "application/json": components["schemas"]["RecordList"];
                 };
             };
@@ -1094,6 +1198,14 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "branch_id": 3,
+                 *       "comment": "Первичный приём",
+                 *       "specialist_id": 34,
+                 *       "start": "2026-11-30T10:00:00+05:00"
+                 *     }
+                 */
                 "application/json": components["schemas"]["PatientReserve"];
             };
         };
@@ -1106,6 +1218,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "branch": {
+                     *         "address": "Екатеринбург, ул. Малышева, д. 51",
+                     *         "id": 3,
+                     *         "name": "Совамед Екатеринбург",
+                     *         "timezone": "Asia/Yekaterinburg"
+                     *       },
+                     *       "created_at": "2026-11-30T04:30:22.671335+00:00",
+                     *       "end": "2026-11-30T10:30:00+05:00",
+                     *       "id": 1,
+                     *       "mis_id": 30001001,
+                     *       "patient": {
+                     *         "full_name": "Иванова Анна Сергеевна",
+                     *         "phone_masked": "+7916***4567"
+                     *       },
+                     *       "source": "api",
+                     *       "specialist": {
+                     *         "full_name": "Андреев Артём Сергеевич",
+                     *         "id": 34
+                     *       },
+                     *       "start": "2026-11-30T10:00:00+05:00",
+                     *       "status": "booked",
+                     *       "timezone": "Asia/Yekaterinburg"
+                     *     }
+                     */
                     "application/json": components["schemas"]["RecordOut"];
                 };
             };
@@ -1209,6 +1347,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "branch": {
+                     *         "address": "Екатеринбург, ул. Малышева, д. 51",
+                     *         "id": 3,
+                     *         "name": "Совамед Екатеринбург",
+                     *         "timezone": "Asia/Yekaterinburg"
+                     *       },
+                     *       "created_at": "2026-11-30T04:30:22.671335+00:00",
+                     *       "end": "2026-11-30T10:30:00+05:00",
+                     *       "id": 1,
+                     *       "mis_id": 30001001,
+                     *       "notification": {
+                     *         "attempts": 0,
+                     *         "kind": "booked",
+                     *         "status": "pending"
+                     *       },
+                     *       "patient": {
+                     *         "full_name": "Иванова Анна Сергеевна",
+                     *         "phone_masked": "+7916***4567"
+                     *       },
+                     *       "source": "api",
+                     *       "specialist": {
+                     *         "full_name": "Андреев Артём Сергеевич",
+                     *         "id": 34
+                     *       },
+                     *       "start": "2026-11-30T10:00:00+05:00",
+                     *       "status": "booked",
+                     *       "timezone": "Asia/Yekaterinburg"
+                     *     }
+                     */
                     "application/json": components["schemas"]["RecordDetailOut"];
                 };
             };
@@ -1249,6 +1418,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "branch": {
+                     *         "address": "Екатеринбург, ул. Малышева, д. 51",
+                     *         "id": 3,
+                     *         "name": "Совамед Екатеринбург",
+                     *         "timezone": "Asia/Yekaterinburg"
+                     *       },
+                     *       "created_at": "2026-11-30T04:30:22.671335+00:00",
+                     *       "end": "2026-11-30T11:00:00+05:00",
+                     *       "id": 1,
+                     *       "mis_id": 30001001,
+                     *       "patient": {
+                     *         "full_name": "Иванова Анна Сергеевна",
+                     *         "phone_masked": "+7916***4567"
+                     *       },
+                     *       "source": "api",
+                     *       "specialist": {
+                     *         "full_name": "Андреев Артём Сергеевич",
+                     *         "id": 34
+                     *       },
+                     *       "start": "2026-11-30T10:30:00+05:00",
+                     *       "status": "cancelled",
+                     *       "timezone": "Asia/Yekaterinburg"
+                     *     }
+                     */
                     "application/json": components["schemas"]["RecordOut"];
                 };
             };
@@ -1301,6 +1496,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "start": "2026-11-30T10:30:00+05:00"
+                 *     }
+                 */
                 "application/json": components["schemas"]["RescheduleBody"];
             };
         };
@@ -1311,6 +1511,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "branch": {
+                     *         "address": "Екатеринбург, ул. Малышева, д. 51",
+                     *         "id": 3,
+                     *         "name": "Совамед Екатеринбург",
+                     *         "timezone": "Asia/Yekaterinburg"
+                     *       },
+                     *       "created_at": "2026-11-30T04:30:22.671335+00:00",
+                     *       "end": "2026-11-30T11:00:00+05:00",
+                     *       "id": 1,
+                     *       "mis_id": 30001001,
+                     *       "patient": {
+                     *         "full_name": "Иванова Анна Сергеевна",
+                     *         "phone_masked": "+7916***4567"
+                     *       },
+                     *       "source": "api",
+                     *       "specialist": {
+                     *         "full_name": "Андреев Артём Сергеевич",
+                     *         "id": 34
+                     *       },
+                     *       "start": "2026-11-30T10:30:00+05:00",
+                     *       "status": "booked",
+                     *       "timezone": "Asia/Yekaterinburg"
+                     *     }
+                     */
                     "application/json": components["schemas"]["RecordOut"];
                 };
             };
@@ -1400,6 +1626,26 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "branch_id": 3,
+                 *       "comment": "Первичный приём",
+                 *       "consent": {
+                 *         "health_data": true,
+                 *         "personal_data": true
+                 *       },
+                 *       "patient": {
+                 *         "birth_date": "1988-04-12",
+                 *         "first_name": "Анна",
+                 *         "last_name": "Смирнова",
+                 *         "middle_name": "Павловна",
+                 *         "phone": "+7 916 123-45-67"
+                 *       },
+                 *       "phone_token": "656aabda95cd9869664390c0dbce104d8099f8f749dbc1c73f03e9bd9da398fe",
+                 *       "specialist_id": 34,
+                 *       "start": "2026-11-30T11:00:00+05:00"
+                 *     }
+                 */
                 "application/json": components["schemas"]["AnonymousReserve"];
             };
         };
@@ -1412,6 +1658,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "branch": {
+                     *         "address": "Екатеринбург, ул. Малышева, д. 51",
+                     *         "id": 3,
+                     *         "name": "Совамед Екатеринбург",
+                     *         "timezone": "Asia/Yekaterinburg"
+                     *       },
+                     *       "created_at": "2026-11-30T04:30:24.897603+00:00",
+                     *       "end": "2026-11-30T11:30:00+05:00",
+                     *       "id": 2,
+                     *       "mis_id": 30001002,
+                     *       "patient": {
+                     *         "full_name": "Смирнова Анна Павловна",
+                     *         "phone_masked": "+7916***4567"
+                     *       },
+                     *       "source": "anonymous",
+                     *       "specialist": {
+                     *         "full_name": "Андреев Артём Сергеевич",
+                     *         "id": 34
+                     *       },
+                     *       "start": "2026-11-30T11:00:00+05:00",
+                     *       "status": "booked",
+                     *       "timezone": "Asia/Yekaterinburg"
+                     *     }
+                     */
                     "application/json": components["schemas"]["RecordOut"];
                 };
             };
@@ -1502,6 +1774,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "branch_id": 3,
+                     *       "days": [
+                     *         {
+                     *           "date": "2026-11-30",
+                     *           "slots": [
+                     *             {
+                     *               "end": "2026-11-30T08:30:00+05:00",
+                     *               "free": false,
+                     *               "start": "2026-11-30T08:00:00+05:00"
+                     *             },
+                     *             {
+                     *               "end": "2026-11-30T09:00:00+05:00",
+                     *               "free": false,
+                     *               "start": "2026-11-30T08:30:00+05:00"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "fetched_at": "2026-11-30T04:30:12.166372896+00:00",
+                     *       "source": "cache",
+                     *       "specialist_id": 34,
+                     *       "timezone": "Asia/Yekaterinburg"
+                     *     }
+                     */
                     "application/json": components["schemas"]["ScheduleOut"];
                 };
             };
@@ -1557,6 +1855,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "branches": [
+                     *             {
+                     *               "id": 3,
+                     *               "name": "Совамед Екатеринбург"
+                     *             }
+                     *           ],
+                     *           "full_name": "Андреев Артём Сергеевич",
+                     *           "id": 34,
+                     *           "photo_url": "http://127.0.0.1:40937/upload/iblock/8dc/andreev-artem-sergeevich.png",
+                     *           "rating": 4.6,
+                     *           "reviews_count": 5,
+                     *           "specialities": [
+                     *             {
+                     *               "id": 11,
+                     *               "name": "Гастроэнтерология"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "page": 1,
+                     *       "per_page": 1,
+                     *       "total": 37
+                     *     }
+                     */
                     "application/json": components["schemas"]["SpecialistList"];
                 };
             };
@@ -1597,6 +1923,50 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "bio_html": "<p>Окончил(а) Первый МГМУ им. И.&nbsp;М.&nbsp;Сеченова, ординатура по специальности.</p><p>Регулярно проходит повышение квалификации в ведущих клиниках России.</p><p>Принципы работы: <strong>доказательная медицина</strong> и внимание к пациенту.</p>",
+                     *       "branches": [
+                     *         {
+                     *           "id": 3,
+                     *           "name": "Совамед Екатеринбург"
+                     *         }
+                     *       ],
+                     *       "branches_detail": [
+                     *         {
+                     *           "address": "Екатеринбург, ул. Малышева, д. 51",
+                     *           "id": 3,
+                     *           "name": "Совамед Екатеринбург",
+                     *           "phone": "+7(343)310-20-40",
+                     *           "timezone": "Asia/Yekaterinburg"
+                     *         }
+                     *       ],
+                     *       "experience_years": 19,
+                     *       "full_name": "Андреев Артём Сергеевич",
+                     *       "id": 34,
+                     *       "photo_url": "http://127.0.0.1:40937/upload/iblock/8dc/andreev-artem-sergeevich.png",
+                     *       "prices": [
+                     *         {
+                     *           "branch_id": 3,
+                     *           "code": "B01.004.003",
+                     *           "currency": "RUB",
+                     *           "id": 189,
+                     *           "name": "Консультация гастроэнтеролога, к.м.н.",
+                     *           "price_kopecks": 297500,
+                     *           "speciality_id": 11
+                     *         }
+                     *       ],
+                     *       "rating": 4.6,
+                     *       "reviews_count": 5,
+                     *       "specialities": [
+                     *         {
+                     *           "id": 11,
+                     *           "name": "Гастроэнтерология"
+                     *         }
+                     *       ],
+                     *       "summary": "Врач-гастроэнтеролог, стаж 18 лет"
+                     *     }
+                     */
                     "application/json": components["schemas"]["SpecialistDetail"];
                 };
             };
@@ -1632,6 +2002,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "author": "Павел",
+                     *           "date": "2024-10-06T00:00:00Z",
+                     *           "id": 10,
+                     *           "rating": 3,
+                     *           "text": "Очень внимательный врач. Клиника чистая, администраторы вежливые."
+                     *         }
+                     *       ],
+                     *       "page": 1,
+                     *       "per_page": 1,
+                     *       "total": 5
+                     *     }
+                     */
                     "application/json": components["schemas"]["ReviewList"];
                 };
             };
@@ -1674,6 +2060,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": 11,
+                     *           "name": "Гастроэнтерология"
+                     *         }
+                     *       ],
+                     *       "page": 1,
+                     *       "per_page": 1,
+                     *       "total": 12
+                     *     }
+                     */
                     "application/json": components["schemas"]["SpecialityList"];
                 };
             };
@@ -1706,6 +2105,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "patient@demo.sovamed.ru",
+                 *       "password": "sova-patient-demo"
+                 *     }
+                 */
                 "application/json": components["schemas"]["LoginRequest"];
             };
         };
@@ -1716,6 +2121,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "expires_in": 900,
+                     *       "refresh_expires_in": 2591999,
+                     *       "refresh_token": "63d4ed058c2dd51d97fb47aa87d61b7e39e9dd7b92afaf7a57a0b85ffe14bed6",
+                     *       "token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+                     *       "token_type": "Bearer",
+                     *       "user": {
+                     *         "email": "patient@demo.sovamed.ru",
+                     *         "full_name": "Иванова Анна Сергеевна",
+                     *         "id": 1,
+                     *         "role": "patient"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["LoginResponse"];
                 };
             };
@@ -1793,6 +2213,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "refresh_token": "17d163c74141ef43d63c342f5c015938266a46270b862ad53bf7878b539a2cb8"
+                 *     }
+                 */
                 "application/json": components["schemas"]["RefreshRequest"];
             };
         };
@@ -1857,6 +2282,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "email": "patient@demo.sovamed.ru",
+                     *       "full_name": "Иванова Анна Сергеевна",
+                     *       "id": 1,
+                     *       "role": "patient"
+                     *     }
+                     */
                     "application/json": components["schemas"]["UserView"];
                 };
             };
@@ -1880,6 +2313,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "refresh_token": "63d4ed058c2dd51d97fb47aa87d61b7e39e9dd7b92afaf7a57a0b85ffe14bed6"
+                 *     }
+                 */
                 "application/json": components["schemas"]["RefreshRequest"];
             };
         };
@@ -1890,6 +2328,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "expires_in": 900,
+                     *       "refresh_expires_in": 2591999,
+                     *       "refresh_token": "17d163c74141ef43d63c342f5c015938266a46270b862ad53bf7878b539a2cb8",
+                     *       "token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+                     *       "token_type": "Bearer",
+                     *       "user": {
+                     *         "email": "patient@demo.sovamed.ru",
+                     *         "full_name": "Иванова Анна Сергеевна",
+                     *         "id": 1,
+                     *         "role": "patient"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["LoginResponse"];
                 };
             };
