@@ -142,10 +142,10 @@ mod tests {
             }
             for (method, operation) in item.as_object().expect("item") {
                 let name = format!("{} {path}", method.to_uppercase());
-                if let Some(content) = operation["requestBody"]["content"].as_object() {
-                    if content.values().any(|c| c.get("example").is_none()) {
-                        missing.push(format!("{name}: request"));
-                    }
+                if let Some(content) = operation["requestBody"]["content"].as_object()
+                    && content.values().any(|c| c.get("example").is_none())
+                {
+                    missing.push(format!("{name}: request"));
                 }
                 for (status, response) in operation["responses"].as_object().expect("responses") {
                     let Some(content) = response["content"].as_object() else {
