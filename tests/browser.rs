@@ -250,3 +250,65 @@ async fn a_visitor_books_with_an_sms_code_and_cancels_by_the_link_in_headless_ch
         8
     );
 }
+
+/// A static "website" on a port of its own: one empty page, the origin a browser reports.
+async fn static_site() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let site = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async {
+            axum::response::Html(
+                "<!doctype html><html lang=\"ru\"><title>Сайт клиники</title></html>",
+            )
+        }),
+    );
+    tokio::spawn(async move {
+        axum::serve(listener, site).await.ok();
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_website_on_its_own_origin_signs_in_and_books_and_another_origin_is_blocked() {
+    require_browser_deps();
+    let (site, other) = (static_site().await, static_site().await);
+    let allowed = site.clone();
+    let (app, emulators) = crate::support::with_emulators_and(move |config| {
+        config.anonymous_booking_verify = true;
+        config.cors_allowed_origins = vec![allowed];
+    })
+    .await;
+    sync_directories(&app).await;
+    app.create_user("site@example.ru", "site passphrase 1", Role::Patient)
+        .await;
+    let script = repo().join("tests/browser/second_origin.mjs");
+    let args = vec![
+        app.base.clone(),
+        site,
+        other,
+        format!(
+            "{}/_emulator/messages",
+            emulators.sms_url.clone().expect("SMS emulator")
+        ),
+        "site@example.ru".to_owned(),
+        "site passphrase 1".to_owned(),
+    ];
+    let run = tokio::task::spawn_blocking(move || run_node(&script, &args, BROWSER_TIMEOUT))
+        .await
+        .expect("the browser run");
+    eprintln!("{}{}", run.stdout, run.stderr);
+    assert!(
+        run.success && run.stdout.contains("CORS_OK"),
+        "the second-origin flow failed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM records WHERE source = 'anonymous'")
+            .await,
+        1
+    );
+}
