@@ -227,7 +227,7 @@ pub struct RecordsParams {
     #[param(minimum = 1)]
     pub branch_id: Option<i64>,
     /// Staff only: a phone fragment or a surname.
-    #[param(value_type = Option<String>, max_length = 100)]
+    #[param(value_type = Option<String>, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub q: Option<SearchText>,
 }
 
@@ -322,7 +322,7 @@ pub struct DirectoryParams {
     #[param(minimum = 1)]
     pub branch_id: Option<i64>,
     /// A part of the name.
-    #[param(value_type = Option<String>, max_length = 100)]
+    #[param(value_type = Option<String>, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub q: Option<SearchText>,
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     pub page: PageNo,

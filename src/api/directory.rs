@@ -319,7 +319,7 @@ pub struct PricesQuery {
     #[param(minimum = 1)]
     branch_id: Option<i64>,
     /// A part of the service's name.
-    #[param(value_type = Option<String>, max_length = 100)]
+    #[param(value_type = Option<String>, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     q: Option<SearchText>,
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     page: PageNo,

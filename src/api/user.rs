@@ -72,6 +72,20 @@ pub struct RefreshRequest {
     refresh_token: String,
 }
 
+impl RefreshRequest {
+    /// The token as sent, or a 422 on `refresh_token` for what no token of ours looks like.
+    fn token(&self) -> Result<&str, AppError> {
+        let token = self.refresh_token.trim();
+        if token.is_empty() || token.len() > 128 {
+            return Err(AppError::field(
+                "refresh_token",
+                "Токен обновления: от 1 до 128 символов",
+            ));
+        }
+        Ok(token)
+    }
+}
+
 /// The answer of a login or a refresh: a new access token and a new refresh token.
 async fn signed_in(
     state: &AppState,
@@ -130,13 +144,13 @@ pub async fn log_in(
         (status = 401, description = "`unauthorized`: unknown, expired, revoked or spent (the family is revoked), or the account changed its password, role or status", body = crate::api::types::ErrorBody),
         (status = 413, description = "Body too large", body = crate::api::types::ErrorBody),
         (status = 415, description = "Not JSON", body = crate::api::types::ErrorBody),
-        (status = 422, description = "Missing or unknown fields", body = crate::api::types::ErrorBody),
+        (status = 422, description = "Missing or unknown fields, or an empty or over-long `refresh_token`", body = crate::api::types::ErrorBody),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
 ) -> Result<Response, AppError> {
-    let (user, next) = state.refresh_tokens.rotate(&body.refresh_token).await?;
+    let (user, next) = state.refresh_tokens.rotate(body.token()?).await?;
     signed_in(&state, &user, Some(next)).await
 }
 
@@ -147,13 +161,13 @@ pub async fn refresh(
         (status = 400, description = "Malformed JSON", body = crate::api::types::ErrorBody),
         (status = 413, description = "Body too large", body = crate::api::types::ErrorBody),
         (status = 415, description = "Not JSON", body = crate::api::types::ErrorBody),
-        (status = 422, description = "Missing or unknown fields", body = crate::api::types::ErrorBody),
+        (status = 422, description = "Missing or unknown fields, or an empty or over-long `refresh_token`", body = crate::api::types::ErrorBody),
     ))]
 pub async fn log_out(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
 ) -> Result<axum::http::StatusCode, AppError> {
-    state.refresh_tokens.revoke(&body.refresh_token).await?;
+    state.refresh_tokens.revoke(body.token()?).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

@@ -2256,7 +2256,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Missing or unknown fields */
+            /** @description Missing or unknown fields, or an empty or over-long `refresh_token` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2382,7 +2382,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Missing or unknown fields */
+            /** @description Missing or unknown fields, or an empty or over-long `refresh_token` */
             422: {
                 headers: {
                     [name: string]: unknown;
