@@ -159,3 +159,83 @@ async fn every_answer_reads_into_its_documented_type() {
     .await;
     assert_eq!(again.error.code, "conflict");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_list_honours_and_bounds_page_and_per_page() {
+    let (app, _emulators) = with_emulators().await;
+    crate::support::sync_all(&app, false).await.expect("sync");
+    let (doctor, branch) = doctor_in(&app, None).await;
+    app.create_user("lists@example.ru", "lists passphrase 1", Role::Patient)
+        .await;
+    let token = app
+        .api_token("lists@example.ru", "lists passphrase 1")
+        .await;
+    for start in free_starts(&app, doctor, branch).await.iter().take(3) {
+        let booked = browser()
+            .post(app.url("/api/v1/records"))
+            .bearer_auth(&token)
+            .json(&json!({"specialist_id": doctor, "branch_id": branch, "start": start}))
+            .send()
+            .await
+            .expect("book");
+        assert_eq!(booked.status(), StatusCode::CREATED);
+    }
+    let get = |path: String| {
+        let token = token.clone();
+        let url = app.url(&path);
+        async move {
+            let response = browser()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("list");
+            let status = response.status();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+    let lists = [
+        ("/api/v1/branches".to_owned(), 200),
+        ("/api/v1/specialities".to_owned(), 200),
+        ("/api/v1/specialists".to_owned(), 200),
+        ("/api/v1/prices".to_owned(), 200),
+        (format!("/api/v1/specialists/{doctor}/reviews"), 200),
+        ("/api/v1/records".to_owned(), 100),
+    ];
+    for (path, max) in lists {
+        let (status, all) = get(format!("{path}?per_page={max}")).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {all}");
+        let total = all["total"].as_i64().expect("total");
+        assert!(total >= 2, "{path}: needs two entries to page ({all})");
+        let (_, second) = get(format!("{path}?page=2&per_page=1")).await;
+        assert_eq!(second["page"], 2, "{path}");
+        assert_eq!(second["per_page"], 1, "{path}");
+        assert_eq!(second["total"], total, "{path}");
+        assert_eq!(
+            second["items"].as_array().map(Vec::len),
+            Some(1),
+            "{path}: one entry a page"
+        );
+        assert_eq!(
+            second["items"][0], all["items"][1],
+            "{path}: page 2 of 1 is the second entry"
+        );
+        for bad in [
+            "per_page=0".to_owned(),
+            format!("per_page={}", max + 1),
+            "page=0".to_owned(),
+            "page=x".to_owned(),
+        ] {
+            let (status, body) = get(format!("{path}?{bad}")).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}?{bad}");
+            let field = bad.split('=').next().expect("name");
+            assert!(
+                body["error"]["fields"][field].as_str().is_some_and(|m| m
+                    .chars()
+                    .any(|c| ('а'..='я').contains(&c.to_ascii_lowercase())
+                        || ('А'..='Я').contains(&c))),
+                "{path}?{bad}: a Russian message on {field}: {body}"
+            );
+        }
+    }
+}

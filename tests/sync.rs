@@ -20,23 +20,7 @@ use sovamed::{
     },
 };
 
-use crate::support::{TestApp, browser, list_json, with_emulators};
-
-async fn sync_all(app: &TestApp, full: bool) -> Result<Vec<SyncReport>, String> {
-    let mut conn = app.db().await;
-    let sources = Sources::from_config(&app.config);
-    let options = SyncOptions::from_config(&app.config, full);
-    sync::run_kinds(
-        &mut conn,
-        &sources,
-        &SyncKind::DIRECTORIES,
-        &options,
-        &Quiet,
-        |_| {},
-    )
-    .await
-    .map_err(|(kind, e)| format!("{}: {e}", kind.as_str()))
-}
+use crate::support::{TestApp, browser, list_json, sync_all, with_emulators};
 
 /// Runs `kinds` through `run_kinds` with the configured limit, allowing mass deactivation
 /// when `allow`.

@@ -489,3 +489,22 @@ pub async fn list_json(app: &TestApp, path: &str) -> (reqwest::StatusCode, serde
     assert_eq!(body["per_page"], 200);
     (status, items)
 }
+
+/// Every directory kind (the MIS's and the CMS's) synced from the emulators once, as the
+/// scheduler would; `full` ignores the CMS watermarks.
+pub async fn sync_all(app: &TestApp, full: bool) -> Result<Vec<sovamed::sync::SyncReport>, String> {
+    use sovamed::sync::{self, Quiet, Sources, SyncKind, SyncOptions};
+    let mut conn = app.db().await;
+    let sources = Sources::from_config(&app.config);
+    let options = SyncOptions::from_config(&app.config, full);
+    sync::run_kinds(
+        &mut conn,
+        &sources,
+        &SyncKind::DIRECTORIES,
+        &options,
+        &Quiet,
+        |_| {},
+    )
+    .await
+    .map_err(|(kind, e)| format!("{}: {e}", kind.as_str()))
+}
