@@ -243,11 +243,7 @@ fn validate(
     let comment = errors.check("comment", Comment::parse(&form.comment));
     let consent = errors.check(
         "consent",
-        ConsentGiven {
-            personal_data: form.consent_personal.is_some(),
-            health_data: form.consent_health.is_some(),
-        }
-        .require_both(),
+        crate::web::ticked_consent(form.consent_personal.as_ref(), form.consent_health.as_ref()),
     );
     errors.or_value(|| {
         Some((
@@ -325,12 +321,7 @@ pub async fn start_anonymous_booking(
             )
             .await?;
             *response.status_mut() = e.status();
-            if let AppError::RateLimited { retry_after_secs } = e {
-                response.headers_mut().insert(
-                    axum::http::header::RETRY_AFTER,
-                    axum::http::HeaderValue::from(retry_after_secs),
-                );
-            }
+            crate::web::keep_retry_after(&mut response, &e);
             Ok(response)
         }
     }

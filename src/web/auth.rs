@@ -300,11 +300,7 @@ fn validate(
     let birth_date = errors.check("birth_date", BirthDate::parse(&form.birth_date, today));
     let consent = errors.check(
         "consent",
-        ConsentGiven {
-            personal_data: form.consent_personal.is_some(),
-            health_data: form.consent_health.is_some(),
-        }
-        .require_both(),
+        crate::web::ticked_consent(form.consent_personal.as_ref(), form.consent_health.as_ref()),
     );
     errors.or_value(|| Some((email?, password?, full_name?, phone?, birth_date?, consent?)))
 }
@@ -400,21 +396,15 @@ async fn registration_refused(
     let status = error
         .as_ref()
         .map_or(StatusCode::UNPROCESSABLE_ENTITY, AppError::status);
-    let retry_after = match &error {
-        Some(AppError::RateLimited { retry_after_secs }) => Some(*retry_after_secs),
-        _ => None,
-    };
     let page = RegisterPage {
         layout: Layout::with_form(session, None).await?,
         form,
         errors,
-        error: error.map(|e| e.public_message()),
+        error: error.as_ref().map(AppError::public_message),
     };
     let mut response = (status, page).into_response();
-    if let Some(secs) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    if let Some(error) = &error {
+        crate::web::keep_retry_after(&mut response, error);
     }
     Ok(response)
 }
@@ -471,11 +461,7 @@ pub async fn start_reset(
         Ok(next) => Ok(next),
         Err(e) => {
             let mut response = refuse(e.status(), e.public_message(), form.email).await?;
-            if let AppError::RateLimited { retry_after_secs } = e {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            }
+            crate::web::keep_retry_after(&mut response, &e);
             Ok(response)
         }
     }

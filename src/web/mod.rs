@@ -67,6 +67,28 @@ impl Layout {
     }
 }
 
+/// A refusal's page keeps the refusal's `Retry-After`, as the JSON face does.
+pub fn keep_retry_after(response: &mut axum::response::Response, error: &AppError) {
+    if let AppError::RateLimited { retry_after_secs } = error {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(*retry_after_secs),
+        );
+    }
+}
+
+/// The two consent boxes of a form (personal data, health data), both required.
+pub fn ticked_consent(
+    personal: Option<&String>,
+    health: Option<&String>,
+) -> Result<crate::domain::consent::ConsentGiven, crate::domain::values::Invalid> {
+    crate::domain::consent::ConsentGiven {
+        personal_data: personal.is_some(),
+        health_data: health.is_some(),
+    }
+    .require_both()
+}
+
 /// `next` is followed only to a path on this site: it must start with one `/`, and must not
 /// be `//host` or `/\host` (both mean another host to a browser), nor hold control characters.
 pub fn safe_next(next: &str) -> Option<&str> {

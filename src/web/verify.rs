@@ -306,12 +306,7 @@ pub async fn resend_code(
                 None,
             )
             .await?;
-            if let AppError::RateLimited { retry_after_secs } = e {
-                response.headers_mut().insert(
-                    axum::http::header::RETRY_AFTER,
-                    axum::http::HeaderValue::from(retry_after_secs),
-                );
-            }
+            crate::web::keep_retry_after(&mut response, &e);
             Ok(response)
         }
     }
