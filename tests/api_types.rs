@@ -104,6 +104,11 @@ async fn every_answer_reads_into_its_documented_type() {
     )
     .await;
     assert_eq!(booked.start, starts[0]);
+    assert!(
+        !booked.specialist.specialities.is_empty(),
+        "a record names the doctor's specialities"
+    );
+    assert!(!booked.branch.timezone.is_empty(), "and the branch's zone");
 
     app.create_user("typed@example.ru", "typed passphrase 1", Role::Patient)
         .await;

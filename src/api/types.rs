@@ -19,6 +19,8 @@ pub use crate::error::{ErrorBody, ErrorDetail};
 pub struct RecordSpecialist {
     pub id: i64,
     pub full_name: String,
+    /// The doctor's specialities, by name.
+    pub specialities: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -71,6 +73,7 @@ impl From<&RecordView> for RecordOut {
             specialist: RecordSpecialist {
                 id: r.specialist_id,
                 full_name: view.specialist_name.clone(),
+                specialities: view.specialities.clone(),
             },
             branch: RecordBranch {
                 id: r.branch_id,

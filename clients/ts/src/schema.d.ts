@@ -608,6 +608,8 @@ export interface components {
             full_name: string;
             /** Format: int64 */
             id: number;
+            /** @description The doctor's specialities, by name. */
+            specialities: string[];
         };
         /**
          * @description Where a record stands. Only `booked` holds a slot.
@@ -1151,7 +1153,10 @@ export interface operations {
                      *           "source": "api",
                      *           "specialist": {
                      *             "full_name": "Андреев Артём Сергеевич",
-                     *             "id": 34
+                     *             "id": 34,
+                     *             "specialities": [
+                     *               "Гастроэнтерология"
+                     *             ]
                      *           },
                      *           "start": "2026-11-30T10:00:00+05:00",
                      *           "status": "booked",
@@ -1237,7 +1242,10 @@ export interface operations {
                      *       "source": "api",
                      *       "specialist": {
                      *         "full_name": "Андреев Артём Сергеевич",
-                     *         "id": 34
+                     *         "id": 34,
+                     *         "specialities": [
+                     *           "Гастроэнтерология"
+                     *         ]
                      *       },
                      *       "start": "2026-11-30T10:00:00+05:00",
                      *       "status": "booked",
@@ -1371,7 +1379,10 @@ export interface operations {
                      *       "source": "api",
                      *       "specialist": {
                      *         "full_name": "Андреев Артём Сергеевич",
-                     *         "id": 34
+                     *         "id": 34,
+                     *         "specialities": [
+                     *           "Гастроэнтерология"
+                     *         ]
                      *       },
                      *       "start": "2026-11-30T10:00:00+05:00",
                      *       "status": "booked",
@@ -1437,7 +1448,10 @@ export interface operations {
                      *       "source": "api",
                      *       "specialist": {
                      *         "full_name": "Андреев Артём Сергеевич",
-                     *         "id": 34
+                     *         "id": 34,
+                     *         "specialities": [
+                     *           "Гастроэнтерология"
+                     *         ]
                      *       },
                      *       "start": "2026-11-30T10:30:00+05:00",
                      *       "status": "cancelled",
@@ -1530,7 +1544,10 @@ export interface operations {
                      *       "source": "api",
                      *       "specialist": {
                      *         "full_name": "Андреев Артём Сергеевич",
-                     *         "id": 34
+                     *         "id": 34,
+                     *         "specialities": [
+                     *           "Гастроэнтерология"
+                     *         ]
                      *       },
                      *       "start": "2026-11-30T10:30:00+05:00",
                      *       "status": "booked",
@@ -1677,7 +1694,10 @@ export interface operations {
                      *       "source": "anonymous",
                      *       "specialist": {
                      *         "full_name": "Андреев Артём Сергеевич",
-                     *         "id": 34
+                     *         "id": 34,
+                     *         "specialities": [
+                     *           "Гастроэнтерология"
+                     *         ]
                      *       },
                      *       "start": "2026-11-30T11:00:00+05:00",
                      *       "status": "booked",

@@ -72,6 +72,9 @@ impl Record {
 pub struct RecordView {
     pub record: Record,
     pub specialist_name: String,
+    /// The doctor's active specialities, by name (a visit is booked with a doctor, not for
+    /// one of their specialities).
+    pub specialities: Vec<String>,
     pub branch_name: String,
     pub branch_address: String,
     pub branch_zone: BranchZone,
@@ -130,33 +133,37 @@ pub fn is_slot_conflict(err: &diesel::result::Error) -> bool {
 type ViewColumns = (
     diesel::dsl::AsSelect<Record, diesel::pg::Pg>,
     specialists::full_name,
+    diesel::expression::SqlLiteral<diesel::sql_types::Array<diesel::sql_types::Text>>,
     branches::name,
     branches::address,
     branches::timezone,
 );
 
+/// The doctor's active specialities of a record row, as one column.
+const SPECIALITIES: &str = "COALESCE((SELECT array_agg(sp.name ORDER BY sp.name) \
+     FROM specialist_specialities ss JOIN specialities sp ON sp.id = ss.speciality_id \
+     WHERE ss.specialist_id = records.specialist_id AND sp.active), '{}')";
+
 fn view_columns() -> ViewColumns {
     (
         Record::as_select(),
         specialists::full_name,
+        diesel::dsl::sql::<diesel::sql_types::Array<diesel::sql_types::Text>>(SPECIALITIES),
         branches::name,
         branches::address,
         branches::timezone,
     )
 }
 
+type ViewRow = (Record, String, Vec<String>, String, String, BranchZone);
+
 fn to_view(
-    (record, specialist_name, branch_name, branch_address, branch_timezone): (
-        Record,
-        String,
-        String,
-        String,
-        BranchZone,
-    ),
+    (record, specialist_name, specialities, branch_name, branch_address, branch_timezone): ViewRow,
 ) -> RecordView {
     RecordView {
         record,
         specialist_name,
+        specialities,
         branch_name,
         branch_address,
         branch_zone: branch_timezone,

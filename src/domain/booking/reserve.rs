@@ -462,13 +462,10 @@ impl Booking {
                     },
                 )
                 .await?;
-                let view = RecordView {
-                    record,
-                    specialist_name: target.specialist_name.clone(),
-                    branch_name: target.branch_name.clone(),
-                    branch_address: target.branch_address.clone(),
-                    branch_zone: target.zone,
-                };
+                // Read back with the names every view shows (the doctor's specialities too).
+                let view = record::find_view(conn, record.id)
+                    .await?
+                    .ok_or(diesel::result::Error::NotFound)?;
                 if let Some(keep) = keep_answer {
                     idempotency::insert(
                         conn,
