@@ -209,11 +209,15 @@ impl Config {
         };
 
         let (jwt_secret, jwt_secret_generated) = match get("JWT_SECRET") {
-            Some(secret) if secret.len() >= 32 => (secret.into_bytes(), false),
+            Some(secret) if secret.len() >= 32 && entropy_bits(&secret) >= 128.0 => {
+                (secret.into_bytes(), false)
+            }
             Some(_) => {
                 return Err(ConfigError {
                     name: "JWT_SECRET",
-                    reason: "must be at least 32 bytes of random data".into(),
+                    reason: "must be at least 32 bytes of random data with at least 128 bits of \
+                             entropy (e.g. `openssl rand -hex 32`)"
+                        .into(),
                 });
             }
             None if app_env == AppEnv::Production => {
@@ -471,6 +475,25 @@ fn parse_proxies(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
         .collect()
 }
 
+/// The Shannon entropy of `secret`'s characters times its length: a floor on what a key
+/// like `aaaa…` or `abababab…` offers, however long (random hex of 64 digits gives about 250).
+fn entropy_bits(secret: &str) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    for c in secret.chars() {
+        *counts.entry(c).or_insert(0u32) += 1;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let total = secret.chars().count() as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|&n| {
+            let p = f64::from(n) / total;
+            -p * p.log2()
+        })
+        .sum();
+    per_char * total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +510,23 @@ mod tests {
             _ => None,
         });
         assert!(short.is_err());
+        // Long enough, but no randomness in it.
+        for weak in ["a".repeat(32), "ab".repeat(40), "abc-".repeat(9)] {
+            let weak = Config::from_lookup(|k| match k {
+                "JWT_SECRET" => Some(weak.clone()),
+                _ => None,
+            });
+            assert_eq!(weak.err().map(|e| e.name), Some("JWT_SECRET"));
+        }
+        for strong in [
+            "0123456789abcdef0123456789abcdef0123",
+            "9f8e2c4b71d03a65e8b2f9c047d1a3e69b5c8f2e07d4a1b63c9e5f8a2d7b0c41",
+        ] {
+            assert!(
+                Config::from_lookup(|k| (k == "JWT_SECRET").then(|| strong.into())).is_ok(),
+                "{strong}"
+            );
+        }
     }
 
     #[test]
@@ -526,7 +566,7 @@ mod tests {
         assert_eq!(bad.err().map(|e| e.name), Some("BENCH_ROUTES"));
         let production = Config::from_lookup(|k| match k {
             "APP_ENV" => Some("production".into()),
-            "JWT_SECRET" => Some("x".repeat(32)),
+            "JWT_SECRET" => Some("bench-only-secret-0123456789abcdef0123456789abcdef".into()),
             "BENCH_ROUTES" => Some("true".into()),
             _ => None,
         });

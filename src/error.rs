@@ -61,8 +61,21 @@ pub enum AppError {
         what: &'static str,
         code: &'static str,
     },
+    /// Password hashing is at capacity (`auth::password::Busy`): 503 with `Retry-After`.
+    #[error("busy")]
+    Busy,
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(e: anyhow::Error) -> Self {
+        if e.is::<crate::auth::password::Busy>() {
+            AppError::Busy
+        } else {
+            AppError::Internal(e)
+        }
+    }
 }
 
 /// Every error's JSON: a stable snake_case `code`, a message, and per-field texts for 422.
@@ -75,7 +88,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// `unauthorized`, `invalid_credentials`, `token_expired`, `forbidden`, `not_found`,
     /// `validation_failed`, `slot_taken`, `too_many_upcoming`, `already_confirmed`, `conflict`, `request_in_progress`, `rate_limited`,
-    /// `mis_unavailable`, `service_unavailable`, `timeout`,
+    /// `mis_unavailable`, `service_unavailable`, `timeout`, `busy`,
     /// `bad_request`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `internal`.
     pub code: String,
     pub message: String,
@@ -123,7 +136,7 @@ impl AppError {
             AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable { .. } | AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -143,6 +156,7 @@ impl AppError {
             AppError::Conflict { code, .. } => code,
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable { code, .. } => code,
+            AppError::Busy => "busy",
             AppError::Internal(_) => "internal",
         }
     }
@@ -170,6 +184,7 @@ impl AppError {
             AppError::Unavailable { what, .. } => {
                 format!("Временно недоступно: {what}. Повторите позже.")
             }
+            AppError::Busy => "Сервер занят проверкой паролей. Повторите через секунду.".into(),
             AppError::Internal(_) => "Внутренняя ошибка. Повторите позже.".into(),
         }
     }
@@ -203,6 +218,11 @@ impl IntoResponse for AppError {
                 header::RETRY_AFTER,
                 HeaderValue::from(retry_after_secs.max(1)),
             );
+        }
+        if let AppError::Busy = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if status == StatusCode::UNAUTHORIZED {
             response
@@ -397,7 +417,7 @@ impl From<AccountError> for AppError {
             AccountError::EmailTaken => AppError::field("email", "Этот адрес уже зарегистрирован"),
             AccountError::NotFound => AppError::NotFound,
             AccountError::OwnAccount => conflict("Свою роль и статус изменить нельзя"),
-            AccountError::Hashing(e) => AppError::Internal(e),
+            AccountError::Hashing(e) => e.into(),
             AccountError::Database(e) => e.into(),
             AccountError::Pool(e) => e.into(),
         }

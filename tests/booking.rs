@@ -199,17 +199,37 @@ async fn the_same_idempotency_key_books_once_and_returns_the_first_answer() {
     assert_eq!(first, second, "the same answer");
     assert_eq!(emulators.control.appointment_count(), before + 1);
     assert_eq!(app.count("SELECT count(*) AS n FROM records").await, 1);
-    // The same key with another body is refused.
-    let other = anonymous_booking(doctor, branch, &start, "+79165550002");
+    // The same caller's key with another body is refused.
+    let mut changed = body.clone();
+    changed["comment"] = serde_json::json!("Другой комментарий");
     let (status, refused) = post_json(
+        &app,
+        "/api/v1/specialist/anonymous-reserve",
+        &changed,
+        Some("key-1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused["error"]["fields"]["Idempotency-Key"].is_string());
+    // Another caller's identical key is theirs alone: no clash, no replay of the first answer.
+    let next = free_starts(&app, doctor, branch)
+        .await
+        .into_iter()
+        .next()
+        .expect("another free slot");
+    let other = anonymous_booking(doctor, branch, &next, "+79165550002");
+    let (status, own) = post_json(
         &app,
         "/api/v1/specialist/anonymous-reserve",
         &other,
         Some("key-1"),
     )
     .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(refused["error"]["fields"]["Idempotency-Key"].is_string());
+    assert_eq!(status, StatusCode::CREATED, "{own}");
+    assert_ne!(
+        own["id"], first["id"],
+        "its own booking, not the first answer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

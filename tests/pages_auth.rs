@@ -345,46 +345,49 @@ async fn next_is_followed_only_to_same_site_paths() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_cross_site_get_logout_only_asks_for_confirmation() {
+async fn a_get_logout_only_asks_for_confirmation_and_the_form_logs_out() {
     let app = TestApp::spawn().await;
     app.create_user("anna@example.ru", PASSWORD, Role::Patient)
         .await;
     let client = browser();
     app.log_in(&client, "anna@example.ru", PASSWORD).await;
 
-    let cross_site = client
-        .get(app.url("/logout"))
-        .header("sec-fetch-site", "cross-site")
-        .send()
-        .await
-        .expect("logout");
-    assert_eq!(cross_site.status(), StatusCode::OK);
-    assert_eq!(
+    let cabinet_status = async || {
         client
             .get(app.url("/cabinet"))
             .send()
             .await
             .expect("cabinet")
-            .status(),
-        StatusCode::OK
-    );
-
-    let same_origin = client
-        .get(app.url("/logout"))
-        .header("sec-fetch-site", "same-origin")
+            .status()
+    };
+    // Cross-site, same-origin, or no Sec-Fetch-Site at all: a GET never logs out.
+    let mut page = String::new();
+    for site in [Some("cross-site"), Some("same-origin"), None] {
+        let mut request = client.get(app.url("/logout"));
+        if let Some(site) = site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let answer = request.send().await.expect("logout");
+        assert_eq!(answer.status(), StatusCode::OK, "{site:?}");
+        page = answer.text().await.expect("html");
+        assert!(page.contains("Выйти из личного кабинета?"));
+        assert_eq!(
+            cabinet_status().await,
+            StatusCode::OK,
+            "{site:?}: still logged in"
+        );
+    }
+    let out = client
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", csrf_token(&page))])
         .send()
         .await
         .expect("logout");
-    assert_eq!(same_origin.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        client
-            .get(app.url("/cabinet"))
-            .send()
-            .await
-            .expect("cabinet")
-            .status(),
-        StatusCode::SEE_OTHER
-    );
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(cabinet_status().await, StatusCode::SEE_OTHER);
+    // Logged out, the question is not asked.
+    let again = client.get(app.url("/logout")).send().await.expect("logout");
+    assert_eq!(location(&again), "/login");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -215,3 +215,81 @@ async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_concurrent_logins_never_run_more_hashes_than_cores() {
+    let app = TestApp::spawn_with(|config| {
+        config.login_limit_per_ip = 10_000;
+        config.login_limit_per_account = 10_000;
+    })
+    .await;
+    app.create_user("crowd@example.ru", PASSWORD, Role::Patient)
+        .await;
+    let client = browser();
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let request = client
+            .post(app.url("/api/v1/user/login"))
+            .json(&serde_json::json!({"email": "crowd@example.ru", "password": "wrong guess"}));
+        attempts.spawn(request.send());
+    }
+    let answers = attempts.join_all().await;
+    let mut busy = 0;
+    for answer in answers {
+        let answer = answer.expect("answer");
+        match answer.status() {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(answer.headers()["retry-after"], "1");
+                let body: serde_json::Value = answer.json().await.expect("json");
+                assert_eq!(body["error"]["code"], "busy");
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let passwords = &app.state().passwords;
+    assert!(
+        passwords.peak_concurrency() <= passwords.cores(),
+        "{} argon2 runs at once on {} cores",
+        passwords.peak_concurrency(),
+        passwords.cores()
+    );
+    assert!(busy > 0, "a hundred at once overflow the queue");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ipv6_client_cannot_rotate_its_address_within_its_prefix() {
+    let app = TestApp::spawn_with(|config| {
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+        config.login_limit_per_ip = 3;
+    })
+    .await;
+    let attempt = async |from: &str, n: u32| {
+        browser()
+            .post(app.url("/api/v1/user/login"))
+            .header("x-forwarded-for", from)
+            .json(&serde_json::json!({"email": format!("nobody{n}@example.ru"), "password": "x"}))
+            .send()
+            .await
+            .expect("login")
+            .status()
+    };
+    for (n, host) in ["::a", "::b", "::c"].into_iter().enumerate() {
+        let from = format!("2001:db8:1:2{host}");
+        assert_eq!(
+            attempt(&from, u32::try_from(n).expect("n")).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        attempt("2001:db8:1:2:ffff:1:2:3", 9).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "another address of the same /64 shares the count"
+    );
+    assert_eq!(
+        attempt("2001:db8:1:3::a", 10).await,
+        StatusCode::UNAUTHORIZED,
+        "another /64 is another client"
+    );
+}

@@ -285,8 +285,15 @@ pub async fn reserve_anonymous(
             consent?,
         ))
     })?;
+    // Keys are the caller's own: a visitor is known by the proof of their phone (or, without
+    // codes, by the phone), so nobody else's key can clash with theirs or replay their answer.
+    let caller = body
+        .phone_token
+        .as_deref()
+        .unwrap_or_else(|| patient.phone.as_str());
+    let scope = format!("anon:{}", crate::domain::rate::digest(caller));
     let keep = match key
-        .begin(&state, "anon", &body, StatusCode::CREATED, RecordOut::json)
+        .begin(&state, &scope, &body, StatusCode::CREATED, RecordOut::json)
         .await?
     {
         Begin::Replay(status, answer) => return Ok(replay(status, answer)),

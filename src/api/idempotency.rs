@@ -151,7 +151,7 @@ fn in_progress() -> AppError {
 }
 
 impl IdempotencyKey {
-    /// Decides for a request of caller `scope` (`anon`, `user:<id>`) with body `request`;
+    /// Decides for a request of caller `scope` (`anon:<digest>`, `user:<id>`) with body `request`;
     /// `render` gives the answer to store when it succeeds with `status`.
     pub async fn begin(
         self,

@@ -3,11 +3,17 @@
 //! Hashing and verifying take tens of milliseconds of CPU, so they run on the blocking pool.
 //! Login with an unknown e-mail verifies against a dummy hash, so both failure paths cost
 //! the same time (no user enumeration by timing).
+//!
+//! Each argon2 run holds 19 MiB, so at most one run per core goes at a time and at most
+//! [`QUEUE_PER_CORE`] per core wait; past that the answer is [`Busy`] (503 with
+//! `Retry-After`), so opening many connections cannot exhaust the server's memory.
 
 use std::sync::{
     Arc,
-    atomic::{AtomicU64, Ordering},
+    atomic::{AtomicU64, AtomicUsize, Ordering},
 };
+
+use tokio::sync::Semaphore;
 
 use argon2::{
     Algorithm, Argon2, Params, Version,
@@ -45,8 +51,23 @@ fn argon2() -> Argon2<'static> {
 }
 
 /// Hashes and verifies passwords, counting verifications (tests and metrics read it).
+/// Runs that may wait for a core, per core.
+pub const QUEUE_PER_CORE: usize = 8;
+
+/// Too many password checks at once: try again in a moment.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("password hashing is at capacity")]
+pub struct Busy;
+
 #[derive(Clone)]
 pub struct Passwords {
+    /// One permit per core: the argon2 runs that may go at once.
+    running: Arc<Semaphore>,
+    /// Runs that are waiting or going; refused past `capacity`.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    /// The most runs seen going at once (for tests and metrics).
+    peak: Arc<AtomicUsize>,
     dummy_hash: Arc<str>,
     verifications: Arc<AtomicU64>,
     hashes: Arc<AtomicU64>,
@@ -59,7 +80,12 @@ impl Passwords {
             .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
             .collect();
         let dummy_hash = hash(random).await?;
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Ok(Self {
+            running: Arc::new(Semaphore::new(cores)),
+            queued: Arc::default(),
+            capacity: cores * (1 + QUEUE_PER_CORE),
+            peak: Arc::default(),
             dummy_hash: dummy_hash.into(),
             verifications: Arc::default(),
             hashes: Arc::default(),
@@ -72,6 +98,7 @@ impl Passwords {
         let has_account = stored.is_some();
         let stored = stored.unwrap_or(&self.dummy_hash).to_owned();
         let password = password.to_owned();
+        let _slot = self.slot().await?;
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&stored)
@@ -88,8 +115,42 @@ impl Passwords {
 
     /// Hashes a new password (see [`hash`]), counting it.
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
+        let _slot = self.slot().await?;
         self.hashes.fetch_add(1, Ordering::Relaxed);
         hash(password).await
+    }
+
+    /// A turn at a core, or [`Busy`] when too many are waiting already.
+    async fn slot(&self) -> Result<Slot, Busy> {
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(Busy);
+        }
+        let queued = Queued(Arc::clone(&self.queued));
+        let permit = Arc::clone(&self.running)
+            .acquire_owned()
+            .await
+            .map_err(|_| Busy)?;
+        let going = self.running_now();
+        self.peak.fetch_max(going, Ordering::Relaxed);
+        Ok(Slot {
+            _permit: permit,
+            _queued: queued,
+        })
+    }
+
+    fn running_now(&self) -> usize {
+        self.capacity / (1 + QUEUE_PER_CORE) - self.running.available_permits()
+    }
+
+    /// The most argon2 runs this process had going at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// How many runs may go at once (the cores).
+    pub fn cores(&self) -> usize {
+        self.capacity / (1 + QUEUE_PER_CORE)
     }
 
     /// How many new passwords this process has hashed.
@@ -100,6 +161,20 @@ impl Passwords {
     /// How many argon2 verifications this process has run.
     pub fn verifications(&self) -> u64 {
         self.verifications.load(Ordering::Relaxed)
+    }
+}
+
+/// A run's place: leaves the queue and frees the core when dropped.
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _queued: Queued,
+}
+
+struct Queued(Arc<AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

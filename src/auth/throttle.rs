@@ -64,7 +64,8 @@ impl LoginThrottle {
     }
 
     fn ip_key(&self, ip: IpAddr) -> String {
-        self.redis.key(&format!("login:ip:{ip}"))
+        self.redis
+            .key(&format!("login:ip:{}", crate::domain::rate::client_key(ip)))
     }
 
     fn device_key(&self, nonce: &str) -> String {

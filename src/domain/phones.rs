@@ -233,7 +233,10 @@ impl PhoneChecks {
                 format!("verify:subject:{subject}"),
                 self.limits.per_phone_hour,
             ),
-            Counter::new(format!("verify:ip:{ip}"), self.limits.per_ip_hour),
+            Counter::new(
+                format!("verify:ip:{}", rate::client_key(ip)),
+                self.limits.per_ip_hour,
+            ),
         ];
         if let Err(secs) = rate::hit(&self.redis, &counters, HOUR).await? {
             return Err(VerifyError::RateLimited {

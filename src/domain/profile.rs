@@ -340,7 +340,7 @@ pub async fn count_registration(
     per_hour: u32,
 ) -> Result<Result<(), u64>, fred::error::Error> {
     let counters = [crate::domain::rate::Counter::new(
-        format!("register:ip:{ip}"),
+        format!("register:ip:{}", crate::domain::rate::client_key(ip)),
         per_hour,
     )];
     crate::domain::rate::hit(redis, &counters, std::time::Duration::from_secs(3600)).await

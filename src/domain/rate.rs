@@ -24,6 +24,22 @@ impl Counter {
     }
 }
 
+/// A client address as rate-limit keys count it: an IPv4 address as it is, an IPv6 one by
+/// its /64 (one customer's whole prefix: rotating the other 64 bits gains nothing), and an
+/// IPv4-mapped IPv6 address as the IPv4 one.
+pub fn client_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 /// A value as it may appear in a key: a short digest, so keys name no person.
 pub fn digest(value: &str) -> String {
     let digest = Sha256::digest(value.as_bytes());
@@ -83,4 +99,23 @@ pub async fn once_per(
     }
     let left: i64 = redis.pool.pttl(&key).await?;
     Ok(Err(u64::try_from(left).unwrap_or(0).div_ceil(1000).max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_count_by_their_64_bit_prefix() {
+        let a: std::net::IpAddr = "2001:db8:1:2::a".parse().expect("ip");
+        let b: std::net::IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().expect("ip");
+        let other: std::net::IpAddr = "2001:db8:1:3::a".parse().expect("ip");
+        assert_eq!(client_key(a), client_key(b));
+        assert_eq!(client_key(a), "2001:db8:1:2::/64");
+        assert_ne!(client_key(a), client_key(other));
+        let mapped: std::net::IpAddr = "::ffff:198.51.100.7".parse().expect("ip");
+        assert_eq!(client_key(mapped), "198.51.100.7");
+        let v4: std::net::IpAddr = "198.51.100.7".parse().expect("ip");
+        assert_eq!(client_key(v4), "198.51.100.7");
+    }
 }

@@ -174,27 +174,20 @@ struct LogoutPage {
     layout: Layout,
 }
 
-/// `GET /logout` ends the session when the browser says the request came from this site or
-/// was typed in; a cross-site link only gets a confirmation form, so another site cannot
-/// log a patient out.
+/// `GET /logout` only asks: a link, an image or a prefetch from anywhere must not end a
+/// session, so logging out is the form's POST (with its CSRF token). Without a session it
+/// goes to the login page.
 pub async fn show_logout(
-    State(state): State<AppState>,
     session: AuthSession,
-    ClientIp(ip): ClientIp,
     MaybeUser(user): MaybeUser,
-    headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "cross-site" || v == "same-site");
-    if cross_site && user.is_some() {
-        return Ok(LogoutPage {
-            layout: Layout::with_form(&session, user.as_ref()).await?,
-        }
-        .into_response());
+    let Some(user) = user else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    Ok(LogoutPage {
+        layout: Layout::with_form(&session, Some(&user)).await?,
     }
-    end_session(&state, &session, user.map(|u| u.id), ip).await
+    .into_response())
 }
 
 pub async fn log_out(
@@ -333,7 +326,7 @@ pub async fn register(
         .passwords
         .hash(password.expose().to_owned())
         .await
-        .map_err(AppError::Internal)?;
+        .map_err(AppError::from)?;
     let pending = PendingRegistration {
         email: email.as_str().to_owned(),
         password_hash,

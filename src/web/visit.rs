@@ -205,7 +205,7 @@ async fn refused(
     let e = link_dead(e);
     if matches!(
         e,
-        AppError::NotFound | AppError::Unavailable { .. } | AppError::Internal(_)
+        AppError::NotFound | AppError::Unavailable { .. } | AppError::Busy | AppError::Internal(_)
     ) {
         return Err(e);
     }

@@ -436,7 +436,7 @@ export interface components {
             /**
              * @description `unauthorized`, `invalid_credentials`, `token_expired`, `forbidden`, `not_found`,
              *     `validation_failed`, `slot_taken`, `too_many_upcoming`, `already_confirmed`, `conflict`, `request_in_progress`, `rate_limited`,
-             *     `mis_unavailable`, `service_unavailable`, `timeout`,
+             *     `mis_unavailable`, `service_unavailable`, `timeout`, `busy`,
              *     `bad_request`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `internal`.
              */
             code: string;

@@ -32,7 +32,10 @@ impl ReserveLimits {
     pub async fn check(&self, ip: IpAddr, phone: &str) -> Result<(), BookingError> {
         let phone_digest = Sha256::digest(phone.as_bytes());
         let keys = vec![
-            self.redis.key(&format!("reserve:ip:{ip}")),
+            self.redis.key(&format!(
+                "reserve:ip:{}",
+                crate::domain::rate::client_key(ip)
+            )),
             self.redis.key(&format!("reserve:phone:{phone_digest:x}")),
         ];
         let window_ms = u64::try_from(HOUR.as_millis()).unwrap_or(u64::MAX);
