@@ -77,7 +77,6 @@ impl App {
                 anonymous_verify: config.anonymous_booking_verify,
                 max_upcoming: config.max_active_records_per_patient,
                 bookings_per_day: config.booking_limit_per_patient_day,
-                sms_per_phone_day: config.sms_limit_per_phone_day,
                 public_base_url: config.public_base_url.clone(),
             },
         };

@@ -222,13 +222,51 @@ async fn an_anonymous_booking_needs_the_proof_of_its_own_phone() {
         .trim_end_matches('.');
     let token = link.rsplit('/').next().expect("token");
     assert!(token.len() >= 32, "at least 128 bits: {token}");
+    // Once sent, neither the link's token nor any code is left in the outbox.
+    let mut sent = 0;
+    for _ in 0..100 {
+        sent = app
+            .count("SELECT count(*) AS n FROM sms_outbox WHERE status = 'sent'")
+            .await;
+        let all = app.count("SELECT count(*) AS n FROM sms_outbox").await;
+        if sent == all {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(
-        eventually(10, || true).await
-            && app
-                .count("SELECT count(*) AS n FROM sms_outbox WHERE body LIKE '%/v/%' AND body NOT LIKE '%/v/…%' AND status = 'sent'")
-                .await
-                == 0,
+        sent >= 2,
+        "the codes and the booking SMS were sent ({sent})"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM sms_outbox WHERE body LIKE '%{token}%'"
+        ))
+        .await,
+        0,
         "a sent SMS keeps no link token in the database"
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM sms_outbox WHERE kind = 'booked' AND body LIKE '%/v/…%'"
+        )
+        .await,
+        1,
+        "the link is blanked, the text kept"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM sms_outbox WHERE kind = 'code' AND body ~ '[0-9]{6}'")
+            .await,
+        0,
+        "no sent code is readable"
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM sms_outbox WHERE kind = 'code' AND body LIKE '%код ••••••%'"
+        )
+        .await,
+        3,
+        "the three codes of this test, each blanked with its text kept"
     );
 
     // The link opens the visit, and cancels it without an account.
@@ -1051,4 +1089,61 @@ async fn a_patient_makes_at_most_the_days_bookings_and_is_warned_of_an_overlap()
         .await
         .expect("html");
     assert!(page.contains("В это время у вас уже есть запись"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_form_links_the_current_consent_texts() {
+    let app = TestApp::spawn().await;
+    for (purpose, title) in [
+        ("personal_data", "Согласие на обработку персональных данных"),
+        (
+            "health_data",
+            "Согласие на обработку сведений о состоянии здоровья",
+        ),
+    ] {
+        let page = browser()
+            .get(app.url(&format!("/consent/{purpose}")))
+            .send()
+            .await
+            .expect("consent page");
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.expect("html");
+        assert!(
+            html.contains(title) && html.contains("Редакция 1"),
+            "{html}"
+        );
+    }
+    let unknown = browser()
+        .get(app.url("/consent/marketing"))
+        .send()
+        .await
+        .expect("unknown");
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let texts: Value = browser()
+        .get(app.url("/api/v1/consent-texts"))
+        .send()
+        .await
+        .expect("texts")
+        .json()
+        .await
+        .expect("json");
+    let items = texts["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{texts}");
+    assert!(items.iter().all(|t| t["version"] == 1
+        && t["url"].as_str().is_some_and(|u| u.ends_with(&format!(
+            "/consent/{}",
+            t["purpose"].as_str().unwrap_or_default()
+        )))));
+    // The registration and booking forms link both.
+    let register = browser()
+        .get(app.url("/register"))
+        .send()
+        .await
+        .expect("register")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        register.contains("/consent/personal_data") && register.contains("/consent/health_data")
+    );
 }

@@ -46,6 +46,8 @@ pub const RESEND_GAP: Duration = Duration::from_secs(60);
 pub const PROOF_TTL: Duration = Duration::from_secs(15 * 60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// The `Retry-After` of a phone whose day of SMS is full.
+pub const DAY_FULL_RETRY_SECS: u64 = 3600;
 
 /// Limits on sending codes.
 #[derive(Debug, Clone, Copy)]
@@ -245,14 +247,12 @@ impl PhoneChecks {
         }
         let now = self.clock.now();
         let mut conn = self.db.get().await?;
-        if let Some(phone) = deliver_to {
-            let day = chrono::Duration::from_std(DAY).unwrap_or_default();
-            let sent = outbox::count_for_phone_since(&mut conn, phone.as_str(), now - day).await?;
-            if sent >= i64::from(self.limits.sms_per_phone_day) {
-                return Err(VerifyError::RateLimited {
-                    retry_after_secs: 3600,
-                });
-            }
+        if let Some(phone) = deliver_to
+            && self.day_is_full(&mut conn, phone.as_str()).await?
+        {
+            return Err(VerifyError::RateLimited {
+                retry_after_secs: DAY_FULL_RETRY_SECS,
+            });
         }
         let id = random_hex(16);
         let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
@@ -301,6 +301,18 @@ impl PhoneChecks {
             expires_at,
             resend_after: now + chrono::Duration::from_std(RESEND_GAP).unwrap_or_default(),
         })
+    }
+
+    /// Whether `phone` has had `SMS_LIMIT_PER_PHONE_DAY` SMS of any kind in the last 24 hours:
+    /// the one cap that codes, booking messages and notices all meet.
+    pub async fn day_is_full(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        phone: &str,
+    ) -> Result<bool, diesel::result::Error> {
+        let since = self.clock.now() - chrono::Duration::from_std(DAY).unwrap_or_default();
+        let sent = outbox::count_for_phone_since(conn, phone, since).await?;
+        Ok(sent >= i64::from(self.limits.sms_per_phone_day))
     }
 
     /// Checks `code`; the right one yields the proof. A wrong one costs a try.

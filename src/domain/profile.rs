@@ -89,7 +89,7 @@ pub async fn register(
         .await?;
     let mut conn = db.get().await?;
     if let Some(owner) = user::find_by_email(&mut conn, registration.email.as_str()).await? {
-        tell_owner(&mut conn, &owner, phones.limits.sms_per_phone_day).await?;
+        tell_owner(&mut conn, &owner, phones).await?;
         drop(conn);
         audit::append(
             db,
@@ -154,13 +154,12 @@ pub async fn register(
 async fn tell_owner(
     conn: &mut diesel_async::AsyncPgConnection,
     owner: &User,
-    sms_per_day: u32,
+    phones: &PhoneChecks,
 ) -> Result<(), diesel::result::Error> {
     let Some(phone) = owner.phone.as_deref() else {
         return Ok(());
     };
-    let day_ago = chrono::Utc::now() - chrono::Duration::hours(24);
-    if outbox::count_for_phone_since(conn, phone, day_ago).await? >= i64::from(sms_per_day) {
+    if phones.day_is_full(conn, phone).await? {
         return Ok(());
     }
     outbox::insert(

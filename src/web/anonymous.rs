@@ -305,7 +305,7 @@ pub async fn start_anonymous_booking(
     };
     if !state.booking.rules.anonymous_verify {
         // The clinic's call centre confirms every booking: no code.
-        return book(&state, &session, pending, None, ip).await;
+        return complete(&state, &session, pending, None, ip).await;
     }
     match verify::begin(&state, &session, PendingAction::Booking(pending), ip, None).await? {
         Ok(next) => Ok(next),
@@ -339,18 +339,9 @@ async fn refused(
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 
-/// The right code came: book, and open the visit's page.
+/// Books the waiting visit (with the proof of the code, unless codes are off) and opens
+/// the visit's page.
 pub async fn complete(
-    app: &App,
-    session: &AuthSession,
-    pending: PendingBooking,
-    token: &str,
-    ip: std::net::IpAddr,
-) -> Result<Response, AppError> {
-    book(app, session, pending, Some(token), ip).await
-}
-
-async fn book(
     app: &App,
     session: &AuthSession,
     pending: PendingBooking,

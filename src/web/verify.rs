@@ -256,7 +256,7 @@ pub async fn check_code(
     clear(&session).await?;
     match pending.action {
         PendingAction::Booking(booking) => {
-            crate::web::anonymous::complete(&state, &session, booking, &proof.token, ip).await
+            crate::web::anonymous::complete(&state, &session, booking, Some(&proof.token), ip).await
         }
         PendingAction::Registration(registration) => {
             crate::web::auth::complete_registration(&state, registration, &proof.token, ip).await

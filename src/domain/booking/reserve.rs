@@ -168,9 +168,7 @@ impl Booking {
         let phone = request.patient.phone.as_str().to_owned();
         self.limits.check(request.actor.ip, &phone).await?;
         let mut conn = self.conn().await?;
-        self.rules
-            .check_sms(&mut conn, &phone, self.clock.now())
-            .await?;
+        self.check_sms_day(&mut conn, &phone).await?;
         consent::record(
             &mut conn,
             Consenter::Phone(&phone),
@@ -187,6 +185,20 @@ impl Booking {
         })
     }
 
+    /// 429 when the booking's SMS would pass the phone's day of SMS.
+    async fn check_sms_day(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        phone: &str,
+    ) -> Result<(), BookingError> {
+        if self.phones.day_is_full(conn, phone).await? {
+            return Err(BookingError::RateLimited {
+                retry_after_secs: crate::domain::phones::DAY_FULL_RETRY_SECS,
+            });
+        }
+        Ok(())
+    }
+
     /// Books a free slot: intent, MIS, then the record and its SMS in one local transaction.
     pub async fn book(&self, request: BookRequest<'_>) -> Result<RecordView, BookingError> {
         let target = self
@@ -197,8 +209,7 @@ impl Booking {
             let mut conn = self.conn().await?;
             let now = self.clock.now();
             self.rules.check_account(&mut conn, user.id, now).await?;
-            self.rules
-                .check_sms(&mut conn, request.patient.phone.as_str(), now)
+            self.check_sms_day(&mut conn, request.patient.phone.as_str())
                 .await?;
         }
         self.book_slot(target, slot, request, None).await

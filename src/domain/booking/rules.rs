@@ -1,12 +1,12 @@
 //! The limits a booking meets before it reaches the MIS: how many upcoming visits a patient
-//! may hold, how many bookings an account may make a day, how many SMS one phone gets a
-//! day (over every kind), and whether a visitor without an account must prove the phone.
+//! may hold, how many bookings an account may make a day, and whether a visitor without an
+//! account must prove the phone. (The SMS cap per phone is `PhoneChecks::day_is_full`.)
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 
 use super::BookingError;
-use crate::db::models::{outbox, record};
+use crate::db::models::record;
 
 /// The booking rules of this clinic (configuration).
 #[derive(Debug, Clone)]
@@ -17,8 +17,6 @@ pub struct BookingRules {
     pub max_upcoming: u32,
     /// `BOOKING_LIMIT_PER_PATIENT_DAY`: bookings an account may make in 24 hours.
     pub bookings_per_day: u32,
-    /// `SMS_LIMIT_PER_PHONE_DAY`: SMS of every kind one phone gets in 24 hours.
-    pub sms_per_phone_day: u32,
     /// Where the site is, for the visit link in an SMS.
     pub public_base_url: String,
 }
@@ -29,7 +27,6 @@ impl Default for BookingRules {
             anonymous_verify: true,
             max_upcoming: 5,
             bookings_per_day: 10,
-            sms_per_phone_day: 10,
             public_base_url: "http://127.0.0.1:8080".into(),
         }
     }
@@ -59,23 +56,6 @@ impl BookingRules {
             let wait = (oldest + chrono::Duration::seconds(DAY_SECS) - now).num_seconds();
             return Err(BookingError::RateLimited {
                 retry_after_secs: u64::try_from(wait).unwrap_or(0).max(1),
-            });
-        }
-        Ok(())
-    }
-
-    /// The day's SMS cap of `phone`, over every kind.
-    pub async fn check_sms(
-        &self,
-        conn: &mut AsyncPgConnection,
-        phone: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), BookingError> {
-        let since = now - chrono::Duration::seconds(DAY_SECS);
-        let sent = outbox::count_for_phone_since(conn, phone, since).await?;
-        if sent >= i64::from(self.sms_per_phone_day) {
-            return Err(BookingError::RateLimited {
-                retry_after_secs: 3600,
             });
         }
         Ok(())
