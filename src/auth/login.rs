@@ -66,6 +66,8 @@ pub async fn authenticate(
                 .succeeded(&email, ip, device.as_deref())
                 .await?;
             audit(app, Some(user.id), "login_succeeded", &email, ip).await;
+            let mut conn = app.db().await?;
+            user::touch_last_login(&mut conn, user.id).await?;
             Ok(LoginOutcome::LoggedIn(user))
         }
         account => {

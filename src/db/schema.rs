@@ -15,6 +15,8 @@ diesel::table! {
         updated_at -> Timestamptz,
         mis_pcode -> Nullable<Int8>,
         phone_verified_at -> Nullable<Timestamptz>,
+        preferred_branch_id -> Nullable<Int8>,
+        last_login_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -212,6 +214,7 @@ diesel::table! {
         cancelled_at -> Nullable<Timestamptz>,
         cancelled_by -> Nullable<Int8>,
         manage_token_hash -> Nullable<Text>,
+        booked_by -> Nullable<Int8>,
     }
 }
 

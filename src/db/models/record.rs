@@ -36,6 +36,8 @@ pub struct Record {
     pub updated_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub cancelled_by: Option<i64>,
+    /// The account that made the booking: the patient, or the staff member at the desk.
+    pub booked_by: Option<i64>,
 }
 
 impl Record {

@@ -27,6 +27,10 @@ pub struct User {
     pub mis_pcode: Option<i64>,
     /// When the phone was last proven by an SMS code; `None` if never.
     pub phone_verified_at: Option<DateTime<Utc>>,
+    /// The branch a staff member works at: the desk opens on it.
+    pub preferred_branch_id: Option<i64>,
+    /// The last successful login (pages or API).
+    pub last_login_at: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -274,4 +278,26 @@ pub async fn find_by_verified_phone(
         .first(conn)
         .await
         .optional()
+}
+
+/// Notes a successful login (shown to admins).
+pub async fn touch_last_login(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::last_login_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Sets the branch a staff member's desk opens on.
+pub async fn set_preferred_branch(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    branch_id: Option<i64>,
+) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::preferred_branch_id.eq(branch_id))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
