@@ -300,6 +300,17 @@ impl From<BookingError> for AppError {
             BookingError::NoLongerChangeable(Change::Move) => {
                 conflict("Приём уже прошёл: перенести его нельзя")
             }
+            BookingError::AlreadyCancelled(Change::Outcome) => {
+                conflict("Запись отменена: отметить приход или неявку нельзя")
+            }
+            BookingError::NoLongerChangeable(Change::Outcome)
+            | BookingError::OutcomeAlreadyMarked => {
+                conflict("Приход или неявка по этой записи уже отмечены")
+            }
+            BookingError::OutcomeBeforeStart => {
+                conflict("Приход или неявку можно отметить, когда приём начнётся")
+            }
+            BookingError::NotStaff => AppError::Forbidden,
             BookingError::RecordChanged => conflict("Запись изменилась, обновите страницу"),
             BookingError::PatientHasNoPhone => {
                 AppError::field("phone", "Укажите телефон в профиле, чтобы записаться")

@@ -28,6 +28,7 @@ fn patient(phone: &str) -> Patient {
         phone: Phone::parse(phone).expect("phone"),
         birth_date: None,
         email: None,
+        mis_pcode: None,
     }
 }
 

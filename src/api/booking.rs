@@ -172,6 +172,7 @@ impl PatientInput {
             phone: phone?,
             birth_date: birth_date?,
             email: email?,
+            mis_pcode: None,
         })
     }
 }

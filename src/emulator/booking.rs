@@ -152,7 +152,11 @@ pub struct Booking {
     take_seq: u64,
 }
 
-/// Why a reserve or cancel was refused.
+/// `SPCOMMENT` of a visit mark on an appointment of an earlier day (§2.12).
+pub const PAST_VISIT_MARK_TEXT: &str =
+    "Изменение отметки о посещении в прошедших назначениях запрещено";
+
+/// Why a reserve, cancel or visit mark was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The interval overlaps a booking ("Время занято").
@@ -561,6 +565,37 @@ impl World {
         self.booking.visited.insert(schedid);
         self.record_change(ChangeOp::Changed, &appointment);
         true
+    }
+
+    /// `SCHEDULE_REC_UPDATE`: sets (`CLVISIT 1`) or clears (`0`) the attended mark of an
+    /// appointment in `filial`. The real server refuses to change the mark of an appointment
+    /// of an earlier day (§2.12); the change feed reports the new mark.
+    pub fn update_visit(
+        &mut self,
+        filial: i64,
+        schedid: i64,
+        visited: bool,
+    ) -> Result<Appointment, Refusal> {
+        let appointment = self
+            .booking
+            .appointments
+            .get(&schedid)
+            .filter(|a| a.branch_mis_id == filial)
+            .cloned()
+            .ok_or(Refusal::AppointmentNotFound)?;
+        let earlier_day = self
+            .branch_today(filial)
+            .is_none_or(|today| appointment.date < today);
+        if earlier_day {
+            return Err(Refusal::Invalid(PAST_VISIT_MARK_TEXT.to_owned()));
+        }
+        if visited {
+            self.booking.visited.insert(schedid);
+        } else {
+            self.booking.visited.remove(&schedid);
+        }
+        self.record_change(ChangeOp::Changed, &appointment);
+        Ok(appointment)
     }
 
     /// `SCHEDULE_CHANGE_ACCEPT`: confirms changes by id; unknown ids are ignored.

@@ -3,8 +3,8 @@
 //!
 //! Implemented: GET_FILIAL_LIST, GET_DEPARTMENT_LIST, GET_DOCTOR_LIST (FIRSTROW/LASTROW
 //! paging with RECORDSDATA), PRICE_LIST, and the booking messages of `mis/booking.rs`:
-//! SCHEDULE, SCHEDULE_REC_RESERVE, SCHEDULE_REC_REMOVE, SCHEDULE_REC_LIST, CLIENT_CHECK,
-//! CLIENT_ADD (the first three need MSH.99). An unknown MSG.2 or a missing required field is an
+//! SCHEDULE, SCHEDULE_REC_RESERVE, SCHEDULE_REC_REMOVE, SCHEDULE_REC_UPDATE, SCHEDULE_REC_LIST, CLIENT_CHECK,
+//! CLIENT_ADD (the first four need MSH.99). An unknown MSG.2 or a missing required field is an
 //! envelope problem: `MSA.1` `AE` with `MSA.3` and `ERR`; business failures are `SPRESULT`
 //! 0 with `SPCOMMENT` and `CHECKDATA`. A body that is not acceptable XML (including any
 //! DTD) is answered HTTP 400 in plain text. Messages that change the world run under its
@@ -283,7 +283,11 @@ pub fn operation(request: &Element) -> Option<&str> {
 pub fn is_mutating(op: &str) -> bool {
     matches!(
         op,
-        "SCHEDULE_REC_RESERVE" | "SCHEDULE_REC_REMOVE" | "CLIENT_ADD" | "SCHEDULE_CHANGE_ACCEPT"
+        "SCHEDULE_REC_RESERVE"
+            | "SCHEDULE_REC_REMOVE"
+            | "SCHEDULE_REC_UPDATE"
+            | "CLIENT_ADD"
+            | "SCHEDULE_CHANGE_ACCEPT"
     )
 }
 
@@ -309,6 +313,9 @@ pub fn answer_mut(world: &mut World, request: &Element) -> String {
             }
             "SCHEDULE_REC_REMOVE" => {
                 return booking::remove(world, required_filial(filial)?, input);
+            }
+            "SCHEDULE_REC_UPDATE" => {
+                return booking::rec_update(world, required_filial(filial)?, input);
             }
             "CLIENT_ADD" => return booking::client_add(world, input),
             "SCHEDULE_CHANGE_ACCEPT" => return booking::change_accept(world, input),

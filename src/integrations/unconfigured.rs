@@ -85,6 +85,10 @@ impl crate::integrations::infoclinica::MisBooking for Unconfigured {
     async fn accept_changes(&self, _: i64, _: &[i64]) -> Result<(), MisError> {
         Err(MisError::NotConfigured(self.0.clone()))
     }
+
+    async fn set_visit_mark(&self, _: i64, _: i64, _: bool) -> Result<(), MisError> {
+        Err(MisError::NotConfigured(self.0.clone()))
+    }
 }
 
 #[async_trait]

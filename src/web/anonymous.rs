@@ -252,6 +252,7 @@ fn validate(
                 phone: phone?,
                 birth_date: Some(birth_date?),
                 email: None,
+                mis_pcode: None,
             },
             comment?,
             consent?,
@@ -359,6 +360,7 @@ pub async fn complete(
         phone: Phone::from_stored(pending.phone.clone()),
         birth_date: Some(BirthDate::from_stored(pending.birth_date)),
         email: None,
+        mis_pcode: None,
     };
     let comment = pending
         .comment

@@ -44,8 +44,21 @@ impl RecordSource {
             RecordSource::Cabinet => "личный кабинет",
             RecordSource::Anonymous => "сайт, без входа",
             RecordSource::Api => "приложение или сайт, со входом",
-            RecordSource::Clinic => "регистратура клиники",
+            RecordSource::Clinic => "регистратура клиники, в МИС",
+            RecordSource::Desk => "регистратура, на этом сайте",
         }
+    }
+}
+
+/// The Russian name of an SMS kind (`sms_outbox.kind`); never the code itself.
+pub fn sms_kind_title(kind: &str) -> &'static str {
+    match kind {
+        "booked" => "запись",
+        "moved" => "перенос",
+        "cancelled" => "отмена",
+        "code" => "код подтверждения",
+        "notice" => "уведомление",
+        _ => "сообщение",
     }
 }
 

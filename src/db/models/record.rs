@@ -113,6 +113,8 @@ pub struct NewRecord<'a> {
     pub source: RecordSource,
     /// SHA-256 of the visit link's token (visits booked without an account).
     pub manage_token_hash: Option<&'a str>,
+    /// The account that made the booking (`Record::booked_by`).
+    pub booked_by: Option<i64>,
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, record: &NewRecord<'_>) -> QueryResult<Record> {
@@ -336,21 +338,31 @@ pub async fn find_view_by_mis_id(
         .map(|row| row.map(to_view))
 }
 
-/// Marks a booked record attended (`visited`); `None` when it was not booked any more.
-pub async fn mark_visited(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Record>> {
+/// Marks a booked record's outcome (`visited` or `no_show`); `None` when it was not booked
+/// any more.
+pub async fn mark_outcome(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    status: RecordStatus,
+) -> QueryResult<Option<Record>> {
     diesel::update(
         records::table
             .filter(records::id.eq(id))
             .filter(records::status.eq(RecordStatus::Booked)),
     )
     .set((
-        records::status.eq(RecordStatus::Visited),
+        records::status.eq(status),
         records::updated_at.eq(diesel::dsl::now),
     ))
     .returning(Record::as_returning())
     .get_result(conn)
     .await
     .optional()
+}
+
+/// Marks a booked record attended (`visited`); `None` when it was not booked any more.
+pub async fn mark_visited(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Record>> {
+    mark_outcome(conn, id, RecordStatus::Visited).await
 }
 
 /// Booked visits of the account still ahead.

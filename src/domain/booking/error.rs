@@ -17,6 +17,8 @@ pub enum TargetError {
 pub enum Change {
     Cancel,
     Move,
+    /// Marking the visit's outcome (visited, no-show).
+    Outcome,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,15 @@ pub enum BookingError {
     /// The visit has started or passed, or its outcome is recorded.
     #[error("record no longer changeable ({0:?})")]
     NoLongerChangeable(Change),
+    /// The desk's operations are for staff and admins.
+    #[error("not staff")]
+    NotStaff,
+    /// An outcome marked before the visit started.
+    #[error("the visit has not started")]
+    OutcomeBeforeStart,
+    /// The visit's outcome is already marked.
+    #[error("outcome already marked")]
+    OutcomeAlreadyMarked,
     /// Someone else changed the record meanwhile.
     #[error("record changed concurrently")]
     RecordChanged,

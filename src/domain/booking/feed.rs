@@ -267,6 +267,7 @@ impl Booking {
             comment: None,
             source: crate::domain::values::RecordSource::Clinic,
             manage_token_hash: None,
+            booked_by: None,
         };
         let mut conn = self.conn().await?;
         let written = conn

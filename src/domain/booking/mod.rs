@@ -3,6 +3,7 @@
 //! go through [`Booking`]'s operations; none of them knows HTTP.
 
 pub mod change;
+pub mod desk;
 pub mod error;
 pub mod feed;
 pub mod grid;

@@ -14,6 +14,8 @@ pub struct Patient {
     pub phone: Phone,
     pub birth_date: Option<BirthDate>,
     pub email: Option<Email>,
+    /// The MIS card, when already known (an account's, or a returning caller's at the desk).
+    pub mis_pcode: Option<i64>,
 }
 
 impl Patient {
@@ -25,6 +27,7 @@ impl Patient {
             phone: Phone::from_stored(phone),
             birth_date: user.birth_date.map(BirthDate::from_stored),
             email: Some(Email::from_stored(user.email.clone())),
+            mis_pcode: user.mis_pcode,
         })
     }
 

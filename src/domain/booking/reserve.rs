@@ -186,7 +186,7 @@ impl Booking {
     }
 
     /// 429 when the booking's SMS would pass the phone's day of SMS.
-    async fn check_sms_day(
+    pub(super) async fn check_sms_day(
         &self,
         conn: &mut diesel_async::AsyncPgConnection,
         phone: &str,
@@ -207,6 +207,7 @@ impl Booking {
         let slot = self.find_slot(&target, request.start).await?;
         if let Some(user) = request.user {
             let mut conn = self.conn().await?;
+            // (The desk books through `book_for_caller`, which skips the account's limits.)
             let now = self.clock.now();
             self.rules.check_account(&mut conn, user.id, now).await?;
             self.check_sms_day(&mut conn, request.patient.phone.as_str())
@@ -217,7 +218,7 @@ impl Booking {
 
     /// [`Booking::book`] once the doctor and the free slot are known. A visit booked
     /// without an account gets `manage_token`, whose link goes out in the SMS.
-    async fn book_slot(
+    pub(super) async fn book_slot(
         &self,
         target: BookingTarget,
         slot: Slot,
@@ -305,7 +306,7 @@ impl Booking {
         patient: &Patient,
         user: Option<&User>,
     ) -> Result<i64, BookingError> {
-        if let Some(pcode) = user.and_then(|u| u.mis_pcode) {
+        if let Some(pcode) = patient.mis_pcode.or(user.and_then(|u| u.mis_pcode)) {
             return Ok(pcode);
         }
         let found = match user {
@@ -454,6 +455,7 @@ impl Booking {
             comment: facts.comment.as_deref(),
             source: facts.source,
             manage_token_hash: token_hash.as_deref(),
+            booked_by: facts.actor_user_id,
         };
         let mut conn = self.conn().await?;
         let view = conn

@@ -104,6 +104,8 @@ text_enum! {
         Api = "api",
         /// The clinic's front desk, in the MIS; brought in by the change feed.
         Clinic = "clinic",
+        /// A staff member, on this server's desk pages, for a caller.
+        Desk = "desk",
     }
 }
 

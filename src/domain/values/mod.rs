@@ -4,6 +4,7 @@
 //! A constructor refuses with [`Invalid`], a Russian message for the person who typed the
 //! value; the face decides under which field name to show it ([`FieldErrors`]).
 
+mod caller_query;
 mod email;
 mod enums;
 mod person;
@@ -13,6 +14,7 @@ mod zone;
 
 use std::collections::BTreeMap;
 
+pub use caller_query::{CallerQuery, fold_name};
 pub use email::Email;
 pub use enums::{
     ConsentPurpose, IntentKind, IntentState, RecordSource, RecordStatus, Role, UnknownCode,

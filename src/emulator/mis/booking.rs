@@ -218,6 +218,27 @@ pub(super) fn remove(world: &mut World, filial: i64, input: &Element) -> Result<
     })
 }
 
+/// `SCHEDULE_REC_UPDATE` (§2.12): the attended mark; an unknown appointment is
+/// `SPRESULT -2`, an earlier day's `SPRESULT 0`.
+pub(super) fn rec_update(world: &mut World, filial: i64, input: &Element) -> Result<Output, Refusal> {
+    const OP: &str = "SCHEDULE_REC_UPDATE";
+    let schedid = required(input, OP, "SCHEDID")?;
+    let visited = match required(input, OP, "CLVISIT")? {
+        0 => false,
+        1 => true,
+        other => return Err(format!("Недопустимое значение {OP}_IN/CLVISIT: {other}")),
+    };
+    Ok(match world.update_visit(filial, schedid, visited) {
+        Ok(_) => Output::ok(String::new(), "Запись обновлена"),
+        Err(BookingRefusal::AppointmentNotFound) => Output {
+            spresult: -2,
+            ..Output::failed("Запись пациента не найдена")
+        },
+        Err(BookingRefusal::Invalid(comment)) => Output::failed(&comment),
+        Err(BookingRefusal::Taken) => Output::failed(TIME_TAKEN_TEXT),
+    })
+}
+
 fn main_info(w: &mut XmlWriter, p: &Patient) {
     w.open("CLIENT_MAININFO")
         .leaf("PCODE", p.pcode)

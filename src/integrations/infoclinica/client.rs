@@ -336,6 +336,20 @@ impl MisBooking for InfoclinicaClient {
         .map(|_| ())
     }
 
+    async fn set_visit_mark(
+        &self,
+        branch_mis_id: i64,
+        schedid: i64,
+        visited: bool,
+    ) -> Result<(), MisError> {
+        use messages::schedule_rec_update as m;
+        self.call(m::OP, Some(branch_mis_id), m::IDEMPOTENCY, |w| {
+            m::write_in(w, schedid, visited);
+        })
+        .await
+        .map(|_| ())
+    }
+
     async fn find_patient(&self, query: &PatientQuery) -> Result<Option<i64>, MisError> {
         use messages::client_check as m;
         match self

@@ -12,6 +12,7 @@ pub mod schedule_change_list;
 pub mod schedule_rec_list;
 pub mod schedule_rec_remove;
 pub mod schedule_rec_reserve;
+pub mod schedule_rec_update;
 
 use super::{
     MisBranch, MisDepartment, MisDoctor, MisDoctorPage, MisError, MisPrice,

@@ -261,6 +261,14 @@ pub trait MisBooking: Send + Sync {
         pcode: Option<i64>,
     ) -> Result<(), MisError>;
 
+    /// `SCHEDULE_REC_UPDATE`: sets (`visited`) or clears the attended mark. Never retried.
+    async fn set_visit_mark(
+        &self,
+        branch_mis_id: i64,
+        schedid: i64,
+        visited: bool,
+    ) -> Result<(), MisError>;
+
     /// `CLIENT_CHECK`: the patient's `PCODE`, or `None` when the MIS does not know them.
     async fn find_patient(&self, query: &PatientQuery) -> Result<Option<i64>, MisError>;
 

@@ -1,0 +1,248 @@
+//! The front desk: a staff member books for a caller on the phone or at the counter, and
+//! marks a visit's outcome. Bookings go through the same steps as the patient's own (slot
+//! check, intent, MIS, record and SMS in one transaction); moves and cancels on a caller's
+//! behalf are the ordinary [`Booking::reschedule_record`] and [`Booking::cancel_record`].
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+
+use super::{Booking, BookingError, BookRequest, Patient};
+use crate::{
+    db::models::{
+        record::{self, RecordView},
+        user::User,
+    },
+    domain::{
+        audit::{self, Actor},
+        phones::random_hex,
+        values::{Comment, RecordSource, RecordStatus},
+    },
+    integrations::infoclinica::MisError,
+};
+
+/// Who a desk booking is for: the person, and their cabinet account when they have one
+/// (the visit then shows in their cabinet; without one, the SMS carries the visit link).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub patient: Patient,
+    pub account: Option<User>,
+}
+
+/// A booking made at the desk.
+pub struct DeskBooking<'a> {
+    pub specialist_id: i64,
+    pub branch_id: i64,
+    pub start: DateTime<Utc>,
+    pub comment: Option<&'a Comment>,
+    pub ip: IpAddr,
+}
+
+/// How a visit ended, as the desk records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisitOutcome {
+    /// The patient came: `CLVISIT 1` in the MIS.
+    Visited,
+    /// The patient did not come: the MIS's mark is cleared (`CLVISIT 0`), which is all the
+    /// protocol has for it; the no-show itself is kept here.
+    NoShow,
+}
+
+impl VisitOutcome {
+    pub fn status(self) -> RecordStatus {
+        match self {
+            VisitOutcome::Visited => RecordStatus::Visited,
+            VisitOutcome::NoShow => RecordStatus::NoShow,
+        }
+    }
+
+    fn audit_action(self) -> &'static str {
+        match self {
+            VisitOutcome::Visited => "record_marked_visited",
+            VisitOutcome::NoShow => "record_marked_no_show",
+        }
+    }
+}
+
+impl Booking {
+    /// Books for a caller, as `staff`. The patient's own limits on upcoming visits and
+    /// bookings a day are for self-service and do not apply; the SMS day cap of the phone
+    /// does, like everywhere.
+    pub async fn book_for_caller(
+        &self,
+        staff: &User,
+        caller: &Caller,
+        request: DeskBooking<'_>,
+    ) -> Result<RecordView, BookingError> {
+        if !staff.role().is_staff() {
+            return Err(BookingError::NotStaff);
+        }
+        let target = self
+            .target(request.specialist_id, request.branch_id)
+            .await?;
+        let slot = self.find_slot(&target, request.start).await?;
+        {
+            let mut conn = self.conn().await?;
+            self.check_sms_day(&mut conn, caller.patient.phone.as_str())
+                .await?;
+        }
+        let manage_token = caller.account.is_none().then(|| random_hex(16));
+        self.book_slot(
+            target,
+            slot,
+            BookRequest {
+                specialist_id: request.specialist_id,
+                branch_id: request.branch_id,
+                start: request.start,
+                patient: &caller.patient,
+                user: caller.account.as_ref(),
+                comment: request.comment,
+                source: RecordSource::Desk,
+                keep_answer: None,
+                actor: Actor::user(staff, request.ip),
+            },
+            manage_token.as_deref(),
+        )
+        .await
+    }
+
+    /// Marks a booked visit that has started as visited or a no-show: in the MIS first,
+    /// then here. Should the local write fail after the MIS took the mark, a "visited"
+    /// comes back through the change feed; a no-show leaves the record booked, and marking
+    /// it again is harmless.
+    pub async fn mark_outcome(
+        &self,
+        staff: &User,
+        id: i64,
+        outcome: VisitOutcome,
+        ip: IpAddr,
+    ) -> Result<RecordView, BookingError> {
+        if !staff.role().is_staff() {
+            return Err(BookingError::NotStaff);
+        }
+        let view = self.visible_record(staff, id).await?;
+        check_markable(&view, self.clock.now())?;
+        let branch_mis_id = self.branch_mis_id(view.record.branch_id).await?;
+        self.mis
+            .set_visit_mark(
+                branch_mis_id,
+                view.record.mis_id,
+                outcome == VisitOutcome::Visited,
+            )
+            .await
+            .map_err(outcome_refused)?;
+        let mut conn = self.conn().await?;
+        record::mark_outcome(&mut conn, id, outcome.status())
+            .await?
+            .ok_or(BookingError::RecordChanged)?;
+        let marked = record::find_view(&mut conn, id)
+            .await?
+            .ok_or(BookingError::RecordNotFound)?;
+        drop(conn);
+        audit::append(
+            &self.db,
+            Actor::user(staff, ip),
+            outcome.audit_action(),
+            &id.to_string(),
+        )
+        .await;
+        Ok(marked)
+    }
+}
+
+/// A visit's outcome is marked once, on a booked visit that has started.
+pub fn check_markable(view: &RecordView, now: DateTime<Utc>) -> Result<(), BookingError> {
+    match view.record.status {
+        RecordStatus::Booked if view.record.starts_at > now => {
+            Err(BookingError::OutcomeBeforeStart)
+        }
+        RecordStatus::Booked => Ok(()),
+        RecordStatus::Cancelled => Err(BookingError::AlreadyCancelled(super::Change::Outcome)),
+        RecordStatus::Visited | RecordStatus::NoShow => Err(BookingError::OutcomeAlreadyMarked),
+    }
+}
+
+/// The MIS's refusals of a mark: an appointment it no longer has, or one of an earlier
+/// day, whose mark it keeps as it is.
+fn outcome_refused(e: MisError) -> BookingError {
+    match e {
+        MisError::Failed { spresult: -2, .. } => BookingError::MisRefused(
+            "запись не найдена в МИС".to_owned(),
+        ),
+        other => BookingError::from_mis(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+    use crate::db::models::record::Record;
+    use crate::domain::values::BranchZone;
+
+    fn view(status: RecordStatus, starts_at: DateTime<Utc>) -> RecordView {
+        RecordView {
+            record: Record {
+                id: 1,
+                mis_id: 10,
+                status,
+                specialist_id: 1,
+                branch_id: 1,
+                starts_at,
+                ends_at: starts_at + Duration::minutes(30),
+                user_id: None,
+                patient_pcode: 5,
+                patient_last_name: "Смирнова".into(),
+                patient_first_name: "Ольга".into(),
+                patient_middle_name: None,
+                patient_phone: "+79035551234".into(),
+                patient_email: None,
+                patient_birth_date: None,
+                comment: None,
+                source: RecordSource::Desk,
+                created_at: starts_at,
+                updated_at: starts_at,
+                cancelled_at: None,
+                cancelled_by: None,
+                booked_by: Some(2),
+            },
+            specialist_name: String::new(),
+            specialities: Vec::new(),
+            branch_name: String::new(),
+            branch_address: String::new(),
+            branch_zone: BranchZone(chrono_tz::Europe::Moscow),
+        }
+    }
+
+    #[test]
+    fn only_a_started_booked_visit_takes_an_outcome() {
+        let start = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+        let before = start - Duration::minutes(1);
+        assert!(matches!(
+            check_markable(&view(RecordStatus::Booked, start), before),
+            Err(BookingError::OutcomeBeforeStart)
+        ));
+        assert!(check_markable(&view(RecordStatus::Booked, start), start).is_ok());
+        assert!(matches!(
+            check_markable(&view(RecordStatus::Cancelled, start), start),
+            Err(BookingError::AlreadyCancelled(super::super::Change::Outcome))
+        ));
+        for done in [RecordStatus::Visited, RecordStatus::NoShow] {
+            assert!(matches!(
+                check_markable(&view(done, start), start),
+                Err(BookingError::OutcomeAlreadyMarked)
+            ));
+        }
+    }
+
+    #[test]
+    fn an_unknown_appointment_is_said_in_words() {
+        let e = outcome_refused(MisError::Failed {
+            spresult: -2,
+            comment: "Запись пациента не найдена".into(),
+            checks: Vec::new(),
+        });
+        assert!(matches!(e, BookingError::MisRefused(m) if m.contains("не найдена")));
+    }
+}
