@@ -5,9 +5,9 @@ use sovamed::db::models::user::{self, Role};
 
 use crate::support::{TestApp, browser, csrf_token, location};
 
-const ADMIN_PASSWORD: &str = "admin passphrase 42";
+pub(crate) const ADMIN_PASSWORD: &str = "admin passphrase 42";
 
-async fn admin_client(app: &TestApp) -> (reqwest::Client, i64) {
+pub(crate) async fn admin_client(app: &TestApp) -> (reqwest::Client, i64) {
     let admin = app
         .create_user("root@example.ru", ADMIN_PASSWORD, Role::Admin)
         .await;
@@ -17,7 +17,7 @@ async fn admin_client(app: &TestApp) -> (reqwest::Client, i64) {
     (client, admin.id)
 }
 
-async fn token_of(client: &reqwest::Client, app: &TestApp, path: &str) -> String {
+pub(crate) async fn token_of(client: &reqwest::Client, app: &TestApp, path: &str) -> String {
     csrf_token(
         &client
             .get(app.url(path))
@@ -102,7 +102,11 @@ async fn admins_create_change_reset_and_disable_accounts() {
     let token = token_of(&admin, &app, &path).await;
     let changed = admin
         .post(app.url(&format!("{path}/role")))
-        .form(&[("csrf_token", token.as_str()), ("role", "patient")])
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("role", "patient"),
+            ("confirm", "1"),
+        ])
         .send()
         .await
         .expect("role");
@@ -124,6 +128,7 @@ async fn admins_create_change_reset_and_disable_accounts() {
         .form(&[
             ("csrf_token", token.as_str()),
             ("password", "a fresh desk passphrase"),
+            ("confirm", "1"),
         ])
         .send()
         .await
@@ -146,7 +151,7 @@ async fn admins_create_change_reset_and_disable_accounts() {
     let token = token_of(&admin, &app, &path).await;
     admin
         .post(app.url(&format!("{path}/disable")))
-        .form(&[("csrf_token", token.as_str())])
+        .form(&[("csrf_token", token.as_str()), ("confirm", "1")])
         .send()
         .await
         .expect("disable");
@@ -159,7 +164,7 @@ async fn admins_create_change_reset_and_disable_accounts() {
     let token = token_of(&admin, &app, &path).await;
     let own = admin
         .post(app.url(&format!("/admin/users/{admin_id}/disable")))
-        .form(&[("csrf_token", token.as_str())])
+        .form(&[("csrf_token", token.as_str()), ("confirm", "1")])
         .send()
         .await
         .expect("disable self");

@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod admin;
+mod admin_screens;
 mod api_auth;
 mod api_cors;
 mod api_tokens;

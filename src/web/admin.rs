@@ -1,4 +1,6 @@
-//! The admin area.
+//! The admin area: the home page, the account list with its filters, one account's page and
+//! the admin's changes to it. The destructive ones (disable, role, password, end sessions)
+//! first answer with a confirmation page and act only on its `confirm=1` post.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -7,13 +9,13 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     app::AppState,
     auth::{roles::CurrentUser, session::AuthSession},
     client_ip::ClientIp,
-    db::models::user::{self, User},
+    db::models::user::{self, User, UserFilter},
     domain::{
         accounts::{self, AccountError, NewAccount, NewPassword, Origin},
         audit::Actor,
@@ -71,6 +73,13 @@ struct UsersPage {
     layout: Layout,
     users: Vec<User>,
     q: String,
+    /// The role select: a role code, or empty for every role.
+    role_filter: String,
+    /// The status select: `active`, `disabled`, or empty for both.
+    status_filter: String,
+    base_path: &'static str,
+    /// The filters as a query string for the pager's links, ending in `&`.
+    query: String,
     page: i64,
     pages: i64,
     total: i64,
@@ -84,9 +93,42 @@ pub struct UsersQuery {
     #[serde(default)]
     q: String,
     #[serde(default)]
+    role: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
     page: String,
     #[serde(default)]
     created: String,
+}
+
+/// The filters the pager's links carry, URL-encoded by `serde_urlencoded`.
+#[derive(Serialize)]
+struct UsersLinks<'a> {
+    q: &'a str,
+    role: &'a str,
+    status: &'a str,
+}
+
+/// The role select of the list: empty is every role.
+fn role_filter(raw: &str) -> Result<Option<Role>, Invalid> {
+    match raw.trim() {
+        "" => Ok(None),
+        code => code
+            .parse::<Role>()
+            .map(Some)
+            .map_err(|_| Invalid("Выберите роль из списка")),
+    }
+}
+
+/// The status select of the list, as the `disabled` flag it asks for: empty is both.
+fn status_filter(raw: &str) -> Result<Option<bool>, Invalid> {
+    match raw.trim() {
+        "" => Ok(None),
+        "active" => Ok(Some(false)),
+        "disabled" => Ok(Some(true)),
+        _ => Err(Invalid("Выберите статус из списка")),
+    }
 }
 
 async fn users_page(
@@ -98,19 +140,40 @@ async fn users_page(
     errors: FieldErrors,
 ) -> Result<UsersPage, AppError> {
     let q = params::field("q", SearchText::parse(&query.q))?;
+    let role = params::field("role", role_filter(&query.role))?;
+    let disabled = params::field("status", status_filter(&query.status))?;
     let page = params::field("page", PageNo::parse(&query.page))?;
     let mut conn = state.db().await?;
-    let (users, total) = user::search(
-        &mut conn,
-        q.as_ref().map(SearchText::as_str),
-        page,
-        USERS_PER_PAGE,
-    )
-    .await?;
+    let filter = UserFilter {
+        text: q.as_ref().map(SearchText::as_str),
+        role,
+        disabled,
+    };
+    let (users, total) = user::search(&mut conn, filter, page, USERS_PER_PAGE).await?;
+    drop(conn);
+    let q = q.map(|q| q.as_str().to_owned()).unwrap_or_default();
+    let role_code = role.map(Role::as_str).unwrap_or_default();
+    let status_code = match disabled {
+        Some(false) => "active",
+        Some(true) => "disabled",
+        None => "",
+    };
+    let links = UsersLinks {
+        q: &q,
+        role: role_code,
+        status: status_code,
+    };
+    let query_string = serde_urlencoded::to_string(&links)
+        .map(|q| format!("{q}&"))
+        .unwrap_or_default();
     Ok(UsersPage {
         layout: Layout::with_form(session, Some(admin)).await?,
         users,
-        q: q.map(|q| q.as_str().to_owned()).unwrap_or_default(),
+        q,
+        role_filter: role_code.to_owned(),
+        status_filter: status_code.to_owned(),
+        base_path: "/admin/users",
+        query: query_string,
         page: page.get(),
         pages: PageNo::count(total, USERS_PER_PAGE),
         total,
@@ -256,14 +319,118 @@ pub async fn show_user(
     .into_response())
 }
 
+/// A field the confirmation page posts again, hidden.
+struct Hidden {
+    name: &'static str,
+    value: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/admin/confirm.html")]
+struct ConfirmPage {
+    layout: Layout,
+    account: User,
+    title: &'static str,
+    /// What will happen, in Russian.
+    consequence: String,
+    /// The form's path: the same action, posted again with `confirm=1`.
+    action: String,
+    fields: Vec<Hidden>,
+}
+
+/// A destructive change waiting for the admin's confirmation.
+enum Pending {
+    Role(Role),
+    Disable,
+    Password(String),
+    EndSessions,
+}
+
+/// The `confirm` field of a destructive action's form. Only `1` acts: a slip of the mouse on
+/// the account page costs one more click, never an account.
+#[derive(Deserialize, Default)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+fn confirmed(raw: &str) -> bool {
+    raw == "1"
+}
+
+/// The confirmation page of `pending` on `account`: what will happen, and the same form
+/// again with `confirm=1`.
+async fn ask_to_confirm(
+    session: &AuthSession,
+    admin: &User,
+    account: User,
+    pending: Pending,
+) -> Result<Response, AppError> {
+    let (title, consequence, path, fields) = match pending {
+        Pending::Role(role) => (
+            "Сменить роль?",
+            format!(
+                "Роль изменится с «{}» на «{}». Все сеансы пользователя будут завершены: ему \
+                 придётся войти заново.",
+                account.role().title(),
+                role.title()
+            ),
+            "role",
+            vec![Hidden {
+                name: "role",
+                value: role.as_str().to_owned(),
+            }],
+        ),
+        Pending::Disable => (
+            "Отключить учётную запись?",
+            "Пользователь не сможет войти, все его сеансы будут завершены. Включить учётную \
+             запись можно будет на её странице."
+                .to_owned(),
+            "disable",
+            Vec::new(),
+        ),
+        Pending::Password(password) => (
+            "Задать новый пароль?",
+            "Пароль пользователя заменится введённым, все его сеансы будут завершены: войти \
+             можно будет только с новым паролем."
+                .to_owned(),
+            "password",
+            vec![Hidden {
+                name: "password",
+                value: password,
+            }],
+        ),
+        Pending::EndSessions => (
+            "Завершить все сеансы?",
+            "Пользователь выйдет из системы на всех устройствах и в приложениях; ему придётся \
+             войти заново."
+                .to_owned(),
+            "sessions/end",
+            Vec::new(),
+        ),
+    };
+    Ok(ConfirmPage {
+        layout: Layout::with_form(session, Some(admin)).await?,
+        action: format!("/admin/users/{}/{path}", account.id),
+        account,
+        title,
+        consequence,
+        fields,
+    }
+    .into_response())
+}
+
 #[derive(Deserialize, Default)]
 pub struct RoleForm {
     #[serde(default)]
     role: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 pub async fn change_role(
     State(state): State<AppState>,
+    session: AuthSession,
     CurrentUser(admin): CurrentUser,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
@@ -276,6 +443,9 @@ pub async fn change_role(
             .parse::<Role>()
             .map_err(|_| Invalid("Выберите роль")),
     )?;
+    if !confirmed(&form.confirm) {
+        return ask_to_confirm(&session, &admin, account, Pending::Role(role)).await;
+    }
     accounts::change_role(&state.db, &account, role, actor(&admin, ip)).await?;
     Ok(Redirect::to(&format!("/admin/users/{}?done=role", account.id)).into_response())
 }
@@ -295,10 +465,16 @@ async fn set_disabled(
 
 pub async fn disable_user(
     State(state): State<AppState>,
+    session: AuthSession,
     CurrentUser(admin): CurrentUser,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
+    Form(form): Form<ConfirmForm>,
 ) -> Result<Response, AppError> {
+    if !confirmed(&form.confirm) {
+        let account = account(&state, &id).await?;
+        return ask_to_confirm(&session, &admin, account, Pending::Disable).await;
+    }
     set_disabled(&state, &admin, &id, true, ip).await
 }
 
@@ -315,6 +491,8 @@ pub async fn enable_user(
 pub struct PasswordForm {
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 pub async fn reset_password(
@@ -340,6 +518,13 @@ pub async fn reset_password(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
+    if !confirmed(&form.confirm) {
+        // The password is checked before asking, so a refused one is shown on the account
+        // page at once; the confirmation carries it back in a hidden field (pages are never
+        // cached: `Cache-Control: no-store`).
+        let pending = Pending::Password(form.password);
+        return ask_to_confirm(&session, &admin, account, pending).await;
+    }
     accounts::set_password(
         &state.db,
         &state.passwords,
@@ -353,11 +538,16 @@ pub async fn reset_password(
 
 pub async fn end_user_sessions(
     State(state): State<AppState>,
+    session: AuthSession,
     CurrentUser(admin): CurrentUser,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
+    Form(form): Form<ConfirmForm>,
 ) -> Result<Response, AppError> {
     let account = account(&state, &id).await?;
+    if !confirmed(&form.confirm) {
+        return ask_to_confirm(&session, &admin, account, Pending::EndSessions).await;
+    }
     accounts::end_sessions(&state.db, &account, actor(&admin, ip)).await?;
     Ok(Redirect::to(&format!("/admin/users/{}?done=sessions", account.id)).into_response())
 }

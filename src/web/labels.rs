@@ -94,6 +94,167 @@ impl Subject {
     }
 }
 
+/// What an audit event's subject names, so the audit screen can link it and never shows a
+/// bare code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditSubject {
+    /// A record id: linked to the staff record page.
+    Record,
+    /// An account id: linked to the admin's account page.
+    Account,
+    /// `<account id> → <role code>` (a role change).
+    RoleChange,
+    /// A booking intent id.
+    Intent,
+    /// An SMS outbox id.
+    Sms,
+    /// Shown as it is: an e-mail tried at login, a path refused, anything else.
+    AsIs,
+}
+
+/// One audit action: its stored code, its Russian name, and what its subject names.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditAction {
+    pub code: &'static str,
+    pub title: &'static str,
+    pub subject: AuditSubject,
+}
+
+const fn action(code: &'static str, title: &'static str, subject: AuditSubject) -> AuditAction {
+    AuditAction {
+        code,
+        title,
+        subject,
+    }
+}
+
+/// Every action the code writes to the audit trail, in the order the audit screen's select
+/// lists them. A code written somewhere but missing here shows as «другое действие» and
+/// cannot be filtered on, so add new actions here when they are added to the code.
+pub const AUDIT_ACTIONS: &[AuditAction] = &[
+    // Logins and accounts (`auth::login`, `auth::roles`, `web::auth`, `domain::profile`).
+    action("login_succeeded", "успешный вход", AuditSubject::AsIs),
+    action("login_failed", "неудачная попытка входа", AuditSubject::AsIs),
+    action(
+        "login_throttled",
+        "вход отклонён: слишком много попыток",
+        AuditSubject::AsIs,
+    ),
+    action("logout", "выход", AuditSubject::Account),
+    action("access_denied", "отказ в доступе", AuditSubject::AsIs),
+    action("registered", "регистрация", AuditSubject::Account),
+    action(
+        "registration_email_taken",
+        "регистрация на уже занятую почту",
+        AuditSubject::Account,
+    ),
+    action(
+        "password_reset_by_code",
+        "пароль восстановлен по коду из СМС",
+        AuditSubject::Account,
+    ),
+    action(
+        "password_changed",
+        "пароль изменён пользователем",
+        AuditSubject::Account,
+    ),
+    action(
+        "profile_changed",
+        "имя или почта изменены пользователем",
+        AuditSubject::Account,
+    ),
+    action("phone_changed", "телефон изменён пользователем", AuditSubject::Account),
+    // An admin's or the command line's changes (`domain::accounts`).
+    action("user_created", "учётная запись создана", AuditSubject::Account),
+    action("user_role_changed", "роль изменена", AuditSubject::RoleChange),
+    action("user_disabled", "учётная запись отключена", AuditSubject::Account),
+    action("user_enabled", "учётная запись включена", AuditSubject::Account),
+    action(
+        "user_password_reset",
+        "пароль задан администратором",
+        AuditSubject::Account,
+    ),
+    action(
+        "user_sessions_ended",
+        "завершены все сеансы",
+        AuditSubject::Account,
+    ),
+    // Records (`domain::booking`, the staff pages, the API).
+    action("record_booked", "запись создана", AuditSubject::Record),
+    action(
+        "record_booked_by_desk",
+        "запись сделана регистратурой",
+        AuditSubject::Record,
+    ),
+    action("record_viewed", "запись просмотрена сотрудником", AuditSubject::Record),
+    action("record_cancelled", "запись отменена", AuditSubject::Record),
+    action("record_moved", "запись перенесена", AuditSubject::Record),
+    action("record_marked_visited", "отмечен приход", AuditSubject::Record),
+    action("record_marked_no_show", "отмечена неявка", AuditSubject::Record),
+    action("records_exported", "выгрузка записей", AuditSubject::AsIs),
+    action(
+        "desk_branch_set",
+        "выбран филиал рабочего места",
+        AuditSubject::AsIs,
+    ),
+    // The clinic's own changes from the MIS change feed and the comparison (system).
+    action(
+        "record_booked_by_clinic",
+        "запись создана клиникой",
+        AuditSubject::Record,
+    ),
+    action(
+        "record_cancelled_by_clinic",
+        "запись отменена клиникой",
+        AuditSubject::Record,
+    ),
+    action(
+        "record_moved_by_clinic",
+        "запись перенесена клиникой",
+        AuditSubject::Record,
+    ),
+    action("record_visited", "приём состоялся", AuditSubject::Record),
+    action(
+        "record_cancelled_by_reconcile",
+        "запись отменена при сверке с МИС",
+        AuditSubject::Record,
+    ),
+    action(
+        "record_moved_by_reconcile",
+        "запись перенесена при сверке с МИС",
+        AuditSubject::Record,
+    ),
+    // The reconciler's settlements of booking intents (system).
+    action(
+        "intent_completed",
+        "незавершённая операция с записью доведена до конца",
+        AuditSubject::Intent,
+    ),
+    action(
+        "intent_failed",
+        "незавершённая операция с записью признана несостоявшейся",
+        AuditSubject::Intent,
+    ),
+    // The operator's decisions on held SMS (`sovamed sms`).
+    action(
+        "sms_marked_sent",
+        "СМС отмечено отправленным",
+        AuditSubject::Sms,
+    ),
+    action("sms_resent", "СМС отправлено повторно", AuditSubject::Sms),
+    action("sms_dropped", "СМС снято с отправки", AuditSubject::Sms),
+];
+
+/// The audit action with this code, if the code is known.
+pub fn audit_action(code: &str) -> Option<&'static AuditAction> {
+    AUDIT_ACTIONS.iter().find(|a| a.code == code)
+}
+
+/// The Russian name of an audit action; an unknown code is named vaguely rather than shown.
+pub fn audit_action_title(code: &str) -> &'static str {
+    audit_action(code).map_or("другое действие", |a| a.title)
+}
+
 /// "понедельник, 30.11.2026": a date as a patient reads it.
 pub fn weekday_date(date: chrono::NaiveDate) -> String {
     use chrono::Datelike;
@@ -107,4 +268,28 @@ pub fn weekday_date(date: chrono::NaiveDate) -> String {
         chrono::Weekday::Sun => "воскресенье",
     };
     format!("{day}, {}", date.format("%d.%m.%Y"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_actions_are_unique_and_named_in_russian() {
+        for (i, a) in AUDIT_ACTIONS.iter().enumerate() {
+            assert!(
+                AUDIT_ACTIONS[..i].iter().all(|b| b.code != a.code),
+                "{} twice",
+                a.code
+            );
+            assert!(
+                !a.title.chars().any(|c| c.is_ascii_alphabetic()),
+                "{}: {}",
+                a.code,
+                a.title
+            );
+        }
+        assert_eq!(audit_action_title("login_succeeded"), "успешный вход");
+        assert_eq!(audit_action_title("no_such_action"), "другое действие");
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod anonymous;
+pub mod audit;
 pub mod auth;
 pub mod booking;
 pub mod cabinet;

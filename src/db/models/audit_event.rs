@@ -1,9 +1,13 @@
 //! The `audit_events` table: an append-only trail (a trigger refuses UPDATE and DELETE).
 
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::db::schema::audit_events;
+use crate::{
+    db::schema::{audit_events, records, users},
+    domain::values::{PageNo, Role},
+};
 
 /// One event to append.
 #[derive(Debug, Insertable)]
@@ -33,4 +37,151 @@ pub async fn count(conn: &mut AsyncPgConnection, action: &str, subject: &str) ->
         .count()
         .get_result(conn)
         .await
+}
+
+/// A stored event as the audit screen lists it (`details` is not shown there).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
+pub struct AuditEvent {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_user_id: Option<i64>,
+    pub action: String,
+    pub subject: Option<String>,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// An event with its actor's name and role; both `None` when no account acted (the server
+/// itself, the command line, an anonymous login attempt).
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub event: AuditEvent,
+    pub actor_name: Option<String>,
+    pub actor_role: Option<Role>,
+}
+
+/// What the audit screen asks for: every filter that is set narrows the list.
+#[derive(Debug, Clone)]
+pub struct AuditFilter {
+    /// A part of the acting account's e-mail or full name.
+    pub actor: Option<String>,
+    /// One action code.
+    pub action: Option<String>,
+    /// Events about one account: done by it, or naming it, its e-mail or one of its records.
+    pub patient_id: Option<i64>,
+    /// The first day, inclusive. Days are UTC calendar days, not Moscow ones: the screen says
+    /// so, and an admin looking for an evening event near midnight widens the range by a day.
+    pub date_from: Option<NaiveDate>,
+    /// The last day, inclusive (UTC, as above).
+    pub date_to: Option<NaiveDate>,
+    pub page: PageNo,
+    pub per_page: i64,
+}
+
+/// How an account is named as an event's subject.
+struct SubjectsOf {
+    user_id: i64,
+    /// Its id and e-mail (the subject of login events, also of those with no actor, such as
+    /// throttled attempts), and the ids of its records, all as text.
+    exact: Vec<String>,
+    /// A role change is written as `<id> → <role>`.
+    role_change: String,
+}
+
+async fn subjects_of(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<SubjectsOf> {
+    // The record ids are read first and bound as one list: a patient has at most some
+    // hundreds of records, and this keeps the event query free of a cross-table subquery
+    // with a cast of the id to text.
+    let record_ids: Vec<i64> = records::table
+        .filter(records::user_id.eq(user_id))
+        .select(records::id)
+        .load(conn)
+        .await?;
+    let email: Option<String> = users::table
+        .find(user_id)
+        .select(users::email)
+        .first(conn)
+        .await
+        .optional()?;
+    let mut exact: Vec<String> = record_ids.iter().map(i64::to_string).collect();
+    exact.push(user_id.to_string());
+    exact.extend(email);
+    Ok(SubjectsOf {
+        user_id,
+        exact,
+        role_change: format!("{user_id} → %"),
+    })
+}
+
+/// The first instant of a UTC calendar day.
+fn start_of_day(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(NaiveTime::MIN).and_utc()
+}
+
+/// One page of the events `filter` selects, newest first, and how many it selects in all.
+pub async fn search(
+    conn: &mut AsyncPgConnection,
+    filter: &AuditFilter,
+) -> QueryResult<(Vec<AuditRow>, i64)> {
+    let about = match filter.patient_id {
+        Some(id) => Some(subjects_of(conn, id).await?),
+        None => None,
+    };
+    let from = filter.date_from.map(start_of_day);
+    // Up to the start of the day after `date_to`, so that the whole last day counts.
+    let until = filter
+        .date_to
+        .and_then(|day| day.succ_opt())
+        .map(start_of_day);
+    let build = || {
+        let mut q = audit_events::table.left_join(users::table).into_boxed();
+        if let Some(text) = filter.actor.as_deref().filter(|t| !t.is_empty()) {
+            let pattern = crate::db::contains_pattern(text);
+            q = q.filter(
+                users::email
+                    .ilike(pattern.clone())
+                    .or(users::full_name.ilike(pattern)),
+            );
+        }
+        if let Some(action) = filter.action.as_deref() {
+            q = q.filter(audit_events::action.eq(action));
+        }
+        if let Some(about) = &about {
+            q = q.filter(
+                audit_events::actor_user_id
+                    .eq(about.user_id)
+                    .or(audit_events::subject.eq_any(about.exact.clone()))
+                    .or(audit_events::subject.like(about.role_change.clone())),
+            );
+        }
+        if let Some(from) = from {
+            q = q.filter(audit_events::occurred_at.ge(from));
+        }
+        if let Some(until) = until {
+            q = q.filter(audit_events::occurred_at.lt(until));
+        }
+        q
+    };
+    let total = build().count().get_result(conn).await?;
+    let rows: Vec<(AuditEvent, Option<String>, Option<Role>)> = build()
+        .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+        .limit(filter.per_page)
+        .offset(filter.page.offset(filter.per_page))
+        .select((
+            AuditEvent::as_select(),
+            users::full_name.nullable(),
+            users::role.nullable(),
+        ))
+        .load(conn)
+        .await?;
+    let rows = rows
+        .into_iter()
+        .map(|(event, actor_name, actor_role)| AuditRow {
+            event,
+            actor_name,
+            actor_role,
+        })
+        .collect();
+    Ok((rows, total))
 }

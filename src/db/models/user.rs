@@ -201,22 +201,38 @@ pub async fn end_sessions(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<
         .await
 }
 
-/// Accounts whose e-mail or name contains `query`, newest first: one page and the total.
+/// What the admin's account list asks for; `None` is "any".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserFilter<'a> {
+    /// A part of the e-mail or the name.
+    pub text: Option<&'a str>,
+    pub role: Option<Role>,
+    /// `Some(true)`: disabled accounts only; `Some(false)`: enabled ones only.
+    pub disabled: Option<bool>,
+}
+
+/// Accounts that `filter` selects, newest first: one page and the total.
 pub async fn search(
     conn: &mut AsyncPgConnection,
-    query: Option<&str>,
+    filter: UserFilter<'_>,
     page: crate::domain::values::PageNo,
     per_page: i64,
 ) -> QueryResult<(Vec<User>, i64)> {
     let build = || {
         let mut q = users::table.into_boxed();
-        if let Some(text) = query.filter(|t| !t.is_empty()) {
+        if let Some(text) = filter.text.filter(|t| !t.is_empty()) {
             let pattern = crate::db::contains_pattern(text);
             q = q.filter(
                 users::email
                     .ilike(pattern.clone())
                     .or(users::full_name.ilike(pattern)),
             );
+        }
+        if let Some(role) = filter.role {
+            q = q.filter(users::role.eq(role));
+        }
+        if let Some(disabled) = filter.disabled {
+            q = q.filter(users::disabled.eq(disabled));
         }
         q
     };
