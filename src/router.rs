@@ -92,13 +92,31 @@ pub fn build(state: AppState) -> Router {
         )
         .route_layer(from_fn_with_state(state.clone(), roles::require_patient));
     let staff_pages = Router::new()
-        .route("/staff", get(web::staff::show_staff_home))
+        .route("/staff", get(web::desk::show_desk))
+        .route("/staff/branch", post(web::desk::set_desk_branch))
+        .route("/staff/day", get(web::desk::show_doctor_day))
+        .route("/staff/callers", get(web::desk::find_callers))
+        .route("/staff/caller", post(web::desk::choose_caller))
+        .route("/staff/caller/new", post(web::desk::add_caller))
+        .route("/staff/caller/forget", post(web::desk::forget_caller))
+        .route(
+            "/staff/book",
+            get(web::desk::show_desk_booking).post(web::desk::book_for_caller),
+        )
         .route("/staff/sync", get(web::staff::show_sync_status))
         .route("/staff/records", get(web::booking::list_staff_records))
-        .route("/staff/records/{id}", get(web::booking::show_staff_record))
+        .route("/staff/records/{id}", get(web::desk_record::show_staff_record))
+        .route(
+            "/staff/records/{id}/move",
+            post(web::desk_record::move_staff_record),
+        )
+        .route(
+            "/staff/records/{id}/outcome",
+            post(web::desk_record::mark_staff_record_outcome),
+        )
         .route(
             "/staff/records/{id}/cancel",
-            post(web::booking::cancel_staff_record),
+            post(web::desk_record::cancel_staff_record),
         )
         .route_layer(from_fn_with_state(state.clone(), roles::require_staff));
     let admin_pages = Router::new()

@@ -5,7 +5,6 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
 use chrono::{Days, NaiveDate, Utc};
@@ -21,12 +20,10 @@ use crate::{
     client_ip::ClientIp,
     db::models::{
         directory::{self, Branch, Specialist},
-        outbox::OutboxMessage,
         record::RecordView,
         user::{Role, User},
     },
     domain::{
-        audit::{self, Actor},
         booking::{
             BookingError, BookingTarget,
             grid::Slot,
@@ -402,15 +399,15 @@ struct MyRecordPage {
 #[derive(Deserialize, Default)]
 pub struct NoticeQuery {
     #[serde(default)]
-    booked: String,
+    pub booked: String,
     #[serde(default)]
-    moved: String,
+    pub moved: String,
     #[serde(default)]
-    cancelled: String,
+    pub cancelled: String,
 }
 
 impl NoticeQuery {
-    fn notice(&self) -> Option<&'static str> {
+    pub fn notice(&self) -> Option<&'static str> {
         if !self.booked.is_empty() {
             Some("Вы записаны. SMS с подтверждением придёт на ваш телефон.")
         } else if !self.moved.is_empty() {
@@ -563,63 +560,6 @@ pub async fn list_staff_records(
         specialists,
     }
     .into_response())
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "pages/staff/record.html")]
-struct StaffRecordPage {
-    layout: Layout,
-    view: RecordView,
-    messages: Vec<OutboxMessage>,
-    can_cancel: bool,
-    notice: Option<&'static str>,
-}
-
-pub async fn show_staff_record(
-    State(state): State<AppState>,
-    session: AuthSession,
-    CurrentUser(user): CurrentUser,
-    ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
-    Query(query): Query<NoticeQuery>,
-) -> Result<Response, AppError> {
-    let (view, messages) = state
-        .booking
-        .record_with_messages(&user, parse_path_id(&id)?)
-        .await?;
-    audit::append(
-        &state.db,
-        Actor::user(&user, ip),
-        "record_viewed",
-        &view.record.id.to_string(),
-    )
-    .await;
-    let can_cancel = view.record.is_changeable_at(state.booking.clock.now());
-    Ok(StaffRecordPage {
-        layout: Layout::new(&session, Some(&user)).await?,
-        view,
-        messages,
-        can_cancel,
-        notice: query.notice(),
-    }
-    .into_response())
-}
-
-pub async fn cancel_staff_record(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    let view = state
-        .booking
-        .cancel_record(&user, parse_path_id(&id)?, ip)
-        .await?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        Redirect::to(&format!("/staff/records/{}?cancelled=1", view.record.id)),
-    )
-        .into_response())
 }
 
 /// Keeps `Role` in scope for the base layout's comparisons.

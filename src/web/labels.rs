@@ -293,3 +293,54 @@ mod tests {
         assert_eq!(audit_action_title("no_such_action"), "другое действие");
     }
 }
+
+/// "время Екатеринбурга": whose clocks a branch's times are on, by the city of its zone;
+/// a zone without a Russian city is told by its offset from UTC.
+pub fn zone_city(zone: crate::domain::values::BranchZone) -> String {
+    let city = match zone.name() {
+        "Europe/Kaliningrad" => "Калининграда",
+        "Europe/Moscow" => "Москвы",
+        "Europe/Simferopol" => "Симферополя",
+        "Europe/Volgograd" => "Волгограда",
+        "Europe/Kirov" => "Кирова",
+        "Europe/Astrakhan" => "Астрахани",
+        "Europe/Saratov" => "Саратова",
+        "Europe/Ulyanovsk" => "Ульяновска",
+        "Europe/Samara" => "Самары",
+        "Asia/Yekaterinburg" => "Екатеринбурга",
+        "Asia/Omsk" => "Омска",
+        "Asia/Novosibirsk" => "Новосибирска",
+        "Asia/Barnaul" => "Барнаула",
+        "Asia/Tomsk" => "Томска",
+        "Asia/Novokuznetsk" => "Новокузнецка",
+        "Asia/Krasnoyarsk" => "Красноярска",
+        "Asia/Irkutsk" => "Иркутска",
+        "Asia/Chita" => "Читы",
+        "Asia/Yakutsk" => "Якутска",
+        "Asia/Vladivostok" => "Владивостока",
+        "Asia/Sakhalin" => "Сахалина",
+        "Asia/Magadan" => "Магадана",
+        "Asia/Kamchatka" => "Камчатки",
+        "Asia/Anadyr" => "Анадыря",
+        _ => {
+            use chrono::Offset;
+            let now = chrono::Utc::now().with_timezone(&zone.tz());
+            let hours = now.offset().fix().local_minus_utc() / 3600;
+            return format!("местное время (UTC{hours:+})");
+        }
+    };
+    format!("время {city}")
+}
+
+#[cfg(test)]
+mod zone_tests {
+    use super::zone_city;
+    use crate::domain::values::BranchZone;
+
+    #[test]
+    fn branches_are_told_by_their_city() {
+        assert_eq!(zone_city(BranchZone(chrono_tz::Asia::Yekaterinburg)), "время Екатеринбурга");
+        assert_eq!(zone_city(BranchZone(chrono_tz::Europe::Moscow)), "время Москвы");
+        assert_eq!(zone_city(BranchZone(chrono_tz::Asia::Dubai)), "местное время (UTC+4)");
+    }
+}

@@ -7,6 +7,8 @@ pub mod auth;
 pub mod booking;
 pub mod cabinet;
 pub mod consent;
+pub mod desk;
+pub mod desk_record;
 pub mod doctors;
 pub mod errors;
 pub mod home;

@@ -1,4 +1,4 @@
-//! The staff desk (staff and admins).
+//! The directory sync status for staff and admins (`/staff/sync`).
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -8,35 +8,13 @@ use crate::{
     auth::{roles::CurrentUser, session::AuthSession},
     db::models::{
         sync_run::{self, SyncRun},
-        user::{self, Role, User},
+        user::Role,
     },
     error::AppError,
     sync::{MassDeactivation, SyncKind},
     web::Layout,
 };
 use axum::extract::State;
-
-#[derive(Template, WebTemplate)]
-#[template(path = "pages/staff/home.html")]
-struct StaffHomePage {
-    layout: Layout,
-    user: User,
-    counts: Vec<(Role, i64)>,
-}
-
-pub async fn show_staff_home(
-    State(state): State<AppState>,
-    session: AuthSession,
-    CurrentUser(user): CurrentUser,
-) -> Result<impl axum::response::IntoResponse, AppError> {
-    let mut conn = state.db().await?;
-    let counts = user::count_active_by_role(&mut conn).await?;
-    Ok(StaffHomePage {
-        layout: Layout::new(&session, Some(&user)).await?,
-        user,
-        counts,
-    })
-}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/staff/sync.html")]

@@ -139,23 +139,6 @@ pub fn is_duplicate_email(err: &diesel::result::Error) -> bool {
     )
 }
 
-/// Enabled accounts per role, in role order.
-pub async fn count_active_by_role(conn: &mut AsyncPgConnection) -> QueryResult<Vec<(Role, i64)>> {
-    let rows: Vec<(Role, i64)> = users::table
-        .filter(users::disabled.eq(false))
-        .group_by(users::role)
-        .select((users::role, diesel::dsl::count_star()))
-        .load(conn)
-        .await?;
-    Ok([Role::Patient, Role::Staff, Role::Admin]
-        .into_iter()
-        .map(|role| {
-            let count = rows.iter().find(|(r, _)| *r == role).map_or(0, |(_, c)| *c);
-            (role, count)
-        })
-        .collect())
-}
-
 /// The newest accounts first.
 pub async fn list_newest(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<User>> {
     users::table

@@ -5,18 +5,23 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::{Booking, BookingError, BookRequest, Patient};
 use crate::{
     db::models::{
+        caller::{self, CallerMatch},
         record::{self, RecordView},
-        user::User,
+        user::{self, User},
     },
     domain::{
         audit::{self, Actor},
         phones::random_hex,
-        values::{Comment, RecordSource, RecordStatus},
+        values::{
+            BirthDate, CallerQuery, Comment, Email, FullName, Phone, RecordSource, RecordStatus,
+            Role,
+        },
     },
     integrations::infoclinica::MisError,
 };
@@ -27,6 +32,35 @@ use crate::{
 pub struct Caller {
     pub patient: Patient,
     pub account: Option<User>,
+}
+
+/// The caller the desk works for, as a session remembers them: an account, the person of
+/// an earlier record without one, or a new person the operator typed in (already
+/// validated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallerRef {
+    Account(i64),
+    Record(i64),
+    New {
+        last_name: String,
+        first_name: String,
+        middle_name: Option<String>,
+        phone: String,
+        birth_date: NaiveDate,
+    },
+}
+
+impl CallerRef {
+    /// A new caller from validated values.
+    pub fn new_person(name: &FullName, phone: &Phone, birth_date: BirthDate) -> Self {
+        CallerRef::New {
+            last_name: name.last.as_str().to_owned(),
+            first_name: name.first.as_str().to_owned(),
+            middle_name: name.middle.as_ref().map(|m| m.as_str().to_owned()),
+            phone: phone.as_str().to_owned(),
+            birth_date: birth_date.date(),
+        }
+    }
 }
 
 /// A booking made at the desk.
@@ -65,6 +99,67 @@ impl VisitOutcome {
 }
 
 impl Booking {
+    /// Patients matching what the operator typed: accounts, then people of earlier records.
+    pub async fn find_callers(&self, query: &CallerQuery) -> Result<Vec<CallerMatch>, BookingError> {
+        let mut conn = self.conn().await?;
+        Ok(caller::search(&mut conn, query).await?)
+    }
+
+    /// The caller behind a reference, read afresh: an account that is gone, disabled or not
+    /// a patient's, or a record that belongs to an account, is "not found".
+    pub async fn resolve_caller(&self, reference: &CallerRef) -> Result<Caller, BookingError> {
+        let mut conn = self.conn().await?;
+        match reference {
+            CallerRef::Account(id) => {
+                let account = user::find(&mut conn, *id)
+                    .await?
+                    .filter(|u| u.role() == Role::Patient && !u.disabled)
+                    .ok_or(BookingError::RecordNotFound)?;
+                Ok(Caller {
+                    patient: Patient::of_user(&account)?,
+                    account: Some(account),
+                })
+            }
+            CallerRef::Record(id) => {
+                let view = record::find_view(&mut conn, *id)
+                    .await?
+                    .filter(|v| v.record.user_id.is_none())
+                    .ok_or(BookingError::RecordNotFound)?;
+                let r = view.record;
+                Ok(Caller {
+                    patient: Patient {
+                        name: FullName::from_stored_parts(
+                            &r.patient_last_name,
+                            &r.patient_first_name,
+                            r.patient_middle_name.as_deref(),
+                        ),
+                        phone: Phone::from_stored(r.patient_phone),
+                        birth_date: r.patient_birth_date.map(BirthDate::from_stored),
+                        email: r.patient_email.map(Email::from_stored),
+                        mis_pcode: Some(r.patient_pcode),
+                    },
+                    account: None,
+                })
+            }
+            CallerRef::New {
+                last_name,
+                first_name,
+                middle_name,
+                phone,
+                birth_date,
+            } => Ok(Caller {
+                patient: Patient {
+                    name: FullName::from_stored_parts(last_name, first_name, middle_name.as_deref()),
+                    phone: Phone::from_stored(phone.clone()),
+                    birth_date: Some(BirthDate::from_stored(*birth_date)),
+                    email: None,
+                    mis_pcode: None,
+                },
+                account: None,
+            }),
+        }
+    }
+
     /// Books for a caller, as `staff`. The patient's own limits on upcoming visits and
     /// bookings a day are for self-service and do not apply; the SMS day cap of the phone
     /// does, like everywhere.

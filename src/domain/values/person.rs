@@ -84,6 +84,17 @@ impl FullName {
         })
     }
 
+    /// Parts read back from the database, where only parsed parts are written.
+    pub fn from_stored_parts(last: &str, first: &str, middle: Option<&str>) -> Self {
+        Self {
+            last: NamePart(last.to_owned()),
+            first: NamePart(first.to_owned()),
+            middle: middle
+                .filter(|m| !m.is_empty())
+                .map(|m| NamePart(m.to_owned())),
+        }
+    }
+
     pub fn from_parts(last: NamePart, first: NamePart, middle: Option<NamePart>) -> Self {
         Self {
             last,
