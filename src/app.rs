@@ -38,7 +38,7 @@ impl App {
         let db = db::build_pool(&config.database_url, config.database_pool_size)?;
         let redis = Redis::connect(&config.redis_url, &config.redis_prefix)?;
         let (mis, sms) = crate::integrations::booking_clients(&config);
-        let clock = crate::domain::clock::Clock::system();
+        let clock = config.clock.clone();
         let outbox_wakeup = Arc::default();
         let phones = PhoneChecks::new(
             db.clone(),

@@ -161,6 +161,9 @@ pub struct Config {
     pub booking_limit_per_patient_day: u32,
     /// How long an API refresh token lives (`REFRESH_TOKEN_TTL_DAYS`).
     pub refresh_token_ttl: Duration,
+    /// Where the booking core reads "now": the system clock, always, outside tests (no
+    /// variable sets it); the integration tests fix it to reach a visit's start.
+    pub clock: crate::domain::clock::Clock,
 }
 
 /// Where SMS go.
@@ -369,6 +372,7 @@ impl Config {
             refresh_token_ttl: Duration::from_secs(
                 24 * 3600 * parse::<u64>(&get, "REFRESH_TOKEN_TTL_DAYS", "30")?,
             ),
+            clock: crate::domain::clock::Clock::system(),
             bench_routes: match parse_bool(&get, "BENCH_ROUTES")? {
                 true if app_env == AppEnv::Production => {
                     return Err(ConfigError {

@@ -105,7 +105,11 @@ pub fn build(state: AppState) -> Router {
         )
         .route("/staff/sync", get(web::staff::show_sync_status))
         .route("/staff/records", get(web::booking::list_staff_records))
-        .route("/staff/records/{id}", get(web::desk_record::show_staff_record))
+        .route("/staff/records.csv", get(web::export::export_staff_records))
+        .route(
+            "/staff/records/{id}",
+            get(web::desk_record::show_staff_record),
+        )
         .route(
             "/staff/records/{id}/move",
             post(web::desk_record::move_staff_record),

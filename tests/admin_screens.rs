@@ -222,12 +222,7 @@ async fn the_audit_screen_filters_pages_and_refuses_bad_filters() {
     assert!(!body.contains(">login_"), "codes are never shown as text");
 
     // By action.
-    let body = page(
-        &admin,
-        &app,
-        "/admin/audit?actor=anna&action=login_failed",
-    )
-    .await;
+    let body = page(&admin, &app, "/admin/audit?actor=anna&action=login_failed").await;
     assert!(body.contains("Найдено событий: 1"), "{body}");
     assert!(!body.contains("<td>успешный вход</td>"));
 
@@ -243,9 +238,12 @@ async fn the_audit_screen_filters_pages_and_refuses_bad_filters() {
     let first = page(&admin, &app, "/admin/audit?action=user_sessions_ended").await;
     assert!(first.contains("Найдено событий: 60"));
     assert_eq!(first.matches("<td>завершены все сеансы</td>").count(), 50);
-    assert!(first.contains(
-        "/admin/audit?actor=&amp;action=user_sessions_ended&amp;patient=&amp;date_from=&amp;date_to=&amp;page=2"
-    ));
+    assert!(
+        first.contains(
+            "/admin/audit?actor=&#38;action=user_sessions_ended&#38;patient=&#38;date_from=&#38;date_to=&#38;page=2"
+        ),
+        "{first}"
+    );
     let second = page(
         &admin,
         &app,
@@ -273,7 +271,10 @@ async fn the_audit_screen_filters_pages_and_refuses_bad_filters() {
 
     // By days (UTC): every event is from today.
     let today = chrono::Utc::now().date_naive();
-    let (yesterday, tomorrow) = (today.pred_opt().expect("day"), today.succ_opt().expect("day"));
+    let (yesterday, tomorrow) = (
+        today.pred_opt().expect("day"),
+        today.succ_opt().expect("day"),
+    );
     let body = page(
         &admin,
         &app,
@@ -408,7 +409,7 @@ async fn the_account_list_filters_by_role_and_status_and_shows_last_logins() {
     assert!(first.contains("Учётные записи (всего 55)"));
     assert!(
         first.contains(
-            "/admin/users?q=%D0%9F%D0%B0%D0%BA%D0%B5%D1%82%D0%BD%D1%8B%D0%B9&amp;role=patient&amp;status=&amp;page=2"
+            "/admin/users?q=%D0%9F%D0%B0%D0%BA%D0%B5%D1%82%D0%BD%D1%8B%D0%B9&#38;role=patient&#38;status=&#38;page=2"
         ),
         "{first}"
     );

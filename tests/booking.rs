@@ -650,7 +650,7 @@ async fn patients_see_only_their_own_records_and_staff_see_all() {
     let token = crate::support::csrf_token(&html);
     let cancelled = staff
         .post(app.url(&format!("/staff/records/{record_b}/cancel")))
-        .form(&[("csrf_token", token.as_str())])
+        .form(&[("csrf_token", token.as_str()), ("confirm", "1")])
         .send()
         .await
         .expect("cancel");

@@ -26,12 +26,14 @@ async fn every_page_route_answers_each_role_as_the_contract_says() {
     }
 
     // Expected answer per route for anonymous, patient, staff, admin.
-    let matrix: [(&str, [u16; 4]); 9] = [
+    let matrix: [(&str, [u16; 4]); 11] = [
         ("/", [200, 200, 200, 200]),
         ("/doctors", [200, 200, 200, 200]),
         ("/staff/sync", [303, 403, 200, 200]),
         ("/cabinet", [303, 200, 403, 403]),
         ("/staff", [303, 403, 200, 200]),
+        ("/staff/callers", [303, 403, 200, 200]),
+        ("/staff/book", [303, 403, 200, 200]),
         ("/admin", [303, 403, 403, 200]),
         ("/admin/audit", [303, 403, 403, 200]),
         ("/login", [200, 303, 303, 303]),

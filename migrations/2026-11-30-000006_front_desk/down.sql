@@ -3,7 +3,6 @@ DROP INDEX audit_events_action_idx;
 DROP INDEX users_full_name_idx;
 DROP INDEX users_phone_idx;
 DROP INDEX records_patient_surname_idx;
-DROP INDEX records_patient_phone_idx;
 ALTER TABLE users DROP COLUMN last_login_at;
 ALTER TABLE users DROP COLUMN preferred_branch_id;
 ALTER TABLE records DROP COLUMN booked_by;

@@ -100,6 +100,26 @@ pub fn contains_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+diesel::define_sql_function! {
+    /// PostgreSQL's `translate(text, from, to)`.
+    fn translate(text: diesel::sql_types::Text, from: diesel::sql_types::Text, to: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `lower(text)`.
+    #[sql_name = "lower"]
+    fn lower_text(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// A text column as names are compared: lower case, ё folded into е (the expression the
+/// name indexes are built on).
+pub fn folded<E>(text: E) -> translate<lower_text<E>, &'static str, &'static str>
+where
+    E: diesel::expression::AsExpression<diesel::sql_types::Text>,
+{
+    translate(lower_text(text), "ё", "е")
+}
+
 /// Quotes a PostgreSQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

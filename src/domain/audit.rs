@@ -59,6 +59,17 @@ pub async fn append(db: &DbPool, actor: Actor, action: &str, subject: &str) {
     write(db, actor, action, subject, serde_json::json!({})).await;
 }
 
+/// Appends one event with details (an export's filter).
+pub async fn append_with(
+    db: &DbPool,
+    actor: Actor,
+    action: &str,
+    subject: &str,
+    details: serde_json::Value,
+) {
+    write(db, actor, action, subject, details).await;
+}
+
 /// Appends an event of the server itself (the reconciler), marked `"actor": "system"`.
 pub async fn append_system(db: &DbPool, action: &str, subject: &str, details: serde_json::Value) {
     let mut details = details;

@@ -101,10 +101,7 @@ fn parse(query: &AuditQuery) -> Result<AuditFilter, FieldErrors> {
     let actor = errors.check("actor", SearchText::parse(&query.actor));
     let action = errors.check("action", known_action(&query.action));
     let patient = errors.check("patient", params::optional_id(&query.patient));
-    let date_from = errors.check(
-        "date_from",
-        params::optional_date(query.date_from.trim()),
-    );
+    let date_from = errors.check("date_from", params::optional_date(query.date_from.trim()));
     let date_to = errors.check("date_to", params::optional_date(query.date_to.trim()));
     let page = errors.check("page", PageNo::parse(&query.page));
     if let (Some(Some(from)), Some(Some(to))) = (date_from, date_to)

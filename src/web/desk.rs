@@ -151,7 +151,7 @@ pub async fn desk_week(
         days,
         prev: (from > today).then(|| from.checked_sub_days(Days::new(7)).unwrap_or(today)),
         next: to.checked_add_days(Days::new(1)).unwrap_or(to),
-        zone_city: labels::zone_city(target.zone),
+        zone_city: target.zone.city_time(),
         error,
     })
 }
@@ -246,7 +246,9 @@ pub async fn show_desk(
         layout: Layout::new(&session, Some(&user)).await?,
         is_preferred: branch.as_ref().map(|b| b.id) == user.preferred_branch_id,
         branches,
-        zone_city: zone.map(labels::zone_city).unwrap_or_default(),
+        zone_city: zone
+            .map(crate::domain::values::BranchZone::city_time)
+            .unwrap_or_default(),
         branch,
         date,
         date_title: labels::weekday_date(date),
@@ -384,7 +386,7 @@ pub async fn show_doctor_day(
     Ok(DoctorDayPage {
         layout: Layout::new(&session, Some(&user)).await?,
         rows: day_rows(&slots, records),
-        zone_city: labels::zone_city(target.zone),
+        zone_city: target.zone.city_time(),
         doctor,
         branch,
         date,
@@ -392,7 +394,10 @@ pub async fn show_doctor_day(
         prev_date: date.checked_sub_days(Days::new(1)).unwrap_or(date),
         next_date: date.checked_add_days(Days::new(1)).unwrap_or(date),
         error,
-        caller: current_caller(&state, &session).await?.as_ref().map(CallerBanner::of),
+        caller: current_caller(&state, &session)
+            .await?
+            .as_ref()
+            .map(CallerBanner::of),
     }
     .into_response())
 }
@@ -503,7 +508,10 @@ pub async fn find_callers(
         query_error,
         form: NewCallerForm::default(),
         errors: FieldErrors::new(),
-        caller: current_caller(&state, &session).await?.as_ref().map(CallerBanner::of),
+        caller: current_caller(&state, &session)
+            .await?
+            .as_ref()
+            .map(CallerBanner::of),
     };
     Ok((status, page).into_response())
 }
@@ -571,18 +579,21 @@ pub async fn add_caller(
     let reference = match reference {
         Ok(reference) => reference,
         Err(errors) => {
-        let page = CallersPage {
-            layout: Layout::new(&session, Some(&user)).await?,
-            q: String::new(),
-            next: safe_next_or_book(&form.next),
-            searched: false,
-            matches: Vec::new(),
-            query_error: None,
-            form,
-            errors,
-            caller: current_caller(&state, &session).await?.as_ref().map(CallerBanner::of),
-        };
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+            let page = CallersPage {
+                layout: Layout::new(&session, Some(&user)).await?,
+                q: String::new(),
+                next: safe_next_or_book(&form.next),
+                searched: false,
+                matches: Vec::new(),
+                query_error: None,
+                form,
+                errors,
+                caller: current_caller(&state, &session)
+                    .await?
+                    .as_ref()
+                    .map(CallerBanner::of),
+            };
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
     session.0.insert(CALLER_KEY, &reference).await?;
@@ -662,7 +673,10 @@ pub async fn show_desk_booking(
         None => None,
     };
     let week_base = match &doctor {
-        Some(d) => format!("/staff/book?specialist_id={}&branch_id={branch_id}", d.row.id),
+        Some(d) => format!(
+            "/staff/book?specialist_id={}&branch_id={branch_id}",
+            d.row.id
+        ),
         None => String::new(),
     };
     let here = match &doctor {
@@ -677,7 +691,10 @@ pub async fn show_desk_booking(
     };
     Ok(DeskBookPage {
         layout: Layout::new(&session, Some(&user)).await?,
-        caller: current_caller(&state, &session).await?.as_ref().map(CallerBanner::of),
+        caller: current_caller(&state, &session)
+            .await?
+            .as_ref()
+            .map(CallerBanner::of),
         doctors,
         doctor,
         branch_id,
@@ -732,7 +749,10 @@ pub async fn book_for_caller(
             },
         )
         .await?;
-    Ok(see_other(&format!("/staff/records/{}?booked=1", view.record.id)))
+    Ok(see_other(&format!(
+        "/staff/records/{}?booked=1",
+        view.record.id
+    )))
 }
 
 /// Keeps `Role` in scope for the base layout's comparisons.

@@ -31,7 +31,6 @@ use crate::{
     web::{
         Layout,
         desk::{DeskWeek, desk_week},
-        labels,
     },
 };
 
@@ -141,7 +140,7 @@ pub async fn show_staff_record(
     Ok(StaffRecordPage {
         layout: Layout::new(&session, Some(&user)).await?,
         booked_by: booked_by_words(&state, &view).await?,
-        zone_city: labels::zone_city(view.branch_zone),
+        zone_city: view.branch_zone.city_time(),
         week_base: format!("/staff/records/{}?", view.record.id),
         view,
         messages,
@@ -186,13 +185,16 @@ pub async fn cancel_staff_record(
         let view = state.booking.visible_record(&user, id).await?;
         return Ok(CancelConfirmPage {
             layout: Layout::new(&session, Some(&user)).await?,
-            zone_city: labels::zone_city(view.branch_zone),
+            zone_city: view.branch_zone.city_time(),
             view,
         }
         .into_response());
     }
     let view = state.booking.cancel_record(&user, id, ip).await?;
-    Ok(see_other(format!("/staff/records/{}?cancelled=1", view.record.id)))
+    Ok(see_other(format!(
+        "/staff/records/{}?cancelled=1",
+        view.record.id
+    )))
 }
 
 #[derive(Deserialize)]
@@ -215,7 +217,10 @@ pub async fn move_staff_record(
         .booking
         .reschedule_record(&user, id, start, ip)
         .await?;
-    Ok(see_other(format!("/staff/records/{}?moved=1", view.record.id)))
+    Ok(see_other(format!(
+        "/staff/records/{}?moved=1",
+        view.record.id
+    )))
 }
 
 #[derive(Deserialize)]
@@ -239,7 +244,10 @@ pub async fn mark_staff_record_outcome(
         _ => return Err(AppError::field("outcome", "Выберите: пришёл или не пришёл")),
     };
     let view = state.booking.mark_outcome(&user, id, outcome, ip).await?;
-    Ok(see_other(format!("/staff/records/{}?marked=1", view.record.id)))
+    Ok(see_other(format!(
+        "/staff/records/{}?marked=1",
+        view.record.id
+    )))
 }
 
 /// Keeps `Role` in scope for the base layout's comparisons.

@@ -134,7 +134,11 @@ const fn action(code: &'static str, title: &'static str, subject: AuditSubject) 
 pub const AUDIT_ACTIONS: &[AuditAction] = &[
     // Logins and accounts (`auth::login`, `auth::roles`, `web::auth`, `domain::profile`).
     action("login_succeeded", "успешный вход", AuditSubject::AsIs),
-    action("login_failed", "неудачная попытка входа", AuditSubject::AsIs),
+    action(
+        "login_failed",
+        "неудачная попытка входа",
+        AuditSubject::AsIs,
+    ),
     action(
         "login_throttled",
         "вход отклонён: слишком много попыток",
@@ -163,12 +167,32 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
         "имя или почта изменены пользователем",
         AuditSubject::Account,
     ),
-    action("phone_changed", "телефон изменён пользователем", AuditSubject::Account),
+    action(
+        "phone_changed",
+        "телефон изменён пользователем",
+        AuditSubject::Account,
+    ),
     // An admin's or the command line's changes (`domain::accounts`).
-    action("user_created", "учётная запись создана", AuditSubject::Account),
-    action("user_role_changed", "роль изменена", AuditSubject::RoleChange),
-    action("user_disabled", "учётная запись отключена", AuditSubject::Account),
-    action("user_enabled", "учётная запись включена", AuditSubject::Account),
+    action(
+        "user_created",
+        "учётная запись создана",
+        AuditSubject::Account,
+    ),
+    action(
+        "user_role_changed",
+        "роль изменена",
+        AuditSubject::RoleChange,
+    ),
+    action(
+        "user_disabled",
+        "учётная запись отключена",
+        AuditSubject::Account,
+    ),
+    action(
+        "user_enabled",
+        "учётная запись включена",
+        AuditSubject::Account,
+    ),
     action(
         "user_password_reset",
         "пароль задан администратором",
@@ -186,11 +210,23 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
         "запись сделана регистратурой",
         AuditSubject::Record,
     ),
-    action("record_viewed", "запись просмотрена сотрудником", AuditSubject::Record),
+    action(
+        "record_viewed",
+        "запись просмотрена сотрудником",
+        AuditSubject::Record,
+    ),
     action("record_cancelled", "запись отменена", AuditSubject::Record),
     action("record_moved", "запись перенесена", AuditSubject::Record),
-    action("record_marked_visited", "отмечен приход", AuditSubject::Record),
-    action("record_marked_no_show", "отмечена неявка", AuditSubject::Record),
+    action(
+        "record_marked_visited",
+        "отмечен приход",
+        AuditSubject::Record,
+    ),
+    action(
+        "record_marked_no_show",
+        "отмечена неявка",
+        AuditSubject::Record,
+    ),
     action("records_exported", "выгрузка записей", AuditSubject::AsIs),
     action(
         "desk_branch_set",
@@ -294,9 +330,15 @@ mod tests {
     }
 }
 
-/// "время Екатеринбурга": whose clocks a branch's times are on, by the city of its zone;
-/// a zone without a Russian city is told by its offset from UTC.
-pub fn zone_city(zone: crate::domain::values::BranchZone) -> String {
+impl crate::domain::values::BranchZone {
+    /// "время Екатеринбурга": whose clocks a branch's times are on, by the city of its
+    /// zone; a zone without a Russian city is told by its offset from UTC.
+    pub fn city_time(self) -> String {
+        zone_city(self)
+    }
+}
+
+fn zone_city(zone: crate::domain::values::BranchZone) -> String {
     let city = match zone.name() {
         "Europe/Kaliningrad" => "Калининграда",
         "Europe/Moscow" => "Москвы",
@@ -334,13 +376,25 @@ pub fn zone_city(zone: crate::domain::values::BranchZone) -> String {
 
 #[cfg(test)]
 mod zone_tests {
-    use super::zone_city;
     use crate::domain::values::BranchZone;
+
+    fn zone_city(zone: BranchZone) -> String {
+        zone.city_time()
+    }
 
     #[test]
     fn branches_are_told_by_their_city() {
-        assert_eq!(zone_city(BranchZone(chrono_tz::Asia::Yekaterinburg)), "время Екатеринбурга");
-        assert_eq!(zone_city(BranchZone(chrono_tz::Europe::Moscow)), "время Москвы");
-        assert_eq!(zone_city(BranchZone(chrono_tz::Asia::Dubai)), "местное время (UTC+4)");
+        assert_eq!(
+            zone_city(BranchZone(chrono_tz::Asia::Yekaterinburg)),
+            "время Екатеринбурга"
+        );
+        assert_eq!(
+            zone_city(BranchZone(chrono_tz::Europe::Moscow)),
+            "время Москвы"
+        );
+        assert_eq!(
+            zone_city(BranchZone(chrono_tz::Asia::Dubai)),
+            "местное время (UTC+4)"
+        );
     }
 }

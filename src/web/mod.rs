@@ -11,6 +11,7 @@ pub mod desk;
 pub mod desk_record;
 pub mod doctors;
 pub mod errors;
+pub mod export;
 pub mod home;
 pub mod labels;
 pub mod profile;

@@ -7,22 +7,11 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::{
     db::{
-        contains_pattern,
+        contains_pattern, folded,
         schema::{records, users},
     },
     domain::values::{CallerQuery, Role},
 };
-
-diesel::define_sql_function! {
-    /// PostgreSQL's `translate(text, from, to)`.
-    fn translate(text: diesel::sql_types::Text, from: diesel::sql_types::Text, to: diesel::sql_types::Text) -> diesel::sql_types::Text;
-}
-
-diesel::define_sql_function! {
-    /// PostgreSQL's `lower(text)`.
-    #[sql_name = "lower"]
-    fn lower_text(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
-}
 
 /// Most matches a search answers; the operator narrows the query past that.
 pub const MAX_MATCHES: i64 = 20;
@@ -46,6 +35,16 @@ fn prefix_pattern(text: &str) -> String {
     contains[1..].to_owned()
 }
 
+/// A record's id and its patient: surname, first name, patronymic, phone, birth date.
+type PersonRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<NaiveDate>,
+);
+
 /// Accounts first, then people without one, each group by name.
 pub async fn search(
     conn: &mut AsyncPgConnection,
@@ -68,9 +67,9 @@ async fn search_accounts(
     q = match query {
         CallerQuery::Phone(phone) => q.filter(users::phone.eq(phone.as_str().to_owned())),
         CallerQuery::PhoneDigits(digits) => q.filter(users::phone.like(contains_pattern(digits))),
-        CallerQuery::Name(parts) => q.filter(
-            translate(lower_text(users::full_name), "ё", "е").like(prefix_pattern(&parts.join(" "))),
-        ),
+        CallerQuery::Name(parts) => {
+            q.filter(folded(users::full_name).like(prefix_pattern(&parts.join(" "))))
+        }
     };
     let rows: Vec<(i64, String, Option<String>, Option<NaiveDate>)> = q
         .order((users::full_name, users::id))
@@ -99,35 +98,23 @@ async fn search_records(
         .distinct_on(records::patient_pcode)
         .into_boxed();
     q = match query {
-        CallerQuery::Phone(phone) => {
-            q.filter(records::patient_phone.eq(phone.as_str().to_owned()))
-        }
+        CallerQuery::Phone(phone) => q.filter(records::patient_phone.eq(phone.as_str().to_owned())),
         CallerQuery::PhoneDigits(digits) => {
             q.filter(records::patient_phone.like(contains_pattern(digits)))
         }
         CallerQuery::Name(parts) => {
             let mut q = q;
             if let Some(last) = <[String]>::first(parts) {
-                q = q.filter(
-                    translate(lower_text(records::patient_last_name), "ё", "е")
-                        .like(prefix_pattern(last)),
-                );
+                q = q.filter(folded(records::patient_last_name).like(prefix_pattern(last)));
             }
             if let Some(first) = parts.get(1) {
-                q = q.filter(
-                    translate(lower_text(records::patient_first_name), "ё", "е")
-                        .like(prefix_pattern(first)),
-                );
+                q = q.filter(folded(records::patient_first_name).like(prefix_pattern(first)));
             }
             if let Some(middle) = parts.get(2) {
                 q = q.filter(
-                    translate(
-                        lower_text(diesel::dsl::sql::<diesel::sql_types::Text>(
-                            "coalesce(records.patient_middle_name, '')",
-                        )),
-                        "ё",
-                        "е",
-                    )
+                    folded(diesel::dsl::sql::<diesel::sql_types::Text>(
+                        "coalesce(records.patient_middle_name, '')",
+                    ))
                     .like(prefix_pattern(middle)),
                 );
             }
@@ -135,7 +122,7 @@ async fn search_records(
         }
     };
     // The latest record of each card carries the details the patient gave last.
-    let rows: Vec<(i64, String, String, Option<String>, String, Option<NaiveDate>)> = q
+    let rows: Vec<PersonRow> = q
         .order((records::patient_pcode, records::created_at.desc()))
         .limit(MAX_MATCHES)
         .select((

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 
-use crate::db::contains_pattern;
+use crate::db::{contains_pattern, folded};
 use crate::domain::values::{BranchZone, PageNo};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -202,6 +202,66 @@ pub struct RecordFilter {
     pub query: Option<String>,
 }
 
+type Joined = diesel::dsl::InnerJoin<
+    diesel::dsl::InnerJoin<records::table, specialists::table>,
+    branches::table,
+>;
+type Filtered<'a> = diesel::dsl::IntoBoxed<'a, Joined, diesel::pg::Pg>;
+
+/// Records with their doctor and branch, narrowed by `filter`.
+fn filtered(filter: &RecordFilter) -> Filtered<'static> {
+    let mut query = records::table
+        .inner_join(specialists::table)
+        .inner_join(branches::table)
+        .into_boxed();
+    if let Some(user_id) = filter.user_id {
+        query = query.filter(records::user_id.eq(user_id));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(records::status.eq(*status));
+    }
+    // A day is the branch's: 23:30 in Yekaterinburg is the next day in Moscow.
+    if let Some(from) = filter.from {
+        query = query.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "(records.starts_at AT TIME ZONE branches.timezone)::date >= ",
+            )
+            .bind::<diesel::sql_types::Date, _>(from),
+        );
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "(records.starts_at AT TIME ZONE branches.timezone)::date <= ",
+            )
+            .bind::<diesel::sql_types::Date, _>(to),
+        );
+    }
+    if let Some(after) = filter.after {
+        query = query.filter(records::starts_at.gt(after));
+    }
+    if let Some(specialist_id) = filter.specialist_id {
+        query = query.filter(records::specialist_id.eq(specialist_id));
+    }
+    if let Some(branch_id) = filter.branch_id {
+        query = query.filter(records::branch_id.eq(branch_id));
+    }
+    if let Some(q) = filter.query.as_deref().filter(|q| !q.is_empty()) {
+        let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+        // Case and ё/е do not matter: «семенова» finds «Семёнова».
+        let pattern = contains_pattern(&crate::domain::values::fold_name(q));
+        let by_name = folded(records::patient_last_name)
+            .like(pattern.clone())
+            .or(folded(records::patient_first_name).like(pattern));
+        query = if digits.len() >= 3 {
+            query.filter(by_name.or(records::patient_phone.like(contains_pattern(&digits))))
+        } else {
+            query.filter(by_name)
+        };
+    }
+    query
+}
+
 /// One page of records, soonest first, and the total.
 pub async fn list_views(
     conn: &mut AsyncPgConnection,
@@ -209,59 +269,8 @@ pub async fn list_views(
     page: PageNo,
     per_page: i64,
 ) -> QueryResult<(Vec<RecordView>, i64)> {
-    let build = || {
-        let mut query = records::table
-            .inner_join(specialists::table)
-            .inner_join(branches::table)
-            .into_boxed();
-        if let Some(user_id) = filter.user_id {
-            query = query.filter(records::user_id.eq(user_id));
-        }
-        if let Some(status) = &filter.status {
-            query = query.filter(records::status.eq(*status));
-        }
-        // A day is the branch's: 23:30 in Yekaterinburg is the next day in Moscow.
-        if let Some(from) = filter.from {
-            query = query.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "(records.starts_at AT TIME ZONE branches.timezone)::date >= ",
-                )
-                .bind::<diesel::sql_types::Date, _>(from),
-            );
-        }
-        if let Some(to) = filter.to {
-            query = query.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "(records.starts_at AT TIME ZONE branches.timezone)::date <= ",
-                )
-                .bind::<diesel::sql_types::Date, _>(to),
-            );
-        }
-        if let Some(after) = filter.after {
-            query = query.filter(records::starts_at.gt(after));
-        }
-        if let Some(specialist_id) = filter.specialist_id {
-            query = query.filter(records::specialist_id.eq(specialist_id));
-        }
-        if let Some(branch_id) = filter.branch_id {
-            query = query.filter(records::branch_id.eq(branch_id));
-        }
-        if let Some(q) = filter.query.as_deref().filter(|q| !q.is_empty()) {
-            let digits: String = q.chars().filter(char::is_ascii_digit).collect();
-            let pattern = contains_pattern(q);
-            let by_name = records::patient_last_name
-                .ilike(pattern.clone())
-                .or(records::patient_first_name.ilike(pattern));
-            query = if digits.len() >= 3 {
-                query.filter(by_name.or(records::patient_phone.like(contains_pattern(&digits))))
-            } else {
-                query.filter(by_name)
-            };
-        }
-        query
-    };
-    let total: i64 = build().count().get_result(conn).await?;
-    let rows = build()
+    let total: i64 = filtered(filter).count().get_result(conn).await?;
+    let rows = filtered(filter)
         .order((records::starts_at.asc(), records::id.asc()))
         .limit(per_page)
         .offset(page.offset(per_page))
@@ -269,6 +278,31 @@ pub async fn list_views(
         .load(conn)
         .await?;
     Ok((rows.into_iter().map(to_view).collect(), total))
+}
+
+/// The next `limit` records of a list in its order (soonest first), after the record at
+/// `after` (start, id): an export reads the whole list this way without `OFFSET`.
+pub async fn views_after(
+    conn: &mut AsyncPgConnection,
+    filter: &RecordFilter,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> QueryResult<Vec<RecordView>> {
+    let mut query = filtered(filter);
+    if let Some((starts_at, id)) = after {
+        query = query.filter(
+            records::starts_at
+                .gt(starts_at)
+                .or(records::starts_at.eq(starts_at).and(records::id.gt(id))),
+        );
+    }
+    let rows = query
+        .order((records::starts_at.asc(), records::id.asc()))
+        .limit(limit)
+        .select(view_columns())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(to_view).collect())
 }
 
 /// Marks a booked record cancelled; `None` when it was not booked any more.

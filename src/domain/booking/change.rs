@@ -394,13 +394,17 @@ impl Booking {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use chrono::TimeZone;
 
     use super::*;
     use crate::domain::values::RecordSource;
 
-    fn record(status: RecordStatus, starts_at: DateTime<Utc>) -> Record {
+    /// A record for unit tests of the booking rules.
+    pub(in crate::domain::booking) fn record(
+        status: RecordStatus,
+        starts_at: DateTime<Utc>,
+    ) -> Record {
         Record {
             id: 1,
             mis_id: 10,
@@ -423,6 +427,7 @@ mod tests {
             updated_at: starts_at,
             cancelled_at: None,
             cancelled_by: None,
+            booked_by: None,
         }
     }
 

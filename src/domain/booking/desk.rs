@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Booking, BookingError, BookRequest, Patient};
+use super::{BookRequest, Booking, BookingError, Patient};
 use crate::{
     db::models::{
         caller::{self, CallerMatch},
@@ -100,7 +100,10 @@ impl VisitOutcome {
 
 impl Booking {
     /// Patients matching what the operator typed: accounts, then people of earlier records.
-    pub async fn find_callers(&self, query: &CallerQuery) -> Result<Vec<CallerMatch>, BookingError> {
+    pub async fn find_callers(
+        &self,
+        query: &CallerQuery,
+    ) -> Result<Vec<CallerMatch>, BookingError> {
         let mut conn = self.conn().await?;
         Ok(caller::search(&mut conn, query).await?)
     }
@@ -149,7 +152,11 @@ impl Booking {
                 birth_date,
             } => Ok(Caller {
                 patient: Patient {
-                    name: FullName::from_stored_parts(last_name, first_name, middle_name.as_deref()),
+                    name: FullName::from_stored_parts(
+                        last_name,
+                        first_name,
+                        middle_name.as_deref(),
+                    ),
                     phone: Phone::from_stored(phone.clone()),
                     birth_date: Some(BirthDate::from_stored(*birth_date)),
                     email: None,
@@ -261,9 +268,9 @@ pub fn check_markable(view: &RecordView, now: DateTime<Utc>) -> Result<(), Booki
 /// day, whose mark it keeps as it is.
 fn outcome_refused(e: MisError) -> BookingError {
     match e {
-        MisError::Failed { spresult: -2, .. } => BookingError::MisRefused(
-            "запись не найдена в МИС".to_owned(),
-        ),
+        MisError::Failed { spresult: -2, .. } => {
+            BookingError::MisRefused("запись не найдена в МИС".to_owned())
+        }
         other => BookingError::from_mis(other),
     }
 }
@@ -273,35 +280,11 @@ mod tests {
     use chrono::{Duration, TimeZone};
 
     use super::*;
-    use crate::db::models::record::Record;
     use crate::domain::values::BranchZone;
 
     fn view(status: RecordStatus, starts_at: DateTime<Utc>) -> RecordView {
         RecordView {
-            record: Record {
-                id: 1,
-                mis_id: 10,
-                status,
-                specialist_id: 1,
-                branch_id: 1,
-                starts_at,
-                ends_at: starts_at + Duration::minutes(30),
-                user_id: None,
-                patient_pcode: 5,
-                patient_last_name: "Смирнова".into(),
-                patient_first_name: "Ольга".into(),
-                patient_middle_name: None,
-                patient_phone: "+79035551234".into(),
-                patient_email: None,
-                patient_birth_date: None,
-                comment: None,
-                source: RecordSource::Desk,
-                created_at: starts_at,
-                updated_at: starts_at,
-                cancelled_at: None,
-                cancelled_by: None,
-                booked_by: Some(2),
-            },
+            record: super::super::change::tests::record(status, starts_at),
             specialist_name: String::new(),
             specialities: Vec::new(),
             branch_name: String::new(),
@@ -321,7 +304,9 @@ mod tests {
         assert!(check_markable(&view(RecordStatus::Booked, start), start).is_ok());
         assert!(matches!(
             check_markable(&view(RecordStatus::Cancelled, start), start),
-            Err(BookingError::AlreadyCancelled(super::super::Change::Outcome))
+            Err(BookingError::AlreadyCancelled(
+                super::super::Change::Outcome
+            ))
         ));
         for done in [RecordStatus::Visited, RecordStatus::NoShow] {
             assert!(matches!(

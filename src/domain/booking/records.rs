@@ -100,15 +100,10 @@ impl Booking {
         Ok((view, messages))
     }
 
-    /// One page of the records `viewer` may see, soonest first.
-    pub async fn list_records(
-        &self,
-        viewer: &User,
-        query: &RecordQuery,
-        page: PageNo,
-    ) -> Result<RecordPage, BookingError> {
+    /// The filter of `viewer`'s list: a patient's is always their own records.
+    fn filter_for(&self, viewer: &User, query: &RecordQuery) -> RecordFilter {
         let staff = viewer.role().is_staff();
-        let filter = RecordFilter {
+        RecordFilter {
             user_id: (!staff).then_some(viewer.id),
             status: query.status,
             from: query.date_from,
@@ -121,7 +116,17 @@ impl Booking {
                 .as_ref()
                 .filter(|_| staff)
                 .map(|s| s.as_str().to_owned()),
-        };
+        }
+    }
+
+    /// One page of the records `viewer` may see, soonest first.
+    pub async fn list_records(
+        &self,
+        viewer: &User,
+        query: &RecordQuery,
+        page: PageNo,
+    ) -> Result<RecordPage, BookingError> {
+        let filter = self.filter_for(viewer, query);
         let per_page = query.per_page.unwrap_or(PER_PAGE);
         let mut conn = self.conn().await?;
         let (items, total) = record::list_views(&mut conn, &filter, page, per_page).await?;
@@ -131,6 +136,24 @@ impl Booking {
             page,
             per_page,
         })
+    }
+
+    /// The next `limit` records of a staff list after `after` (the last one's start and
+    /// id), in the list's order: an export reads the whole list a chunk at a time, so its
+    /// memory does not grow with the list.
+    pub async fn export_chunk(
+        &self,
+        viewer: &User,
+        query: &RecordQuery,
+        after: Option<(chrono::DateTime<chrono::Utc>, i64)>,
+        limit: i64,
+    ) -> Result<Vec<RecordView>, BookingError> {
+        if !viewer.role().is_staff() {
+            return Err(BookingError::NotStaff);
+        }
+        let filter = self.filter_for(viewer, query);
+        let mut conn = self.conn().await?;
+        Ok(record::views_after(&mut conn, &filter, after, limit).await?)
     }
 
     /// The visit behind a link from an SMS, while it is ahead (the link dies when the visit

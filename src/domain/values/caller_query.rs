@@ -34,7 +34,10 @@ impl CallerQuery {
         if raw.chars().count() > 100 {
             return Err(Invalid("Слишком длинный запрос"));
         }
-        if raw.chars().all(|c| c.is_ascii_digit() || is_phone_punctuation(c)) {
+        if raw
+            .chars()
+            .all(|c| c.is_ascii_digit() || is_phone_punctuation(c))
+        {
             let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
             if let Ok(phone) = Phone::parse(raw) {
                 return Ok(CallerQuery::Phone(phone));
@@ -49,14 +52,17 @@ impl CallerQuery {
             .filter(|p| !p.is_empty())
             .map(fold_name)
             .collect();
-        let letters_only = parts
-            .iter()
-            .all(|p| p.chars().all(|c| c.is_alphabetic() || c == '-' || c == '\''));
+        let letters_only = parts.iter().all(|p| {
+            p.chars()
+                .all(|c| c.is_alphabetic() || c == '-' || c == '\'')
+        });
         if !letters_only {
             return Err(Invalid("Введите телефон цифрами или фамилию буквами"));
         }
         if parts.len() > 3 {
-            return Err(Invalid("Введите фамилию, имя и отчество — не больше трёх слов"));
+            return Err(Invalid(
+                "Введите фамилию, имя и отчество — не больше трёх слов",
+            ));
         }
         Ok(CallerQuery::Name(parts))
     }
@@ -109,7 +115,8 @@ mod tests {
 
     #[test]
     fn nonsense_is_refused_in_words() {
-        for raw in ["", "   ", "Смирнова 903", "a%b", "один два три четыре"] {
+        for raw in ["", "   ", "Смирнова 903", "a%b", "один два три четыре"]
+        {
             assert!(CallerQuery::parse(raw).is_err(), "{raw}");
         }
         assert!(CallerQuery::parse(&"я".repeat(101)).is_err());

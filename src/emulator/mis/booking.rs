@@ -220,7 +220,11 @@ pub(super) fn remove(world: &mut World, filial: i64, input: &Element) -> Result<
 
 /// `SCHEDULE_REC_UPDATE` (§2.12): the attended mark; an unknown appointment is
 /// `SPRESULT -2`, an earlier day's `SPRESULT 0`.
-pub(super) fn rec_update(world: &mut World, filial: i64, input: &Element) -> Result<Output, Refusal> {
+pub(super) fn rec_update(
+    world: &mut World,
+    filial: i64,
+    input: &Element,
+) -> Result<Output, Refusal> {
     const OP: &str = "SCHEDULE_REC_UPDATE";
     let schedid = required(input, OP, "SCHEDID")?;
     let visited = match required(input, OP, "CLVISIT")? {

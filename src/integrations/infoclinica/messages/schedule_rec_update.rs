@@ -12,7 +12,8 @@ pub const IDEMPOTENCY: Idempotency = Idempotency::Mutating;
 
 /// The appointment and the mark. The filial goes in `MSH.99`.
 pub fn write_in(w: &mut XmlWriter, schedid: i64, visited: bool) {
-    w.leaf("SCHEDID", schedid).leaf("CLVISIT", i64::from(visited));
+    w.leaf("SCHEDID", schedid)
+        .leaf("CLVISIT", i64::from(visited));
 }
 
 #[cfg(test)]
