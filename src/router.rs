@@ -107,6 +107,10 @@ pub fn build(state: AppState) -> Router {
         .route("/staff/records", get(web::booking::list_staff_records))
         .route("/staff/records.csv", get(web::export::export_staff_records))
         .route(
+            "/staff/records.xlsx",
+            get(web::export::export_staff_records_xlsx),
+        )
+        .route(
             "/staff/records/{id}",
             get(web::desk_record::show_staff_record),
         )

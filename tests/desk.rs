@@ -562,14 +562,43 @@ async fn ten_thousand_records_stream_as_a_csv_excel_reads_with_cyrillic_intact()
         "the export is audited with its filter"
     );
 
+    // The same list as a workbook: one sheet, a header and 10,000 rows, Cyrillic intact.
+    let xlsx = staff
+        .get(app.url(&format!("/staff/records.xlsx?branch_id={branch}")))
+        .send()
+        .await
+        .expect("xlsx");
+    assert_eq!(xlsx.status(), StatusCode::OK);
+    assert_eq!(
+        xlsx.headers()["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    let bytes = xlsx.bytes().await.expect("body");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip");
+    let mut sheet = String::new();
+    std::io::Read::read_to_string(
+        &mut archive.by_name("xl/worksheets/sheet1.xml").expect("sheet"),
+        &mut sheet,
+    )
+    .expect("xml");
+    assert_eq!(sheet.matches("<row ").count(), 10_001, "header and rows");
+    assert!(sheet.contains("Ёлкина Дарья"));
+    assert!(
+        sheet.contains("+79000000001"),
+        "a phone is plain text in a workbook"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM audit_events WHERE action = 'records_exported' AND subject = 'xlsx'")
+            .await,
+        1
+    );
+
     let patient = browser();
     app.create_user("p@example.ru", PASSWORD, Role::Patient)
         .await;
     app.log_in(&patient, "p@example.ru", PASSWORD).await;
-    let denied = patient
-        .get(app.url("/staff/records.csv"))
-        .send()
-        .await
-        .expect("export");
-    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    for path in ["/staff/records.csv", "/staff/records.xlsx"] {
+        let denied = patient.get(app.url(path)).send().await.expect("export");
+        assert_eq!(denied.status(), StatusCode::FORBIDDEN, "{path}");
+    }
 }
