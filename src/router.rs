@@ -119,6 +119,10 @@ pub fn build(state: AppState) -> Router {
             post(web::desk_record::move_staff_record),
         )
         .route(
+            "/staff/records/{id}/sms/{message_id}/resend",
+            post(web::desk_record::resend_record_sms),
+        )
+        .route(
             "/staff/records/{id}/outcome",
             post(web::desk_record::mark_staff_record_outcome),
         )

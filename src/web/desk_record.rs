@@ -45,6 +45,8 @@ pub struct RecordQuery {
     #[serde(default)]
     marked: String,
     #[serde(default)]
+    resent: String,
+    #[serde(default)]
     week: String,
 }
 
@@ -56,6 +58,8 @@ impl RecordQuery {
             Some("Запись перенесена. Пациенту отправлено SMS.")
         } else if !self.cancelled.is_empty() {
             Some("Запись отменена. Пациенту отправлено SMS.")
+        } else if !self.resent.is_empty() {
+            Some("SMS поставлено в очередь на повторную отправку.")
         } else if !self.marked.is_empty() {
             Some("Отметка сохранена и передана в МИС.")
         } else {
@@ -248,6 +252,22 @@ pub async fn mark_staff_record_outcome(
         "/staff/records/{}?marked=1",
         view.record.id
     )))
+}
+
+/// `POST /staff/records/{id}/sms/{message_id}/resend`.
+pub async fn resend_record_sms(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path((id, message_id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let id = path_id(&id)?;
+    let message_id = path_id(&message_id)?;
+    state
+        .booking
+        .resend_message(&user, id, message_id, ip)
+        .await?;
+    Ok(see_other(format!("/staff/records/{id}?resent=1")))
 }
 
 /// Keeps `Role` in scope for the base layout's comparisons.

@@ -55,6 +55,13 @@ pub mod status {
 }
 
 impl OutboxMessage {
+    /// Failed for good, or sent and not delivered: a person may send it again.
+    pub fn can_be_resent(&self) -> bool {
+        self.status == status::FAILED
+            || (self.status == status::SENT
+                && matches!(self.delivery.as_deref(), Some("undelivered" | "expired")))
+    }
+
     /// The state in Russian, for staff: the delivery once sent, the sending state before.
     pub fn status_title(&self) -> &'static str {
         match (self.status.as_str(), self.delivery.as_deref()) {
@@ -444,6 +451,21 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<O
 }
 
 /// The messages about one record, oldest first.
+/// One message of a record.
+pub async fn find_for_record(
+    conn: &mut AsyncPgConnection,
+    record_id: i64,
+    id: i64,
+) -> QueryResult<Option<OutboxMessage>> {
+    sms_outbox::table
+        .filter(sms_outbox::id.eq(id))
+        .filter(sms_outbox::record_id.eq(record_id))
+        .select(OutboxMessage::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
 pub async fn for_record(
     conn: &mut AsyncPgConnection,
     record_id: i64,

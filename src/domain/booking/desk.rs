@@ -12,6 +12,7 @@ use super::{BookRequest, Booking, BookingError, Patient};
 use crate::{
     db::models::{
         caller::{self, CallerMatch},
+        outbox::{self, NewOutboxMessage},
         record::{self, RecordView},
         user::{self, User},
     },
@@ -249,6 +250,52 @@ impl Booking {
         )
         .await;
         Ok(marked)
+    }
+}
+
+impl Booking {
+    /// Sends a record's failed or undelivered SMS again, as a new message (the failed one
+    /// stays in the history). The phone's SMS day cap applies.
+    pub async fn resend_message(
+        &self,
+        staff: &User,
+        record_id: i64,
+        message_id: i64,
+        ip: IpAddr,
+    ) -> Result<(), BookingError> {
+        if !staff.role().is_staff() {
+            return Err(BookingError::NotStaff);
+        }
+        let view = self.visible_record(staff, record_id).await?;
+        let mut conn = self.conn().await?;
+        let message = outbox::find_for_record(&mut conn, view.record.id, message_id)
+            .await?
+            .ok_or(BookingError::RecordNotFound)?;
+        if !message.can_be_resent() {
+            return Err(BookingError::MessageNotResendable);
+        }
+        self.check_sms_day(&mut conn, &message.phone).await?;
+        outbox::insert(
+            &mut conn,
+            &NewOutboxMessage {
+                record_id: Some(view.record.id),
+                kind: &message.kind,
+                phone: &message.phone,
+                body: &message.body,
+            },
+        )
+        .await?;
+        drop(conn);
+        self.outbox_wakeup.notify_one();
+        audit::append_with(
+            &self.db,
+            Actor::user(staff, ip),
+            "sms_resent",
+            &message_id.to_string(),
+            serde_json::json!({ "record_id": view.record.id }),
+        )
+        .await;
+        Ok(())
     }
 }
 

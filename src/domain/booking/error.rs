@@ -57,6 +57,9 @@ pub enum BookingError {
     /// The visit's outcome is already marked.
     #[error("outcome already marked")]
     OutcomeAlreadyMarked,
+    /// Only a failed or undelivered SMS is sent again.
+    #[error("message not resendable")]
+    MessageNotResendable,
     /// Someone else changed the record meanwhile.
     #[error("record changed concurrently")]
     RecordChanged,
