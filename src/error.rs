@@ -431,6 +431,10 @@ impl From<AccountError> for AppError {
             AccountError::EmailTaken => AppError::field("email", "Этот адрес уже зарегистрирован"),
             AccountError::NotFound => AppError::NotFound,
             AccountError::OwnAccount => conflict("Свою роль и статус изменить нельзя"),
+            AccountError::InvitationInvalid => AppError::NotFound,
+            AccountError::NotInvitable => conflict(
+                "Новую ссылку можно выдать только включённой учётной записи, у которой ещё нет пароля",
+            ),
             AccountError::Hashing(e) => e.into(),
             AccountError::Database(e) => e.into(),
             AccountError::Pool(e) => e.into(),

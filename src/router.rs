@@ -136,9 +136,10 @@ pub fn build(state: AppState) -> Router {
         .route("/admin/audit", get(web::audit::show_audit))
         .route(
             "/admin/users",
-            get(web::admin::list_users).post(web::admin::create_user),
+            get(web::admin::list_users).post(web::admin::invite_user),
         )
         .route("/admin/users/{id}", get(web::admin::show_user))
+        .route("/admin/users/{id}/invite", post(web::admin::reinvite_user))
         .route("/admin/users/{id}/role", post(web::admin::change_role))
         .route("/admin/users/{id}/disable", post(web::admin::disable_user))
         .route("/admin/users/{id}/enable", post(web::admin::enable_user))
@@ -197,6 +198,11 @@ pub fn build(state: AppState) -> Router {
             get(web::auth::show_reset).post(web::auth::reset_password),
         )
         .route("/consent/{purpose}", get(web::consent::show_consent))
+        // Whoever holds the link an admin handed over (staff and admins being invited).
+        .route(
+            "/invite/{token}",
+            get(web::invite::show_invitation).post(web::invite::accept_invitation),
+        )
         .merge(patient_pages)
         .merge(staff_pages)
         .merge(admin_pages)
@@ -287,8 +293,10 @@ pub fn build(state: AppState) -> Router {
                         .get("x-request-id")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default();
-                    // The path only: query strings are never logged.
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+                    // The path only, with link tokens cut out: query strings and secrets are
+                    // never logged.
+                    let path = crate::telemetry::loggable_path(request.uri().path());
+                    tracing::info_span!("request", method = %request.method(), path = %path, request_id)
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(from_fn_with_state(config.request_timeout, limit_request_time)),
@@ -304,7 +312,7 @@ async fn limit_request_time(
     request: AnyRequest,
     next: Next,
 ) -> Response {
-    let path = request.uri().path().to_owned();
+    let path = crate::telemetry::loggable_path(request.uri().path()).into_owned();
     let request_id = request
         .headers()
         .get("x-request-id")

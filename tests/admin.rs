@@ -3,7 +3,10 @@
 use reqwest::StatusCode;
 use sovamed::db::models::user::{self, Role};
 
-use crate::support::{TestApp, browser, csrf_token, location};
+use crate::{
+    invitations::{accept, invitation_token, invite},
+    support::{TestApp, browser, csrf_token, location},
+};
 
 pub(crate) const ADMIN_PASSWORD: &str = "admin passphrase 42";
 
@@ -35,22 +38,17 @@ async fn admins_create_change_reset_and_disable_accounts() {
     let app = TestApp::spawn().await;
     let (admin, admin_id) = admin_client(&app).await;
 
-    // Create a staff account.
-    let token = token_of(&admin, &app, "/admin/users").await;
-    let created = admin
-        .post(app.url("/admin/users"))
-        .form(&[
-            ("csrf_token", token.as_str()),
-            ("email", "Desk@Example.ru"),
-            ("full_name", "Регистратура Первая"),
-            ("phone", "+7 912 000-00-01"),
-            ("role", "staff"),
-            ("password", "front desk passphrase"),
-        ])
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    // Create a staff account: by invitation, the employee choosing the password.
+    let link_page = invite(&admin, &app, "Desk@Example.ru", "staff").await;
+    let accepted = accept(
+        &browser(),
+        &app,
+        &invitation_token(&link_page),
+        "front desk passphrase",
+        "front desk passphrase",
+    )
+    .await;
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
     let list = admin
         .get(app.url("/admin/users?q=desk"))
         .send()
@@ -67,7 +65,7 @@ async fn admins_create_change_reset_and_disable_accounts() {
         .expect("created");
     assert_eq!(desk.role(), Role::Staff);
 
-    // A weak password and a duplicate are refused on their fields.
+    // A bad name and a duplicate are refused on their fields.
     let token = token_of(&admin, &app, "/admin/users").await;
     let again = admin
         .post(app.url("/admin/users"))
@@ -76,14 +74,28 @@ async fn admins_create_change_reset_and_disable_accounts() {
             ("email", "desk@example.ru"),
             ("full_name", "Кто-то"),
             ("role", "staff"),
-            ("password", "password1"),
         ])
         .send()
         .await
         .expect("create");
     assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = again.text().await.expect("body");
-    assert!(body.contains("слишком распространён"));
+    assert!(body.contains("id=\"full_name-error\""), "{body}");
+    let token = token_of(&admin, &app, "/admin/users").await;
+    let again = admin
+        .post(app.url("/admin/users"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", "desk@example.ru"),
+            ("full_name", "Регистратура Вторая"),
+            ("role", "staff"),
+        ])
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = again.text().await.expect("body");
+    assert!(body.contains("Этот адрес уже зарегистрирован"), "{body}");
 
     // The staff member logs in; a role change ends that session.
     let desk_client = browser();

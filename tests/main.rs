@@ -18,6 +18,7 @@ mod crash;
 mod desk;
 mod integrations;
 mod intents;
+mod invitations;
 mod ops;
 mod pages_auth;
 mod registration;

@@ -62,7 +62,10 @@ async fn check(session: &AuthSession, request: Request) -> Result<Request, AppEr
             Ok(Request::from_parts(parts, Body::from(bytes)))
         }
         _ => {
-            tracing::warn!(path = %parts.uri.path(), "CSRF token missing or wrong");
+            tracing::warn!(
+                path = %crate::telemetry::loggable_path(parts.uri.path()),
+                "CSRF token missing or wrong"
+            );
             Err(AppError::Forbidden)
         }
     }

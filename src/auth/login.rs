@@ -13,7 +13,8 @@ use crate::{
 /// How a login attempt ended.
 pub enum LoginOutcome {
     LoggedIn(User),
-    /// Unknown e-mail, wrong password or disabled account: one answer for all three.
+    /// Unknown e-mail, wrong password, disabled account or an invited one without a password
+    /// yet: one answer for all.
     Failed,
     Throttled {
         retry_after_secs: u64,
@@ -60,8 +61,11 @@ pub async fn authenticate(
             .verify(account.as_ref().map(|u| u.password_hash.as_str()), password)
             .await?;
 
+    // An invited account that has not set its password holds an unusable hash, so `verified`
+    // is false for it already; the marker is checked as well, so that no password could ever
+    // open such an account. Either way it is the same failure as a wrong password.
     match account {
-        Some(user) if verified && !user.disabled => {
+        Some(user) if verified && !user.disabled && user.password_set_at.is_some() => {
             app.login_throttle
                 .succeeded(&email, ip, device.as_deref())
                 .await?;

@@ -17,6 +17,7 @@ diesel::table! {
         phone_verified_at -> Nullable<Timestamptz>,
         preferred_branch_id -> Nullable<Int8>,
         last_login_at -> Nullable<Timestamptz>,
+        password_set_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -350,3 +351,21 @@ diesel::table! {
         revoked_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    invitations (id) {
+        id -> Int8,
+        user_id -> Int8,
+        token_hash -> Text,
+        created_by -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+// Only the invited account joins: `created_by` names users too, but one table pair takes one
+// `joinable!`.
+diesel::joinable!(invitations -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(invitations, users);

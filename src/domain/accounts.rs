@@ -52,6 +52,14 @@ pub enum AccountError {
     /// Admins change other accounts only: nobody demotes or disables themselves by a slip.
     #[error("an admin cannot change their own role or status")]
     OwnAccount,
+    /// An invitation link that is unknown, used, replaced by a newer one or expired, or whose
+    /// account is disabled or has a password already: one answer for all, so links cannot
+    /// be probed (`domain::invitations`).
+    #[error("invitation invalid")]
+    InvitationInvalid,
+    /// A new invitation for an account that is disabled or has a password of its own.
+    #[error("the account takes no invitation")]
+    NotInvitable,
     #[error("password hashing: {0}")]
     Hashing(anyhow::Error),
     #[error("database: {0}")]

@@ -1,24 +1,33 @@
 //! The admin area: the home page, the account list with its filters, one account's page and
 //! the admin's changes to it. The destructive ones (disable, role, password, end sessions)
 //! first answer with a confirmation page and act only on its `confirm=1` post.
+//!
+//! New accounts are staff and admins, made by invitation: the admin types no password, but
+//! is shown once a link (`/invite/<token>`, see `web::invite`) to give the employee, who
+//! chooses the password there. Patients register themselves.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
+    http::{StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     app::AppState,
     auth::{roles::CurrentUser, session::AuthSession},
     client_ip::ClientIp,
-    db::models::user::{self, User, UserFilter},
+    db::models::{
+        invitation,
+        user::{self, User, UserFilter},
+    },
     domain::{
-        accounts::{self, AccountError, NewAccount, NewPassword, Origin},
+        accounts::{self, AccountError, NewPassword},
         audit::Actor,
+        invitations::{self, NewInvitedAccount, STAFF_ONLY},
         values::{Email, FieldErrors, FullName, Invalid, PageNo, Phone, Role, SearchText},
     },
     error::AppError,
@@ -52,7 +61,7 @@ pub async fn show_admin_home(
 /// Accounts per page of the admin list.
 const USERS_PER_PAGE: i64 = 50;
 
-/// What the new-account form shows back.
+/// What the new-account form shows back. It has no password: the account is invited.
 #[derive(Deserialize, Default)]
 pub struct NewAccountForm {
     #[serde(default)]
@@ -63,8 +72,6 @@ pub struct NewAccountForm {
     phone: String,
     #[serde(default)]
     role: String,
-    #[serde(default)]
-    password: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -85,7 +92,6 @@ struct UsersPage {
     total: i64,
     form: NewAccountForm,
     errors: FieldErrors,
-    notice: Option<&'static str>,
 }
 
 #[derive(Deserialize, Default)]
@@ -98,8 +104,6 @@ pub struct UsersQuery {
     status: String,
     #[serde(default)]
     page: String,
-    #[serde(default)]
-    created: String,
 }
 
 /// The filters the pager's links carry, URL-encoded by `serde_urlencoded`.
@@ -179,7 +183,6 @@ async fn users_page(
         total,
         form,
         errors,
-        notice: (!query.created.is_empty()).then_some("Учётная запись создана."),
     })
 }
 
@@ -200,7 +203,7 @@ pub async fn list_users(
     )
 }
 
-fn validate(form: &NewAccountForm) -> Result<NewAccount, FieldErrors> {
+fn validate(form: &NewAccountForm) -> Result<NewInvitedAccount, FieldErrors> {
     let mut errors = FieldErrors::new();
     let email = errors.check("email", Email::parse(&form.email));
     let full_name = errors.check("full_name", FullName::parse(&form.full_name));
@@ -215,44 +218,101 @@ fn validate(form: &NewAccountForm) -> Result<NewAccount, FieldErrors> {
         "role",
         form.role
             .parse::<Role>()
-            .map_err(|_| Invalid("Выберите роль")),
+            .map_err(|_| STAFF_ONLY)
+            .and_then(|role| if role.is_staff() { Ok(role) } else { Err(STAFF_ONLY) }),
     );
-    let password = errors.check("password", NewPassword::parse(&form.password));
     errors.or_value(|| {
-        Some(NewAccount {
+        Some(NewInvitedAccount {
             email: email?,
             full_name: full_name?,
             phone: phone?,
-            birth_date: None,
             role: role?,
-            password: password?,
         })
     })
 }
 
-pub async fn create_user(
+/// The link an invitee opens, on the configured public address (never the request's `Host`).
+fn invitation_link(state: &AppState, token: &str) -> String {
+    format!("{}/invite/{token}", state.config.public_base_url)
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/admin/invitation.html")]
+struct InvitationPage {
+    layout: Layout,
+    account: User,
+    /// The whole link, token included: shown here once and stored nowhere.
+    link: String,
+    expires_at: DateTime<Utc>,
+    /// A new link for an account that existed (the old one stopped working), or a new account.
+    reissued: bool,
+}
+
+/// The page with the one-time link: never cached, and no `Referer` from it.
+async fn show_invitation_link(
+    state: &AppState,
+    session: &AuthSession,
+    admin: &User,
+    account: User,
+    token: &str,
+    expires_at: DateTime<Utc>,
+    reissued: bool,
+) -> Result<Response, AppError> {
+    let page = InvitationPage {
+        layout: Layout::with_form(session, Some(admin)).await?,
+        link: invitation_link(state, token),
+        expires_at,
+        account,
+        reissued,
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        page,
+    )
+        .into_response())
+}
+
+/// `POST /admin/users`: a staff or admin account by invitation; the link page, or the form
+/// again with 422.
+pub async fn invite_user(
     State(state): State<AppState>,
     session: AuthSession,
     CurrentUser(admin): CurrentUser,
     ClientIp(ip): ClientIp,
-    Form(mut form): Form<NewAccountForm>,
+    Form(form): Form<NewAccountForm>,
 ) -> Result<Response, AppError> {
-    let created: Result<(), FieldErrors> = match validate(&form) {
+    let errors = match validate(&form) {
         Ok(account) => {
-            let origin = Origin::Admin(actor(&admin, ip));
-            match accounts::create(&state.db, &state.passwords, account, origin).await {
-                Ok(_) => return Ok(Redirect::to("/admin/users?created=1").into_response()),
-                Err(AccountError::EmailTaken) => Err(FieldErrors::one(
-                    "email",
-                    Invalid("Этот адрес уже зарегистрирован"),
-                )),
+            let now = state.booking.clock.now();
+            let invited = invitations::invite(
+                &state.db,
+                &state.passwords,
+                account,
+                actor(&admin, ip),
+                now,
+            )
+            .await;
+            match invited {
+                Ok((account, token)) => {
+                    let expires_at = invitations::expires_at(now);
+                    return show_invitation_link(
+                        &state, &session, &admin, account, &token, expires_at, false,
+                    )
+                    .await;
+                }
+                Err(AccountError::EmailTaken) => {
+                    FieldErrors::one("email", Invalid("Этот адрес уже зарегистрирован"))
+                }
+                Err(AccountError::Invalid(errors)) => errors,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(errors) => Err(errors),
+        Err(errors) => errors,
     };
-    let errors = created.err().unwrap_or_default();
-    form.password.clear();
     let page = users_page(
         &state,
         &session,
@@ -280,6 +340,22 @@ struct UserPage {
     is_self: bool,
     notice: Option<&'static str>,
     error: Option<String>,
+    /// For an account without a password of its own: until when its newest link serves,
+    /// `None` when no link serves any more.
+    invitation_until: Option<DateTime<Utc>>,
+}
+
+/// Until when the account's newest invitation serves, if it still does.
+async fn open_invitation_until(state: &AppState, account: &User) -> Result<Option<DateTime<Utc>>, AppError> {
+    if account.password_set_at.is_some() {
+        return Ok(None);
+    }
+    let mut conn = state.db().await?;
+    let latest = invitation::latest_for(&mut conn, account.id).await?;
+    let now = state.booking.clock.now();
+    Ok(latest
+        .filter(|i| invitations::is_open(i, now))
+        .map(|i| i.expires_at))
 }
 
 #[derive(Deserialize, Default)]
@@ -309,14 +385,32 @@ pub async fn show_user(
         _ => None,
     };
     let is_self = account.id == admin.id;
+    let invitation_until = open_invitation_until(&state, &account).await?;
     Ok(UserPage {
         layout: Layout::with_form(&session, Some(&admin)).await?,
         account,
         is_self,
         notice,
         error: None,
+        invitation_until,
     }
     .into_response())
+}
+
+/// `POST /admin/users/{id}/invite`: a new link for an account that has not set its password
+/// (the earlier one stops working), shown on the link page.
+pub async fn reinvite_user(
+    State(state): State<AppState>,
+    session: AuthSession,
+    CurrentUser(admin): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let account = account(&state, &id).await?;
+    let now = state.booking.clock.now();
+    let token = invitations::reinvite(&state.db, &account, actor(&admin, ip), now).await?;
+    let expires_at = invitations::expires_at(now);
+    show_invitation_link(&state, &session, &admin, account, &token, expires_at, true).await
 }
 
 /// A field the confirmation page posts again, hidden.
@@ -508,12 +602,14 @@ pub async fn reset_password(
         Ok(password) => password,
         Err(invalid) => {
             let is_self = account.id == admin.id;
+            let invitation_until = open_invitation_until(&state, &account).await?;
             let page = UserPage {
                 layout: Layout::with_form(&session, Some(&admin)).await?,
                 account,
                 is_self,
                 notice: None,
                 error: Some(invalid.0.to_owned()),
+                invitation_until,
             };
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }

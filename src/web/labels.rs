@@ -178,6 +178,22 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
         "учётная запись создана",
         AuditSubject::Account,
     ),
+    // Invitations (`domain::invitations`).
+    action(
+        "user_invited",
+        "учётная запись создана по приглашению",
+        AuditSubject::Account,
+    ),
+    action(
+        "invitation_reissued",
+        "выдана новая ссылка-приглашение",
+        AuditSubject::Account,
+    ),
+    action(
+        "invitation_accepted",
+        "пароль задан по приглашению",
+        AuditSubject::Account,
+    ),
     action(
         "user_role_changed",
         "роль изменена",

@@ -13,6 +13,7 @@ pub mod doctors;
 pub mod errors;
 pub mod export;
 pub mod home;
+pub mod invite;
 pub mod labels;
 pub mod profile;
 pub mod staff;

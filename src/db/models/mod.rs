@@ -6,6 +6,7 @@ pub mod consent;
 pub mod directory;
 pub mod idempotency;
 pub mod intent;
+pub mod invitation;
 pub mod outbox;
 pub mod record;
 pub mod refresh_token;

@@ -31,6 +31,9 @@ pub struct User {
     pub preferred_branch_id: Option<i64>,
     /// The last successful login (pages or API).
     pub last_login_at: Option<DateTime<Utc>>,
+    /// When a person last set the password; `None` for an invited account that has not
+    /// taken its link yet (its hash is an unusable one nobody knows).
+    pub password_set_at: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -98,6 +101,28 @@ pub async fn insert(conn: &mut AsyncPgConnection, new_user: &NewUser<'_>) -> Que
         .await
 }
 
+/// Inserts an invited account: like [`insert`], but with `password_set_at` NULL (the
+/// column's default is the insert's time), so it is known to have no password of its own.
+pub async fn insert_invited(
+    conn: &mut AsyncPgConnection,
+    new_user: &NewUser<'_>,
+) -> QueryResult<User> {
+    diesel::insert_into(users::table)
+        .values((
+            users::email.eq(new_user.email),
+            users::password_hash.eq(new_user.password_hash),
+            users::full_name.eq(new_user.full_name),
+            users::phone.eq(new_user.phone),
+            users::birth_date.eq(new_user.birth_date),
+            users::role.eq(new_user.role),
+            users::phone_verified_at.eq(new_user.phone_verified_at),
+            users::password_set_at.eq(None::<DateTime<Utc>>),
+        ))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+}
+
 /// Sets a new password hash and ends every session and token of the account.
 pub async fn set_password_hash(
     conn: &mut AsyncPgConnection,
@@ -107,11 +132,38 @@ pub async fn set_password_hash(
     diesel::update(users::table.find(id))
         .set((
             users::password_hash.eq(hash),
+            users::password_set_at.eq(diesel::dsl::now),
             users::session_version.eq(users::session_version + 1),
             users::updated_at.eq(diesel::dsl::now),
         ))
         .execute(conn)
         .await
+}
+
+/// Sets the first password of an invited account, only while it is enabled and has none:
+/// `None` when either no longer holds (disabled, or a password set meanwhile). Nothing else
+/// changes: the account never had a session to end.
+pub async fn set_first_password(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<User>> {
+    diesel::update(
+        users::table
+            .filter(users::id.eq(id))
+            .filter(users::disabled.eq(false))
+            .filter(users::password_set_at.is_null()),
+    )
+    .set((
+        users::password_hash.eq(hash),
+        users::password_set_at.eq(now),
+        users::updated_at.eq(now),
+    ))
+    .returning(User::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
 }
 
 /// Disables or re-enables an account; either way its sessions and tokens end.
