@@ -311,9 +311,9 @@ impl From<BookingError> for AppError {
                 conflict("Приход или неявку можно отметить, когда приём начнётся")
             }
             BookingError::NotStaff => AppError::Forbidden,
-            BookingError::MessageNotResendable => {
-                conflict("Повторно отправляется только SMS, которое не удалось отправить или доставить")
-            }
+            BookingError::MessageNotResendable => conflict(
+                "Повторно отправляется только SMS, которое не удалось отправить или доставить",
+            ),
             BookingError::RecordChanged => conflict("Запись изменилась, обновите страницу"),
             BookingError::PatientHasNoPhone => {
                 AppError::field("phone", "Укажите телефон в профиле, чтобы записаться")

@@ -95,7 +95,10 @@ async fn assert_dead(app: &TestApp, token: &str) {
         Some("no-referrer")
     );
     let body = response.text().await.expect("body");
-    assert!(body.contains("Ссылка недействительна или устарела"), "{body}");
+    assert!(
+        body.contains("Ссылка недействительна или устарела"),
+        "{body}"
+    );
     assert!(!body.contains("Придумайте пароль"));
     // A session and a CSRF token from a page that has a form, so the post reaches the handler.
     let csrf = token_of(&client, app, "/login").await;
@@ -163,10 +166,7 @@ async fn an_invitation_sets_the_password_once_and_logs_the_employee_in() {
     assert!(page.contains("24 часа"));
     assert!(page.contains("один раз"));
     let token = invitation_token(&page);
-    assert!(page.contains(&format!(
-        "{}/invite/{token}",
-        app.config.public_base_url
-    )));
+    assert!(page.contains(&format!("{}/invite/{token}", app.config.public_base_url)));
     let mut conn = app.db().await;
     let desk = user::find_by_email(&mut conn, "desk@example.ru")
         .await
@@ -408,7 +408,11 @@ async fn the_form_invites_staff_and_admins_only_and_refuses_a_taken_address() {
             .send()
             .await
             .expect("invite");
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{role}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{role}"
+        );
         let body = response.text().await.expect("body");
         assert!(body.contains(&format!("id=\"{field}-error\"")), "{body}");
         assert!(!body.contains("/invite/"), "no link for a refused form");
@@ -470,7 +474,11 @@ async fn staff_cannot_reach_the_invitation_routes() {
         .send()
         .await
         .expect("reissue");
-    assert_eq!(anonymous.status(), StatusCode::FORBIDDEN, "no session, no CSRF");
+    assert_eq!(
+        anonymous.status(),
+        StatusCode::FORBIDDEN,
+        "no session, no CSRF"
+    );
 
     // The first link still works.
     let accepted = accept(&browser(), &app, &token, PASSWORD, PASSWORD).await;

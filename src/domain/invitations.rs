@@ -264,8 +264,14 @@ mod tests {
         let issued = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
         let open = invitation(issued + ttl());
         assert!(is_open(&open, issued));
-        assert!(is_open(&open, issued + ttl() - chrono::Duration::seconds(1)));
-        assert!(!is_open(&open, issued + ttl()), "the expiry instant is too late");
+        assert!(is_open(
+            &open,
+            issued + ttl() - chrono::Duration::seconds(1)
+        ));
+        assert!(
+            !is_open(&open, issued + ttl()),
+            "the expiry instant is too late"
+        );
         assert!(!is_open(&open, issued + ttl() + chrono::Duration::hours(1)));
         let used = Invitation {
             used_at: Some(issued),

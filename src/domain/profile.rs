@@ -67,7 +67,7 @@ pub struct Registration {
 /// How a registration ended. The face answers both the same way.
 #[derive(Debug)]
 pub enum Registered {
-    Created(User),
+    Created(Box<User>),
     /// The e-mail has an account; its owner was told by SMS (when it has a phone).
     EmailTaken,
 }
@@ -146,7 +146,7 @@ pub async fn register(
         ip,
     };
     audit::append(db, actor, "registered", &created.id.to_string()).await;
-    Ok(Registered::Created(created))
+    Ok(Registered::Created(Box::new(created)))
 }
 
 /// The SMS to the owner of an e-mail someone tried to register again; none once the

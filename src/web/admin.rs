@@ -219,7 +219,13 @@ fn validate(form: &NewAccountForm) -> Result<NewInvitedAccount, FieldErrors> {
         form.role
             .parse::<Role>()
             .map_err(|_| STAFF_ONLY)
-            .and_then(|role| if role.is_staff() { Ok(role) } else { Err(STAFF_ONLY) }),
+            .and_then(|role| {
+                if role.is_staff() {
+                    Ok(role)
+                } else {
+                    Err(STAFF_ONLY)
+                }
+            }),
     );
     errors.or_value(|| {
         Some(NewInvitedAccount {
@@ -288,14 +294,9 @@ pub async fn invite_user(
     let errors = match validate(&form) {
         Ok(account) => {
             let now = state.booking.clock.now();
-            let invited = invitations::invite(
-                &state.db,
-                &state.passwords,
-                account,
-                actor(&admin, ip),
-                now,
-            )
-            .await;
+            let invited =
+                invitations::invite(&state.db, &state.passwords, account, actor(&admin, ip), now)
+                    .await;
             match invited {
                 Ok((account, token)) => {
                     let expires_at = invitations::expires_at(now);
@@ -346,7 +347,10 @@ struct UserPage {
 }
 
 /// Until when the account's newest invitation serves, if it still does.
-async fn open_invitation_until(state: &AppState, account: &User) -> Result<Option<DateTime<Utc>>, AppError> {
+async fn open_invitation_until(
+    state: &AppState,
+    account: &User,
+) -> Result<Option<DateTime<Utc>>, AppError> {
     if account.password_set_at.is_some() {
         return Ok(None);
     }

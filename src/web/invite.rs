@@ -53,12 +53,7 @@ struct InvalidPage {
 /// Adds `Referrer-Policy: no-referrer` (the global header is `same-origin`, which would still
 /// send the link to this site's own pages).
 fn no_referrer(status: StatusCode, page: impl IntoResponse) -> Response {
-    (
-        status,
-        [(header::REFERRER_POLICY, "no-referrer")],
-        page,
-    )
-        .into_response()
+    (status, [(header::REFERRER_POLICY, "no-referrer")], page).into_response()
 }
 
 /// The one answer for every dead link. No form on it, so no session is created for a probe.
@@ -177,8 +172,12 @@ mod tests {
         let weak = validate(&form("password1", "password1")).unwrap_err();
         assert!(weak.get("password").is_some());
         assert!(weak.get("password_confirm").is_none());
-        let mismatch = validate(&form("front desk passphrase", "front desk passphrasf")).unwrap_err();
+        let mismatch =
+            validate(&form("front desk passphrase", "front desk passphrasf")).unwrap_err();
         assert!(mismatch.get("password").is_none());
-        assert_eq!(mismatch.get("password_confirm"), Some("Пароли не совпадают"));
+        assert_eq!(
+            mismatch.get("password_confirm"),
+            Some("Пароли не совпадают")
+        );
     }
 }
