@@ -364,6 +364,70 @@ async fn a_new_caller_gets_an_mis_card_and_a_visit_link() {
         1,
         "the SMS carries the visit link"
     );
+    // A message the gateway refused for good is sent again from the record page, as a new
+    // message; one that is on its way is not.
+    let message = app
+        .count(&format!(
+            "SELECT id AS n FROM sms_outbox WHERE record_id = {record}"
+        ))
+        .await;
+    let record_page = format!("/staff/records/{record}");
+    let not_failed = post(
+        &staff,
+        &app,
+        &record_page,
+        &format!("/staff/records/{record}/sms/{message}/resend"),
+        &[],
+    )
+    .await;
+    assert_eq!(not_failed.status(), StatusCode::CONFLICT);
+    app.count(&format!(
+        "WITH u AS (UPDATE sms_outbox SET status = 'failed', last_error = 'отклонено шлюзом' \
+         WHERE id = {message} RETURNING 1) SELECT count(*) AS n FROM u"
+    ))
+    .await;
+    let (_, shown) = page(&staff, &app, &record_page).await;
+    assert!(shown.contains("Отправить ещё раз"));
+    let resent = post(
+        &staff,
+        &app,
+        &record_page,
+        &format!("/staff/records/{record}/sms/{message}/resend"),
+        &[],
+    )
+    .await;
+    assert_eq!(resent.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM sms_outbox WHERE record_id = {record}"
+        ))
+        .await,
+        2
+    );
+    let gateway = emulators.control.clone();
+    assert!(
+        eventually(10, || gateway
+            .sms_messages()
+            .iter()
+            .filter(|m| m.to == "79120001122")
+            .count()
+            >= 2)
+        .await,
+        "the copy went out"
+    );
+    let other = post(
+        &staff,
+        &app,
+        &record_page,
+        &format!("/staff/records/{}/sms/{message}/resend", record + 1000),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        other.status(),
+        StatusCode::NOT_FOUND,
+        "a message of another record"
+    );
     // Next time she is found by "семенова" (ё/е) from her record.
     let (_, found) = page(&staff, &app, "/staff/callers?q=семенова+анна").await;
     assert!(found.contains("Семёнова Анна"), "{found}");
