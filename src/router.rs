@@ -133,6 +133,7 @@ pub fn build(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), roles::require_staff));
     let admin_pages = Router::new()
         .route("/admin", get(web::admin::show_admin_home))
+        .route("/admin/sync", post(web::staff::run_sync_now))
         .route("/admin/audit", get(web::audit::show_audit))
         .route(
             "/admin/users",

@@ -666,3 +666,99 @@ async fn ten_thousand_records_stream_as_a_csv_excel_reads_with_cyrillic_intact()
         assert_eq!(denied.status(), StatusCode::FORBIDDEN, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_syncs_now_and_a_second_run_is_refused_while_one_holds_the_lock() {
+    let (app, _emulators) = with_emulators_and(|_| {}).await;
+    let (admin, _) = logged_in(&app, "admin@example.ru", Role::Admin).await;
+    let (staff, _) = logged_in(&app, "desk@example.ru", Role::Staff).await;
+    let (_, staff_view) = page(&staff, &app, "/staff/sync").await;
+    assert!(
+        !staff_view.contains("Синхронизировать сейчас"),
+        "staff only watch"
+    );
+    let denied = post(
+        &staff,
+        &app,
+        "/staff/sync",
+        "/admin/sync",
+        &[("kind", "branches")],
+    )
+    .await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+
+    // Another replica is syncing: the page says so and a second run is refused.
+    let held = sovamed::sync::scheduler::SyncLock::try_acquire(&app.config.database_url)
+        .await
+        .expect("connect")
+        .expect("the lock is free");
+    let (_, busy) = page(&admin, &app, "/staff/sync").await;
+    assert!(busy.contains("Идёт синхронизация"), "{busy}");
+    let refused = post(
+        &admin,
+        &app,
+        "/staff/sync",
+        "/admin/sync",
+        &[("kind", "branches")],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("body")
+            .contains("Синхронизация уже идёт")
+    );
+    drop(held);
+
+    let bad = post(
+        &admin,
+        &app,
+        "/staff/sync",
+        "/admin/sync",
+        &[("kind", "everything")],
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let mut started = None;
+    for _ in 0..50 {
+        // The dropped connection's lock goes when PostgreSQL notices the closed socket.
+        let response = post(
+            &admin,
+            &app,
+            "/staff/sync",
+            "/admin/sync",
+            &[("kind", "branches")],
+        )
+        .await;
+        if response.status() == StatusCode::SEE_OTHER {
+            started = Some(response);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let started = started.expect("the run starts once the lock is free");
+    assert_eq!(location(&started), "/staff/sync?started=1");
+    let mut done = false;
+    for _ in 0..100 {
+        if app
+            .count("SELECT count(*) AS n FROM sync_runs WHERE kind = 'branches' AND succeeded")
+            .await
+            == 1
+        {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(done, "the branches were synced");
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM audit_events WHERE action = 'sync_started' AND subject = 'branches'")
+            .await,
+        1
+    );
+    let (_, after) = page(&admin, &app, "/staff/sync").await;
+    assert!(after.contains("Синхронизировать сейчас"));
+    assert!(after.contains("Филиалы"));
+}

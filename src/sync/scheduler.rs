@@ -10,10 +10,11 @@
 
 use std::time::Duration;
 
+use diesel::QueryResult;
 use diesel::{QueryableByName, sql_types::Bool};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use super::{KindFailed, Quiet, Sources, SyncKind, SyncOptions, SyncReport, run_kinds};
+use super::{KindFailed, Progress, Quiet, Sources, SyncKind, SyncOptions, SyncReport, run_kinds};
 
 /// The advisory lock key of the directory sync ("sovamed sync" in ASCII, truncated).
 const LOCK_KEY: i64 = 0x736f_7661_7379_6e63;
@@ -24,8 +25,61 @@ struct Locked {
     locked: bool,
 }
 
+/// The sync's advisory lock, held on its own connection: whoever holds it syncs.
+pub struct SyncLock(AsyncPgConnection);
+
+impl SyncLock {
+    /// The lock, or `None` when another replica (or an admin's "sync now") holds it.
+    pub async fn try_acquire(database_url: &str) -> anyhow::Result<Option<Self>> {
+        let mut conn = AsyncPgConnection::establish(database_url).await?;
+        let rows: Vec<Locked> = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
+            .load(&mut conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .is_some_and(|r| r.locked)
+            .then_some(Self(conn)))
+    }
+
+    /// Runs `kinds` in order and lets the lock go. A kind that fails (or is refused) stops
+    /// the run; the error is then a [`KindFailed`].
+    pub async fn run(
+        mut self,
+        sources: &Sources,
+        kinds: &[SyncKind],
+        options: &SyncOptions,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Vec<SyncReport>> {
+        let result = run_kinds(&mut self.0, sources, kinds, options, progress, |report| {
+            tracing::info!(kind = report.kind.as_str(), "{report}");
+        })
+        .await;
+        // Closing the connection releases the lock; unlocking first keeps the intent explicit.
+        let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
+            .execute(&mut self.0)
+            .await;
+        result.map_err(|(kind, error)| anyhow::Error::new(KindFailed { kind, error }))
+    }
+}
+
+/// Whether some connection holds the sync's lock: a sync is running somewhere.
+pub async fn is_running(conn: &mut AsyncPgConnection) -> QueryResult<bool> {
+    // An advisory lock on one bigint shows in `pg_locks` split into two 32-bit halves.
+    let rows: Vec<Locked> = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND classid::bigint = ($1 >> 32) AND objid::bigint = ($1 & 4294967295) \
+         AND objsubid = 1) AS locked",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().next().is_some_and(|r| r.locked))
+}
+
 /// Runs every kind once if no other replica is syncing; `Ok(None)` when another holds the lock.
-/// A kind that fails (or is refused) stops the round; the error is then a [`KindFailed`].
 /// `options` are used as given, so the periodic sync passes them without
 /// `allow_mass_deactivation`.
 pub async fn run_once_locked(
@@ -33,33 +87,13 @@ pub async fn run_once_locked(
     sources: &Sources,
     options: &SyncOptions,
 ) -> anyhow::Result<Option<Vec<SyncReport>>> {
-    let mut conn = AsyncPgConnection::establish(database_url).await?;
-    let rows: Vec<Locked> = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
-        .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
-        .load(&mut conn)
-        .await?;
-    if !rows.into_iter().next().is_some_and(|r| r.locked) {
-        return Ok(None);
+    match SyncLock::try_acquire(database_url).await? {
+        Some(lock) => lock
+            .run(sources, &SyncKind::ALL, options, &Quiet)
+            .await
+            .map(Some),
+        None => Ok(None),
     }
-    let result = run_kinds(
-        &mut conn,
-        sources,
-        &SyncKind::ALL,
-        options,
-        &Quiet,
-        |report| {
-            tracing::info!(kind = report.kind.as_str(), "{report}");
-        },
-    )
-    .await;
-    // Closing the connection releases the lock; unlocking first keeps the intent explicit.
-    let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
-        .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
-        .execute(&mut conn)
-        .await;
-    result
-        .map(Some)
-        .map_err(|(kind, error)| anyhow::Error::new(KindFailed { kind, error }))
 }
 
 /// Logs the outcome of one periodic round.

@@ -169,6 +169,20 @@ fn describe_subject(action: &str, subject: &str) -> (String, Option<String>) {
             Some(id) => (format!("СМС № {id}"), None),
             None => (subject.to_owned(), None),
         },
+        AuditSubject::Export => (
+            match subject {
+                "xlsx" => "файл Excel".to_owned(),
+                _ => "файл CSV".to_owned(),
+            },
+            None,
+        ),
+        AuditSubject::SyncKind => (
+            match crate::sync::SyncKind::from_code(subject) {
+                Some(kind) => kind.title().to_owned(),
+                None => "все справочники".to_owned(),
+            },
+            None,
+        ),
         AuditSubject::AsIs => (subject.to_owned(), None),
     }
 }

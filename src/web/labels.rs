@@ -108,6 +108,10 @@ pub enum AuditSubject {
     Intent,
     /// An SMS outbox id.
     Sms,
+    /// The file format of an export (`csv`, `xlsx`).
+    Export,
+    /// A sync kind's code, or `all`.
+    SyncKind,
     /// Shown as it is: an e-mail tried at login, a path refused, anything else.
     AsIs,
 }
@@ -222,11 +226,6 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
     // Records (`domain::booking`, the staff pages, the API).
     action("record_booked", "запись создана", AuditSubject::Record),
     action(
-        "record_booked_by_desk",
-        "запись сделана регистратурой",
-        AuditSubject::Record,
-    ),
-    action(
         "record_viewed",
         "запись просмотрена сотрудником",
         AuditSubject::Record,
@@ -243,7 +242,12 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
         "отмечена неявка",
         AuditSubject::Record,
     ),
-    action("records_exported", "выгрузка записей", AuditSubject::AsIs),
+    action("records_exported", "выгрузка записей", AuditSubject::Export),
+    action(
+        "sync_started",
+        "синхронизация запущена вручную",
+        AuditSubject::SyncKind,
+    ),
     action(
         "desk_branch_set",
         "выбран филиал рабочего места",

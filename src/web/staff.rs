@@ -1,4 +1,7 @@
-//! The directory sync status for staff and admins (`/staff/sync`).
+//! The directory sync for staff and admins: the last run of each kind (`/staff/sync`),
+//! and for admins "sync now" (`POST /admin/sync`), which runs under the same advisory lock
+//! as the periodic sync, so a second run (here or on another replica) is refused, and
+//! whose progress the page shows while it runs.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -6,21 +9,64 @@ use askama_web::WebTemplate;
 use crate::{
     app::AppState,
     auth::{roles::CurrentUser, session::AuthSession},
+    client_ip::ClientIp,
     db::models::{
         sync_run::{self, SyncRun},
         user::Role,
     },
+    domain::audit::{self, Actor},
     error::AppError,
-    sync::{MassDeactivation, SyncKind},
+    extract::{Form, Query},
+    sync::{
+        MassDeactivation, Progress, Sources, SyncKind, SyncOptions,
+        scheduler::{self, SyncLock},
+    },
     web::Layout,
 };
-use axum::extract::State;
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+};
+use fred::{interfaces::KeysInterface, types::Expiration};
+use serde::Deserialize;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/staff/sync.html")]
 struct SyncStatusPage {
     layout: Layout,
     runs: Vec<SyncRunRow>,
+    /// A sync holds the lock right now (on any replica).
+    running: bool,
+    /// The kind it is at, when this server's "sync now" started it.
+    current: Option<&'static str>,
+    is_admin: bool,
+    kinds: Vec<(&'static str, &'static str)>,
+    notice: Option<&'static str>,
+}
+
+/// The Redis key naming the kind an admin's run is at.
+const CURRENT_KIND_KEY: &str = "sync:current";
+
+/// Progress of an admin's run: the kind being synced, for the page (any replica reads it
+/// from Redis); gone after ten minutes if the process dies mid-run.
+struct PageProgress {
+    redis: crate::redis::Redis,
+}
+
+impl Progress for PageProgress {
+    fn message(&self, kind: SyncKind, _text: &str) {
+        let (redis, key) = (self.redis.clone(), self.redis.key(CURRENT_KIND_KEY));
+        tokio::spawn(async move {
+            let set: Result<(), _> = redis
+                .pool
+                .set(&key, kind.as_str(), Some(Expiration::EX(600)), None, false)
+                .await;
+            if let Err(e) = set {
+                tracing::debug!(error = %e, "sync progress not stored");
+            }
+        });
+    }
 }
 
 /// One run as the page shows it: the kind in Russian, and a mass deactivation (refused, or
@@ -96,6 +142,7 @@ pub async fn show_sync_status(
     State(state): State<AppState>,
     session: AuthSession,
     CurrentUser(user): CurrentUser,
+    Query(query): Query<SyncQuery>,
 ) -> Result<impl axum::response::IntoResponse, AppError> {
     let mut conn = state.db().await?;
     let runs = sync_run::latest_per_kind(&mut conn)
@@ -103,8 +150,91 @@ pub async fn show_sync_status(
         .into_iter()
         .map(SyncRunRow::new)
         .collect();
+    let running = scheduler::is_running(&mut conn).await?;
+    drop(conn);
+    let current = if running {
+        let code: Option<String> = state
+            .redis
+            .pool
+            .get(state.redis.key(CURRENT_KIND_KEY))
+            .await?;
+        code.as_deref()
+            .and_then(SyncKind::from_code)
+            .map(SyncKind::title)
+    } else {
+        None
+    };
     Ok(SyncStatusPage {
         layout: Layout::new(&session, Some(&user)).await?,
         runs,
+        running,
+        current,
+        is_admin: user.role() == Role::Admin,
+        kinds: SyncKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), k.title()))
+            .collect(),
+        notice: (!query.started.is_empty()).then_some("Синхронизация запущена."),
     })
+}
+
+#[derive(Deserialize, Default)]
+pub struct SyncQuery {
+    #[serde(default)]
+    started: String,
+}
+
+#[derive(Deserialize)]
+pub struct SyncNowForm {
+    #[serde(default)]
+    kind: String,
+}
+
+/// `POST /admin/sync`: one kind, or `all`, now, in the background.
+pub async fn run_sync_now(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<SyncNowForm>,
+) -> Result<Response, AppError> {
+    let kinds = match form.kind.as_str() {
+        "all" => SyncKind::ALL.to_vec(),
+        code => vec![
+            SyncKind::from_code(code)
+                .ok_or_else(|| AppError::field("kind", "Выберите, что синхронизировать"))?,
+        ],
+    };
+    let Some(lock) = SyncLock::try_acquire(&state.config.database_url)
+        .await
+        .map_err(AppError::Internal)?
+    else {
+        return Err(AppError::Conflict {
+            code: "sync_running",
+            message: "Синхронизация уже идёт. Дождитесь её окончания.".into(),
+        });
+    };
+    audit::append(
+        &state.db,
+        Actor::user(&user, ip),
+        "sync_started",
+        &form.kind,
+    )
+    .await;
+    let sources =
+        Sources::from_config(&state.config).with_schedules(state.booking.schedule.clone());
+    let options = SyncOptions::from_config(&state.config, false);
+    let progress = PageProgress {
+        redis: state.redis.clone(),
+    };
+    tokio::spawn(async move {
+        match lock.run(&sources, &kinds, &options, &progress).await {
+            Ok(_) => tracing::info!("sync started by an admin finished"),
+            Err(e) => {
+                tracing::warn!(error = %e, "sync started by an admin failed; the previous data stays")
+            }
+        }
+        let key = progress.redis.key(CURRENT_KIND_KEY);
+        let _: Result<i64, _> = progress.redis.pool.del(&key).await;
+    });
+    Ok((StatusCode::SEE_OTHER, Redirect::to("/staff/sync?started=1")).into_response())
 }
