@@ -603,7 +603,7 @@ export interface components {
          * @description Who made a booking, and through which face.
          * @enum {string}
          */
-        RecordSource: "cabinet" | "anonymous" | "api" | "clinic";
+        RecordSource: "cabinet" | "anonymous" | "api" | "clinic" | "desk";
         RecordSpecialist: {
             full_name: string;
             /** Format: int64 */
