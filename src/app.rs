@@ -78,6 +78,8 @@ impl App {
                 max_upcoming: config.max_active_records_per_patient,
                 bookings_per_day: config.booking_limit_per_patient_day,
                 public_base_url: config.public_base_url.clone(),
+                schedule_horizon_days: config.schedule_horizon_days,
+                uncached_reads_per_minute: config.schedule_uncached_reads_per_ip_minute,
             },
         };
         Ok(Arc::new(App {

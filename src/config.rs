@@ -121,6 +121,15 @@ pub struct Config {
     /// `SCHEDULE_PREFETCH_DAYS` (default 14): days `sync schedules` (and `sync all`, and the
     /// periodic sync) fetch ahead for every doctor.
     pub schedule_prefetch_days: u32,
+    /// `SCHEDULE_HORIZON_DAYS` (default 90): schedule reads may ask for days from yesterday
+    /// to today plus this; further days are a 422 and never reach the MIS.
+    pub schedule_horizon_days: u32,
+    /// `SCHEDULE_UNCACHED_READS_PER_IP_MINUTE` (default 30): public schedule reads that miss
+    /// the cache (each an MIS call) per client address a minute; 429 past it.
+    pub schedule_uncached_reads_per_ip_minute: u32,
+    /// `METRICS_TOKEN`: when set, `GET /metrics` needs `Authorization: Bearer <token>`; in
+    /// production it must be set (or `/metrics` is not served at all).
+    pub metrics_token: Option<String>,
     /// `INFOCLINICA_READ_BUDGET_SECONDS` (default 8): the longest a schedule reader waits for
     /// the MIS, retries included, before the stored copy is served (`source: stale`); well
     /// under `REQUEST_TIMEOUT_SECONDS`.
@@ -336,6 +345,13 @@ impl Config {
             reserve_limit_per_phone_hour: parse(&get, "RESERVE_LIMIT_PER_PHONE_HOUR", "3")?,
             sms_retry_base: Duration::from_secs(parse(&get, "SMS_RETRY_BASE_SECONDS", "5")?),
             schedule_prefetch_days: parse(&get, "SCHEDULE_PREFETCH_DAYS", "14")?,
+            schedule_horizon_days: parse(&get, "SCHEDULE_HORIZON_DAYS", "90")?,
+            schedule_uncached_reads_per_ip_minute: parse(
+                &get,
+                "SCHEDULE_UNCACHED_READS_PER_IP_MINUTE",
+                "30",
+            )?,
+            metrics_token: get("METRICS_TOKEN").filter(|t| !t.trim().is_empty()),
             request_timeout: Duration::from_secs(parse(&get, "REQUEST_TIMEOUT_SECONDS", "30")?),
             infoclinica_read_budget: Duration::from_secs(parse(
                 &get,

@@ -1,5 +1,5 @@
-//! Operations endpoints: `/healthz` (the process serves) and `/readyz` (its dependencies
-//! answer).
+//! Operations endpoints: `/healthz` (the process serves), `/readyz` (its dependencies
+//! answer) and `/metrics` (Prometheus text, behind `METRICS_TOKEN`).
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -17,6 +17,37 @@ pub async fn show_health() -> &'static str {
 /// `just bench` (no state, no I/O, every layer of the router).
 pub async fn bench_hello() -> &'static str {
     "ok"
+}
+
+/// `GET /metrics`. With `METRICS_TOKEN` set, only `Authorization: Bearer <token>` gets the
+/// metrics (401 otherwise); without it, development serves them to anyone and production
+/// not at all (404): the app must not rely on nginx alone to hide them.
+pub async fn show_metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use subtle::ConstantTimeEq;
+    match state.config.metrics_token.as_deref() {
+        Some(token) => {
+            let given = headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                    "metrics need METRICS_TOKEN\n",
+                )
+                    .into_response();
+            }
+        }
+        None if state.config.is_production() => return StatusCode::NOT_FOUND.into_response(),
+        None => {}
+    }
+    crate::telemetry::metrics::show_metrics(&state.db)
 }
 
 /// The readiness answer: each dependency's state, and those that failed.

@@ -268,12 +268,7 @@ pub fn build(state: AppState) -> Router {
     let mut router = router
         .route("/healthz", get(ops::show_health))
         .route("/readyz", get(ops::show_readiness))
-        .route(
-            "/metrics",
-            get(|State(state): State<AppState>| async move {
-                crate::telemetry::metrics::show_metrics(&state.db)
-            }),
-        )
+        .route("/metrics", get(ops::show_metrics))
         .route("/static/{*path}", get(static_files::serve_static))
         .nest("/api/v1", api)
         .merge(pages)

@@ -16,6 +16,7 @@ mod cli;
 mod core_booking;
 mod crash;
 mod desk;
+mod holes;
 mod integrations;
 mod intents;
 mod invitations;

@@ -93,10 +93,12 @@ impl FromQuery for ScheduleQuery {
 #[utoipa::path(get, path = "/api/v1/specialist/schedule", tag = "booking", params(ScheduleQuery),
     responses((status = 200, description = "Days and slots", body = ScheduleOut),
         (status = 404, description = "No such doctor or branch, or the doctor does not work there", body = ErrorBody),
-        (status = 422, description = "Bad ids or dates, or a window over 31 days", body = ErrorBody),
+        (status = 422, description = "Bad ids or dates, a window over 31 days, or days outside yesterday … today + `SCHEDULE_HORIZON_DAYS`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many reads that missed the cache from this address (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The MIS is down and no copy is stored", body = ErrorBody)))]
 pub async fn show_schedule(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiQuery(query): ApiQuery<ScheduleQuery>,
 ) -> Result<Json<ScheduleOut>, AppError> {
     let (specialist_id, branch_id) = (query.specialist_id, query.branch_id);
@@ -113,10 +115,8 @@ pub async fn show_schedule(
         })?;
     let window = state
         .booking
-        .schedule
-        .window(&target.grid(), from, to)
-        .await
-        .map_err(BookingError::from)?;
+        .read_schedule(&target, from, to, Some(ip))
+        .await?;
     Ok(Json(ScheduleOut::new(
         &target,
         &window,

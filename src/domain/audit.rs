@@ -70,6 +70,31 @@ pub async fn append_with(
     write(db, actor, action, subject, details).await;
 }
 
+/// Notes that `actor` saw a list of records: one event naming the accounts whose records it
+/// showed (`details.patients`), which each patient's "who saw my data" page reads. Nothing
+/// is written for a list without account holders.
+pub async fn append_listed(
+    db: &DbPool,
+    actor: Actor,
+    place: &str,
+    records: &[crate::db::models::record::RecordView],
+) {
+    let mut patients: Vec<i64> = records.iter().filter_map(|r| r.record.user_id).collect();
+    patients.sort_unstable();
+    patients.dedup();
+    if patients.is_empty() {
+        return;
+    }
+    write(
+        db,
+        actor,
+        "records_listed",
+        place,
+        serde_json::json!({ "patients": patients }),
+    )
+    .await;
+}
+
 /// Appends an event of the server itself (the reconciler), marked `"actor": "system"`.
 pub async fn append_system(db: &DbPool, action: &str, subject: &str, details: serde_json::Value) {
     let mut details = details;

@@ -25,10 +25,7 @@ use crate::{
     },
     domain::{
         booking::{
-            BookingError, BookingTarget,
-            grid::Slot,
-            reserve::UserBooking,
-            schedule::{ScheduleError, Source},
+            BookingError, BookingTarget, grid::Slot, reserve::UserBooking, schedule::Source,
         },
         values::{Comment, PageNo, RecordSource},
     },
@@ -90,6 +87,7 @@ pub async fn slots_partial(
     app: &App,
     doctor: &Specialist,
     query: &SlotsQuery,
+    reader: std::net::IpAddr,
 ) -> Result<Option<SlotsPartial>, AppError> {
     let Some(first_branch) = doctor.branches.first() else {
         return Ok(None);
@@ -110,8 +108,7 @@ pub async fn slots_partial(
     let target = app.booking.target(doctor.row.id, branch.id).await?;
     let (slots, stale, error) = match app
         .booking
-        .schedule
-        .window(&target.grid(), date, date)
+        .read_schedule(&target, date, date, Some(reader))
         .await
     {
         Ok(window) => {
@@ -123,12 +120,20 @@ pub async fn slots_partial(
                 .collect();
             (slots, window.source == Source::Stale, None)
         }
-        Err(ScheduleError::NoCopy(_)) => (
+        Err(BookingError::MisUnavailable(_) | BookingError::MisRefused(_)) => (
             Vec::new(),
             false,
             Some("Расписание сейчас недоступно: МИС не отвечает. Попробуйте позже.".to_owned()),
         ),
-        Err(e @ ScheduleError::Database(_)) => return Err(BookingError::from(e).into()),
+        Err(BookingError::Invalid(errors)) => (
+            Vec::new(),
+            false,
+            errors
+                .get("date_from")
+                .or(errors.get("date_to"))
+                .map(str::to_owned),
+        ),
+        Err(e) => return Err(e.into()),
     };
     Ok(Some(SlotsPartial {
         doctor_id: doctor.row.id,
@@ -147,6 +152,7 @@ pub async fn slots_partial(
 
 pub async fn show_doctor_slots(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     Query(query): Query<SlotsQuery>,
 ) -> Result<Response, AppError> {
@@ -156,7 +162,7 @@ pub async fn show_doctor_slots(
         .await?
         .ok_or(AppError::NotFound)?;
     drop(conn);
-    match slots_partial(&state, &doctor, &query).await? {
+    match slots_partial(&state, &doctor, &query, ip).await? {
         Some(partial) => Ok(partial.into_response()),
         None => Err(AppError::NotFound),
     }
@@ -532,12 +538,20 @@ pub async fn list_staff_records(
     State(state): State<AppState>,
     session: AuthSession,
     CurrentUser(user): CurrentUser,
+    ClientIp(ip): ClientIp,
     FormQuery(params): FormQuery<RecordsParams>,
 ) -> Result<Response, AppError> {
     let list = state
         .booking
         .list_records(&user, &params.query(), params.page)
         .await?;
+    crate::domain::audit::append_listed(
+        &state.db,
+        crate::domain::audit::Actor::user(&user, ip),
+        "/staff/records",
+        &list.items,
+    )
+    .await;
     let mut conn = state.db().await?;
     let branches = directory::list_branches(&mut conn).await?;
     let specialists = directory::search_specialists(&mut conn, &Default::default()).await?;

@@ -29,7 +29,6 @@ use crate::{
             desk::{Caller, CallerRef, DeskBooking},
             grid::Slot,
             records::RecordQuery,
-            schedule::ScheduleError,
         },
         values::{BirthDate, CallerQuery, Comment, FieldErrors, FullName, NamePart, Phone},
     },
@@ -125,8 +124,15 @@ pub async fn desk_week(
     let now = app.booking.clock.now();
     let today = target.zone.today(now);
     let from = from.filter(|d| *d > today).unwrap_or(today);
-    let to = from.checked_add_days(Days::new(6)).unwrap_or(from);
-    let (days, error) = match app.booking.schedule.window(&target.grid(), from, to).await {
+    let (_, last) = crate::domain::booking::reading::readable_days(
+        today,
+        app.booking.rules.schedule_horizon_days,
+    );
+    let to = from
+        .checked_add_days(Days::new(6))
+        .unwrap_or(from)
+        .min(last);
+    let (days, error) = match app.booking.read_schedule(target, from, to, None).await {
         Ok(window) => (
             window
                 .days
@@ -140,11 +146,7 @@ pub async fn desk_week(
                 .collect(),
             None,
         ),
-        Err(ScheduleError::NoCopy(_)) => (
-            Vec::new(),
-            Some("Расписание сейчас недоступно: МИС не отвечает. Попробуйте позже.".to_owned()),
-        ),
-        Err(e @ ScheduleError::Database(_)) => return Err(BookingError::from(e).into()),
+        Err(e) => (Vec::new(), Some(schedule_gap(e)?)),
     };
     Ok(DeskWeek {
         from,
@@ -154,6 +156,22 @@ pub async fn desk_week(
         zone_city: target.zone.city_time(),
         error,
     })
+}
+
+/// Why a desk page shows no grid, in words; other failures stay errors.
+fn schedule_gap(e: BookingError) -> Result<String, AppError> {
+    match e {
+        BookingError::MisUnavailable(_) | BookingError::MisRefused(_) => Ok(
+            "Сетка расписания сейчас недоступна: МИС не отвечает. Записи, сделанные через этот сайт, видны."
+                .to_owned(),
+        ),
+        BookingError::Invalid(errors) => Ok(errors
+            .get("date_from")
+            .or(errors.get("date_to"))
+            .unwrap_or("Расписание на эти дни недоступно")
+            .to_owned()),
+        other => Err(other.into()),
+    }
 }
 
 // ---- the day of a branch -------------------------------------------------------------
@@ -190,6 +208,7 @@ pub async fn show_desk(
     State(state): State<AppState>,
     session: AuthSession,
     CurrentUser(user): CurrentUser,
+    ClientIp(ip): ClientIp,
     Query(query): Query<DayQuery>,
 ) -> Result<Response, AppError> {
     let chosen = params::field("branch_id", params::optional_id(&query.branch_id))?;
@@ -241,6 +260,7 @@ pub async fn show_desk(
         }
         None => Vec::new(),
     };
+    audit::append_listed(&state.db, Actor::user(&user, ip), "/staff", &records).await;
     let caller = current_caller(&state, &session).await?;
     Ok(DeskPage {
         layout: Layout::new(&session, Some(&user)).await?,
@@ -331,6 +351,7 @@ pub async fn show_doctor_day(
     State(state): State<AppState>,
     session: AuthSession,
     CurrentUser(user): CurrentUser,
+    ClientIp(ip): ClientIp,
     Query(query): Query<DayQuery>,
 ) -> Result<Response, AppError> {
     let specialist_id = params::field("specialist_id", params::required_id(&query.specialist_id))?;
@@ -368,7 +389,8 @@ pub async fn show_doctor_day(
         )
         .await?
         .items;
-    let (slots, error) = match state.booking.schedule.window(&target.grid(), date, date).await {
+    audit::append_listed(&state.db, Actor::user(&user, ip), "/staff/day", &records).await;
+    let (slots, error) = match state.booking.read_schedule(&target, date, date, None).await {
         Ok(window) => (
             window
                 .days
@@ -377,11 +399,7 @@ pub async fn show_doctor_day(
                 .collect::<Vec<_>>(),
             None,
         ),
-        Err(ScheduleError::NoCopy(_)) => (
-            Vec::new(),
-            Some("Сетка расписания сейчас недоступна: МИС не отвечает. Ниже — записи, сделанные через этот сайт.".to_owned()),
-        ),
-        Err(e @ ScheduleError::Database(_)) => return Err(BookingError::from(e).into()),
+        Err(e) => (Vec::new(), Some(schedule_gap(e)?)),
     };
     Ok(DoctorDayPage {
         layout: Layout::new(&session, Some(&user)).await?,

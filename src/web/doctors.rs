@@ -143,6 +143,7 @@ pub async fn show_doctor(
     State(state): State<AppState>,
     session: AuthSession,
     MaybeUser(user): MaybeUser,
+    crate::client_ip::ClientIp(ip): crate::client_ip::ClientIp,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, AppError> {
@@ -159,13 +160,13 @@ pub async fn show_doctor(
         date: query.date.clone(),
         branch_id: query.branch_id.clone(),
     };
-    let slots_html = match crate::web::booking::slots_partial(&state, &doctor, &slots_query).await?
-    {
-        Some(partial) => {
-            askama::Template::render(&partial).map_err(|e| AppError::Internal(e.into()))?
-        }
-        None => String::new(),
-    };
+    let slots_html =
+        match crate::web::booking::slots_partial(&state, &doctor, &slots_query, ip).await? {
+            Some(partial) => {
+                askama::Template::render(&partial).map_err(|e| AppError::Internal(e.into()))?
+            }
+            None => String::new(),
+        };
     Ok(DoctorPage {
         layout: Layout::new(&session, user.as_ref()).await?,
         doctor,

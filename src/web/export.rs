@@ -149,15 +149,18 @@ async fn audit_export(
     ip: IpAddr,
     params: &RecordsParams,
     format: &str,
-) {
+) -> Result<(), AppError> {
+    let query = params.query();
+    let patients = state.booking.export_accounts(user, &query).await?;
     audit::append_with(
         &state.db,
         Actor::user(user, ip),
         "records_exported",
         format,
-        serde_json::json!({ "filter": params.form() }),
+        serde_json::json!({ "filter": params.form(), "patients": patients }),
     )
     .await;
+    Ok(())
 }
 
 /// `GET /staff/records.csv`, with the filters of `/staff/records`.
@@ -174,7 +177,7 @@ pub async fn export_staff_records(
         .booking
         .export_chunk(&user, &query, None, CHUNK)
         .await?;
-    audit_export(&state, &user, ip, &params, "csv").await;
+    audit_export(&state, &user, ip, &params, "csv").await?;
     let mut head = BOM.to_vec();
     head.extend(encode(std::iter::once(HEADER.map(str::to_owned)))?);
     head.extend(encode(first.iter().map(row))?);
@@ -236,7 +239,7 @@ pub async fn export_staff_records_xlsx(
     }
     // Ask before the work: a patient gets 403 here, not an empty workbook.
     state.booking.export_chunk(&user, &query, None, 1).await?;
-    audit_export(&state, &user, ip, &params, "xlsx").await;
+    audit_export(&state, &user, ip, &params, "xlsx").await?;
     let (rows, received) = tokio::sync::mpsc::channel::<Vec<[String; 15]>>(2);
     let writer = tokio::task::spawn_blocking(move || write_workbook(received));
     let mut after = None;

@@ -280,6 +280,21 @@ pub async fn list_views(
     Ok((rows.into_iter().map(to_view).collect(), total))
 }
 
+/// The accounts whose records a list holds (its patients with a cabinet), for the audit
+/// of an export.
+pub async fn account_ids(
+    conn: &mut AsyncPgConnection,
+    filter: &RecordFilter,
+) -> QueryResult<Vec<i64>> {
+    let ids: Vec<Option<i64>> = filtered(filter)
+        .filter(records::user_id.is_not_null())
+        .select(records::user_id)
+        .distinct()
+        .load(conn)
+        .await?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
 /// The next `limit` records of a list in its order (soonest first), after the record at
 /// `after` (start, id): an export reads the whole list this way without `OFFSET`.
 pub async fn views_after(

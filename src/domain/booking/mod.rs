@@ -12,6 +12,7 @@ pub mod limits;
 pub mod notify;
 pub mod outbox;
 pub mod patient;
+pub mod reading;
 pub mod reconcile;
 pub mod records;
 pub mod reserve;

@@ -156,6 +156,20 @@ impl Booking {
         Ok(record::views_after(&mut conn, &filter, after, limit).await?)
     }
 
+    /// The accounts whose records a staff list holds: who an export shows.
+    pub async fn export_accounts(
+        &self,
+        viewer: &User,
+        query: &RecordQuery,
+    ) -> Result<Vec<i64>, BookingError> {
+        if !viewer.role().is_staff() {
+            return Err(BookingError::NotStaff);
+        }
+        let filter = self.filter_for(viewer, query);
+        let mut conn = self.conn().await?;
+        Ok(record::account_ids(&mut conn, &filter).await?)
+    }
+
     /// The visit behind a link from an SMS, while it is ahead (the link dies when the visit
     /// starts). Anything else is "not found".
     pub async fn visit_by_link(&self, token: &str) -> Result<RecordView, BookingError> {

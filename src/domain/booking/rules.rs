@@ -19,6 +19,11 @@ pub struct BookingRules {
     pub bookings_per_day: u32,
     /// Where the site is, for the visit link in an SMS.
     pub public_base_url: String,
+    /// `SCHEDULE_HORIZON_DAYS`: the last day a schedule read may ask for, from today.
+    pub schedule_horizon_days: u32,
+    /// `SCHEDULE_UNCACHED_READS_PER_IP_MINUTE`: schedule reads that miss the cache per
+    /// client address a minute.
+    pub uncached_reads_per_minute: u32,
 }
 
 impl Default for BookingRules {
@@ -28,6 +33,8 @@ impl Default for BookingRules {
             max_upcoming: 5,
             bookings_per_day: 10,
             public_base_url: "http://127.0.0.1:8080".into(),
+            schedule_horizon_days: 90,
+            uncached_reads_per_minute: 30,
         }
     }
 }

@@ -139,6 +139,15 @@ impl ScheduleCache {
             .clone()
     }
 
+    /// Whether every day of `from..=to` is in the cache (a read would not reach the MIS).
+    pub async fn is_cached(&self, target: &GridTarget, from: NaiveDate, to: NaiveDate) -> bool {
+        let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
+        self.cached(target, &dates)
+            .await
+            .iter()
+            .all(Option::is_some)
+    }
+
     /// The days `from..=to`, from the cache, the MIS, or the stored copy.
     pub async fn window(
         &self,

@@ -1,0 +1,110 @@
+//! Reading a doctor's schedule for people: only days from yesterday to the schedule
+//! horizon exist to read (a read of year 9999 must not reach the MIS or store a snapshot),
+//! and a client whose reads miss the cache, each costing an MIS call and a snapshot, is
+//! limited per minute. Staff pages read without the per-client limit.
+
+use std::{net::IpAddr, time::Duration};
+
+use chrono::{Days, NaiveDate};
+
+use super::{
+    Booking, BookingError, BookingTarget,
+    schedule::{ScheduleError, Window},
+};
+use crate::domain::{rate, values::FieldErrors};
+
+/// The days a schedule read may ask for, in the branch's calendar: yesterday (a visit that
+/// ran past midnight is still looked up) to today plus the horizon.
+pub fn readable_days(today: NaiveDate, horizon_days: u32) -> (NaiveDate, NaiveDate) {
+    (
+        today.checked_sub_days(Days::new(1)).unwrap_or(today),
+        today
+            .checked_add_days(Days::new(u64::from(horizon_days)))
+            .unwrap_or(today),
+    )
+}
+
+/// Why a window is refused, by field, in words.
+pub fn check_window(
+    (first, last): (NaiveDate, NaiveDate),
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<(), FieldErrors> {
+    let say = |field: &str| {
+        let mut errors = FieldErrors::new();
+        errors.add_message(
+            field,
+            format!(
+                "Расписание доступно с {} по {}",
+                first.format("%d.%m.%Y"),
+                last.format("%d.%m.%Y")
+            ),
+        );
+        errors
+    };
+    if from < first || from > last {
+        return Err(say("date_from"));
+    }
+    if to > last {
+        return Err(say("date_to"));
+    }
+    Ok(())
+}
+
+impl Booking {
+    /// `from..=to` of the target's grid, for a reader at `reader` (`None`: staff, unlimited).
+    pub async fn read_schedule(
+        &self,
+        target: &BookingTarget,
+        from: NaiveDate,
+        to: NaiveDate,
+        reader: Option<IpAddr>,
+    ) -> Result<Window, BookingError> {
+        let today = target.zone.today(self.clock.now());
+        check_window(
+            readable_days(today, self.rules.schedule_horizon_days),
+            from,
+            to,
+        )?;
+        if let Some(ip) = reader {
+            let grid = target.grid();
+            if !self.schedule.is_cached(&grid, from, to).await {
+                let counter = rate::Counter::new(
+                    format!("schedmiss:{}", rate::client_key(ip)),
+                    self.rules.uncached_reads_per_minute,
+                );
+                if let Err(retry_after_secs) =
+                    rate::hit(&self.redis, &[counter], Duration::from_secs(60)).await?
+                {
+                    return Err(BookingError::RateLimited { retry_after_secs });
+                }
+            }
+        }
+        self.schedule
+            .window(&target.grid(), from, to)
+            .await
+            .map_err(|e: ScheduleError| e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn reads_run_from_yesterday_to_the_horizon() {
+        let bounds = readable_days(day("2026-11-30"), 90);
+        assert_eq!(bounds, (day("2026-11-29"), day("2027-02-28")));
+        assert!(check_window(bounds, day("2026-11-29"), day("2026-11-30")).is_ok());
+        assert!(check_window(bounds, day("2027-02-28"), day("2027-02-28")).is_ok());
+        let past = check_window(bounds, day("2026-11-28"), day("2026-11-30")).unwrap_err();
+        assert!(past.get("date_from").unwrap().contains("29.11.2026"));
+        let far = check_window(bounds, day("2027-02-20"), day("2027-03-01")).unwrap_err();
+        assert!(far.get("date_to").unwrap().contains("28.02.2027"));
+        assert!(check_window(bounds, day("9999-01-01"), day("9999-01-01")).is_err());
+    }
+}
