@@ -19,6 +19,7 @@ mod desk;
 mod integrations;
 mod intents;
 mod invitations;
+mod mfa;
 mod ops;
 mod pages_auth;
 mod registration;
