@@ -170,6 +170,10 @@ pub struct Config {
     pub booking_limit_per_patient_day: u32,
     /// How long an API refresh token lives (`REFRESH_TOKEN_TTL_DAYS`).
     pub refresh_token_ttl: Duration,
+    /// `MFA_REQUIRED_ROLES` (default `staff,admin`): comma-separated roles that sign in with
+    /// a second factor (TOTP or a recovery code) after the password, on the pages and in the
+    /// API. Set but empty: no role (unlike most variables, where empty means the default).
+    pub mfa_required_roles: Vec<crate::domain::values::Role>,
     /// Where the booking core reads "now": the system clock, always, outside tests (no
     /// variable sets it); the integration tests fix it to reach a visit's start.
     pub clock: crate::domain::clock::Clock,
@@ -388,6 +392,12 @@ impl Config {
             refresh_token_ttl: Duration::from_secs(
                 24 * 3600 * parse::<u64>(&get, "REFRESH_TOKEN_TTL_DAYS", "30")?,
             ),
+            // `lookup`, not `get`: an empty value is "no role", not the default.
+            mfa_required_roles: parse_roles(
+                lookup("MFA_REQUIRED_ROLES")
+                    .as_deref()
+                    .unwrap_or(DEFAULT_MFA_ROLES),
+            )?,
             clock: crate::domain::clock::Clock::system(),
             bench_routes: match parse_bool(&get, "BENCH_ROUTES")? {
                 true if app_env == AppEnv::Production => {
@@ -404,6 +414,26 @@ impl Config {
     pub fn is_production(&self) -> bool {
         self.app_env == AppEnv::Production
     }
+}
+
+/// The roles that sign in with a second factor unless `MFA_REQUIRED_ROLES` says otherwise.
+const DEFAULT_MFA_ROLES: &str = "staff,admin";
+
+/// Roles by their codes, comma-separated; each once.
+fn parse_roles(raw: &str) -> Result<Vec<crate::domain::values::Role>, ConfigError> {
+    let mut roles = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let role = item
+            .parse::<crate::domain::values::Role>()
+            .map_err(|_| ConfigError {
+                name: "MFA_REQUIRED_ROLES",
+                reason: format!("{item:?} is not a role (patient, staff, admin)"),
+            })?;
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    Ok(roles)
 }
 
 fn parse<T>(
@@ -612,6 +642,30 @@ mod tests {
         for bad in ["101", "-1", "20 %", "0.5", "many"] {
             assert_eq!(percent(bad), Err("SYNC_MAX_DEACTIVATION_PERCENT"), "{bad}");
         }
+    }
+
+    #[test]
+    fn second_factor_roles_default_to_staff_and_admin_and_may_be_none() {
+        use crate::domain::values::Role;
+        let roles = |raw: Option<&'static str>| {
+            Config::from_lookup(move |k| {
+                (k == "MFA_REQUIRED_ROLES")
+                    .then_some(raw)
+                    .flatten()
+                    .map(str::to_owned)
+            })
+            .map(|c| c.mfa_required_roles)
+            .map_err(|e| e.name)
+        };
+        assert_eq!(roles(None), Ok(vec![Role::Staff, Role::Admin]));
+        assert_eq!(roles(Some("")), Ok(vec![]));
+        assert_eq!(roles(Some("  ")), Ok(vec![]));
+        assert_eq!(roles(Some("admin")), Ok(vec![Role::Admin]));
+        assert_eq!(
+            roles(Some("patient, staff,staff")),
+            Ok(vec![Role::Patient, Role::Staff])
+        );
+        assert_eq!(roles(Some("root")), Err("MFA_REQUIRED_ROLES"));
     }
 
     #[test]

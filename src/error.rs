@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{
     accounts::AccountError,
     booking::{BookingError, Change, TargetError},
+    mfa::MfaError,
     phones::{ProofProblem, VerifyError},
     profile::ProfileError,
     refresh::RefreshError,
+    sessions::SessionsError,
     values::FieldErrors,
 };
 
@@ -37,6 +39,10 @@ pub enum AppError {
     /// An access token of ours past its expiry.
     #[error("token expired")]
     TokenExpired,
+    /// The password was right, but the account's role signs in with a second factor too
+    /// (`MFA_REQUIRED_ROLES`) and none was sent, or none is set up yet.
+    #[error("second factor required")]
+    MfaRequired,
     #[error("forbidden")]
     Forbidden,
     #[error("bad request: {0}")]
@@ -86,7 +92,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// `unauthorized`, `invalid_credentials`, `token_expired`, `forbidden`, `not_found`,
+    /// `unauthorized`, `invalid_credentials`, `mfa_required`, `token_expired`, `forbidden`, `not_found`,
     /// `validation_failed`, `slot_taken`, `too_many_upcoming`, `already_confirmed`, `conflict`, `request_in_progress`, `rate_limited`,
     /// `mis_unavailable`, `service_unavailable`, `timeout`, `busy`,
     /// `bad_request`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `internal`.
@@ -125,9 +131,10 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Unauthorized | AppError::InvalidCredentials | AppError::TokenExpired => {
-                StatusCode::UNAUTHORIZED
-            }
+            AppError::Unauthorized
+            | AppError::InvalidCredentials
+            | AppError::MfaRequired
+            | AppError::TokenExpired => StatusCode::UNAUTHORIZED,
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -146,6 +153,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::Unauthorized => "unauthorized",
             AppError::InvalidCredentials => "invalid_credentials",
+            AppError::MfaRequired => "mfa_required",
             AppError::TokenExpired => "token_expired",
             AppError::Forbidden => "forbidden",
             AppError::BadRequest(_) => "bad_request",
@@ -167,6 +175,10 @@ impl AppError {
             AppError::NotFound => "Страница или объект не найдены".into(),
             AppError::Unauthorized => "Требуется вход".into(),
             AppError::InvalidCredentials => "Неверная электронная почта или пароль".into(),
+            AppError::MfaRequired => "Нужен второй фактор: код из приложения-аутентификатора \
+                 или резервный код. Если второй фактор ещё не подключён, войдите на сайте \
+                 и подключите его."
+                .into(),
             AppError::TokenExpired => "Срок действия входа истёк: войдите снова".into(),
             AppError::Forbidden => "Недостаточно прав".into(),
             AppError::BadRequest(m) => format!("Некорректный запрос: {m}"),
@@ -408,6 +420,34 @@ impl From<RefreshError> for AppError {
             RefreshError::Refused | RefreshError::Reused => AppError::Unauthorized,
             RefreshError::Database(e) => e.into(),
             RefreshError::Pool(e) => e.into(),
+        }
+    }
+}
+
+impl From<MfaError> for AppError {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::WrongCode => AppError::field("code", "Неверный код"),
+            MfaError::RateLimited { retry_after_secs } => {
+                AppError::RateLimited { retry_after_secs }
+            }
+            MfaError::NotEnrolled => AppError::MfaRequired,
+            MfaError::AlreadyEnrolled => conflict("Второй фактор уже подключён"),
+            MfaError::BadSecret => {
+                AppError::Internal(anyhow::anyhow!("stored TOTP secret is unusable"))
+            }
+            MfaError::Database(e) => e.into(),
+            MfaError::Pool(e) => e.into(),
+            MfaError::Redis(e) => e.into(),
+        }
+    }
+}
+
+impl From<SessionsError> for AppError {
+    fn from(e: SessionsError) -> Self {
+        match e {
+            SessionsError::Database(e) => e.into(),
+            SessionsError::Pool(e) => e.into(),
         }
     }
 }

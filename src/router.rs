@@ -153,6 +153,18 @@ pub fn build(state: AppState) -> Router {
             post(web::admin::end_user_sessions),
         )
         .route_layer(from_fn_with_state(state.clone(), roles::require_admin));
+    // Any logged-in role (past its second factor, where the role has one).
+    let account_pages = Router::new()
+        .route("/account/sessions", get(web::sessions::show_sessions))
+        .route(
+            "/account/sessions/end-others",
+            post(web::sessions::end_other_sessions),
+        )
+        .route(
+            "/account/sessions/{id}/end",
+            post(web::sessions::end_session),
+        )
+        .route_layer(from_fn_with_state(state.clone(), roles::require_login));
 
     let pages = Router::new()
         .route("/", get(web::home::show_home))
@@ -160,6 +172,13 @@ pub fn build(state: AppState) -> Router {
         .route(
             "/logout",
             get(web::auth::show_logout).post(web::auth::log_out),
+        )
+        // The second step of sign-in; each handler serves only a session that passed the
+        // password and waits for its second factor.
+        .route("/mfa", get(web::mfa::show_mfa).post(web::mfa::check_mfa))
+        .route(
+            "/mfa/setup",
+            get(web::mfa::show_mfa_setup).post(web::mfa::confirm_mfa_setup),
         )
         .route(
             "/register",
@@ -207,6 +226,7 @@ pub fn build(state: AppState) -> Router {
         .merge(patient_pages)
         .merge(staff_pages)
         .merge(admin_pages)
+        .merge(account_pages)
         .fallback(errors::page_not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(from_fn(csrf::verify_csrf))

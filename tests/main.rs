@@ -20,6 +20,7 @@ mod holes;
 mod integrations;
 mod intents;
 mod invitations;
+mod mfa;
 mod ops;
 mod pages_auth;
 mod registration;

@@ -1014,6 +1014,8 @@ async fn a_patient_edits_the_profile_and_proves_a_new_phone() {
             ("csrf_token", csrf.as_str()),
             ("current_password", password),
             ("new_password", "an even newer passphrase"),
+            // The box «Завершить остальные сеансы», ticked by default.
+            ("end_others", "1"),
         ])
         .send()
         .await

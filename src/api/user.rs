@@ -1,4 +1,5 @@
-//! The API's sign-in: `POST /api/v1/user/login` (an access token and a refresh token),
+//! The API's sign-in: `POST /api/v1/user/login` (an access token and a refresh token; for
+//! the roles in `MFA_REQUIRED_ROLES` also the second factor, `otp`),
 //! `POST /api/v1/user/refresh` (rotation), `POST /api/v1/user/logout` and `GET /api/v1/user/me`.
 
 use axum::{
@@ -12,10 +13,11 @@ use crate::{
     app::AppState,
     auth::{
         login::{LoginOutcome, authenticate},
-        roles::{ApiUser, Role},
+        roles::{ApiUser, Role, needs_second_factor},
     },
     client_ip::ClientIp,
     db::models::user::User,
+    domain::mfa::{self, MfaError},
     error::AppError,
     extract::Json,
 };
@@ -27,6 +29,13 @@ pub struct LoginRequest {
     email: String,
     #[schema(max_length = 1024)]
     password: String,
+    /// The second factor, for accounts whose role signs in with one (`MFA_REQUIRED_ROLES`:
+    /// staff and admins by default): the 6-digit code of the authenticator app, or an unused
+    /// recovery code. Without it such a login is 401 `mfa_required`; a wrong, reused or
+    /// stale one is 401 `invalid_credentials`, like a wrong password. Ignored for other roles.
+    #[serde(default)]
+    #[schema(max_length = 32)]
+    otp: Option<String>,
 }
 
 /// The public view of an account.
@@ -114,11 +123,11 @@ async fn signed_in(
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Malformed JSON", body = crate::api::types::ErrorBody),
-        (status = 401, description = "`invalid_credentials`: unknown e-mail, wrong password or a disabled account (one answer for all)", body = crate::api::types::ErrorBody),
+        (status = 401, description = "`invalid_credentials`: unknown e-mail, wrong password, a disabled account, or a wrong, reused or stale `otp` (one answer for all); `mfa_required`: the password is right, but the account's role signs in with a second factor and `otp` is missing (or no factor is set up yet: set it up by logging in on the site)", body = crate::api::types::ErrorBody),
         (status = 413, description = "Body too large", body = crate::api::types::ErrorBody),
         (status = 415, description = "Not JSON", body = crate::api::types::ErrorBody),
         (status = 422, description = "Missing or unknown fields", body = crate::api::types::ErrorBody),
-        (status = 429, description = "Too many attempts", body = crate::api::types::ErrorBody),
+        (status = 429, description = "Too many attempts (of the password, or of `otp` on the account)", body = crate::api::types::ErrorBody),
         (status = 503, description = "A dependency is down", body = crate::api::types::ErrorBody),
     ))]
 pub async fn log_in(
@@ -127,6 +136,19 @@ pub async fn log_in(
     Json(body): Json<LoginRequest>,
 ) -> Result<Response, AppError> {
     match authenticate(&state, &body.email, &body.password, ip, None).await? {
+        LoginOutcome::LoggedIn(user) if needs_second_factor(&state, &user) => {
+            let Some(otp) = body.otp.as_deref().filter(|otp| !otp.trim().is_empty()) else {
+                return Err(AppError::MfaRequired);
+            };
+            let now = state.booking.clock.now();
+            match mfa::verify(&state.db, &state.redis, &user, otp, now, ip).await {
+                // The refresh family is issued to a login that passed both factors, so its
+                // rotations need no second factor again.
+                Ok(_) => signed_in(&state, &user, None).await,
+                Err(MfaError::WrongCode) => Err(AppError::InvalidCredentials),
+                Err(e) => Err(e.into()),
+            }
+        }
         LoginOutcome::LoggedIn(user) => signed_in(&state, &user, None).await,
         LoginOutcome::Failed => Err(AppError::InvalidCredentials),
         LoginOutcome::Throttled { retry_after_secs } => {

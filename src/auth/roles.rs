@@ -1,5 +1,6 @@
 //! Who is asking: the page extractors (cookie session only), the role gates for page
-//! groups, and the API extractor (`Authorization: Bearer` only). Mixing the two is a bug.
+//! groups (which also send a session still waiting for its second factor to it), and the API
+//! extractor (`Authorization: Bearer` only). Mixing the two is a bug.
 
 use axum::{
     extract::{FromRequestParts, Request, State},
@@ -11,7 +12,7 @@ use axum::{
 pub use crate::db::models::user::Role;
 use crate::{
     app::{App, AppState},
-    auth::session::{AuthSession, unix_now},
+    auth::session::{AuthSession, SessionLogin, unix_now},
     client_ip::ClientIp,
     db::models::user::{self, User},
     error::AppError,
@@ -21,14 +22,23 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub User);
 
-/// The logged-in user of a page request, if any.
+/// The logged-in user of a page request, if any. A session still waiting for its second
+/// factor counts as logged in here (the second-factor pages need its user); the role gates
+/// are what keep it out of every area until it passes.
 #[derive(Debug, Clone)]
 pub struct MaybeUser(pub Option<User>);
 
-/// Loads the session's user, ending the session when it is past its absolute lifetime, the
-/// account is disabled, or its `session_version` moved on (password change, role change).
-pub async fn session_user(app: &App, session: &AuthSession) -> Result<Option<User>, AppError> {
-    let Some(login) = session.login().await? else {
+/// Loads the session's login and user, ending the session when it is past its absolute
+/// lifetime, the account is disabled, its `session_version` moved on (password change, role
+/// change), or its row in `login_sessions` was ended (from the sessions page). A session from
+/// before such rows existed gets its row now, from this request's device and address.
+pub async fn session_login(
+    app: &App,
+    session: &AuthSession,
+    user_agent: &str,
+    ip: std::net::IpAddr,
+) -> Result<Option<(User, SessionLogin)>, AppError> {
+    let Some(mut login) = session.login().await? else {
         return Ok(None);
     };
     if unix_now().saturating_sub(login.logged_in_at) > app.config.session_absolute.as_secs() {
@@ -36,13 +46,48 @@ pub async fn session_user(app: &App, session: &AuthSession) -> Result<Option<Use
         return Ok(None);
     }
     let mut conn = app.db().await?;
-    match user::find(&mut conn, login.user_id).await? {
-        Some(user) if !user.disabled && user.session_version == login.version => Ok(Some(user)),
+    let user = match user::find(&mut conn, login.user_id).await? {
+        Some(user) if !user.disabled && user.session_version == login.version => user,
         _ => {
             session.log_out().await?;
-            Ok(None)
+            return Ok(None);
+        }
+    };
+    let now = app.booking.clock.now();
+    match login.login_id.clone() {
+        Some(login_id) => {
+            if !crate::domain::sessions::still_open(&mut conn, &login_id, &user, now).await? {
+                session.log_out().await?;
+                return Ok(None);
+            }
+        }
+        None => {
+            drop(conn);
+            let login_id =
+                crate::domain::sessions::start(&app.db, &user, user_agent, ip, now).await?;
+            session.set_login_id(login_id.clone()).await?;
+            login.login_id = Some(login_id);
         }
     }
+    Ok(Some((user, login)))
+}
+
+/// The User-Agent of a request, or nothing.
+pub fn user_agent(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// The session's login of a page request, checked (see [`session_login`]).
+async fn request_login(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<Option<(User, SessionLogin)>, AppError> {
+    let session = AuthSession::from_request_parts(parts, state).await?;
+    let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+    session_login(state, &session, user_agent(&parts.headers), ip).await
 }
 
 impl FromRequestParts<AppState> for MaybeUser {
@@ -55,9 +100,27 @@ impl FromRequestParts<AppState> for MaybeUser {
         if let Some(CurrentUser(user)) = parts.extensions.get::<CurrentUser>() {
             return Ok(MaybeUser(Some(user.clone())));
         }
-        let session = AuthSession::from_request_parts(parts, state).await?;
-        Ok(MaybeUser(session_user(state, &session).await?))
+        let login = request_login(parts, state).await?;
+        Ok(MaybeUser(login.map(|(user, _)| user)))
     }
+}
+
+/// Whether `user`'s role signs in with a second factor (`MFA_REQUIRED_ROLES`).
+pub fn needs_second_factor(app: &App, user: &User) -> bool {
+    app.config.mfa_required_roles.contains(&user.role())
+}
+
+/// Where a session that passed the password but not yet the second factor goes: `/mfa` when
+/// the account has a factor, `/mfa/setup` to set one up; `next` (a same-site path, checked
+/// again there) goes along.
+pub async fn second_step(app: &App, user: &User, next: &str) -> Result<String, AppError> {
+    let enrolled = crate::domain::mfa::is_enrolled(&app.db, user.id).await?;
+    let path = if enrolled { "/mfa" } else { "/mfa/setup" };
+    if next.is_empty() {
+        return Ok(path.to_owned());
+    }
+    let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+    Ok(format!("{path}?{query}"))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
@@ -84,8 +147,14 @@ pub async fn require_admin(state: State<AppState>, request: Request, next: Next)
     gate(state, request, next, &[Role::Admin]).await
 }
 
-/// Anonymous: 303 to the login form with `next`. Wrong role: 403 (audited). Otherwise the
-/// user goes into the request for [`CurrentUser`].
+/// Any logged-in user (the account's own pages, such as its sessions).
+pub async fn require_login(state: State<AppState>, request: Request, next: Next) -> Response {
+    gate(state, request, next, Role::ALL).await
+}
+
+/// Anonymous: 303 to the login form with `next`. A role that signs in with a second factor,
+/// in a session that has not passed it: 303 to the second step with `next`. Wrong role: 403
+/// (audited). Otherwise the user goes into the request for [`CurrentUser`].
 async fn gate(
     State(state): State<AppState>,
     request: Request,
@@ -93,15 +162,21 @@ async fn gate(
     roles: &[Role],
 ) -> Response {
     let (mut parts, body) = request.into_parts();
-    let user = match MaybeUser::from_request_parts(&mut parts, &state).await {
-        Ok(MaybeUser(user)) => user,
+    let login = match request_login(&mut parts, &state).await {
+        Ok(login) => login,
         Err(e) => return e.into_response(),
     };
-    let Some(user) = user else {
-        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let Some((user, login)) = login else {
         let query = serde_urlencoded::to_string([("next", target)]).unwrap_or_default();
         return Redirect::to(&format!("/login?{query}")).into_response();
     };
+    if needs_second_factor(&state, &user) && !login.second_factor {
+        return match second_step(&state, &user, target).await {
+            Ok(path) => Redirect::to(&path).into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
     if !roles.contains(&user.role()) {
         let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, &state).await;
         crate::auth::login::audit(&state, Some(user.id), "access_denied", parts.uri.path(), ip)

@@ -1,4 +1,5 @@
-//! The typed cabinet session: who is logged in, since when, and the CSRF token.
+//! The typed cabinet session: who is logged in, since when, whether the second factor was
+//! passed, which `login_sessions` row it is, and the CSRF token.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -7,19 +8,27 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use crate::{db::models::user::User, error::AppError};
+use crate::{app::App, db::models::user::User, error::AppError};
 
 const LOGIN_KEY: &str = "auth";
 const CSRF_KEY: &str = "csrf";
 
 /// What the session remembers about a login.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionLogin {
     pub user_id: i64,
     /// The user's `session_version` at login; a newer one in the database ends the session.
     pub version: i32,
     /// Unix seconds of the login, for the absolute timeout.
     pub logged_in_at: u64,
+    /// The second factor was passed in this session. Sessions written before the second
+    /// factor existed read as not passed, so a staff member's old session is sent to it.
+    #[serde(default)]
+    pub second_factor: bool,
+    /// The session's row in `login_sessions`. `None` in sessions written before the list of
+    /// sessions existed; they get a row at their next request.
+    #[serde(default)]
+    pub login_id: Option<String>,
 }
 
 /// The cabinet session of the current request.
@@ -50,16 +59,68 @@ pub fn random_token() -> String {
 }
 
 impl AuthSession {
-    /// Logs `user` in: a new session id (the old one stops existing), a new CSRF token.
-    pub async fn log_in(&self, user: &User) -> Result<(), AppError> {
+    /// Logs `user` in after the password: the login gets its row in `login_sessions` (this
+    /// device and address), the session a new id (the old one stops existing) and a new CSRF
+    /// token. The second factor, where the role needs one, is still to come.
+    pub async fn log_in(
+        &self,
+        app: &App,
+        user: &User,
+        user_agent: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<(), AppError> {
+        let now = app.booking.clock.now();
+        let login_id = crate::domain::sessions::start(&app.db, user, user_agent, ip, now).await?;
         self.0.cycle_id().await?;
         let login = SessionLogin {
             user_id: user.id,
             version: user.session_version,
             logged_in_at: unix_now(),
+            second_factor: false,
+            login_id: Some(login_id),
         };
         self.0.insert(LOGIN_KEY, login).await?;
         self.0.insert(CSRF_KEY, random_token()).await?;
+        Ok(())
+    }
+
+    /// The second factor was passed: the login says so, and the session gets a new id and
+    /// CSRF token again, so an id or token seen before the second step is worth nothing.
+    pub async fn pass_second_factor(&self) -> Result<(), AppError> {
+        let Some(mut login) = self.login().await? else {
+            return Err(AppError::Unauthorized);
+        };
+        self.0.cycle_id().await?;
+        login.second_factor = true;
+        self.0.insert(LOGIN_KEY, login).await?;
+        self.0.insert(CSRF_KEY, random_token()).await?;
+        Ok(())
+    }
+
+    /// The account's `session_version` moved on by this session's own doing (a password
+    /// change): the session stays logged in under the new version, with its row, its second
+    /// factor and its login time; a new id and CSRF token.
+    pub async fn renew(&self, app: &App, user: &User) -> Result<(), AppError> {
+        let Some(mut login) = self.login().await? else {
+            return Err(AppError::Unauthorized);
+        };
+        if let Some(login_id) = &login.login_id {
+            crate::domain::sessions::carry_over(&app.db, login_id, user.session_version).await?;
+        }
+        self.0.cycle_id().await?;
+        login.version = user.session_version;
+        self.0.insert(LOGIN_KEY, login).await?;
+        self.0.insert(CSRF_KEY, random_token()).await?;
+        Ok(())
+    }
+
+    /// Keeps the row made for a session that had none (written before rows existed).
+    pub async fn set_login_id(&self, login_id: String) -> Result<(), AppError> {
+        let Some(mut login) = self.login().await? else {
+            return Err(AppError::Unauthorized);
+        };
+        login.login_id = Some(login_id);
+        self.0.insert(LOGIN_KEY, login).await?;
         Ok(())
     }
 

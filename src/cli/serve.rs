@@ -92,6 +92,18 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
                 account.password
             );
         }
+        if !config.mfa_required_roles.is_empty() {
+            let roles: Vec<&str> = config
+                .mfa_required_roles
+                .iter()
+                .map(|role| role.as_str())
+                .collect();
+            println!(
+                "  {} sign in with a second factor: at the first login the site shows a QR code \
+                 for an authenticator app (MFA_REQUIRED_ROLES= turns it off)",
+                roles.join(", ")
+            );
+        }
     }
     let sources_configured = config.infoclinica_url.is_some() || config.bitrix_url.is_some();
     match config.sync_interval {

@@ -18,6 +18,9 @@ diesel::table! {
         preferred_branch_id -> Nullable<Int8>,
         last_login_at -> Nullable<Timestamptz>,
         password_set_at -> Nullable<Timestamptz>,
+        totp_secret -> Nullable<Text>,
+        totp_enrolled_at -> Nullable<Timestamptz>,
+        totp_last_step -> Nullable<Int8>,
     }
 }
 
@@ -369,3 +372,27 @@ diesel::table! {
 // `joinable!`.
 diesel::joinable!(invitations -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(invitations, users);
+
+diesel::table! {
+    mfa_recovery_codes (id) {
+        id -> Int8,
+        user_id -> Int8,
+        code_hash -> Text,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    login_sessions (id) {
+        id -> Int8,
+        user_id -> Int8,
+        login_id -> Text,
+        device -> Text,
+        client_ip -> Text,
+        session_version -> Int4,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
+    }
+}

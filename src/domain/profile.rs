@@ -239,14 +239,15 @@ async fn check_current(
     }
 }
 
-/// Changes the password after the current one. All sessions and tokens end; the face logs
-/// the current session in again unless the patient chose to end it too.
+/// Changes the password after the current one. With `end_others` (the form's box, ticked by
+/// default) every other session and token of the account ends (its `session_version` moves
+/// on) and the face keeps the current session logged in; without it they all go on.
 pub async fn change_password(
     db: &DbPool,
     passwords: &Passwords,
     account: &User,
     current: &str,
-    new: NewPassword,
+    (new, end_others): (NewPassword, bool),
     ip: IpAddr,
 ) -> Result<User, ProfileError> {
     check_current(passwords, account, current).await?;
@@ -255,7 +256,11 @@ pub async fn change_password(
         .await
         .map_err(AccountError::Hashing)?;
     let mut conn = db.get().await?;
-    user::set_password_hash(&mut conn, account.id, &hash).await?;
+    if end_others {
+        user::set_password_hash(&mut conn, account.id, &hash).await?;
+    } else {
+        user::set_password_hash_keeping_sessions(&mut conn, account.id, &hash).await?;
+    }
     let account = user::find(&mut conn, account.id)
         .await?
         .ok_or(AccountError::NotFound)?;

@@ -18,7 +18,7 @@ use crate::{
     auth::{
         device,
         login::{LoginOutcome, audit, authenticate},
-        roles::MaybeUser,
+        roles::{self, MaybeUser},
         session::AuthSession,
     },
     client_ip::ClientIp,
@@ -130,8 +130,13 @@ pub async fn log_in(
     .await?;
     let (status, retry_after, error) = match outcome {
         LoginOutcome::LoggedIn(user) => {
-            session.log_in(&user).await?;
-            let target = if next.is_empty() {
+            let user_agent = roles::user_agent(&request_headers);
+            session.log_in(&state, &user, user_agent, ip).await?;
+            // A role that signs in with a second factor goes to it first, `next` kept; the
+            // role gates would send it there anyway.
+            let target = if roles::needs_second_factor(&state, &user) {
+                roles::second_step(&state, &user, &next).await?
+            } else if next.is_empty() {
                 user.role().home_path().to_owned()
             } else {
                 next
@@ -205,6 +210,10 @@ async fn end_session(
     user_id: Option<i64>,
     ip: std::net::IpAddr,
 ) -> Result<Response, AppError> {
+    // The session's row leaves the list of sessions with it.
+    if let Some(login_id) = session.login().await?.and_then(|login| login.login_id) {
+        crate::domain::sessions::close(&state.db, &login_id, state.booking.clock.now()).await?;
+    }
     session.log_out().await?;
     if let Some(id) = user_id {
         audit(state, Some(id), "logout", &id.to_string(), ip).await;

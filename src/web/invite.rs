@@ -11,7 +11,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     extract::{Path, State},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use crate::db::models::user::Role;
 use crate::{
     app::AppState,
-    auth::session::AuthSession,
+    auth::{roles, session::AuthSession},
     client_ip::ClientIp,
     db::models::user::{self, User},
     domain::{
@@ -124,6 +124,7 @@ pub async fn accept_invitation(
     State(state): State<AppState>,
     session: AuthSession,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     Path(token): Path<String>,
     Form(form): Form<InvitationForm>,
 ) -> Result<Response, AppError> {
@@ -149,7 +150,9 @@ pub async fn accept_invitation(
         Err(AccountError::InvitationInvalid) => return Ok(link_dead()),
         Err(e) => return Err(e.into()),
     };
-    session.log_in(&account).await?;
+    session
+        .log_in(&state, &account, roles::user_agent(&headers), ip)
+        .await?;
     let mut conn = state.db().await?;
     user::touch_last_login(&mut conn, account.id).await?;
     Ok(Redirect::to(account.role().home_path()).into_response())

@@ -176,6 +176,32 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
         "телефон изменён пользователем",
         AuditSubject::Account,
     ),
+    // The second factor and the sessions list (`domain::mfa`, `domain::sessions`).
+    action(
+        "mfa_enrolled",
+        "подключён второй фактор",
+        AuditSubject::Account,
+    ),
+    action(
+        "mfa_passed",
+        "второй фактор пройден",
+        AuditSubject::Account,
+    ),
+    action(
+        "mfa_failed",
+        "неверный код второго фактора",
+        AuditSubject::Account,
+    ),
+    action(
+        "mfa_recovery_used",
+        "вход по резервному коду",
+        AuditSubject::Account,
+    ),
+    action(
+        "session_ended",
+        "сеанс завершён пользователем",
+        AuditSubject::Account,
+    ),
     // An admin's or the command line's changes (`domain::accounts`).
     action(
         "user_created",

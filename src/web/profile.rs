@@ -1,6 +1,6 @@
 //! The patient's own account on the pages: change the password (the current one first;
-//! every other session ends), the name and e-mail (the password first), and the phone
-//! (a code to the new number).
+//! every other session ends unless the patient unticks «Завершить остальные сеансы»), the
+//! name and e-mail (the password first), and the phone (a code to the new number).
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -75,6 +75,7 @@ pub async fn show_profile(
 ) -> Result<Response, AppError> {
     let notice = match query.done.as_str() {
         "password" => Some("Пароль изменён. Входы на других устройствах завершены."),
+        "password_kept" => Some("Пароль изменён. Остальные сеансы продолжаются."),
         "details" => Some("Данные сохранены."),
         "phone" => Some(
             "Телефон подтверждён. Записи, сделанные без кабинета на этот номер, теперь в вашем кабинете.",
@@ -124,10 +125,12 @@ pub struct PasswordForm {
     current_password: String,
     #[serde(default)]
     new_password: String,
+    /// «Завершить остальные сеансы», ticked by default; an unticked box sends nothing.
+    end_others: Option<String>,
 }
 
-/// A new password ends every session and token of the account (the page says so before);
-/// this session is logged in again, so the patient stays in.
+/// A new password ends every other session and token of the account when the box is ticked
+/// (the default); this session is renewed either way (a new id), so the patient stays in.
 pub async fn change_password(
     State(state): State<AppState>,
     session: AuthSession,
@@ -143,19 +146,25 @@ pub async fn change_password(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
+    let end_others = form.end_others.is_some();
     match profile::change_password(
         &state.db,
         &state.passwords,
         &user,
         &form.current_password,
-        new,
+        (new, end_others),
         ip,
     )
     .await
     {
         Ok(updated) => {
-            session.log_in(&updated).await?;
-            Ok(Redirect::to("/cabinet/profile?done=password").into_response())
+            session.renew(&state, &updated).await?;
+            let done = if end_others {
+                "password"
+            } else {
+                "password_kept"
+            };
+            Ok(Redirect::to(&format!("/cabinet/profile?done={done}")).into_response())
         }
         Err(e) => refused(&session, user, "password", e).await,
     }

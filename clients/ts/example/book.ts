@@ -6,7 +6,10 @@
 //   scripts/ts-client.sh run-example http://127.0.0.1:8080
 //   (or: SOVAMED_URL=http://127.0.0.1:8080 node <compiled>/example/book.js)
 //
-// SOVAMED_EMAIL and SOVAMED_PASSWORD change the account (default: the demo patient).
+// SOVAMED_EMAIL and SOVAMED_PASSWORD change the account (default: the demo patient). A staff or
+// admin account signs in with a second factor (`otp` in the login body; the server's
+// MFA_REQUIRED_ROLES), which this example does not send: run the server with
+// MFA_REQUIRED_ROLES= (set but empty) to try it with such an account.
 
 import { createSovamedClient, errorCode, newIdempotencyKey, type Schemas } from "../src/index.js";
 

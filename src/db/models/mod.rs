@@ -7,6 +7,8 @@ pub mod directory;
 pub mod idempotency;
 pub mod intent;
 pub mod invitation;
+pub mod login_session;
+pub mod mfa;
 pub mod outbox;
 pub mod record;
 pub mod refresh_token;

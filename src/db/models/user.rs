@@ -352,3 +352,20 @@ pub async fn set_preferred_branch(
         .await
         .map(|_| ())
 }
+
+/// Sets a new password hash and leaves the account's sessions and tokens alone: its owner
+/// changed the password and chose to keep their other sessions.
+pub async fn set_password_hash_keeping_sessions(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    hash: &str,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(hash),
+            users::password_set_at.eq(diesel::dsl::now),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+}
