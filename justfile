@@ -167,6 +167,10 @@ docs-build:
     fi
     npm run docs:build
 
+# Write docs/public/my-data.schema.json anew from the data export's Rust types (`domain::data_rights`); after changing them, run it and commit the file (a unit test compares the two).
+my-data-schema:
+    UPDATE_SCHEMAS=1 cargo test --lib committed_schema
+
 # Fuzz the JSON API with schemathesis against a demo instance (no 5xx, answers match the OpenAPI document).
 api-fuzz:
     ./scripts/api-fuzz.sh

@@ -19,12 +19,13 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{
     accounts::AccountError,
     booking::{BookingError, Change, TargetError},
+    data_rights::DataRightsError,
     mfa::MfaError,
     phones::{ProofProblem, VerifyError},
     profile::ProfileError,
     refresh::RefreshError,
     sessions::SessionsError,
-    values::FieldErrors,
+    values::{ConsentPurpose, FieldErrors},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -330,6 +331,14 @@ impl From<BookingError> for AppError {
             BookingError::PatientHasNoPhone => {
                 AppError::field("phone", "Укажите телефон в профиле, чтобы записаться")
             }
+            BookingError::ConsentWithdrawn(purpose) => AppError::Conflict {
+                code: "consent_withdrawn",
+                message: match purpose {
+                    ConsentPurpose::PersonalData => "Вы отозвали согласие на обработку персональных данных, поэтому записаться нельзя. Чтобы записаться, дайте согласие снова в личном кабинете.",
+                    ConsentPurpose::HealthData => "Вы отозвали согласие на обработку сведений о здоровье, поэтому записаться нельзя. Чтобы записаться, дайте согласие снова в личном кабинете.",
+                }
+                .into(),
+            },
             BookingError::RateLimited { retry_after_secs } => {
                 AppError::RateLimited { retry_after_secs }
             }
@@ -460,6 +469,16 @@ impl From<ProfileError> for AppError {
                 AppError::field("current_password", "Неверный текущий пароль")
             }
             ProfileError::Verify(e) => e.into(),
+        }
+    }
+}
+
+impl From<DataRightsError> for AppError {
+    fn from(e: DataRightsError) -> Self {
+        match e {
+            DataRightsError::NotFound => AppError::NotFound,
+            DataRightsError::Database(e) => e.into(),
+            DataRightsError::Pool(e) => e.into(),
         }
     }
 }

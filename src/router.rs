@@ -90,6 +90,23 @@ pub fn build(state: AppState) -> Router {
             "/cabinet/profile/phone",
             post(web::profile::start_phone_change),
         )
+        .route(
+            "/cabinet/access-log",
+            get(web::data_rights::show_access_log),
+        )
+        .route("/cabinet/my-data", get(web::data_rights::show_my_data))
+        .route(
+            "/cabinet/my-data.json",
+            get(web::data_rights::download_my_data),
+        )
+        .route(
+            "/cabinet/consents/{purpose}/withdraw",
+            post(web::data_rights::withdraw_consent),
+        )
+        .route(
+            "/cabinet/consent",
+            get(web::data_rights::show_consent_form).post(web::data_rights::give_consent),
+        )
         .route_layer(from_fn_with_state(state.clone(), roles::require_patient));
     let staff_pages = Router::new()
         .route("/staff", get(web::desk::show_desk))

@@ -15,6 +15,7 @@ mod browser;
 mod cli;
 mod core_booking;
 mod crash;
+mod data_rights;
 mod desk;
 mod holes;
 mod integrations;

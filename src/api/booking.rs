@@ -5,7 +5,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{OriginalUri, Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -18,7 +18,7 @@ use crate::{
         types::{ErrorBody, RecordDetailOut, RecordList, RecordOut, ScheduleOut},
     },
     app::AppState,
-    auth::roles::{ApiUser, Role},
+    auth::roles::{self, ApiUser, Role},
     client_ip::ClientIp,
     db::models::user::User,
     domain::{
@@ -335,11 +335,17 @@ pub struct PatientReserve {
     comment: Option<String>,
 }
 
-fn require_patient(user: &User) -> Result<(), AppError> {
+/// Booking for oneself is a patient's: staff and admins get a 403, audited like the pages'
+/// role gates (`access_denied`, the path as the subject).
+async fn require_patient(
+    state: &AppState,
+    user: &User,
+    ip: std::net::IpAddr,
+) -> Result<(), AppError> {
     if user.role() == Role::Patient {
         Ok(())
     } else {
-        Err(AppError::Forbidden)
+        Err(roles::refuse_role(state, user, ip, "/api/v1/records").await)
     }
 }
 
@@ -363,7 +369,7 @@ pub async fn create_record(
     key: IdempotencyKey,
     JsonBody(body): JsonBody<PatientReserve>,
 ) -> Result<Response, AppError> {
-    require_patient(&user)?;
+    require_patient(&state, &user, ip).await?;
     let mut errors = FieldErrors::new();
     let start = errors.check("start", params::instant(&body.start));
     let comment = errors.check("comment", Comment::parse_optional(body.comment.as_deref()));
@@ -404,12 +410,28 @@ pub async fn create_record(
 pub async fn list_records(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
+    ClientIp(ip): ClientIp,
     ApiQuery(params): ApiQuery<RecordsParams>,
 ) -> Result<Json<RecordList>, AppError> {
     let page = state
         .booking
         .list_records(&user, &params.query(), params.page)
         .await?;
+    if user.role().is_staff() {
+        // A staff list shows other people's visits: each patient with an account on the
+        // page finds it in their access log (`details.patients`, account ids as numbers).
+        let mut patients: Vec<i64> = page.items.iter().filter_map(|v| v.record.user_id).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        audit::append_with(
+            &state.db,
+            Actor::user(&user, ip),
+            "records_listed",
+            "/api/v1/records",
+            serde_json::json!({ "patients": patients, "page": page.page.get() }),
+        )
+        .await;
+    }
     Ok(Json(RecordList::from(&page)))
 }
 
@@ -421,12 +443,14 @@ pub async fn show_record(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     ClientIp(ip): ClientIp,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
 ) -> Result<Json<RecordDetailOut>, AppError> {
-    let (view, messages) = state
-        .booking
-        .record_with_messages(&user, path_id(&id)?)
-        .await?;
+    let id = path_id(&id)?;
+    let (view, messages) = match state.booking.record_with_messages(&user, id).await {
+        Ok(found) => found,
+        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
+    };
     if user.role().is_staff() {
         let actor = Actor {
             user_id: Some(user.id),
@@ -452,12 +476,14 @@ pub async fn cancel_record(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     ClientIp(ip): ClientIp,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
 ) -> Result<Json<RecordOut>, AppError> {
-    let cancelled = state
-        .booking
-        .cancel_record(&user, path_id(&id)?, ip)
-        .await?;
+    let id = path_id(&id)?;
+    let cancelled = match state.booking.cancel_record(&user, id, ip).await {
+        Ok(cancelled) => cancelled,
+        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
+    };
     Ok(Json(RecordOut::from(&cancelled)))
 }
 
@@ -483,14 +509,15 @@ pub async fn reschedule_record(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     ClientIp(ip): ClientIp,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RescheduleBody>,
 ) -> Result<Json<RecordOut>, AppError> {
     let id = path_id(&id)?;
     let start = params::field("start", params::instant(&body.start))?;
-    let moved = state
-        .booking
-        .reschedule_record(&user, id, start, ip)
-        .await?;
+    let moved = match state.booking.reschedule_record(&user, id, start, ip).await {
+        Ok(moved) => moved,
+        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
+    };
     Ok(Json(RecordOut::from(&moved)))
 }

@@ -187,6 +187,32 @@ async fn gate(
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// A record `user` asked for by `path` (a page or the API) that the core refused. When the
+/// record exists and is someone else's, the attempt is audited (`access_denied`, the path
+/// and `details.record_id`), so its owner sees it in their access log; the answer is the
+/// core's error all the same, a 404 like an id that does not exist, so ids cannot be probed.
+pub async fn refuse_record(
+    app: &App,
+    user: &User,
+    ip: std::net::IpAddr,
+    path: &str,
+    record_id: i64,
+    e: crate::domain::booking::BookingError,
+) -> AppError {
+    if matches!(e, crate::domain::booking::BookingError::RecordNotFound) && !user.role().is_staff()
+    {
+        crate::domain::data_rights::note_refused_record(&app.db, user, ip, path, record_id).await;
+    }
+    AppError::from(e)
+}
+
+/// A 403 for `user` on `path` outside the role gates (an API operation for another role),
+/// audited like the gates' (`access_denied`).
+pub async fn refuse_role(app: &App, user: &User, ip: std::net::IpAddr, path: &str) -> AppError {
+    crate::auth::login::audit(app, Some(user.id), "access_denied", path, ip).await;
+    AppError::Forbidden
+}
+
 /// The user behind `Authorization: Bearer <jwt>` on an API request.
 #[derive(Debug, Clone)]
 pub struct ApiUser(pub User);

@@ -1,12 +1,28 @@
 //! Consent on record (152-FZ): what a person agreed to is stored as rows, one per purpose,
 //! naming the version of the text they were shown, when, from which address, and by whom
 //! (an account, or a phone for a visitor without one).
+//!
+//! A patient withdraws a purpose from the cabinet (art. 9 part 2): every consent of that
+//! purpose still in force gets `withdrawn_at`, and booking for themselves is refused until
+//! they give it again ([`withdrawn_purpose`]).
 
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
+
 use crate::{
-    db::models::consent::{self, ConsentText, NewConsent},
-    domain::values::{ConsentPurpose, Invalid},
+    db::{
+        DbPool,
+        models::{
+            consent::{self, ConsentText, NewConsent},
+            user::User,
+        },
+    },
+    domain::{
+        audit::{self, Actor},
+        data_rights::DataRightsError,
+        values::{ConsentPurpose, Invalid},
+    },
 };
 
 /// The boxes a form or a JSON body ticked.
@@ -72,6 +88,86 @@ pub async fn current_texts(
     conn: &mut diesel_async::AsyncPgConnection,
 ) -> Result<Vec<ConsentText>, diesel::result::Error> {
     consent::current_texts(conn).await
+}
+
+/// Withdraws `patient`'s consent for `purpose` at `now`: every consent of that purpose in
+/// force is marked withdrawn; audited (`consent_withdrawn`, the purpose in the details).
+/// Nothing in force: [`DataRightsError::NotFound`].
+pub async fn withdraw(
+    db: &DbPool,
+    patient: &User,
+    purpose: ConsentPurpose,
+    now: DateTime<Utc>,
+    ip: IpAddr,
+) -> Result<(), DataRightsError> {
+    let mut conn = db.get().await?;
+    let withdrawn = consent::withdraw(&mut conn, patient.id, purpose, now).await?;
+    drop(conn);
+    if withdrawn == 0 {
+        return Err(DataRightsError::NotFound);
+    }
+    audit::append_with(
+        db,
+        Actor::user(patient, ip),
+        "consent_withdrawn",
+        &patient.id.to_string(),
+        serde_json::json!({ "purpose": purpose.as_str(), "consents": withdrawn }),
+    )
+    .await;
+    Ok(())
+}
+
+/// `patient` gives consent again from the cabinet (after a withdrawal): rows against the
+/// current texts, as at registration; audited (`consent_given`).
+pub async fn give_again(
+    db: &DbPool,
+    patient: &User,
+    given: ConsentGiven,
+    ip: IpAddr,
+) -> Result<(), DataRightsError> {
+    let mut conn = db.get().await?;
+    record(&mut conn, Consenter::Account(patient.id), given, ip).await?;
+    drop(conn);
+    let purposes: Vec<&str> = [
+        (given.personal_data, ConsentPurpose::PersonalData),
+        (given.health_data, ConsentPurpose::HealthData),
+    ]
+    .into_iter()
+    .filter(|(ticked, _)| *ticked)
+    .map(|(_, purpose)| purpose.as_str())
+    .collect();
+    audit::append_with(
+        db,
+        Actor::user(patient, ip),
+        "consent_given",
+        &patient.id.to_string(),
+        serde_json::json!({ "purposes": purposes }),
+    )
+    .await;
+    Ok(())
+}
+
+/// A purpose the account withdrew and has not given again, if any (health data first).
+/// An account that never gave consent in the cabinet (created by an admin or the command
+/// line before consents were kept) is not refused: only a withdrawal stops booking.
+pub async fn withdrawn_purpose(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: i64,
+) -> Result<Option<ConsentPurpose>, diesel::result::Error> {
+    let rows = consent::of_user(conn, user_id).await?;
+    Ok(
+        [ConsentPurpose::HealthData, ConsentPurpose::PersonalData]
+            .into_iter()
+            .find(|purpose| {
+                let withdrawn = rows
+                    .iter()
+                    .any(|r| r.purpose == *purpose && r.withdrawn_at.is_some());
+                let in_force = rows
+                    .iter()
+                    .any(|r| r.purpose == *purpose && r.withdrawn_at.is_none());
+                withdrawn && !in_force
+            }),
+    )
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod booking;
 pub mod clock;
 pub mod consent;
+pub mod data_rights;
 pub mod invitations;
 pub mod mfa;
 pub mod phones;

@@ -4,7 +4,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    extract::{Path, State},
+    extract::{OriginalUri, Path, State},
     response::{IntoResponse, Redirect, Response},
 };
 use chrono::{Days, NaiveDate, Utc};
@@ -14,7 +14,7 @@ use crate::extract::path_id as parse_path_id;
 use crate::{
     app::{App, AppState},
     auth::{
-        roles::{CurrentUser, MaybeUser},
+        roles::{self, CurrentUser, MaybeUser},
         session::AuthSession,
     },
     client_ip::ClientIp,
@@ -183,6 +183,9 @@ struct ConfirmPage {
     error: Option<String>,
     /// Another visit of the patient at that time.
     warning: Option<String>,
+    /// After a refusal for a withdrawn consent: the page that gives it again, coming back
+    /// to this slot.
+    consent_link: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -225,7 +228,21 @@ fn confirm_page(
         patient_name,
         error,
         warning: None,
+        consent_link: None,
     }
+}
+
+/// `/cabinet/consent?next=<this slot's confirmation page>`: every part URL-encoded, so the
+/// link holds no `&` of its own.
+fn consent_link(target: &BookingTarget, start: chrono::DateTime<Utc>) -> String {
+    let slot = serde_urlencoded::to_string([
+        ("branch_id", target.branch_id.to_string()),
+        ("start", target.zone.local(&start).to_rfc3339()),
+    ])
+    .unwrap_or_default();
+    let next = format!("/doctors/{}/book?{slot}", target.specialist_id);
+    let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+    format!("/cabinet/consent?{query}")
 }
 
 /// The booking step after a free slot: a patient confirms; a visitor without an account
@@ -333,17 +350,17 @@ pub async fn book_slot(
         Err(e @ (AppError::Conflict { .. } | AppError::Validation { .. })) => {
             let status = e.status();
             let layout = Layout::with_form(&session, Some(&user)).await?;
-            Ok((
-                status,
-                confirm_page(
-                    layout,
-                    &target,
-                    start,
-                    user.full_name.clone(),
-                    Some(e.public_message()),
-                ),
-            )
-                .into_response())
+            let mut page = confirm_page(
+                layout,
+                &target,
+                start,
+                user.full_name.clone(),
+                Some(e.public_message()),
+            );
+            if e.code() == "consent_withdrawn" {
+                page.consent_link = Some(consent_link(&target, start));
+            }
+            Ok((status, page).into_response())
         }
         Err(e) => Err(e),
     }
@@ -460,13 +477,16 @@ pub async fn show_my_record(
     State(state): State<AppState>,
     session: AuthSession,
     CurrentUser(user): CurrentUser,
+    ClientIp(ip): ClientIp,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, AppError> {
-    let view = state
-        .booking
-        .visible_record(&user, parse_path_id(&id)?)
-        .await?;
+    let id = parse_path_id(&id)?;
+    let view = match state.booking.visible_record(&user, id).await {
+        Ok(view) => view,
+        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
+    };
     let can_change = view.record.is_changeable_at(state.booking.clock.now());
     let move_slots = if can_change {
         move_options(&state, &view).await
@@ -487,12 +507,14 @@ pub async fn cancel_my_record(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ClientIp(ip): ClientIp,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let view = state
-        .booking
-        .cancel_record(&user, parse_path_id(&id)?, ip)
-        .await?;
+    let id = parse_path_id(&id)?;
+    let view = match state.booking.cancel_record(&user, id, ip).await {
+        Ok(view) => view,
+        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
+    };
     Ok(Redirect::to(&format!("/cabinet/records/{}?cancelled=1", view.record.id)).into_response())
 }
 
@@ -506,15 +528,16 @@ pub async fn reschedule_my_record(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ClientIp(ip): ClientIp,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
     Form(form): Form<MoveForm>,
 ) -> Result<Response, AppError> {
     let id = parse_path_id(&id)?;
     let start = params::field("start", params::instant(&form.start))?;
-    let view = state
-        .booking
-        .reschedule_record(&user, id, start, ip)
-        .await?;
+    let view = match state.booking.reschedule_record(&user, id, start, ip).await {
+        Ok(view) => view,
+        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
+    };
     Ok(Redirect::to(&format!("/cabinet/records/{}?moved=1", view.record.id)).into_response())
 }
 

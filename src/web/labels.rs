@@ -3,7 +3,7 @@
 //! `role.title()` directly.)
 
 use crate::{
-    domain::values::{RecordSource, RecordStatus, Role},
+    domain::values::{ConsentPurpose, RecordSource, RecordStatus, Role},
     sync::{SyncKind, guard::Subject},
 };
 
@@ -46,6 +46,16 @@ impl RecordSource {
             RecordSource::Api => "приложение или сайт, со входом",
             RecordSource::Clinic => "регистратура клиники, в МИС",
             RecordSource::Desk => "регистратура, на этом сайте",
+        }
+    }
+}
+
+impl ConsentPurpose {
+    /// What the consent allows, in Russian («согласие на …»).
+    pub fn title(self) -> &'static str {
+        match self {
+            ConsentPurpose::PersonalData => "обработку персональных данных",
+            ConsentPurpose::HealthData => "обработку сведений о здоровье",
         }
     }
 }
@@ -202,6 +212,22 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
         "сеанс завершён пользователем",
         AuditSubject::Account,
     ),
+    // The patient's data rights (`domain::data_rights`, `domain::consent`).
+    action(
+        "my_data_exported",
+        "пациент выгрузил свои данные",
+        AuditSubject::Account,
+    ),
+    action(
+        "consent_withdrawn",
+        "согласие отозвано",
+        AuditSubject::Account,
+    ),
+    action(
+        "consent_given",
+        "согласие дано в личном кабинете",
+        AuditSubject::Account,
+    ),
     // An admin's or the command line's changes (`domain::accounts`).
     action(
         "user_created",
@@ -269,6 +295,11 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
         AuditSubject::Record,
     ),
     action("records_exported", "выгрузка записей", AuditSubject::Export),
+    action(
+        "records_listed",
+        "список записей просмотрен",
+        AuditSubject::AsIs,
+    ),
     action(
         "sync_started",
         "синхронизация запущена вручную",

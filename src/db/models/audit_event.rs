@@ -185,3 +185,121 @@ pub async fn search(
         .collect();
     Ok((rows, total))
 }
+
+/// One line of a patient's access log: an audit event about the patient's data done by
+/// someone else, or an SMS sent to them. Read by [`access_log`].
+#[derive(Debug, Clone, QueryableByName)]
+pub struct AccessRow {
+    /// The audit event; `None` for an SMS.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub event_id: Option<i64>,
+    /// The SMS (`sms_outbox.id`); `None` for an audit event.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub sms_id: Option<i64>,
+    /// When it happened (an SMS: when it was sent).
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub actor_user_id: Option<i64>,
+    /// The audit action, or `sms_sent` for an SMS.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub action: String,
+    /// Written by the server itself (`"actor": "system"` in the details), or an SMS.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub by_system: bool,
+    /// The record it is about, as text (an event's subject or `details.record_id`).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub record_ref: Option<String>,
+    /// An SMS's kind (`sms_outbox.kind`).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub sms_kind: Option<String>,
+    /// The acting account's name and role, when an account acted and still exists.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub actor_name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub actor_role: Option<Role>,
+}
+
+/// The entries of a patient's access log as one SQL `WITH`: `$1` is the patient's account
+/// id, `$2` their phone (or NULL). An event counts when someone other than the patient did
+/// it (another account, the server, a visitor without an account) and it is about
+/// - one of the patient's records: the subject of a `record_*` action, or `details.record_id`
+///   of `sms_resent` and `access_denied` (a refused attempt to open it);
+/// - the patient's account: the subject of what an admin, the command line or a stranger
+///   did to it (`<id> → <role>` for a role change);
+/// - a list or an export that showed the patient: `details.patients` holds their id.
+///
+/// SMS count when sent, about one of the patient's records or, without a record (codes,
+/// notices), to the patient's phone; an SMS about another person's record on the same phone
+/// is not theirs to see.
+///
+/// The action lists are literals of this file, never input. The record ids are compared as
+/// text because subjects are text; `records_listed` and `records_exported` write the ids
+/// as JSON numbers.
+const ACCESS_LOG: &str = "WITH mine AS (SELECT id FROM records WHERE user_id = $1), \
+     entries AS ( \
+       SELECT e.id AS event_id, NULL::bigint AS sms_id, e.occurred_at AS at, e.actor_user_id, \
+         e.action, COALESCE(e.details ->> 'actor' = 'system', false) AS by_system, \
+         CASE WHEN e.action LIKE 'record\\_%' THEN e.subject \
+              WHEN e.action IN ('sms_resent', 'access_denied') THEN e.details ->> 'record_id' \
+         END AS record_ref, \
+         NULL::text AS sms_kind \
+       FROM audit_events e \
+       WHERE (e.actor_user_id IS NULL OR e.actor_user_id <> $1) AND ( \
+         (e.action LIKE 'record\\_%' AND e.subject IN (SELECT id::text FROM mine)) \
+         OR (e.action IN ('sms_resent', 'access_denied') \
+             AND e.details ->> 'record_id' IN (SELECT id::text FROM mine)) \
+         OR (e.action IN ('registration_email_taken', 'password_reset_by_code', 'user_created', \
+               'user_invited', 'invitation_reissued', 'invitation_accepted', 'user_disabled', \
+               'user_enabled', 'user_password_reset', 'user_sessions_ended') \
+             AND e.subject = $1::text) \
+         OR (e.action = 'user_role_changed' AND e.subject LIKE ($1::text || ' → %')) \
+         OR (e.action IN ('records_listed', 'records_exported') \
+             AND e.details -> 'patients' @> jsonb_build_array($1))) \
+       UNION ALL \
+       SELECT NULL::bigint, m.id, m.sent_at, NULL::bigint, 'sms_sent', true, m.record_id::text, m.kind \
+       FROM sms_outbox m \
+       WHERE m.status = 'sent' AND m.sent_at IS NOT NULL \
+         AND (m.record_id IN (SELECT id FROM mine) OR (m.record_id IS NULL AND m.phone = $2))) ";
+
+#[derive(QueryableByName)]
+struct Total {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// One page of a patient's access log (`ACCESS_LOG` says what counts), newest first, and
+/// how many entries it has in all. `limit` may be `i64::MAX` for the whole log.
+pub async fn access_log(
+    conn: &mut AsyncPgConnection,
+    patient_id: i64,
+    phone: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<AccessRow>, i64)> {
+    use diesel::sql_types::{BigInt, Nullable, Text};
+
+    let totals: Vec<Total> = diesel::sql_query(format!(
+        "{ACCESS_LOG}SELECT count(*) AS n FROM entries"
+    ))
+    .bind::<BigInt, _>(patient_id)
+    .bind::<Nullable<Text>, _>(phone)
+    .load(conn)
+    .await?;
+    let total = <[Total]>::first(&totals).map_or(0, |t| t.n);
+    let rows: Vec<AccessRow> = diesel::sql_query(format!(
+        "{ACCESS_LOG}SELECT entries.event_id, entries.sms_id, entries.at, entries.actor_user_id, \
+           entries.action, entries.by_system, entries.record_ref, entries.sms_kind, \
+           u.full_name AS actor_name, u.role AS actor_role \
+         FROM entries LEFT JOIN users u ON u.id = entries.actor_user_id \
+         ORDER BY entries.at DESC, entries.event_id DESC NULLS LAST, entries.sms_id DESC \
+         LIMIT $3 OFFSET $4"
+    ))
+    .bind::<BigInt, _>(patient_id)
+    .bind::<Nullable<Text>, _>(phone)
+    .bind::<BigInt, _>(limit)
+    .bind::<BigInt, _>(offset)
+    .load(conn)
+    .await?;
+    Ok((rows, total))
+}

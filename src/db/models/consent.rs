@@ -62,3 +62,59 @@ pub async fn adopt_by_phone(
     .execute(conn)
     .await
 }
+
+/// A consent given by an account, with the text it was given against.
+#[derive(Debug, Clone, Queryable)]
+pub struct ConsentRecord {
+    pub id: i64,
+    pub purpose: ConsentPurpose,
+    pub text_version: i32,
+    pub text_title: String,
+    pub given_at: DateTime<Utc>,
+    pub client_ip: String,
+    pub withdrawn_at: Option<DateTime<Utc>>,
+}
+
+/// Every consent the account gave, oldest first.
+pub async fn of_user(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<Vec<ConsentRecord>> {
+    consents::table
+        .inner_join(consent_texts::table)
+        .filter(consents::user_id.eq(user_id))
+        .order((consents::given_at.asc(), consents::id.asc()))
+        .select((
+            consents::id,
+            consent_texts::purpose,
+            consent_texts::version,
+            consent_texts::title,
+            consents::given_at,
+            consents::client_ip,
+            consents::withdrawn_at,
+        ))
+        .load(conn)
+        .await
+}
+
+/// Marks every consent of the account for `purpose` that is still in force withdrawn at
+/// `now`; how many were.
+pub async fn withdraw(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    purpose: ConsentPurpose,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    // The texts of the purpose first (a handful of versions), then the update by their ids.
+    let text_ids: Vec<i64> = consent_texts::table
+        .filter(consent_texts::purpose.eq(purpose))
+        .select(consent_texts::id)
+        .load(conn)
+        .await?;
+    diesel::update(
+        consents::table
+            .filter(consents::user_id.eq(user_id))
+            .filter(consents::withdrawn_at.is_null())
+            .filter(consents::text_id.eq_any(text_ids)),
+    )
+    .set(consents::withdrawn_at.eq(now))
+    .execute(conn)
+    .await
+}

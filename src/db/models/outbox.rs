@@ -496,6 +496,33 @@ pub async fn held(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
         .await
 }
 
+/// The messages sent (or to be sent) to a person: those about `record_ids` (their
+/// records) and, when `phone` is given, those to that phone about no record (codes,
+/// notices); oldest first. A message about someone else's record on the same phone is not
+/// among them.
+pub async fn to_person(
+    conn: &mut AsyncPgConnection,
+    record_ids: &[i64],
+    phone: Option<&str>,
+) -> QueryResult<Vec<OutboxMessage>> {
+    let mut messages: Vec<OutboxMessage> = sms_outbox::table
+        .filter(sms_outbox::record_id.eq_any(record_ids.to_vec()))
+        .select(OutboxMessage::as_select())
+        .load(conn)
+        .await?;
+    if let Some(phone) = phone {
+        let unattached: Vec<OutboxMessage> = sms_outbox::table
+            .filter(sms_outbox::record_id.is_null())
+            .filter(sms_outbox::phone.eq(phone.to_owned()))
+            .select(OutboxMessage::as_select())
+            .load(conn)
+            .await?;
+        messages.extend(unattached);
+    }
+    messages.sort_by_key(|m| m.id);
+    Ok(messages)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -500,3 +500,37 @@ pub async fn adopt_by_phone(
     .execute(conn)
     .await
 }
+
+/// The account's records with the names the views show, latest first; `only` narrows them
+/// to these ids (ids of other accounts' records are never returned).
+pub async fn views_of_user(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    only: Option<&[i64]>,
+) -> QueryResult<Vec<RecordView>> {
+    let filter = RecordFilter {
+        user_id: Some(user_id),
+        ..RecordFilter::default()
+    };
+    let mut query = filtered(&filter);
+    if let Some(ids) = only {
+        query = query.filter(records::id.eq_any(ids.to_vec()));
+    }
+    let rows = query
+        .order((records::starts_at.desc(), records::id.desc()))
+        .select(view_columns())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(to_view).collect())
+}
+
+/// Whose record `id` is: `None` when there is no such record, `Some(None)` for a record
+/// without an account.
+pub async fn owner_of(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Option<i64>>> {
+    records::table
+        .find(id)
+        .select(records::user_id)
+        .first(conn)
+        .await
+        .optional()
+}

@@ -117,3 +117,23 @@ pub async fn release_token(conn: &mut AsyncPgConnection, id: &str) -> QueryResul
         .execute(conn)
         .await
 }
+
+/// The phones the account proved by a code (a phone change, a password reset), with when,
+/// oldest first. Decoys have no phone and are not among them.
+pub async fn proven_phones(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> QueryResult<Vec<(String, DateTime<Utc>)>> {
+    let rows: Vec<(Option<String>, Option<DateTime<Utc>>)> = phone_verifications::table
+        .filter(phone_verifications::user_id.eq(user_id))
+        .filter(phone_verifications::phone.is_not_null())
+        .filter(phone_verifications::confirmed_at.is_not_null())
+        .order(phone_verifications::confirmed_at.asc())
+        .select((phone_verifications::phone, phone_verifications::confirmed_at))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(phone, at)| Some((phone?, at?)))
+        .collect())
+}

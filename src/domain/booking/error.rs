@@ -66,6 +66,10 @@ pub enum BookingError {
     /// The patient's account has no phone, which booking needs for the MIS card and SMS.
     #[error("the account has no phone")]
     PatientHasNoPhone,
+    /// The patient withdrew their consent for this purpose and has not given it again:
+    /// the clinic does not process their data for a new visit.
+    #[error("consent withdrawn: {0:?}")]
+    ConsentWithdrawn(crate::domain::values::ConsentPurpose),
     #[error("rate limited for {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
     /// The patient already holds the most upcoming visits allowed.

@@ -107,6 +107,14 @@ impl Booking {
         request: UserBooking<'_>,
     ) -> Result<RecordView, BookingError> {
         let patient = Patient::of_user(user)?;
+        // A withdrawn consent stops new bookings until it is given again (the desk, booking
+        // for a caller on the phone, does not come through here).
+        let mut conn = self.conn().await?;
+        let withdrawn = consent::withdrawn_purpose(&mut conn, user.id).await?;
+        drop(conn);
+        if let Some(purpose) = withdrawn {
+            return Err(BookingError::ConsentWithdrawn(purpose));
+        }
         self.book(BookRequest {
             specialist_id: request.specialist_id,
             branch_id: request.branch_id,
