@@ -90,6 +90,10 @@ pub fn build(state: AppState) -> Router {
             "/cabinet/profile/phone",
             post(web::profile::start_phone_change),
         )
+        .route(
+            "/cabinet/delete",
+            get(web::deletion::show_delete_account).post(web::deletion::request_account_deletion),
+        )
         .route_layer(from_fn_with_state(state.clone(), roles::require_patient));
     let staff_pages = Router::new()
         .route("/staff", get(web::desk::show_desk))

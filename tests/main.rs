@@ -22,6 +22,7 @@ mod invitations;
 mod ops;
 mod pages_auth;
 mod registration;
+mod retention;
 mod roles;
 mod sms_outbox;
 mod support;

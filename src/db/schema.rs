@@ -18,6 +18,8 @@ diesel::table! {
         preferred_branch_id -> Nullable<Int8>,
         last_login_at -> Nullable<Timestamptz>,
         password_set_at -> Nullable<Timestamptz>,
+        deletion_requested_at -> Nullable<Timestamptz>,
+        anonymised_at -> Nullable<Timestamptz>,
     }
 }
 

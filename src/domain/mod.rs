@@ -17,4 +17,5 @@ pub mod phones;
 pub mod profile;
 pub mod rate;
 pub mod refresh;
+pub mod retention;
 pub mod values;

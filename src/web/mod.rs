@@ -7,6 +7,7 @@ pub mod auth;
 pub mod booking;
 pub mod cabinet;
 pub mod consent;
+pub mod deletion;
 pub mod desk;
 pub mod desk_record;
 pub mod doctors;

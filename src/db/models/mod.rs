@@ -10,6 +10,7 @@ pub mod invitation;
 pub mod outbox;
 pub mod record;
 pub mod refresh_token;
+pub mod retention;
 pub mod schedule_snapshot;
 pub mod sync_run;
 pub mod user;
