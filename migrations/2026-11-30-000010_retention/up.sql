@@ -29,9 +29,12 @@ CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE p
 DECLARE
     cutoff TEXT := current_setting('sovamed.audit_retention_cutoff', true);
 BEGIN
-    IF TG_OP = 'DELETE' AND cutoff IS NOT NULL AND cutoff <> ''
-       AND OLD.occurred_at < cutoff::timestamptz THEN
-        RETURN OLD;
+    -- Nested, not one AND: SQL does not promise to evaluate left to right, and an empty
+    -- setting must never reach the cast.
+    IF TG_OP = 'DELETE' AND coalesce(cutoff, '') <> '' THEN
+        IF OLD.occurred_at < cutoff::timestamptz THEN
+            RETURN OLD;
+        END IF;
     END IF;
     RAISE EXCEPTION 'audit_events is append-only';
 END;
