@@ -174,6 +174,22 @@ pub struct Config {
     /// a second factor (TOTP or a recovery code) after the password, on the pages and in the
     /// API. Set but empty: no role (unlike most variables, where empty means the default).
     pub mfa_required_roles: Vec<crate::domain::values::Role>,
+    /// `ACCOUNT_DELETION_GRACE_DAYS` (default 30, 0 to 30): from a patient's deletion request
+    /// to the erasure of their personal data, during which the clinic may restore the
+    /// account. At most 30: 152-FZ art. 21 gives the operator 30 days to destroy the data.
+    pub account_deletion_grace_days: u32,
+    /// `AUDIT_RETENTION_DAYS` (default 1095, three years; 1 to 36500): audit events older
+    /// than this are deleted by the daily retention job.
+    pub audit_retention_days: u32,
+    /// `SMS_TEXT_RETENTION_DAYS` (default 180; 1 to 36500): texts of SMS older than this are
+    /// blanked; the rows stay for the delivery statistics.
+    pub sms_text_retention_days: u32,
+    /// `SCHEDULE_SNAPSHOT_RETENTION_DAYS` (default 14; 0 to 3650): stored grids of days before
+    /// today minus this are deleted (a past day's grid is never served).
+    pub schedule_snapshot_retention_days: u32,
+    /// `IDEMPOTENCY_KEY_RETENTION_HOURS` (default 48; 1 to 8760): stored `Idempotency-Key`
+    /// answers older than this are deleted; a retry after that is answered as a new request.
+    pub idempotency_key_retention_hours: u32,
     /// Where the booking core reads "now": the system clock, always, outside tests (no
     /// variable sets it); the integration tests fix it to reach a visit's start.
     pub clock: crate::domain::clock::Clock,
@@ -398,6 +414,31 @@ impl Config {
                     .as_deref()
                     .unwrap_or(DEFAULT_MFA_ROLES),
             )?,
+            account_deletion_grace_days: parse_within(
+                &get,
+                "ACCOUNT_DELETION_GRACE_DAYS",
+                "30",
+                0..=30,
+            )?,
+            audit_retention_days: parse_within(&get, "AUDIT_RETENTION_DAYS", "1095", 1..=36_500)?,
+            sms_text_retention_days: parse_within(
+                &get,
+                "SMS_TEXT_RETENTION_DAYS",
+                "180",
+                1..=36_500,
+            )?,
+            schedule_snapshot_retention_days: parse_within(
+                &get,
+                "SCHEDULE_SNAPSHOT_RETENTION_DAYS",
+                "14",
+                0..=3_650,
+            )?,
+            idempotency_key_retention_hours: parse_within(
+                &get,
+                "IDEMPOTENCY_KEY_RETENTION_HOURS",
+                "48",
+                1..=8_760,
+            )?,
             clock: crate::domain::clock::Clock::system(),
             bench_routes: match parse_bool(&get, "BENCH_ROUTES")? {
                 true if app_env == AppEnv::Production => {
@@ -413,6 +454,17 @@ impl Config {
 
     pub fn is_production(&self) -> bool {
         self.app_env == AppEnv::Production
+    }
+
+    /// The retention periods, as the daily retention job takes them.
+    pub fn retention_policy(&self) -> crate::domain::retention::RetentionPolicy {
+        crate::domain::retention::RetentionPolicy {
+            deletion_grace_days: self.account_deletion_grace_days,
+            audit_days: self.audit_retention_days,
+            sms_text_days: self.sms_text_retention_days,
+            snapshot_days: self.schedule_snapshot_retention_days,
+            idempotency_hours: self.idempotency_key_retention_hours,
+        }
     }
 }
 
@@ -450,6 +502,29 @@ where
         name,
         reason: format!("{raw:?}: {e}"),
     })
+}
+
+/// A whole number within `range`. The bounds keep every period a date can be taken from
+/// (a retention period of millions of years would overflow the date arithmetic).
+fn parse_within(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    let value: u32 = parse(get, name, default)?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError {
+            name,
+            reason: format!(
+                "{value} is out of range ({} to {})",
+                range.start(),
+                range.end()
+            ),
+        })
+    }
 }
 
 /// A switch: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`; unset is false.
@@ -666,6 +741,33 @@ mod tests {
             Ok(vec![Role::Patient, Role::Staff])
         );
         assert_eq!(roles(Some("root")), Err("MFA_REQUIRED_ROLES"));
+    }
+
+    #[test]
+    fn retention_periods_default_and_stay_within_their_bounds() {
+        let defaults = Config::from_lookup(|_| None).expect("defaults");
+        assert_eq!(defaults.account_deletion_grace_days, 30);
+        assert_eq!(defaults.audit_retention_days, 1095);
+        assert_eq!(defaults.sms_text_retention_days, 180);
+        assert_eq!(defaults.schedule_snapshot_retention_days, 14);
+        assert_eq!(defaults.idempotency_key_retention_hours, 48);
+        let one = |name: &'static str, raw: &'static str| {
+            Config::from_lookup(move |k| (k == name).then(|| raw.into())).map_err(|e| e.name)
+        };
+        assert_eq!(
+            one("ACCOUNT_DELETION_GRACE_DAYS", "0").map(|c| c.account_deletion_grace_days),
+            Ok(0)
+        );
+        for (name, bad) in [
+            ("ACCOUNT_DELETION_GRACE_DAYS", "31"),
+            ("AUDIT_RETENTION_DAYS", "0"),
+            ("AUDIT_RETENTION_DAYS", "4294967295"),
+            ("SMS_TEXT_RETENTION_DAYS", "-1"),
+            ("SCHEDULE_SNAPSHOT_RETENTION_DAYS", "two weeks"),
+            ("IDEMPOTENCY_KEY_RETENTION_HOURS", "0"),
+        ] {
+            assert_eq!(one(name, bad).map(|_| ()), Err(name), "{name}={bad}");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::domain::{
     phones::{ProofProblem, VerifyError},
     profile::ProfileError,
     refresh::RefreshError,
+    retention::DeletionError,
     sessions::SessionsError,
     values::{ConsentPurpose, FieldErrors},
 };
@@ -497,6 +498,19 @@ impl From<AccountError> for AppError {
             AccountError::Hashing(e) => e.into(),
             AccountError::Database(e) => e.into(),
             AccountError::Pool(e) => e.into(),
+        }
+    }
+}
+
+impl From<DeletionError> for AppError {
+    fn from(e: DeletionError) -> Self {
+        match e {
+            DeletionError::WrongPassword => AppError::field("password", "Неверный пароль"),
+            DeletionError::NotPatient => AppError::Forbidden,
+            DeletionError::Cancel(e) => e.into(),
+            DeletionError::Profile(e) => e.into(),
+            DeletionError::Database(e) => e.into(),
+            DeletionError::Pool(e) => e.into(),
         }
     }
 }

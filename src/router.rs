@@ -107,6 +107,10 @@ pub fn build(state: AppState) -> Router {
             "/cabinet/consent",
             get(web::data_rights::show_consent_form).post(web::data_rights::give_consent),
         )
+        .route(
+            "/cabinet/delete",
+            get(web::deletion::show_delete_account).post(web::deletion::request_account_deletion),
+        )
         .route_layer(from_fn_with_state(state.clone(), roles::require_patient));
     let staff_pages = Router::new()
         .route("/staff", get(web::desk::show_desk))

@@ -22,6 +22,8 @@ pub struct RunningServer {
     reconciler: Option<JoinHandle<()>>,
     /// The MIS change-feed follower, when the MIS is configured.
     feed: Option<JoinHandle<()>>,
+    /// The daily retention job: anonymisation after a deletion request, old rows removed.
+    retention: JoinHandle<()>,
 }
 
 /// Creates the database when missing and applies pending migrations.
@@ -84,9 +86,17 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
         crate::domain::booking::feed::spawn(
             state.booking.clone(),
             state.config.change_feed_interval,
-            outbox_stopped,
+            outbox_stopped.clone(),
         )
     });
+    // Retention: personal data erased after the grace of a deletion request, and rows past
+    // their period removed or blanked; daily, one replica at a time.
+    let retention = crate::domain::retention::spawn(
+        state.db.clone(),
+        state.config.retention_policy(),
+        state.booking.clock.clone(),
+        outbox_stopped,
+    );
     Ok(RunningServer {
         addr,
         state,
@@ -96,6 +106,7 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
         outbox,
         reconciler,
         feed,
+        retention,
     })
 }
 
@@ -112,6 +123,7 @@ impl RunningServer {
         if let Some(feed) = self.feed {
             feed.await?;
         }
+        self.retention.await?;
         Ok(())
     }
 }

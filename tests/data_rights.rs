@@ -362,7 +362,11 @@ async fn the_export_holds_everything_about_the_patient_and_nothing_about_another
     assert_eq!(data["visits"][0]["status"], "booked");
     let mut sms_a = w.sms_a.clone();
     sms_a.sort_unstable();
-    assert_eq!(ids("sms"), sms_a, "the record's SMS and the code to her phone");
+    assert_eq!(
+        ids("sms"),
+        sms_a,
+        "the record's SMS and the code to her phone"
+    );
     let mut consents_a = w.consents_a.clone();
     consents_a.sort_unstable();
     assert_eq!(ids("consents"), consents_a);
@@ -573,7 +577,14 @@ async fn a_withdrawn_consent_is_recorded_stops_booking_and_can_be_given_again() 
     };
     assert_eq!(app.count(&in_force("health_data")).await, 1, "not yet");
 
-    let done = post(&anna, app, "/cabinet/my-data", withdraw, &[("confirm", "1")]).await;
+    let done = post(
+        &anna,
+        app,
+        "/cabinet/my-data",
+        withdraw,
+        &[("confirm", "1")],
+    )
+    .await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&done), "/cabinet/my-data?done=withdrawn");
     assert_eq!(app.count(&in_force("health_data")).await, 0);
@@ -605,7 +616,14 @@ async fn a_withdrawn_consent_is_recorded_stops_booking_and_can_be_given_again() 
     let (_, shown) = page(&anna, app, "/cabinet/my-data?done=withdrawn").await;
     assert!(shown.contains("Согласие на обработку сведений о здоровье: отозвано"));
     // Nothing left to withdraw.
-    let again = post(&anna, app, "/cabinet/my-data", withdraw, &[("confirm", "1")]).await;
+    let again = post(
+        &anna,
+        app,
+        "/cabinet/my-data",
+        withdraw,
+        &[("confirm", "1")],
+    )
+    .await;
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
 
     // Booking in the cabinet is refused before the MIS is asked, with the way back.
@@ -615,7 +633,10 @@ async fn a_withdrawn_consent_is_recorded_stops_booking_and_can_be_given_again() 
     let (status, confirm_page) = {
         let response = anna
             .get(app.url(&confirm))
-            .query(&[("branch_id", branch.as_str()), ("start", starts[0].as_str())])
+            .query(&[
+                ("branch_id", branch.as_str()),
+                ("start", starts[0].as_str()),
+            ])
             .send()
             .await
             .expect("confirm page");
@@ -640,7 +661,10 @@ async fn a_withdrawn_consent_is_recorded_stops_booking_and_can_be_given_again() 
         refused.contains("Вы отозвали согласие на обработку сведений о здоровье"),
         "{refused}"
     );
-    assert!(refused.contains("href=\"/cabinet/consent?next="), "{refused}");
+    assert!(
+        refused.contains("href=\"/cabinet/consent?next="),
+        "{refused}"
+    );
     assert_eq!(w.emulators.control.mis_calls("SCHEDULE_REC_RESERVE"), 0);
 
     // Giving it again: both boxes, then back to the slot.

@@ -25,6 +25,7 @@ mod mfa;
 mod ops;
 mod pages_auth;
 mod registration;
+mod retention;
 mod roles;
 mod sms_outbox;
 mod support;

@@ -11,13 +11,13 @@ use totp_rs::{Algorithm, Secret, TOTP};
 use crate::support::{TestApp, browser, csrf_token, location, session_cookie};
 
 const PASSWORD: &str = "a perfectly fine passphrase";
-const FIREFOX: &str = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0";
+const FIREFOX: &str =
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0";
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
 
 /// An app where staff and admins sign in with a second factor (the production default).
 async fn mfa_app() -> TestApp {
-    TestApp::spawn_with(|config| config.mfa_required_roles = vec![Role::Staff, Role::Admin])
-        .await
+    TestApp::spawn_with(|config| config.mfa_required_roles = vec![Role::Staff, Role::Admin]).await
 }
 
 /// A browser-like client that introduces itself with `user_agent`.
@@ -144,12 +144,23 @@ async fn staff_enrol_a_second_factor_before_anything_and_each_code_works_once() 
     let html = setup.text().await.expect("html");
     let svg_start = html.find("<svg class=\"qr\"").expect("an inline QR code");
     let svg_end = svg_start + html[svg_start..].find("</svg>").expect("end of the SVG");
-    assert!(!html[svg_start..svg_end].contains("style"), "no inline style");
+    assert!(
+        !html[svg_start..svg_end].contains("style"),
+        "no inline style"
+    );
     assert!(!html.contains("<?xml"));
     let secret = secret_on(&html);
     assert_eq!(secret.len(), 32, "160 bits in base32");
-    let again = get(&app, &first, "/mfa/setup").await.text().await.expect("html");
-    assert_eq!(secret_on(&again), secret, "a reload keeps the secret scanned");
+    let again = get(&app, &first, "/mfa/setup")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert_eq!(
+        secret_on(&again),
+        secret,
+        "a reload keeps the secret scanned"
+    );
     let totp = authenticator(&secret);
     let token = csrf_token(&html);
 
@@ -167,7 +178,13 @@ async fn staff_enrol_a_second_factor_before_anything_and_each_code_works_once() 
     )
     .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(refused.text().await.expect("html").contains("Код не подошёл"));
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("html")
+            .contains("Код не подошёл")
+    );
     assert_eq!(
         get(&app, &first, "/staff").await.status(),
         StatusCode::SEE_OTHER,
@@ -178,7 +195,11 @@ async fn staff_enrol_a_second_factor_before_anything_and_each_code_works_once() 
         &app,
         &first,
         "/mfa/setup",
-        &[("csrf_token", token.as_str()), ("code", right.as_str()), ("next", "/staff")],
+        &[
+            ("csrf_token", token.as_str()),
+            ("code", right.as_str()),
+            ("next", "/staff"),
+        ],
     )
     .await;
     assert_eq!(enrolled.status(), StatusCode::OK);
@@ -234,7 +255,11 @@ async fn staff_enrol_a_second_factor_before_anything_and_each_code_works_once() 
             &app,
             &second,
             "/mfa",
-            &[("csrf_token", token.as_str()), ("code", code.as_str()), ("next", "")],
+            &[
+                ("csrf_token", token.as_str()),
+                ("code", code.as_str()),
+                ("next", ""),
+            ],
         )
         .await;
         assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{what}");
@@ -248,7 +273,11 @@ async fn staff_enrol_a_second_factor_before_anything_and_each_code_works_once() 
         &app,
         &second,
         "/mfa",
-        &[("csrf_token", token.as_str()), ("code", recovery[0].as_str()), ("next", "")],
+        &[
+            ("csrf_token", token.as_str()),
+            ("code", recovery[0].as_str()),
+            ("next", ""),
+        ],
     )
     .await;
     assert_eq!(passed.status(), StatusCode::SEE_OTHER);
@@ -263,7 +292,11 @@ async fn staff_enrol_a_second_factor_before_anything_and_each_code_works_once() 
         &app,
         &third,
         "/mfa",
-        &[("csrf_token", token.as_str()), ("code", recovery[0].as_str()), ("next", "")],
+        &[
+            ("csrf_token", token.as_str()),
+            ("code", recovery[0].as_str()),
+            ("next", ""),
+        ],
     )
     .await;
     assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -319,7 +352,11 @@ async fn staff_enrol_a_second_factor_before_anything_and_each_code_works_once() 
         json!({"email": email, "password": PASSWORD, "otp": recovery[2]}),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "a recovery code works in the API too");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a recovery code works in the API too"
+    );
 
     for (action, at_least) in [
         ("mfa_enrolled", 1),
@@ -343,7 +380,11 @@ async fn wrong_codes_are_limited_per_account() {
         .await;
     let client = browser();
     app.log_in(&client, "guess@example.ru", PASSWORD).await;
-    let html = get(&app, &client, "/mfa/setup").await.text().await.expect("html");
+    let html = get(&app, &client, "/mfa/setup")
+        .await
+        .text()
+        .await
+        .expect("html");
     let totp = authenticator(&secret_on(&html));
     let token = csrf_token(&html);
     let wrong = wrong_code(&code_at(&totp, 0));
@@ -352,7 +393,11 @@ async fn wrong_codes_are_limited_per_account() {
             &app,
             &client,
             "/mfa/setup",
-            &[("csrf_token", token.as_str()), ("code", wrong.as_str()), ("next", "")],
+            &[
+                ("csrf_token", token.as_str()),
+                ("code", wrong.as_str()),
+                ("next", ""),
+            ],
         )
         .await;
         assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -363,12 +408,19 @@ async fn wrong_codes_are_limited_per_account() {
         &app,
         &client,
         "/mfa/setup",
-        &[("csrf_token", token.as_str()), ("code", right.as_str()), ("next", "")],
+        &[
+            ("csrf_token", token.as_str()),
+            ("code", right.as_str()),
+            ("next", ""),
+        ],
     )
     .await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers().contains_key("retry-after"));
-    assert_eq!(get(&app, &client, "/admin").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        get(&app, &client, "/admin").await.status(),
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -429,9 +481,16 @@ async fn the_sessions_page_lists_logins_and_ending_one_logs_that_client_out() {
     .await;
     assert_eq!(location(&ended), "/account/sessions?done=ended");
     let refused = get(&app, &chrome, "/cabinet").await;
-    assert_eq!(refused.status(), StatusCode::SEE_OTHER, "the ended session is out");
+    assert_eq!(
+        refused.status(),
+        StatusCode::SEE_OTHER,
+        "the ended session is out"
+    );
     assert_eq!(location(&refused), "/login?next=%2Fcabinet");
-    assert_eq!(get(&app, &firefox, "/cabinet").await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&app, &firefox, "/cabinet").await.status(),
+        StatusCode::OK
+    );
     let html = get(&app, &firefox, "/account/sessions")
         .await
         .text()
@@ -447,7 +506,10 @@ async fn the_sessions_page_lists_logins_and_ending_one_logs_that_client_out() {
 
     // «Завершить все, кроме этого».
     app.log_in(&chrome, "anna@example.ru", PASSWORD).await;
-    assert_eq!(get(&app, &chrome, "/cabinet").await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&app, &chrome, "/cabinet").await.status(),
+        StatusCode::OK
+    );
     let all = post_form(
         &app,
         &firefox,
@@ -460,11 +522,18 @@ async fn the_sessions_page_lists_logins_and_ending_one_logs_that_client_out() {
         get(&app, &chrome, "/cabinet").await.status(),
         StatusCode::SEE_OTHER
     );
-    assert_eq!(get(&app, &firefox, "/cabinet").await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&app, &firefox, "/cabinet").await.status(),
+        StatusCode::OK
+    );
 
     // Logging out ends the row too.
     app.log_in(&chrome, "anna@example.ru", PASSWORD).await;
-    let cabinet = get(&app, &chrome, "/cabinet").await.text().await.expect("html");
+    let cabinet = get(&app, &chrome, "/cabinet")
+        .await
+        .text()
+        .await
+        .expect("html");
     let token = csrf_token(&cabinet);
     let logout = post_form(&app, &chrome, "/logout", &[("csrf_token", token.as_str())]).await;
     assert_eq!(location(&logout), "/login");
@@ -486,7 +555,11 @@ async fn a_password_change_ends_the_other_sessions_when_the_box_is_ticked() {
     for client in [&mine, &other] {
         app.log_in(client, "boris@example.ru", PASSWORD).await;
     }
-    let profile = get(&app, &mine, "/cabinet/profile").await.text().await.expect("html");
+    let profile = get(&app, &mine, "/cabinet/profile")
+        .await
+        .text()
+        .await
+        .expect("html");
     assert!(
         profile.contains("name=\"end_others\" type=\"checkbox\" value=\"1\" checked"),
         "the box is ticked by default"
@@ -512,14 +585,25 @@ async fn a_password_change_ends_the_other_sessions_when_the_box_is_ticked() {
         "the other session ended"
     );
     assert_eq!(get(&app, &mine, "/cabinet").await.status(), StatusCode::OK);
-    let listed = get(&app, &mine, "/account/sessions").await.text().await.expect("html");
-    assert!(listed.contains("Этот сеанс"), "this session is listed still");
+    let listed = get(&app, &mine, "/account/sessions")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        listed.contains("Этот сеанс"),
+        "this session is listed still"
+    );
     assert!(!listed.contains("Chrome, Windows"), "{listed}");
 
     // Unticked: the other sessions go on.
     app.log_in(&other, "boris@example.ru", "a second fine passphrase")
         .await;
-    let profile = get(&app, &mine, "/cabinet/profile").await.text().await.expect("html");
+    let profile = get(&app, &mine, "/cabinet/profile")
+        .await
+        .text()
+        .await
+        .expect("html");
     let token = csrf_token(&profile);
     let kept = post_form(
         &app,

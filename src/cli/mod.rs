@@ -3,6 +3,7 @@
 pub mod emulate;
 pub mod migrate;
 pub mod reconcile;
+pub mod retention;
 pub mod serve;
 pub mod sms;
 pub mod sync;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Settle SMS held because their send went unanswered.
     #[command(subcommand)]
     Sms(sms::SmsCommand),
+    /// Anonymise accounts past their deletion grace and remove rows past their retention.
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
 }
 
 /// Runs the command; on failure prints one line naming the reason and exits non-zero.
@@ -71,6 +75,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Emulate(args) => emulate::run(args).await,
             Command::Sms(command) => sms::run(config, command).await,
             Command::Reconcile(args) => reconcile::run(config, args).await,
+            Command::Retention(command) => retention::run(config, command).await,
         }
     });
     match result {

@@ -21,6 +21,8 @@ diesel::table! {
         totp_secret -> Nullable<Text>,
         totp_enrolled_at -> Nullable<Timestamptz>,
         totp_last_step -> Nullable<Int8>,
+        deletion_requested_at -> Nullable<Timestamptz>,
+        anonymised_at -> Nullable<Timestamptz>,
     }
 }
 

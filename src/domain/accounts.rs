@@ -195,6 +195,12 @@ pub async fn set_disabled(
     not_self(actor, account)?;
     let mut conn = db.get().await?;
     user::set_disabled(&mut conn, account.id, disabled).await?;
+    if !disabled {
+        // Enabling is how the clinic restores an account its owner asked to delete, within
+        // the grace period: the request is withdrawn with it, so a later disabling for
+        // another reason does not anonymise the account (`domain::retention`).
+        crate::db::models::retention::withdraw_deletion_request(&mut conn, account.id).await?;
+    }
     drop(conn);
     let action = if disabled {
         "user_disabled"

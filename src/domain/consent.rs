@@ -155,19 +155,17 @@ pub async fn withdrawn_purpose(
     user_id: i64,
 ) -> Result<Option<ConsentPurpose>, diesel::result::Error> {
     let rows = consent::of_user(conn, user_id).await?;
-    Ok(
-        [ConsentPurpose::HealthData, ConsentPurpose::PersonalData]
-            .into_iter()
-            .find(|purpose| {
-                let withdrawn = rows
-                    .iter()
-                    .any(|r| r.purpose == *purpose && r.withdrawn_at.is_some());
-                let in_force = rows
-                    .iter()
-                    .any(|r| r.purpose == *purpose && r.withdrawn_at.is_none());
-                withdrawn && !in_force
-            }),
-    )
+    Ok([ConsentPurpose::HealthData, ConsentPurpose::PersonalData]
+        .into_iter()
+        .find(|purpose| {
+            let withdrawn = rows
+                .iter()
+                .any(|r| r.purpose == *purpose && r.withdrawn_at.is_some());
+            let in_force = rows
+                .iter()
+                .any(|r| r.purpose == *purpose && r.withdrawn_at.is_none());
+            withdrawn && !in_force
+        }))
 }
 
 #[cfg(test)]

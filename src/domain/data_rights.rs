@@ -113,7 +113,9 @@ fn accessor(row: &AccessRow) -> (Accessor, Option<String>) {
         (None, _) if row.by_system => (Accessor::System, None),
         // Without an account and not the server: a visitor with a visit link (record
         // actions) or someone registering with the patient's e-mail.
-        (None, _) if row.action.starts_with("record_") || row.action == "registration_email_taken" => {
+        (None, _)
+            if row.action.starts_with("record_") || row.action == "registration_email_taken" =>
+        {
             (Accessor::Visitor, None)
         }
         // An account changed without an actor: the operator's command line on the server.
@@ -378,14 +380,9 @@ pub async fn export(
     let messages = outbox::to_person(&mut conn, &record_ids, patient.phone.as_deref()).await?;
     let consents = consent_rows::of_user(&mut conn, patient.id).await?;
     let proven = verification::proven_phones(&mut conn, patient.id).await?;
-    let (log, _) = audit_event::access_log(
-        &mut conn,
-        patient.id,
-        patient.phone.as_deref(),
-        i64::MAX,
-        0,
-    )
-    .await?;
+    let (log, _) =
+        audit_event::access_log(&mut conn, patient.id, patient.phone.as_deref(), i64::MAX, 0)
+            .await?;
     drop(conn);
     let export = MyDataExport {
         format_version: 1,
@@ -565,7 +562,10 @@ mod tests {
     /// with `UPDATE_SCHEMAS=1`) and commit it.
     #[test]
     fn the_committed_schema_is_generated_from_the_code() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/public/my-data.schema.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/public/my-data.schema.json"
+        );
         let generated = my_data_schema().expect("schema");
         if std::env::var_os("UPDATE_SCHEMAS").is_some() {
             let text = serde_json::to_string_pretty(&generated).expect("json") + "\n";
@@ -586,7 +586,13 @@ mod tests {
         let schema = my_data_schema().expect("schema");
         let text = schema.to_string();
         assert!(!text.contains("#/components/schemas/"), "{text}");
-        for name in ["AccountData", "VisitData", "AccessEntry", "Accessor", "RecordStatus"] {
+        for name in [
+            "AccountData",
+            "VisitData",
+            "AccessEntry",
+            "Accessor",
+            "RecordStatus",
+        ] {
             assert!(schema["$defs"][name].is_object(), "{name} in $defs");
         }
     }

@@ -100,7 +100,9 @@ pub struct Enrolment {
 pub enum Passed {
     Code,
     /// A recovery code, with this many left unused.
-    Recovery { left: i64 },
+    Recovery {
+        left: i64,
+    },
 }
 
 /// What the user typed, read as one of the two kinds of answer.
@@ -219,7 +221,11 @@ fn new_recovery_codes() -> Vec<String> {
                     char::from(RECOVERY_ALPHABET[rand::random_range(0..RECOVERY_ALPHABET.len())])
                 })
                 .collect();
-            format!("{}-{}", &code[..RECOVERY_LEN / 2], &code[RECOVERY_LEN / 2..])
+            format!(
+                "{}-{}",
+                &code[..RECOVERY_LEN / 2],
+                &code[RECOVERY_LEN / 2..]
+            )
         })
         .collect()
 }
@@ -439,13 +445,27 @@ mod tests {
 
     #[test]
     fn answers_are_read_leniently_and_nothing_else_passes() {
-        assert_eq!(Answer::parse("123 456"), Some(Answer::Code("123456".into())));
-        assert_eq!(Answer::parse(" 123456\n"), Some(Answer::Code("123456".into())));
+        assert_eq!(
+            Answer::parse("123 456"),
+            Some(Answer::Code("123456".into()))
+        );
+        assert_eq!(
+            Answer::parse(" 123456\n"),
+            Some(Answer::Code("123456".into()))
+        );
         assert_eq!(
             Answer::parse("abcde-fghjk"),
             Some(Answer::Recovery("ABCDEFGHJK".into()))
         );
-        for bad in ["", "12345", "1234567", "ABCDE-FGHJ0", "ABCDE-FGHJI", "12345a", "ПРИВЕТ-МИР1"] {
+        for bad in [
+            "",
+            "12345",
+            "1234567",
+            "ABCDE-FGHJ0",
+            "ABCDE-FGHJI",
+            "12345a",
+            "ПРИВЕТ-МИР1",
+        ] {
             assert_eq!(Answer::parse(bad), None, "{bad:?}");
         }
     }
@@ -458,7 +478,10 @@ mod tests {
             assert_eq!(code.len(), RECOVERY_LEN + 1, "{code}");
             assert_eq!(code.as_bytes()[RECOVERY_LEN / 2], b'-', "{code}");
             let compact = code.replace('-', "");
-            assert!(compact.bytes().all(|b| RECOVERY_ALPHABET.contains(&b)), "{code}");
+            assert!(
+                compact.bytes().all(|b| RECOVERY_ALPHABET.contains(&b)),
+                "{code}"
+            );
             assert_eq!(
                 Answer::parse(&code.to_lowercase()),
                 Some(Answer::Recovery(compact))

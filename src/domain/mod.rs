@@ -19,5 +19,6 @@ pub mod phones;
 pub mod profile;
 pub mod rate;
 pub mod refresh;
+pub mod retention;
 pub mod sessions;
 pub mod values;

@@ -221,8 +221,9 @@ pub async fn reset_password(
     Ok(account)
 }
 
-/// Checks the current password before a change.
-async fn check_current(
+/// Checks the current password before a change (and before an account's deletion,
+/// `domain::retention`).
+pub(crate) async fn check_current(
     passwords: &Passwords,
     account: &User,
     current: &str,

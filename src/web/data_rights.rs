@@ -298,7 +298,9 @@ fn my_data_page(
             .map(|p| PhoneLine {
                 phone: p.phone.clone(),
                 state: match (p.current, p.proven_at) {
-                    (true, Some(at)) => format!("текущий, подтверждён {} (UTC)", at.format(UTC_TIME)),
+                    (true, Some(at)) => {
+                        format!("текущий, подтверждён {} (UTC)", at.format(UTC_TIME))
+                    }
                     (true, None) => "текущий, не подтверждён".to_owned(),
                     (false, Some(at)) => format!("подтверждался {} (UTC)", at.format(UTC_TIME)),
                     (false, None) => "не подтверждался".to_owned(),

@@ -45,6 +45,11 @@ struct OtherErrorPage {
     message: String,
 }
 
+/// Marks a response whose body is already the page to show, whatever its status (a form
+/// that says why it did nothing when the MIS is down): [`render_html_errors`] leaves it.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnPage;
+
 /// Swaps the JSON body of an [`AppError`] response for the matching error page, keeping
 /// the status and headers (such as `Retry-After`).
 pub async fn render_html_errors(request: Request, next: Next) -> Response {
@@ -58,6 +63,7 @@ pub async fn render_html_errors(request: Request, next: Next) -> Response {
     let face = match response.extensions().get::<ErrorFace>() {
         Some(face) => face.clone(),
         // A bare 5xx from a layer (the session layer when Redis fails on save).
+        None if response.extensions().get::<OwnPage>().is_some() => return response,
         None if response.status().is_server_error() => ErrorFace {
             status: response.status(),
             code: "internal",

@@ -192,11 +192,7 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
         "подключён второй фактор",
         AuditSubject::Account,
     ),
-    action(
-        "mfa_passed",
-        "второй фактор пройден",
-        AuditSubject::Account,
-    ),
+    action("mfa_passed", "второй фактор пройден", AuditSubject::Account),
     action(
         "mfa_failed",
         "неверный код второго фактора",
@@ -356,6 +352,22 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
     ),
     action("sms_resent", "СМС отправлено повторно", AuditSubject::Sms),
     action("sms_dropped", "СМС снято с отправки", AuditSubject::Sms),
+    // Deletion and retention (`domain::retention`).
+    action(
+        "account_deletion_requested",
+        "пациент удалил учётную запись",
+        AuditSubject::Account,
+    ),
+    action(
+        "account_anonymised",
+        "персональные данные удалённой учётной записи стёрты",
+        AuditSubject::Account,
+    ),
+    action(
+        "retention_run",
+        "очистка данных по срокам хранения",
+        AuditSubject::AsIs,
+    ),
 ];
 
 /// The audit action with this code, if the code is known.

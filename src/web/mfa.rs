@@ -191,25 +191,24 @@ pub async fn confirm_mfa_setup(
         Err(elsewhere) => return Ok(elsewhere),
     };
     let now = state.booking.clock.now();
-    let error = match mfa::confirm_enrolment(&state.db, &state.redis, &user, &form.code, now, ip)
-        .await
-    {
-        Ok(codes) => {
-            session.pass_second_factor().await?;
-            let page = RecoveryCodesPage {
-                layout: Layout::with_form(&session, Some(&user)).await?,
-                codes,
-                target: target(&form.next, &user),
-            };
-            return Ok(page.into_response());
-        }
-        Err(MfaError::AlreadyEnrolled) => {
-            return Ok(Redirect::to(&with_next("/mfa", &form.next)).into_response());
-        }
-        Err(MfaError::WrongCode) => AppError::field("code", CODE_REFUSED),
-        Err(e @ MfaError::RateLimited { .. }) => AppError::from(e),
-        Err(e) => return Err(e.into()),
-    };
+    let error =
+        match mfa::confirm_enrolment(&state.db, &state.redis, &user, &form.code, now, ip).await {
+            Ok(codes) => {
+                session.pass_second_factor().await?;
+                let page = RecoveryCodesPage {
+                    layout: Layout::with_form(&session, Some(&user)).await?,
+                    codes,
+                    target: target(&form.next, &user),
+                };
+                return Ok(page.into_response());
+            }
+            Err(MfaError::AlreadyEnrolled) => {
+                return Ok(Redirect::to(&with_next("/mfa", &form.next)).into_response());
+            }
+            Err(MfaError::WrongCode) => AppError::field("code", CODE_REFUSED),
+            Err(e @ MfaError::RateLimited { .. }) => AppError::from(e),
+            Err(e) => return Err(e.into()),
+        };
     let page = match setup_page(&state, &session, &user, &form.next, Some(shown(&error))).await? {
         Ok(page) => page,
         Err(elsewhere) => return Ok(elsewhere),

@@ -8,6 +8,7 @@ pub mod booking;
 pub mod cabinet;
 pub mod consent;
 pub mod data_rights;
+pub mod deletion;
 pub mod desk;
 pub mod desk_record;
 pub mod doctors;

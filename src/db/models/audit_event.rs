@@ -279,13 +279,12 @@ pub async fn access_log(
 ) -> QueryResult<(Vec<AccessRow>, i64)> {
     use diesel::sql_types::{BigInt, Nullable, Text};
 
-    let totals: Vec<Total> = diesel::sql_query(format!(
-        "{ACCESS_LOG}SELECT count(*) AS n FROM entries"
-    ))
-    .bind::<BigInt, _>(patient_id)
-    .bind::<Nullable<Text>, _>(phone)
-    .load(conn)
-    .await?;
+    let totals: Vec<Total> =
+        diesel::sql_query(format!("{ACCESS_LOG}SELECT count(*) AS n FROM entries"))
+            .bind::<BigInt, _>(patient_id)
+            .bind::<Nullable<Text>, _>(phone)
+            .load(conn)
+            .await?;
     let total = <[Total]>::first(&totals).map_or(0, |t| t.n);
     let rows: Vec<AccessRow> = diesel::sql_query(format!(
         "{ACCESS_LOG}SELECT entries.event_id, entries.sms_id, entries.at, entries.actor_user_id, \

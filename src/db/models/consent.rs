@@ -76,7 +76,10 @@ pub struct ConsentRecord {
 }
 
 /// Every consent the account gave, oldest first.
-pub async fn of_user(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<Vec<ConsentRecord>> {
+pub async fn of_user(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> QueryResult<Vec<ConsentRecord>> {
     consents::table
         .inner_join(consent_texts::table)
         .filter(consents::user_id.eq(user_id))

@@ -12,6 +12,7 @@ pub mod mfa;
 pub mod outbox;
 pub mod record;
 pub mod refresh_token;
+pub mod retention;
 pub mod schedule_snapshot;
 pub mod sync_run;
 pub mod user;

@@ -129,7 +129,10 @@ pub async fn proven_phones(
         .filter(phone_verifications::phone.is_not_null())
         .filter(phone_verifications::confirmed_at.is_not_null())
         .order(phone_verifications::confirmed_at.asc())
-        .select((phone_verifications::phone, phone_verifications::confirmed_at))
+        .select((
+            phone_verifications::phone,
+            phone_verifications::confirmed_at,
+        ))
         .load(conn)
         .await?;
     Ok(rows

@@ -16,7 +16,7 @@ pub mod reading;
 pub mod reconcile;
 pub mod records;
 pub mod reserve;
-mod rounds;
+pub(crate) mod rounds;
 pub mod rules;
 pub mod schedule;
 pub mod target;
