@@ -51,6 +51,7 @@ services:
     echo "services: starting pgsql and redis with docker compose"
     # The app service's JWT_SECRET is required at interpolation even when only these two start.
     JWT_SECRET="${JWT_SECRET:-not-used-by-pgsql-or-redis-0123456789}" \
+    METRICS_TOKEN="${METRICS_TOKEN:-not-used-by-pgsql-or-redis-0123456789}" \
         {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml up -d pgsql redis
     for _ in $(seq 60); do
         if pg_up && redis_up; then
@@ -140,7 +141,7 @@ up-monitoring:
 
 # Stop the Docker stack (the pgdata volume is kept).
 down:
-    JWT_SECRET="${JWT_SECRET:-not-needed-to-stop-the-stack-0123456789}" {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml --profile monitoring --profile docs down
+    JWT_SECRET="${JWT_SECRET:-not-needed-to-stop-the-stack-0123456789}" METRICS_TOKEN="${METRICS_TOKEN:-not-needed-to-stop-the-stack}" {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml --profile monitoring --profile docs down
 
 # Serve the documentation site on http://127.0.0.1:5173 (VitePress; `npm ci` in docs/ when needed).
 docs:

@@ -434,7 +434,7 @@ export interface components {
         };
         ErrorDetail: {
             /**
-             * @description `unauthorized`, `invalid_credentials`, `token_expired`, `forbidden`, `not_found`,
+             * @description `unauthorized`, `invalid_credentials`, `mfa_required`, `token_expired`, `forbidden`, `not_found`,
              *     `validation_failed`, `slot_taken`, `too_many_upcoming`, `already_confirmed`, `conflict`, `request_in_progress`, `rate_limited`,
              *     `mis_unavailable`, `service_unavailable`, `timeout`, `busy`,
              *     `bad_request`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `internal`.
@@ -447,6 +447,13 @@ export interface components {
         };
         LoginRequest: {
             email: string;
+            /**
+             * @description The second factor, for accounts whose role signs in with one (`MFA_REQUIRED_ROLES`:
+             *     staff and admins by default): the 6-digit code of the authenticator app, or an unused
+             *     recovery code. Without it such a login is 401 `mfa_required`; a wrong, reused or
+             *     stale one is 401 `invalid_credentials`, like a wrong password. Ignored for other roles.
+             */
+            otp?: string | null;
             password: string;
         };
         /**
@@ -1832,8 +1839,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Bad ids or dates, or a window over 31 days */
+            /** @description Bad ids or dates, a window over 31 days, or days outside yesterday … today + `SCHEDULE_HORIZON_DAYS` */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: too many reads that missed the cache from this address (`Retry-After`) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2168,7 +2184,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `invalid_credentials`: unknown e-mail, wrong password or a disabled account (one answer for all) */
+            /** @description `invalid_credentials`: unknown e-mail, wrong password, a disabled account, or a wrong, reused or stale `otp` (one answer for all); `mfa_required`: the password is right, but the account's role signs in with a second factor and `otp` is missing (or no factor is set up yet: set it up by logging in on the site) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2204,7 +2220,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Too many attempts */
+            /** @description Too many attempts (of the password, or of `otp` on the account) */
             429: {
                 headers: {
                     [name: string]: unknown;
