@@ -133,6 +133,14 @@ pub async fn slots_partial(
                 .or(errors.get("date_to"))
                 .map(str::to_owned),
         ),
+        // The doctor page stays readable; only its grid waits.
+        Err(BookingError::RateLimited { retry_after_secs }) => (
+            Vec::new(),
+            false,
+            Some(format!(
+                "Слишком много запросов расписания с вашего адреса. Повторите через {retry_after_secs} с."
+            )),
+        ),
         Err(e) => return Err(e.into()),
     };
     Ok(Some(SlotsPartial {
