@@ -620,3 +620,82 @@ async fn a_password_change_ends_the_other_sessions_when_the_box_is_ticked() {
     assert_eq!(get(&app, &other, "/cabinet").await.status(), StatusCode::OK);
     assert_eq!(get(&app, &mine, "/cabinet").await.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_resets_a_lost_factor_and_the_next_login_enrols_again() {
+    let app = mfa_app().await;
+    let email = "lost.phone@example.ru";
+    let user = app.create_user(email, PASSWORD, Role::Staff).await;
+    app.count(&format!(
+        "WITH u AS (UPDATE users SET totp_secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', \
+         totp_enrolled_at = now(), totp_last_step = 1 WHERE id = {id} RETURNING 1), \
+         c AS (INSERT INTO mfa_recovery_codes (user_id, code_hash) SELECT {id}, md5(g::text) \
+         FROM generate_series(1, 10) g RETURNING 1) SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM c) AS n",
+        id = user.id
+    ))
+    .await;
+    // Enrolled: the password step asks for a code, not for a setup.
+    let before = browser();
+    let login = app.log_in(&before, email, PASSWORD).await;
+    assert_eq!(location(&login), "/mfa");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sovamed"))
+        .args(["user", "reset-mfa", "--email", email])
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("REDIS_PREFIX", &app.config.redis_prefix)
+        .env("APP_ENV", "development")
+        .output()
+        .expect("sovamed user reset-mfa");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM users WHERE id = {} AND totp_secret IS NULL \
+             AND totp_enrolled_at IS NULL AND totp_last_step IS NULL AND session_version > {}",
+            user.id, user.session_version
+        ))
+        .await,
+        1,
+        "the factor is gone and the sessions ended"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM mfa_recovery_codes WHERE user_id = {}",
+            user.id
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM audit_events WHERE action = 'mfa_reset' AND subject = '{}'",
+            user.id
+        ))
+        .await,
+        1
+    );
+    // The session that waited for a code is over; a new login is sent to the setup.
+    let ended = get(&app, &before, "/staff").await;
+    assert_eq!(ended.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&ended).starts_with("/login"),
+        "{}",
+        location(&ended)
+    );
+    let after = browser();
+    let login = app.log_in(&after, email, PASSWORD).await;
+    assert_eq!(location(&login), "/mfa/setup");
+    // Unknown accounts are refused in words.
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_sovamed"))
+        .args(["user", "reset-mfa", "--email", "nobody@example.ru"])
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("REDIS_PREFIX", &app.config.redis_prefix)
+        .env("APP_ENV", "development")
+        .output()
+        .expect("sovamed user reset-mfa");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no account"));
+}

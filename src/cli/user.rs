@@ -1,4 +1,4 @@
-//! `sovamed user create|set-password|disable`: account management for operators.
+//! `sovamed user create|set-password|disable|reset-mfa`: account management for operators.
 
 use std::io::BufRead;
 
@@ -42,6 +42,12 @@ pub enum UserCommand {
     },
     /// Disable an account; every session and token of it ends.
     Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Remove the second factor of an account whose owner lost the authenticator and the
+    /// recovery codes: its sessions and tokens end, and the next login enrols afresh.
+    ResetMfa {
         #[arg(long)]
         email: String,
     },
@@ -118,6 +124,14 @@ pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
             .await?;
             println!(
                 "password changed for {}; its sessions and tokens have ended",
+                account.email
+            );
+        }
+        UserCommand::ResetMfa { email } => {
+            let account = find(&pool, &email).await?;
+            crate::domain::mfa::reset(&pool, &account, Actor::command_line()).await?;
+            println!(
+                "second factor removed for {}; its sessions and tokens have ended, and the next login sets up a new one",
                 account.email
             );
         }

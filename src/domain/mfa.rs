@@ -255,6 +255,22 @@ async fn clear_attempts(redis: &Redis, user_id: i64) -> Result<(), MfaError> {
 }
 
 /// Whether the account has a confirmed second factor.
+/// For an account whose owner lost the authenticator and the recovery codes: the second
+/// factor and the codes are removed and every session and token ends, in one transaction,
+/// so the next login enrols afresh (an operator's decision, made on the server).
+pub async fn reset(db: &DbPool, account: &User, actor: Actor) -> Result<(), MfaError> {
+    let mut conn = db.get().await?;
+    conn.transaction(async |conn| {
+        rows::remove(conn, account.id).await?;
+        crate::db::models::user::end_sessions(conn, account.id).await?;
+        Ok::<_, diesel::result::Error>(())
+    })
+    .await?;
+    drop(conn);
+    audit::append(db, actor, "mfa_reset", &account.id.to_string()).await;
+    Ok(())
+}
+
 pub async fn is_enrolled(db: &DbPool, user_id: i64) -> Result<bool, MfaError> {
     let mut conn = db.get().await?;
     Ok(rows::find(&mut conn, user_id)

@@ -204,6 +204,11 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
         AuditSubject::Account,
     ),
     action(
+        "mfa_reset",
+        "второй фактор сброшен оператором",
+        AuditSubject::Account,
+    ),
+    action(
         "session_ended",
         "сеанс завершён пользователем",
         AuditSubject::Account,

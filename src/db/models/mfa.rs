@@ -152,3 +152,20 @@ pub async fn count_unused_recovery_codes(
         .get_result(conn)
         .await
 }
+
+/// Removes the account's second factor (secret, confirmation, last step) and its recovery
+/// codes; the account enrols again at its next login. `false` for no such account.
+pub async fn remove(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<bool> {
+    diesel::delete(mfa_recovery_codes::table.filter(mfa_recovery_codes::user_id.eq(user_id)))
+        .execute(conn)
+        .await?;
+    let changed = diesel::update(users::table.find(user_id))
+        .set((
+            users::totp_secret.eq(None::<String>),
+            users::totp_enrolled_at.eq(None::<DateTime<Utc>>),
+            users::totp_last_step.eq(None::<i64>),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(changed == 1)
+}
