@@ -10,7 +10,7 @@ use serde_json::Value;
 use sovamed::db::models::user::Role;
 
 use crate::support::{
-    TestApp, browser, csrf_token, doctor_in, free_starts, location, sync_directories,
+    TestApp, browser, csrf_token, doctor_in, free_starts, location, page, post, sync_directories,
     with_emulators,
 };
 
@@ -114,32 +114,6 @@ async fn logged_in(app: &TestApp, email: &str) -> Client {
     let response = app.log_in(&client, email, PASSWORD).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} logs in");
     client
-}
-
-async fn page(client: &Client, app: &TestApp, path: &str) -> (StatusCode, String) {
-    let response = client.get(app.url(path)).send().await.expect("GET");
-    let status = response.status();
-    (status, response.text().await.expect("body"))
-}
-
-/// POSTs a form with the CSRF token of `from`.
-async fn post(
-    client: &Client,
-    app: &TestApp,
-    from: &str,
-    path: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let (_, html) = page(client, app, from).await;
-    let token = csrf_token(&html);
-    let mut form: Vec<(&str, &str)> = vec![("csrf_token", token.as_str())];
-    form.extend_from_slice(fields);
-    client
-        .post(app.url(path))
-        .form(&form)
-        .send()
-        .await
-        .expect("POST")
 }
 
 async fn seeded() -> World {

@@ -6,7 +6,7 @@ use reqwest::{Client, StatusCode};
 use sovamed::{db::models::user::Role, domain::clock::Clock};
 
 use crate::support::{
-    TestApp, browser, csrf_token, doctor_in, eventually, free_starts, location, sync_directories,
+    TestApp, browser, doctor_in, eventually, free_starts, location, page, post, sync_directories,
     with_emulators_and,
 };
 
@@ -43,32 +43,6 @@ async fn logged_in(app: &TestApp, email: &str, role: Role) -> (Client, i64) {
     let response = app.log_in(&client, email, PASSWORD).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} logs in");
     (client, user.id)
-}
-
-async fn page(client: &Client, app: &TestApp, path: &str) -> (StatusCode, String) {
-    let response = client.get(app.url(path)).send().await.expect("GET");
-    let status = response.status();
-    (status, response.text().await.expect("body"))
-}
-
-/// POSTs a form with the CSRF token of `from`.
-async fn post(
-    client: &Client,
-    app: &TestApp,
-    from: &str,
-    path: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let (_, html) = page(client, app, from).await;
-    let token = csrf_token(&html);
-    let mut form: Vec<(&str, &str)> = vec![("csrf_token", token.as_str())];
-    form.extend_from_slice(fields);
-    client
-        .post(app.url(path))
-        .form(&form)
-        .send()
-        .await
-        .expect("POST")
 }
 
 fn record_id_from(location: &str) -> i64 {

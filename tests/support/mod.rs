@@ -513,3 +513,30 @@ pub async fn sync_all(app: &TestApp, full: bool) -> Result<Vec<sovamed::sync::Sy
     .await
     .map_err(|(kind, e)| format!("{}: {e}", kind.as_str()))
 }
+
+/// A page as `client` sees it: its status and body.
+pub async fn page(client: &Client, app: &TestApp, path: &str) -> (reqwest::StatusCode, String) {
+    let response = client.get(app.url(path)).send().await.expect("GET");
+    let status = response.status();
+    (status, response.text().await.expect("body"))
+}
+
+/// POSTs a form with the CSRF token of the page `from`, as a browser would after opening it.
+pub async fn post(
+    client: &Client,
+    app: &TestApp,
+    from: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Response {
+    let (_, html) = page(client, app, from).await;
+    let token = csrf_token(&html);
+    let mut form: Vec<(&str, &str)> = vec![("csrf_token", token.as_str())];
+    form.extend_from_slice(fields);
+    client
+        .post(app.url(path))
+        .form(&form)
+        .send()
+        .await
+        .expect("POST")
+}
