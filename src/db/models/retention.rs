@@ -174,7 +174,7 @@ pub async fn erase_records_of(
 
 /// Erases the SMS about `record_ids` and those sent to `phone` about no record (codes,
 /// notices): the text and the phone go, the row stays for the delivery statistics. A
-/// message not sent yet is failed instead of being sent as «[удалено]» to the placeholder.
+/// message not sent yet is failed instead of being sent as «\[удалено\]» to the placeholder.
 pub async fn erase_messages(
     conn: &mut AsyncPgConnection,
     record_ids: &[i64],
