@@ -699,3 +699,23 @@ async fn an_operator_resets_a_lost_factor_and_the_next_login_enrols_again() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no account"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_otp_longer_than_the_schema_allows_is_refused_for_every_role() {
+    let app = mfa_app().await;
+    app.create_user("patient@example.ru", PASSWORD, Role::Patient)
+        .await;
+    let (status, body) = api_login(
+        &app,
+        json!({"email": "patient@example.ru", "password": PASSWORD, "otp": "0".repeat(33)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["fields"]["otp"].is_string(), "{body}");
+    let (status, _) = api_login(
+        &app,
+        json!({"email": "patient@example.ru", "password": PASSWORD, "otp": "0".repeat(32)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "a patient's otp is ignored");
+}

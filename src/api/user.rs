@@ -126,7 +126,7 @@ async fn signed_in(
         (status = 401, description = "`invalid_credentials`: unknown e-mail, wrong password, a disabled account, or a wrong, reused or stale `otp` (one answer for all); `mfa_required`: the password is right, but the account's role signs in with a second factor and `otp` is missing (or no factor is set up yet: set it up by logging in on the site)", body = crate::api::types::ErrorBody),
         (status = 413, description = "Body too large", body = crate::api::types::ErrorBody),
         (status = 415, description = "Not JSON", body = crate::api::types::ErrorBody),
-        (status = 422, description = "Missing or unknown fields", body = crate::api::types::ErrorBody),
+        (status = 422, description = "Missing or unknown fields, or an `otp` over 32 characters (refused before any check, for every role)", body = crate::api::types::ErrorBody),
         (status = 429, description = "Too many attempts (of the password, or of `otp` on the account)", body = crate::api::types::ErrorBody),
         (status = 503, description = "A dependency is down", body = crate::api::types::ErrorBody),
     ))]
@@ -135,6 +135,17 @@ pub async fn log_in(
     ClientIp(ip): ClientIp,
     Json(body): Json<LoginRequest>,
 ) -> Result<Response, AppError> {
+    // Refused as the schema says, whatever the account: no code or recovery code is longer.
+    if body
+        .otp
+        .as_ref()
+        .is_some_and(|otp| otp.chars().count() > 32)
+    {
+        return Err(AppError::field(
+            "otp",
+            "Код второго фактора не длиннее 32 символов",
+        ));
+    }
     match authenticate(&state, &body.email, &body.password, ip, None).await? {
         LoginOutcome::LoggedIn(user) if needs_second_factor(&state, &user) => {
             let Some(otp) = body.otp.as_deref().filter(|otp| !otp.trim().is_empty()) else {

@@ -2211,7 +2211,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Missing or unknown fields */
+            /** @description Missing or unknown fields, or an `otp` over 32 characters (refused before any check, for every role) */
             422: {
                 headers: {
                     [name: string]: unknown;
