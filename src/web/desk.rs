@@ -174,6 +174,36 @@ fn schedule_gap(e: BookingError) -> Result<String, AppError> {
     }
 }
 
+/// The records of one day in a branch (of one doctor, when given), as `user` sees them;
+/// the view is audited with the patients it shows.
+async fn day_records(
+    state: &AppState,
+    user: &crate::db::models::user::User,
+    ip: std::net::IpAddr,
+    (branch_id, specialist_id): (i64, Option<i64>),
+    date: NaiveDate,
+    place: &str,
+) -> Result<Vec<RecordView>, AppError> {
+    let records = state
+        .booking
+        .list_records(
+            user,
+            &RecordQuery {
+                specialist_id,
+                branch_id: Some(branch_id),
+                date_from: Some(date),
+                date_to: Some(date),
+                per_page: Some(DAY_RECORDS),
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await?
+        .items;
+    audit::append_listed(&state.db, Actor::user(user, ip), place, &records).await;
+    Ok(records)
+}
+
 // ---- the day of a branch -------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -241,26 +271,9 @@ pub async fn show_desk(
         raw => params::field("date", params::date(raw))?,
     };
     let records = match &branch {
-        Some(b) => {
-            state
-                .booking
-                .list_records(
-                    &user,
-                    &RecordQuery {
-                        branch_id: Some(b.id),
-                        date_from: Some(date),
-                        date_to: Some(date),
-                        per_page: Some(DAY_RECORDS),
-                        ..Default::default()
-                    },
-                    Default::default(),
-                )
-                .await?
-                .items
-        }
+        Some(b) => day_records(&state, &user, ip, (b.id, None), date, "/staff").await?,
         None => Vec::new(),
     };
-    audit::append_listed(&state.db, Actor::user(&user, ip), "/staff", &records).await;
     let caller = current_caller(&state, &session).await?;
     Ok(DeskPage {
         layout: Layout::new(&session, Some(&user)).await?,
@@ -373,23 +386,15 @@ pub async fn show_doctor_day(
         "" => target.zone.today(now),
         raw => params::field("date", params::date(raw))?,
     };
-    let records = state
-        .booking
-        .list_records(
-            &user,
-            &RecordQuery {
-                specialist_id: Some(specialist_id),
-                branch_id: Some(branch_id),
-                date_from: Some(date),
-                date_to: Some(date),
-                per_page: Some(DAY_RECORDS),
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await?
-        .items;
-    audit::append_listed(&state.db, Actor::user(&user, ip), "/staff/day", &records).await;
+    let records = day_records(
+        &state,
+        &user,
+        ip,
+        (branch_id, Some(specialist_id)),
+        date,
+        "/staff/day",
+    )
+    .await?;
     let (slots, error) = match state.booking.read_schedule(&target, date, date, None).await {
         Ok(window) => (
             window
