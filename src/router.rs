@@ -68,14 +68,14 @@ pub fn build(state: AppState) -> Router {
     let patient_pages = Router::new()
         .route("/cabinet", get(web::cabinet::show_cabinet))
         .route("/cabinet/records", get(web::booking::list_my_records))
-        .route("/cabinet/records/{id}", get(web::booking::show_my_record))
+        .route("/cabinet/records/{id}", get(web::my_record::show_my_record))
         .route(
             "/cabinet/records/{id}/cancel",
-            post(web::booking::cancel_my_record),
+            get(web::my_record::show_cancel_my_record).post(web::my_record::cancel_my_record),
         )
         .route(
             "/cabinet/records/{id}/reschedule",
-            post(web::booking::reschedule_my_record),
+            post(web::my_record::reschedule_my_record),
         )
         .route("/cabinet/profile", get(web::profile::show_profile))
         .route(
@@ -211,7 +211,7 @@ pub fn build(state: AppState) -> Router {
             "/doctors/{id}/reviews",
             get(web::doctors::list_doctor_reviews),
         )
-        .route("/doctors/{id}/slots", get(web::booking::show_doctor_slots))
+        .route("/doctors/{id}/slots", get(web::slots::show_doctor_slots))
         // Anyone: a patient confirms and books, a visitor gets the form without an account.
         .route(
             "/doctors/{id}/book",
@@ -228,7 +228,10 @@ pub fn build(state: AppState) -> Router {
         .route("/phone-code/resend", post(web::verify::resend_code))
         .route("/phone-code/cancel", post(web::verify::cancel_code))
         .route("/v/{token}", get(web::visit::show_visit))
-        .route("/v/{token}/cancel", post(web::visit::cancel_visit))
+        .route(
+            "/v/{token}/cancel",
+            get(web::visit::show_cancel_visit).post(web::visit::cancel_visit),
+        )
         .route("/v/{token}/move", post(web::visit::move_visit))
         .route(
             "/password/forgot",

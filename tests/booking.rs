@@ -990,7 +990,7 @@ async fn a_patient_books_from_the_doctor_page_and_cancels_in_the_cabinet() {
         .text()
         .await
         .expect("body");
-    assert!(after.contains("отменён"));
+    assert!(after.contains("Запись отменена"));
     assert_eq!(
         emulators.control.appointment_count(),
         appointments_before,

@@ -1,6 +1,6 @@
-//! The booking flow in a real browser: headless Chromium driven by playwright-core
-//! (tests/browser/book_and_cancel.mjs) against the real server and the emulators, with
-//! JavaScript (htmx) on and the production CSP.
+//! The booking flows in a real browser: headless Chromium driven by playwright-core
+//! (tests/browser/*.mjs) against the real server and the emulators, at a laptop's and a
+//! phone's width, with JavaScript (htmx) on and off, and the production CSP.
 //!
 //! Needs Chromium at /usr/bin/chromium (or `CHROMIUM_PATH`), Node.js 20 and
 //! `npm ci --prefix tests/browser`; `just browser-deps` and `.ci/run` set them up. The test
@@ -109,11 +109,18 @@ fn run_node(script: &Path, args: &[String], timeout: Duration) -> Run {
     }
 }
 
+/// The patient's whole flow four times (two viewports, JavaScript on and off), start of
+/// Chromium included.
+const PATIENT_FLOW_TIMEOUT: Duration = Duration::from_secs(300);
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_patient_books_and_cancels_in_headless_chromium() {
+async fn a_patient_books_moves_and_cancels_in_headless_chromium() {
     require_browser_deps();
     let (app, emulators) = with_emulators().await;
-    sync_directories(&app).await;
+    // Every directory, prices too: the confirmation page shows the price.
+    crate::support::sync_all(&app, true)
+        .await
+        .expect("directories sync");
     let (doctor, branch) = doctor_in(&app, None).await;
     let (email, password) = ("browser@example.ru", "browser passphrase 1");
     let patient = app.create_user(email, password, Role::Patient).await;
@@ -132,7 +139,7 @@ async fn a_patient_books_and_cancels_in_headless_chromium() {
         branch.to_string(),
     ];
     // The server runs on this runtime's workers; the browser waits on a blocking thread.
-    let run = tokio::task::spawn_blocking(move || run_node(&script, &args, BROWSER_TIMEOUT))
+    let run = tokio::task::spawn_blocking(move || run_node(&script, &args, PATIENT_FLOW_TIMEOUT))
         .await
         .expect("the browser run");
     eprintln!(
@@ -146,55 +153,65 @@ async fn a_patient_books_and_cancels_in_headless_chromium() {
         "the browser flow failed:\n{}\n{}",
         run.stdout, run.stderr
     );
+    assert!(run.stdout.contains("RUNS=4"), "{}", run.stdout);
 
-    let record_id: i64 = run
+    let record_ids: Vec<i64> = run
         .stdout
         .lines()
-        .find_map(|line| line.strip_prefix("RECORD_ID="))
-        .expect("the script prints RECORD_ID=")
-        .trim()
-        .parse()
-        .expect("a record id");
-    let mut conn = app.db().await;
-    let view = record::find_view(&mut conn, record_id)
-        .await
-        .expect("query the record")
-        .expect("the booked record is in the database");
-    let booked = view.record;
-    assert_eq!(booked.status, record::RecordStatus::Cancelled);
-    assert_eq!(booked.user_id, Some(patient.id), "booked by the patient");
-    assert_eq!(booked.specialist_id, doctor);
-    assert_eq!(booked.branch_id, branch);
-    assert_eq!(booked.source, record::RecordSource::Cabinet);
-    assert_eq!(
-        booked.comment.as_deref(),
-        Some("Запись из браузерного теста")
-    );
-    assert!(booked.cancelled_at.is_some(), "the cancel time is kept");
-    assert_eq!(
-        booked.cancelled_by,
-        Some(patient.id),
-        "cancelled by the patient"
-    );
-
+        .filter_map(|line| line.strip_prefix("RECORD_ID="))
+        .map(|id| id.trim().parse().expect("a record id"))
+        .collect();
+    assert_eq!(record_ids.len(), 4, "one record per run: {record_ids:?}");
     let token = app.api_token(email, password).await;
-    let api: serde_json::Value = browser()
-        .get(app.url(&format!("/api/v1/records/{record_id}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("GET the record")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(api["status"], "cancelled", "{api}");
-
     let appointments = emulators.control.appointments();
-    assert!(
-        appointments.iter().all(|a| a.schedid != booked.mis_id),
-        "the MIS still has appointment {} active",
-        booked.mis_id
-    );
+    for record_id in record_ids {
+        let mut conn = app.db().await;
+        let view = record::find_view(&mut conn, record_id)
+            .await
+            .expect("query the record")
+            .expect("the booked record is in the database");
+        let booked = view.record;
+        assert_eq!(booked.status, record::RecordStatus::Cancelled);
+        assert_eq!(booked.user_id, Some(patient.id), "booked by the patient");
+        assert_eq!(booked.specialist_id, doctor);
+        assert_eq!(booked.branch_id, branch);
+        assert_eq!(booked.source, record::RecordSource::Cabinet);
+        assert_eq!(
+            booked.comment.as_deref(),
+            Some("Запись из браузерного теста")
+        );
+        assert_eq!(booked.cancel_reason.as_deref(), Some("Не смогу прийти"));
+        assert!(booked.cancelled_at.is_some(), "the cancel time is kept");
+        assert_eq!(
+            booked.cancelled_by,
+            Some(patient.id),
+            "cancelled by the patient"
+        );
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) AS n FROM audit_events WHERE action = 'record_moved' \
+                 AND subject = '{record_id}'"
+            ))
+            .await,
+            1,
+            "record {record_id} was moved once"
+        );
+        let api: serde_json::Value = browser()
+            .get(app.url(&format!("/api/v1/records/{record_id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("GET the record")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(api["status"], "cancelled", "{api}");
+        assert!(
+            appointments.iter().all(|a| a.schedid != booked.mis_id),
+            "the MIS still has appointment {} active",
+            booked.mis_id
+        );
+    }
     assert_eq!(
         appointments, appointments_before,
         "the MIS has the same active appointments as before the browser run"

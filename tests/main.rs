@@ -24,6 +24,7 @@ mod invitations;
 mod mfa;
 mod ops;
 mod pages_auth;
+mod patient_booking;
 mod registration;
 mod retention;
 mod roles;

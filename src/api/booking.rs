@@ -480,7 +480,7 @@ pub async fn cancel_record(
     Path(id): Path<String>,
 ) -> Result<Json<RecordOut>, AppError> {
     let id = path_id(&id)?;
-    let cancelled = match state.booking.cancel_record(&user, id, ip).await {
+    let cancelled = match state.booking.cancel_record(&user, id, None, ip).await {
         Ok(cancelled) => cancelled,
         Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
     };

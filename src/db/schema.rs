@@ -221,6 +221,7 @@ diesel::table! {
         cancelled_by -> Nullable<Int8>,
         manage_token_hash -> Nullable<Text>,
         booked_by -> Nullable<Int8>,
+        cancel_reason -> Nullable<Text>,
     }
 }
 

@@ -160,7 +160,7 @@ pub async fn request_deletion(
     // account open to try again, rather than closed with a visit nobody will come to.
     let mut visits_cancelled: usize = 0;
     for id in upcoming {
-        match booking.cancel_record(account, id, ip).await {
+        match booking.cancel_record(account, id, None, ip).await {
             // Deferred: the MIS cancelled it and the reconciler writes the rest.
             Ok(_) | Err(BookingError::Deferred(_)) => visits_cancelled += 1,
             // Cancelled or started meanwhile (the clinic, another tab): nothing left to do.

@@ -30,6 +30,8 @@ use crate::{
     params,
     web::{
         Layout,
+        booking::back_to_week,
+        summary::VisitSummary,
         verify::{self, PendingAction},
     },
 };
@@ -51,6 +53,10 @@ pub struct PendingBooking {
     pub doctor_name: String,
     pub place: String,
     pub when: String,
+    /// The slot's day in the branch's calendar, for the way back to its week (absent in
+    /// bookings begun before it was kept).
+    #[serde(default)]
+    pub day: Option<chrono::NaiveDate>,
 }
 
 impl PendingBooking {
@@ -75,10 +81,16 @@ impl PendingBooking {
     }
 
     pub fn doctor_path(&self) -> String {
-        format!(
-            "/doctors/{}?branch_id={}#slots",
-            self.doctor_id, self.branch_id
-        )
+        match self.day {
+            Some(day) => format!(
+                "{}#slots",
+                crate::web::slots::doctor_week_url(self.doctor_id, self.branch_id, day)
+            ),
+            None => format!(
+                "/doctors/{}?branch_id={}#slots",
+                self.doctor_id, self.branch_id
+            ),
+        }
     }
 }
 
@@ -105,15 +117,22 @@ pub struct AnonymousForm {
     pub consent_health: Option<String>,
 }
 
+/// What the form says back: refusals by field, a refusal of the whole form, or that the
+/// time itself cannot be booked (then the form is not shown).
+#[derive(Default)]
+pub struct Feedback {
+    pub errors: FieldErrors,
+    pub error: Option<String>,
+    pub unavailable: Option<String>,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/booking/anonymous.html")]
 pub struct AnonymousPage {
     layout: Layout,
     doctor_id: i64,
-    doctor_name: String,
     branch_id: i64,
-    place: String,
-    when: String,
+    summary: VisitSummary,
     start: String,
     /// `next=<this page>`, for the login and registration links.
     next_query: String,
@@ -121,6 +140,10 @@ pub struct AnonymousPage {
     inputs: Vec<Input>,
     errors: FieldErrors,
     error: Option<String>,
+    /// Why this time cannot be booked (passed, not on the grid, taken).
+    unavailable: Option<String>,
+    /// The doctor page at the week of this time.
+    back_href: String,
 }
 
 /// One text input of the form.
@@ -182,23 +205,14 @@ impl AnonymousForm {
     }
 }
 
-fn local_when(target: &BookingTarget, start: DateTime<Utc>) -> String {
-    let local = target.zone.local(&start);
-    format!(
-        "{} {}",
-        crate::web::labels::weekday_date(local.date_naive()),
-        local.format("%H:%M")
-    )
-}
-
 /// The booking form for a visitor without an account.
 pub async fn anonymous_page(
+    app: &App,
     session: &AuthSession,
     target: &BookingTarget,
     start: DateTime<Utc>,
     form: AnonymousForm,
-    errors: FieldErrors,
-    error: Option<String>,
+    feedback: Feedback,
 ) -> Result<AnonymousPage, AppError> {
     let start_param = target.zone.local(&start).to_rfc3339();
     let here = format!(
@@ -213,16 +227,16 @@ pub async fn anonymous_page(
     Ok(AnonymousPage {
         layout: Layout::with_form(session, None).await?,
         doctor_id: target.specialist_id,
-        doctor_name: target.specialist_name.clone(),
         branch_id: target.branch_id,
-        place: format!("{}, {}", target.branch_name, target.branch_address),
-        when: local_when(target, start),
+        summary: VisitSummary::of_slot(app, target, start).await?,
         start: start_param,
         next_query: serde_urlencoded::to_string([("next", here)]).unwrap_or_default(),
         inputs: form.inputs(),
         form,
-        errors,
-        error,
+        errors: feedback.errors,
+        error: feedback.error,
+        unavailable: feedback.unavailable,
+        back_href: back_to_week(target, start),
     })
 }
 
@@ -274,20 +288,34 @@ pub async fn start_anonymous_booking(
     let today = state.booking.clock.now().date_naive();
     let (patient, comment, consent) = match validate(&form, today) {
         Ok(valid) => valid,
-        Err(errors) => return refused(&session, &target, start, form, errors, None).await,
+        Err(errors) => {
+            let feedback = Feedback {
+                errors,
+                ..Default::default()
+            };
+            return refused(&state, &session, &target, start, form, feedback).await;
+        }
     };
     // The slot is checked before a code costs an SMS.
     if let Err(e) = state.booking.find_slot(&target, start).await {
-        let e = AppError::from(e);
-        return refused(
-            &session,
-            &target,
-            start,
-            form,
-            FieldErrors::new(),
-            Some(e.public_message()),
-        )
-        .await;
+        // The time itself is refused: choosing another is the way on, so the form goes.
+        let about_the_time = matches!(
+            e,
+            BookingError::StartInPast | BookingError::NotASlot | BookingError::SlotTaken
+        );
+        let message = AppError::from(e).public_message();
+        let feedback = if about_the_time {
+            Feedback {
+                unavailable: Some(message),
+                ..Default::default()
+            }
+        } else {
+            Feedback {
+                error: Some(message),
+                ..Default::default()
+            }
+        };
+        return refused(&state, &session, &target, start, form, feedback).await;
     }
     let pending = PendingBooking {
         doctor_id: target.specialist_id,
@@ -302,7 +330,8 @@ pub async fn start_anonymous_booking(
         consent: (consent.personal_data, consent.health_data),
         doctor_name: target.specialist_name.clone(),
         place: format!("{}, {}", target.branch_name, target.branch_address),
-        when: local_when(&target, start),
+        when: crate::web::labels::visit_when(target.zone, start),
+        day: Some(target.zone.local(&start).date_naive()),
     };
     if !state.booking.rules.anonymous_verify {
         // The clinic's call centre confirms every booking: no code.
@@ -311,16 +340,11 @@ pub async fn start_anonymous_booking(
     match verify::begin(&state, &session, PendingAction::Booking(pending), ip, None).await? {
         Ok(next) => Ok(next),
         Err(e) => {
-            let field = FieldErrors::new();
-            let mut response = refused(
-                &session,
-                &target,
-                start,
-                form,
-                field,
-                Some(e.public_message()),
-            )
-            .await?;
+            let feedback = Feedback {
+                error: Some(e.public_message()),
+                ..Default::default()
+            };
+            let mut response = refused(&state, &session, &target, start, form, feedback).await?;
             *response.status_mut() = e.status();
             crate::web::keep_retry_after(&mut response, &e);
             Ok(response)
@@ -329,14 +353,14 @@ pub async fn start_anonymous_booking(
 }
 
 async fn refused(
+    app: &App,
     session: &AuthSession,
     target: &BookingTarget,
     start: DateTime<Utc>,
     form: AnonymousForm,
-    errors: FieldErrors,
-    error: Option<String>,
+    feedback: Feedback,
 ) -> Result<Response, AppError> {
-    let page = anonymous_page(session, target, start, form, errors, error).await?;
+    let page = anonymous_page(app, session, target, start, form, feedback).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 

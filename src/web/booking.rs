@@ -1,20 +1,21 @@
-//! Booking pages: the slot grid on the doctor page (an htmx partial), the confirm-and-book
-//! step for patients, the patient's records (cancel, move) and the staff's record desk.
+//! Booking pages: the confirm-and-book step for patients (a visitor without an account gets
+//! the form of `web::anonymous` instead), and the lists of records for patients and staff.
+//! The doctor page's slot picker is `web::slots`; one record's page is `web::my_record`.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    extract::{OriginalUri, Path, State},
+    extract::{Path, State},
     response::{IntoResponse, Redirect, Response},
 };
-use chrono::{Days, NaiveDate, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 
 use crate::extract::path_id as parse_path_id;
 use crate::{
     app::{App, AppState},
     auth::{
-        roles::{self, CurrentUser, MaybeUser},
+        roles::{CurrentUser, MaybeUser},
         session::AuthSession,
     },
     client_ip::ClientIp,
@@ -24,176 +25,36 @@ use crate::{
         user::{Role, User},
     },
     domain::{
-        booking::{
-            BookingError, BookingTarget, grid::Slot, reserve::UserBooking, schedule::Source,
-        },
+        booking::{BookingError, BookingTarget, reserve::UserBooking},
         values::{Comment, PageNo, RecordSource},
     },
     error::AppError,
     extract::{Form, Query},
     params::{self, FormQuery, RecordsForm, RecordsParams},
-    web::Layout,
+    web::{Layout, labels, slots::doctor_week_url, summary::VisitSummary},
 };
-
-/// A slot as the grid shows it.
-pub struct SlotView {
-    pub label: String,
-    /// The start for a query string (RFC 3339, `+` escaped).
-    pub start_param: String,
-    pub free: bool,
-}
-
-impl SlotView {
-    fn from_slot(slot: &Slot, with_date: bool) -> Self {
-        let label = if with_date {
-            slot.start.format("%d.%m %H:%M").to_string()
-        } else {
-            slot.start.format("%H:%M").to_string()
-        };
-        Self {
-            label,
-            start_param: slot.start.to_rfc3339().replace('+', "%2B"),
-            free: slot.free,
-        }
-    }
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "partials/booking/slots.html")]
-pub struct SlotsPartial {
-    pub doctor_id: i64,
-    pub branches: Vec<Branch>,
-    pub branch_id: i64,
-    pub date: NaiveDate,
-    pub date_title: String,
-    pub prev_date: NaiveDate,
-    pub next_date: NaiveDate,
-    pub timezone: String,
-    pub slots: Vec<SlotView>,
-    pub stale: bool,
-    pub error: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-pub struct SlotsQuery {
-    #[serde(default)]
-    pub date: String,
-    #[serde(default)]
-    pub branch_id: String,
-}
-
-/// The grid of one day for a doctor; errors of the MIS become a message in the partial.
-pub async fn slots_partial(
-    app: &App,
-    doctor: &Specialist,
-    query: &SlotsQuery,
-    reader: std::net::IpAddr,
-) -> Result<Option<SlotsPartial>, AppError> {
-    let Some(first_branch) = doctor.branches.first() else {
-        return Ok(None);
-    };
-    let branch_id = params::field("branch_id", params::optional_id(&query.branch_id))?
-        .unwrap_or(first_branch.id);
-    let branch = doctor
-        .branches
-        .iter()
-        .find(|b| b.id == branch_id)
-        .ok_or_else(|| AppError::field("branch_id", "Врач не принимает в этом филиале"))?;
-    let zone = branch.timezone;
-    let now = app.booking.clock.now();
-    let date = match query.date.trim() {
-        "" => zone.today(now),
-        raw => params::field("date", params::date(raw))?,
-    };
-    let target = app.booking.target(doctor.row.id, branch.id).await?;
-    let (slots, stale, error) = match app
-        .booking
-        .read_schedule(&target, date, date, Some(reader))
-        .await
-    {
-        Ok(window) => {
-            let slots = window
-                .days
-                .iter()
-                .flat_map(|d| d.slots(zone.tz(), now))
-                .map(|s| SlotView::from_slot(&s, false))
-                .collect();
-            (slots, window.source == Source::Stale, None)
-        }
-        Err(BookingError::MisUnavailable(_) | BookingError::MisRefused(_)) => (
-            Vec::new(),
-            false,
-            Some("Расписание сейчас недоступно: МИС не отвечает. Попробуйте позже.".to_owned()),
-        ),
-        Err(BookingError::Invalid(errors)) => (
-            Vec::new(),
-            false,
-            errors
-                .get("date_from")
-                .or(errors.get("date_to"))
-                .map(str::to_owned),
-        ),
-        // The doctor page stays readable; only its grid waits.
-        Err(BookingError::RateLimited { retry_after_secs }) => (
-            Vec::new(),
-            false,
-            Some(format!(
-                "Слишком много запросов расписания с вашего адреса. Повторите через {retry_after_secs} с."
-            )),
-        ),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Some(SlotsPartial {
-        doctor_id: doctor.row.id,
-        branches: doctor.branches.clone(),
-        branch_id: branch.id,
-        date,
-        date_title: date.format("%d.%m.%Y").to_string(),
-        prev_date: date.checked_sub_days(Days::new(1)).unwrap_or(date),
-        next_date: date.checked_add_days(Days::new(1)).unwrap_or(date),
-        timezone: zone.name().to_owned(),
-        slots,
-        stale,
-        error,
-    }))
-}
-
-pub async fn show_doctor_slots(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
-    Query(query): Query<SlotsQuery>,
-) -> Result<Response, AppError> {
-    let id = parse_path_id(&id)?;
-    let mut conn = state.db().await?;
-    let doctor = directory::find_specialist(&mut conn, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    drop(conn);
-    match slots_partial(&state, &doctor, &query, ip).await? {
-        Some(partial) => Ok(partial.into_response()),
-        None => Err(AppError::NotFound),
-    }
-}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/booking/confirm.html")]
 struct ConfirmPage {
     layout: Layout,
     doctor_id: i64,
-    doctor_name: String,
     branch_id: i64,
-    branch_name: String,
-    branch_address: String,
-    when: String,
+    summary: VisitSummary,
     start: String,
     patient_name: String,
+    /// What the patient typed, shown again after a refusal.
+    comment: String,
+    /// Why this time cannot be booked (passed, not on the grid, taken): no button then.
+    unavailable: Option<String>,
     error: Option<String>,
     /// Another visit of the patient at that time.
     warning: Option<String>,
     /// After a refusal for a withdrawn consent: the page that gives it again, coming back
     /// to this slot.
     consent_link: Option<String>,
+    /// The doctor page at the week of this time.
+    back_href: String,
 }
 
 #[derive(Deserialize)]
@@ -213,31 +74,62 @@ async fn target_for(
     Ok(app.booking.target(doctor_id, branch_id).await?)
 }
 
-fn confirm_page(
+/// «← Выбрать другое время»: the doctor page at the week of `start`.
+pub fn back_to_week(target: &BookingTarget, start: chrono::DateTime<Utc>) -> String {
+    let day = target.zone.local(&start).date_naive();
+    format!(
+        "{}#slots",
+        doctor_week_url(target.specialist_id, target.branch_id, day)
+    )
+}
+
+/// Why `start` cannot be booked, in words, asked before anyone presses the button (through
+/// the cache, within the reader's limit); `None` when it still can, or when the schedule
+/// cannot be read now (the booking itself will tell).
+pub async fn slot_problem(
+    app: &App,
+    target: &BookingTarget,
+    start: chrono::DateTime<Utc>,
+    ip: std::net::IpAddr,
+) -> Result<Option<String>, AppError> {
+    match app.booking.bookable_slot(target, start, Some(ip)).await {
+        Ok(_) => Ok(None),
+        Err(
+            e @ (BookingError::StartInPast
+            | BookingError::NotASlot
+            | BookingError::SlotTaken
+            | BookingError::Invalid(_)),
+        ) => Ok(Some(AppError::from(e).public_message())),
+        Err(
+            BookingError::MisUnavailable(_)
+            | BookingError::MisRefused(_)
+            | BookingError::RateLimited { .. },
+        ) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn confirm_page(
+    app: &App,
     layout: Layout,
     target: &BookingTarget,
     start: chrono::DateTime<Utc>,
     patient_name: String,
-    error: Option<String>,
-) -> ConfirmPage {
-    ConfirmPage {
+) -> Result<ConfirmPage, AppError> {
+    Ok(ConfirmPage {
         layout,
         doctor_id: target.specialist_id,
-        doctor_name: target.specialist_name.clone(),
         branch_id: target.branch_id,
-        branch_name: target.branch_name.clone(),
-        branch_address: target.branch_address.clone(),
-        when: target
-            .zone
-            .local(&start)
-            .format("%d.%m.%Y %H:%M")
-            .to_string(),
+        summary: VisitSummary::of_slot(app, target, start).await?,
         start: target.zone.local(&start).to_rfc3339(),
         patient_name,
-        error,
+        comment: String::new(),
+        unavailable: None,
+        error: None,
         warning: None,
         consent_link: None,
-    }
+        back_href: back_to_week(target, start),
+    })
 }
 
 /// `/cabinet/consent?next=<this slot's confirmation page>`: every part URL-encoded, so the
@@ -254,7 +146,8 @@ fn consent_link(target: &BookingTarget, start: chrono::DateTime<Utc>) -> String 
 }
 
 /// The booking step after a free slot: a patient confirms; a visitor without an account
-/// gets the form to book without one (or to log in or register, keeping the slot).
+/// gets the form to book without one (or to log in or register, keeping the slot). Both
+/// say so at once when the time has passed or is no longer free.
 pub async fn show_booking_confirm(
     State(state): State<AppState>,
     session: AuthSession,
@@ -266,24 +159,31 @@ pub async fn show_booking_confirm(
     let target = target_for(&state, parse_path_id(&id)?, &query.branch_id).await?;
     let start = params::field("start", params::instant(&query.start))?;
     let Some(user) = user else {
+        let unavailable = slot_problem(&state, &target, start, ip).await?;
         let page = crate::web::anonymous::anonymous_page(
+            &state,
             &session,
             &target,
             start,
             Default::default(),
-            Default::default(),
-            None,
+            crate::web::anonymous::Feedback {
+                unavailable,
+                ..Default::default()
+            },
         )
         .await?;
         return Ok(page.into_response());
     };
     let user = patient_only(&state, user, ip).await?;
+    let unavailable = slot_problem(&state, &target, start, ip).await?;
+    // Also when the time is taken: the patient may be the one who holds it.
     let overlaps = state
         .booking
         .overlapping_visits(&user, (start, start + chrono::Duration::minutes(1)), None)
         .await?;
     let layout = Layout::with_form(&session, Some(&user)).await?;
-    let mut page = confirm_page(layout, &target, start, user.full_name.clone(), None);
+    let mut page = confirm_page(&state, layout, &target, start, user.full_name.clone()).await?;
+    page.unavailable = unavailable;
     page.warning = overlap_warning(&overlaps);
     Ok(page.into_response())
 }
@@ -303,7 +203,7 @@ fn overlap_warning(overlaps: &[RecordView]) -> Option<String> {
     let other = overlaps.first()?;
     Some(format!(
         "В это время у вас уже есть запись: {} к врачу {}. Новая запись её не отменит.",
-        other.local_start().format("%d.%m.%Y %H:%M"),
+        labels::visit_when(other.branch_zone, other.record.starts_at),
         other.specialist_name
     ))
 }
@@ -358,13 +258,18 @@ pub async fn book_slot(
         Err(e @ (AppError::Conflict { .. } | AppError::Validation { .. })) => {
             let status = e.status();
             let layout = Layout::with_form(&session, Some(&user)).await?;
-            let mut page = confirm_page(
-                layout,
-                &target,
-                start,
-                user.full_name.clone(),
-                Some(e.public_message()),
-            );
+            let mut page =
+                confirm_page(&state, layout, &target, start, user.full_name.clone()).await?;
+            page.comment = form.comment;
+            // The time itself is refused: choosing another is the way on, not pressing
+            // the button again.
+            let about_the_time = e.code() == "slot_taken"
+                || matches!(&e, AppError::Validation { fields, .. } if fields.contains_key("start"));
+            if about_the_time {
+                page.unavailable = Some(e.public_message());
+            } else {
+                page.error = Some(e.public_message());
+            }
             if e.code() == "consent_withdrawn" {
                 page.consent_link = Some(consent_link(&target, start));
             }
@@ -415,138 +320,6 @@ pub async fn list_my_records(
         query: String::new(),
     }
     .into_response())
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "pages/cabinet/record.html")]
-struct MyRecordPage {
-    layout: Layout,
-    view: RecordView,
-    can_change: bool,
-    move_slots: Vec<SlotView>,
-    notice: Option<&'static str>,
-}
-
-#[derive(Deserialize, Default)]
-pub struct NoticeQuery {
-    #[serde(default)]
-    pub booked: String,
-    #[serde(default)]
-    pub moved: String,
-    #[serde(default)]
-    pub cancelled: String,
-}
-
-impl NoticeQuery {
-    pub fn notice(&self) -> Option<&'static str> {
-        if !self.booked.is_empty() {
-            Some("Вы записаны. SMS с подтверждением придёт на ваш телефон.")
-        } else if !self.moved.is_empty() {
-            Some("Запись перенесена.")
-        } else if !self.cancelled.is_empty() {
-            Some("Запись отменена.")
-        } else {
-            None
-        }
-    }
-}
-
-/// Free slots of the record's doctor and branch in the coming two weeks, to move to.
-async fn move_options(app: &App, view: &RecordView) -> Vec<SlotView> {
-    let Ok(target) = app
-        .booking
-        .target(view.record.specialist_id, view.record.branch_id)
-        .await
-    else {
-        return Vec::new();
-    };
-    let now = app.booking.clock.now();
-    let today = target.zone.today(now);
-    let until = today.checked_add_days(Days::new(13)).unwrap_or(today);
-    match app
-        .booking
-        .schedule
-        .window(&target.grid(), today, until)
-        .await
-    {
-        Ok(window) => window
-            .days
-            .iter()
-            .flat_map(|d| d.slots(target.zone.tz(), now))
-            .filter(|s| s.free)
-            .take(40)
-            .map(|s| SlotView::from_slot(&s, true))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-pub async fn show_my_record(
-    State(state): State<AppState>,
-    session: AuthSession,
-    CurrentUser(user): CurrentUser,
-    ClientIp(ip): ClientIp,
-    OriginalUri(uri): OriginalUri,
-    Path(id): Path<String>,
-    Query(query): Query<NoticeQuery>,
-) -> Result<Response, AppError> {
-    let id = parse_path_id(&id)?;
-    let view = match state.booking.visible_record(&user, id).await {
-        Ok(view) => view,
-        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
-    };
-    let can_change = view.record.is_changeable_at(state.booking.clock.now());
-    let move_slots = if can_change {
-        move_options(&state, &view).await
-    } else {
-        Vec::new()
-    };
-    Ok(MyRecordPage {
-        layout: Layout::new(&session, Some(&user)).await?,
-        view,
-        can_change,
-        move_slots,
-        notice: query.notice(),
-    }
-    .into_response())
-}
-
-pub async fn cancel_my_record(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    ClientIp(ip): ClientIp,
-    OriginalUri(uri): OriginalUri,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    let id = parse_path_id(&id)?;
-    let view = match state.booking.cancel_record(&user, id, ip).await {
-        Ok(view) => view,
-        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
-    };
-    Ok(Redirect::to(&format!("/cabinet/records/{}?cancelled=1", view.record.id)).into_response())
-}
-
-#[derive(Deserialize)]
-pub struct MoveForm {
-    #[serde(default)]
-    start: String,
-}
-
-pub async fn reschedule_my_record(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    ClientIp(ip): ClientIp,
-    OriginalUri(uri): OriginalUri,
-    Path(id): Path<String>,
-    Form(form): Form<MoveForm>,
-) -> Result<Response, AppError> {
-    let id = parse_path_id(&id)?;
-    let start = params::field("start", params::instant(&form.start))?;
-    let view = match state.booking.reschedule_record(&user, id, start, ip).await {
-        Ok(view) => view,
-        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
-    };
-    Ok(Redirect::to(&format!("/cabinet/records/{}?moved=1", view.record.id)).into_response())
 }
 
 #[derive(Template, WebTemplate)]

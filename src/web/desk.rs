@@ -25,7 +25,7 @@ use crate::{
     domain::{
         audit::{self, Actor},
         booking::{
-            BookingError, BookingTarget,
+            BookingError,
             desk::{Caller, CallerRef, DeskBooking},
             grid::Slot,
             records::RecordQuery,
@@ -35,7 +35,10 @@ use crate::{
     error::AppError,
     extract::{Form, Query},
     params,
-    web::{Layout, labels},
+    web::{
+        Layout, labels,
+        week::{Week, WeekReader, read_week},
+    },
 };
 
 /// The session key of the caller being served.
@@ -80,82 +83,6 @@ impl CallerBanner {
             has_account: caller.account.is_some(),
         }
     }
-}
-
-/// A free time of a week picker.
-pub struct DeskSlot {
-    pub time: String,
-    /// RFC 3339, as the forms post it.
-    pub start: String,
-}
-
-impl DeskSlot {
-    fn of(slot: &Slot) -> Self {
-        Self {
-            time: slot.start.format("%H:%M").to_string(),
-            start: slot.start.to_rfc3339(),
-        }
-    }
-}
-
-/// One day of a week picker: its free times (a day whose times are all taken is kept, to
-/// say so).
-pub struct DeskDay {
-    pub title: String,
-    pub free: Vec<DeskSlot>,
-}
-
-/// A week of a doctor in a branch from `from` (never before today), as the pickers show it.
-pub struct DeskWeek {
-    pub from: NaiveDate,
-    pub days: Vec<DeskDay>,
-    pub prev: Option<NaiveDate>,
-    pub next: NaiveDate,
-    pub zone_city: String,
-    pub error: Option<String>,
-}
-
-/// The free time of a week; the MIS being down is a message, not an error page.
-pub async fn desk_week(
-    app: &App,
-    target: &BookingTarget,
-    from: Option<NaiveDate>,
-) -> Result<DeskWeek, AppError> {
-    let now = app.booking.clock.now();
-    let today = target.zone.today(now);
-    let from = from.filter(|d| *d > today).unwrap_or(today);
-    let (_, last) = crate::domain::booking::reading::readable_days(
-        today,
-        app.booking.rules.schedule_horizon_days,
-    );
-    let to = from
-        .checked_add_days(Days::new(6))
-        .unwrap_or(from)
-        .min(last);
-    let (days, error) = match app.booking.read_schedule(target, from, to, None).await {
-        Ok(window) => (
-            window
-                .days
-                .iter()
-                .map(|day| (day.date, day.slots(target.zone.tz(), now)))
-                .filter(|(_, slots)| !slots.is_empty())
-                .map(|(date, slots)| DeskDay {
-                    title: labels::weekday_date(date),
-                    free: slots.iter().filter(|s| s.free).map(DeskSlot::of).collect(),
-                })
-                .collect(),
-            None,
-        ),
-        Err(e) => (Vec::new(), Some(schedule_gap(e)?)),
-    };
-    Ok(DeskWeek {
-        from,
-        days,
-        prev: (from > today).then(|| from.checked_sub_days(Days::new(7)).unwrap_or(today)),
-        next: to.checked_add_days(Days::new(1)).unwrap_or(to),
-        zone_city: target.zone.city_time(),
-        error,
-    })
 }
 
 /// Why a desk page shows no grid, in words; other failures stay errors.
@@ -649,9 +576,7 @@ struct DeskBookPage {
     doctors: Vec<Specialist>,
     doctor: Option<Specialist>,
     branch_id: i64,
-    week: Option<DeskWeek>,
-    /// The week links' address, without the week.
-    week_base: String,
+    week: Option<Week>,
     /// `next=<this page>`, for the caller search to come back to.
     next_param: String,
 }
@@ -691,16 +616,18 @@ pub async fn show_desk_booking(
     let week = match &doctor {
         Some(d) => {
             let target = state.booking.target(d.row.id, branch_id).await?;
-            Some(desk_week(&state, &target, week_from).await?)
+            let doctor_id = d.row.id;
+            Some(
+                read_week(&state, &target, week_from, WeekReader::Staff)
+                    .await?
+                    .with_hrefs(|from| {
+                        format!(
+                            "/staff/book?specialist_id={doctor_id}&branch_id={branch_id}&week={from}"
+                        )
+                    }),
+            )
         }
         None => None,
-    };
-    let week_base = match &doctor {
-        Some(d) => format!(
-            "/staff/book?specialist_id={}&branch_id={branch_id}",
-            d.row.id
-        ),
-        None => String::new(),
     };
     let here = match &doctor {
         Some(d) => format!(
@@ -722,7 +649,6 @@ pub async fn show_desk_booking(
         doctor,
         branch_id,
         week,
-        week_base,
         next_param: serde_urlencoded::to_string([("next", here.as_str())]).unwrap_or_default(),
     }
     .into_response())

@@ -30,7 +30,7 @@ use crate::{
     params,
     web::{
         Layout,
-        desk::{DeskWeek, desk_week},
+        week::{Week, WeekReader, read_week},
     },
 };
 
@@ -78,8 +78,7 @@ struct StaffRecordPage {
     zone_city: String,
     can_change: bool,
     can_mark: bool,
-    week: Option<DeskWeek>,
-    week_base: String,
+    week: Option<Week>,
     notice: Option<&'static str>,
 }
 
@@ -134,7 +133,14 @@ pub async fn show_staff_record(
             .target(view.record.specialist_id, view.record.branch_id)
             .await
         {
-            Ok(target) => Some(desk_week(&state, &target, week_from).await?),
+            Ok(target) => {
+                let record_id = view.record.id;
+                Some(
+                    read_week(&state, &target, week_from, WeekReader::Staff)
+                        .await?
+                        .with_hrefs(|from| format!("/staff/records/{record_id}?week={from}")),
+                )
+            }
             // The doctor left the branch: the visit can still be cancelled, not moved.
             Err(_) => None,
         }
@@ -145,7 +151,6 @@ pub async fn show_staff_record(
         layout: Layout::new(&session, Some(&user)).await?,
         booked_by: booked_by_words(&state, &view).await?,
         zone_city: view.branch_zone.city_time(),
-        week_base: format!("/staff/records/{}?", view.record.id),
         view,
         messages,
         can_change,
@@ -194,7 +199,7 @@ pub async fn cancel_staff_record(
         }
         .into_response());
     }
-    let view = state.booking.cancel_record(&user, id, ip).await?;
+    let view = state.booking.cancel_record(&user, id, None, ip).await?;
     Ok(see_other(format!(
         "/staff/records/{}?cancelled=1",
         view.record.id

@@ -6,7 +6,7 @@ use askama_web::WebTemplate;
 use axum::{
     extract::{Path, State},
     http::HeaderMap,
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 
@@ -20,7 +20,10 @@ use crate::{
     },
     error::AppError,
     extract::Query,
-    web::Layout,
+    web::{
+        Layout,
+        slots::{SlotsQuery, slots_partial},
+    },
 };
 use crate::{
     domain::values::PageNo,
@@ -115,10 +118,15 @@ struct ReviewsPartial {
 pub struct PageQuery {
     #[serde(default)]
     page: String,
+    /// The slot picker's: see [`crate::web::slots::SlotsQuery`].
     #[serde(default)]
     date: String,
     #[serde(default)]
+    week: String,
+    #[serde(default)]
     branch_id: String,
+    #[serde(default)]
+    nearest: String,
 }
 
 /// A 1-based page number; absent or invalid reads as the first page.
@@ -154,19 +162,25 @@ pub async fn show_doctor(
         .ok_or(AppError::NotFound)?;
     let prices = directory::prices_for(&mut conn, &doctor).await?;
     drop(conn);
-    let (reviews, reviews_page, reviews_pages) =
-        load_reviews(&state, id, page_number(&query.page)?).await?;
-    let slots_query = crate::web::booking::SlotsQuery {
-        date: query.date.clone(),
+    let reviews_page = page_number(&query.page)?;
+    let slots_query = SlotsQuery {
         branch_id: query.branch_id.clone(),
+        week: query.week.clone(),
+        date: query.date.clone(),
+        nearest: query.nearest.clone(),
     };
-    let slots_html =
-        match crate::web::booking::slots_partial(&state, &doctor, &slots_query, ip).await? {
-            Some(partial) => {
-                askama::Template::render(&partial).map_err(|e| AppError::Internal(e.into()))?
-            }
-            None => String::new(),
-        };
+    let slots_html = match slots_partial(&state, &doctor, &slots_query, ip).await? {
+        // Without JavaScript the jump is a page of its own: the address becomes the week's,
+        // so that reload and Back show it.
+        Some(partial) if partial.found_free => {
+            return Ok(Redirect::to(&format!("{}#slots", partial.page_url)).into_response());
+        }
+        Some(partial) => {
+            askama::Template::render(&partial).map_err(|e| AppError::Internal(e.into()))?
+        }
+        None => String::new(),
+    };
+    let (reviews, reviews_page, reviews_pages) = load_reviews(&state, id, reviews_page).await?;
     Ok(DoctorPage {
         layout: Layout::new(&session, user.as_ref()).await?,
         doctor,

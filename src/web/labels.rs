@@ -28,12 +28,14 @@ impl Role {
 }
 
 impl RecordStatus {
+    /// The state of a record as patients and staff read it, in words that agree with
+    /// «запись» wherever they stand alone (a status cell, a filter's option).
     pub fn title(self) -> &'static str {
         match self {
-            RecordStatus::Booked => "запланирован",
-            RecordStatus::Cancelled => "отменён",
-            RecordStatus::Visited => "состоялся",
-            RecordStatus::NoShow => "неявка",
+            RecordStatus::Booked => "Запись активна",
+            RecordStatus::Cancelled => "Запись отменена",
+            RecordStatus::Visited => "Приём состоялся",
+            RecordStatus::NoShow => "Пациент не пришёл",
         }
     }
 }
@@ -489,6 +491,100 @@ mod zone_tests {
         assert_eq!(
             zone_city(BranchZone(chrono_tz::Asia::Dubai)),
             "местное время (UTC+4)"
+        );
+    }
+}
+
+// ---- dates as the booking pages show them --------------------------------------------
+
+/// «пн»: the short weekday.
+pub fn weekday_short(date: chrono::NaiveDate) -> &'static str {
+    use chrono::Datelike;
+    match date.weekday() {
+        chrono::Weekday::Mon => "пн",
+        chrono::Weekday::Tue => "вт",
+        chrono::Weekday::Wed => "ср",
+        chrono::Weekday::Thu => "чт",
+        chrono::Weekday::Fri => "пт",
+        chrono::Weekday::Sat => "сб",
+        chrono::Weekday::Sun => "вс",
+    }
+}
+
+/// «30 ноября»: the day and the month in the genitive.
+pub fn day_month(date: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    const MONTHS: [&str; 12] = [
+        "января",
+        "февраля",
+        "марта",
+        "апреля",
+        "мая",
+        "июня",
+        "июля",
+        "августа",
+        "сентября",
+        "октября",
+        "ноября",
+        "декабря",
+    ];
+    let month = MONTHS
+        .get(date.month0() as usize)
+        .copied()
+        .unwrap_or_default();
+    format!("{} {month}", date.day())
+}
+
+/// «пн, 30 ноября»: a day of a visit.
+pub fn weekday_day_month(date: chrono::NaiveDate) -> String {
+    format!("{}, {}", weekday_short(date), day_month(date))
+}
+
+/// «Пн 30.11»: a day's heading in a week picker.
+pub fn week_day_heading(date: chrono::NaiveDate) -> String {
+    let weekday = weekday_short(date);
+    let mut chars = weekday.chars();
+    let capital: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    format!("{capital} {}", date.format("%d.%m"))
+}
+
+/// «пн, 30 ноября, 15:00, время Екатеринбурга»: when a visit is, on the branch's clocks.
+pub fn visit_when(
+    zone: crate::domain::values::BranchZone,
+    start: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let local = zone.local(&start);
+    format!(
+        "{}, {}, {}",
+        weekday_day_month(local.date_naive()),
+        local.format("%H:%M"),
+        zone.city_time()
+    )
+}
+
+#[cfg(test)]
+mod date_tests {
+    use chrono::{NaiveDate, TimeZone, Utc};
+
+    use super::*;
+    use crate::domain::values::BranchZone;
+
+    #[test]
+    fn visits_are_told_by_weekday_day_month_time_and_city() {
+        let monday = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        assert_eq!(weekday_day_month(monday), "пн, 30 ноября");
+        assert_eq!(week_day_heading(monday), "Пн 30.11");
+        assert_eq!(
+            day_month(NaiveDate::from_ymd_opt(2027, 5, 1).unwrap()),
+            "1 мая"
+        );
+        let start = Utc.with_ymd_and_hms(2026, 11, 30, 10, 0, 0).unwrap();
+        assert_eq!(
+            visit_when(BranchZone(chrono_tz::Asia::Yekaterinburg), start),
+            "пн, 30 ноября, 15:00, время Екатеринбурга"
         );
     }
 }

@@ -18,11 +18,15 @@ pub mod home;
 pub mod invite;
 pub mod labels;
 pub mod mfa;
+pub mod my_record;
 pub mod profile;
 pub mod sessions;
+pub mod slots;
 pub mod staff;
+pub mod summary;
 pub mod verify;
 pub mod visit;
+pub mod week;
 
 use crate::{
     auth::session::AuthSession,

@@ -1,14 +1,16 @@
 //! A visit booked without an account, managed through the link in its SMS (`/v/<token>`):
-//! see it, cancel it, or move it to another free time of the same doctor and branch. The
-//! link is the only key (128 random bits, stored hashed) and dies when the visit starts.
+//! see it, cancel it (after a question, with an optional reason), or move it to another free
+//! time of the same doctor and branch, a week at a time. The link is the only key (128
+//! random bits, stored hashed) and dies when the visit starts.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     extract::{Path, State},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
-use chrono::{Days, NaiveDate};
+use chrono::NaiveDate;
 use serde::Deserialize;
 
 // The base layout names roles.
@@ -18,18 +20,17 @@ use crate::{
     auth::session::AuthSession,
     client_ip::ClientIp,
     db::models::record::RecordView,
-    domain::booking::BookingError,
+    domain::{booking::BookingError, values::CancelReason},
     error::AppError,
     extract::{Form, Query},
     params,
-    web::{Layout, labels::weekday_date},
+    web::{
+        Layout,
+        my_record::{CancelForm, CancelPage, book_again_href, move_week},
+        summary::VisitSummary,
+        week::{Week, WeekReader},
+    },
 };
-
-/// A free time to move to.
-pub struct FreeSlot {
-    pub label: String,
-    pub start: String,
-}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/visit/show.html")]
@@ -37,16 +38,16 @@ struct VisitPage {
     layout: Layout,
     token: String,
     view: RecordView,
-    when: String,
+    summary: VisitSummary,
     status: &'static str,
     changeable: bool,
     booked: bool,
     notice: Option<String>,
     error: Option<String>,
-    date_title: String,
-    prev_date: Option<NaiveDate>,
-    next_date: NaiveDate,
-    free: Vec<FreeSlot>,
+    /// Free times to move to; `None` when the doctor no longer works in the branch.
+    week: Option<Week>,
+    /// The doctor page in the visit's branch: «Записаться снова».
+    again_href: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -55,6 +56,9 @@ pub struct VisitQuery {
     booked: String,
     #[serde(default)]
     done: String,
+    /// A day of the week of free times to move to; `date` is the same (older links).
+    #[serde(default)]
+    week: String,
     #[serde(default)]
     date: String,
 }
@@ -69,64 +73,33 @@ fn link_dead(e: BookingError) -> AppError {
 
 async fn visit_page(
     app: &App,
-    session: &AuthSession,
+    (session, ip): (&AuthSession, std::net::IpAddr),
     token: &str,
     view: RecordView,
-    date: Option<NaiveDate>,
+    wanted: Option<NaiveDate>,
     (notice, error): (Option<String>, Option<String>),
     booked: bool,
 ) -> Result<VisitPage, AppError> {
     let now = app.booking.clock.now();
-    let zone = view.branch_zone;
-    let today = zone.today(now);
-    let date = date
-        .unwrap_or_else(|| view.local_start().date_naive())
-        .max(today);
     let changeable = view.record.is_changeable_at(now);
-    let free = if changeable {
-        let target = app
-            .booking
-            .target(view.record.specialist_id, view.record.branch_id)
-            .await?;
-        match app
-            .booking
-            .schedule
-            .window(&target.grid(), date, date)
-            .await
-        {
-            Ok(window) => window
-                .days
-                .iter()
-                .flat_map(|d| d.slots(zone.tz(), now))
-                .filter(|s| s.free)
-                .map(|s| FreeSlot {
-                    label: s.start.format("%H:%M").to_string(),
-                    start: s.start.to_rfc3339(),
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+    let week = if changeable {
+        let wanted = wanted.or_else(|| Some(view.local_start().date_naive()));
+        let page = format!("/v/{token}?");
+        move_week(app, &view, wanted, WeekReader::Patient(ip), &page).await?
     } else {
-        Vec::new()
+        None
     };
-    let local = view.local_start();
     Ok(VisitPage {
         layout: Layout::with_form(session, None).await?,
         token: token.to_owned(),
-        when: format!(
-            "{} {}",
-            weekday_date(local.date_naive()),
-            local.format("%H:%M")
-        ),
+        summary: VisitSummary::of_record(app, &view).await?,
         status: view.record.status.title(),
         changeable,
         booked,
         notice,
         error,
-        date_title: weekday_date(date),
-        prev_date: date.checked_sub_days(Days::new(1)).filter(|d| *d >= today),
-        next_date: date.checked_add_days(Days::new(1)).unwrap_or(date),
-        free,
+        week,
+        again_href: book_again_href(&view),
         view,
     })
 }
@@ -134,6 +107,7 @@ async fn visit_page(
 pub async fn show_visit(
     State(state): State<AppState>,
     session: AuthSession,
+    ClientIp(ip): ClientIp,
     Path(token): Path<String>,
     Query(query): Query<VisitQuery>,
 ) -> Result<Response, AppError> {
@@ -142,29 +116,102 @@ pub async fn show_visit(
         .visit_by_link(&token)
         .await
         .map_err(link_dead)?;
-    let date = match query.date.trim() {
-        "" => None,
-        raw => Some(params::field("date", params::date(raw))?),
-    };
+    let week = params::field("week", params::optional_date(query.week.trim()))?;
+    let date = params::field("date", params::optional_date(query.date.trim()))?;
     let notice = match query.done.as_str() {
-        "cancelled" => Some("Запись отменена.".to_owned()),
+        "cancelled" => Some("Запись отменена. Время освобождено.".to_owned()),
         "moved" => Some("Запись перенесена. Мы отправили SMS с новым временем.".to_owned()),
         _ => None,
     };
     let booked = query.booked == "1";
-    let page = visit_page(&state, &session, &token, view, date, (notice, None), booked).await?;
+    let page = visit_page(
+        &state,
+        (&session, ip),
+        &token,
+        view,
+        week.or(date),
+        (notice, None),
+        booked,
+    )
+    .await?;
     Ok(page.into_response())
 }
 
+/// `GET /v/{token}/cancel`: the question, with an optional reason; nothing is cancelled
+/// here.
+pub async fn show_cancel_visit(
+    State(state): State<AppState>,
+    session: AuthSession,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    let view = state
+        .booking
+        .visit_by_link(&token)
+        .await
+        .map_err(link_dead)?;
+    if !view.record.is_changeable_at(state.booking.clock.now()) {
+        return Ok(Redirect::to(&format!("/v/{token}")).into_response());
+    }
+    Ok(
+        cancel_page(&state, &session, &token, &view, String::new(), None)
+            .await?
+            .into_response(),
+    )
+}
+
+async fn cancel_page(
+    app: &App,
+    session: &AuthSession,
+    token: &str,
+    view: &RecordView,
+    reason: String,
+    error: Option<String>,
+) -> Result<CancelPage, AppError> {
+    Ok(CancelPage {
+        layout: Layout::with_form(session, None).await?,
+        summary: VisitSummary::of_record(app, view).await?,
+        action: format!("/v/{token}/cancel"),
+        back: format!("/v/{token}"),
+        reason,
+        error,
+    })
+}
+
+/// `POST /v/{token}/cancel`: cancels, with the reason if one was given.
 pub async fn cancel_visit(
     State(state): State<AppState>,
     session: AuthSession,
     ClientIp(ip): ClientIp,
     Path(token): Path<String>,
+    Form(form): Form<CancelForm>,
 ) -> Result<Response, AppError> {
-    match state.booking.cancel_by_link(&token, ip).await {
+    let reason = match CancelReason::parse(&form.reason) {
+        Ok(reason) => reason,
+        Err(invalid) => {
+            let view = state
+                .booking
+                .visit_by_link(&token)
+                .await
+                .map_err(link_dead)?;
+            let page = cancel_page(
+                &state,
+                &session,
+                &token,
+                &view,
+                form.reason,
+                Some(invalid.0.to_owned()),
+            )
+            .await?;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    match state
+        .booking
+        .cancel_by_link(&token, reason.as_ref(), ip)
+        .await
+    {
         Ok(_) => Ok(Redirect::to(&format!("/v/{token}?done=cancelled")).into_response()),
-        Err(e) => refused(&state, &session, &token, e, None).await,
+        Err(e) => refused(&state, (&session, ip), &token, e, None).await,
     }
 }
 
@@ -185,19 +232,19 @@ pub async fn move_visit(
         Ok(start) => start,
         Err(_) => {
             let e = BookingError::NotASlot;
-            return refused(&state, &session, &token, e, None).await;
+            return refused(&state, (&session, ip), &token, e, None).await;
         }
     };
     match state.booking.reschedule_by_link(&token, start, ip).await {
         Ok(_) => Ok(Redirect::to(&format!("/v/{token}?done=moved")).into_response()),
-        Err(e) => refused(&state, &session, &token, e, Some(start)).await,
+        Err(e) => refused(&state, (&session, ip), &token, e, Some(start)).await,
     }
 }
 
 /// A change that did not happen: the visit's page again with the reason.
 async fn refused(
     app: &App,
-    session: &AuthSession,
+    (session, ip): (&AuthSession, std::net::IpAddr),
     token: &str,
     e: BookingError,
     tried: Option<chrono::DateTime<chrono::Utc>>,
@@ -210,14 +257,14 @@ async fn refused(
         return Err(e);
     }
     let view = app.booking.visit_by_link(token).await.map_err(link_dead)?;
-    let date = tried.map(|t| view.branch_zone.local(&t).date_naive());
+    let wanted = tried.map(|t| view.branch_zone.local(&t).date_naive());
     let status = e.status();
     let page = visit_page(
         app,
-        session,
+        (session, ip),
         token,
         view,
-        date,
+        wanted,
         (None, Some(e.public_message())),
         false,
     )

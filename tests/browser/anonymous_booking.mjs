@@ -16,7 +16,7 @@ import { chromium } from 'playwright-core';
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const SHOTS = path.join(REPO, 'target', 'browser');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const MAX_DAYS = 14;
+const MAX_WEEKS = 4;
 
 class StepFailed extends Error {}
 
@@ -73,11 +73,11 @@ async function visit(browser, { origin, smsUrl, doctorId, branchId, width, javaS
     // 1. A free slot on the doctor's page.
     await page.goto(`${origin}/doctors/${doctorId}?branch_id=${branchId}`);
     const free = page.locator('#slots a.slot.free');
-    for (let day = 0; (await free.count()) === 0; day += 1) {
-      check(day < MAX_DAYS, `no free slot in ${MAX_DAYS} days`);
-      const before = await page.locator('#slots .day-nav strong').textContent();
-      await page.locator('#slots .day-nav a').last().click();
-      await until(async () => (await page.locator('#slots .day-nav strong').textContent()) !== before, 'the day did not change');
+    for (let week = 0; (await free.count()) === 0; week += 1) {
+      check(week < MAX_WEEKS, `no free slot in ${MAX_WEEKS} weeks`);
+      const before = await page.locator('#slots .week-title').textContent();
+      await page.locator('#slots a[rel="next"]').click();
+      await until(async () => (await page.locator('#slots .week-title').textContent()) !== before, 'the week did not change');
     }
     const time = (await free.first().textContent()).trim();
     await free.first().click();
@@ -125,8 +125,14 @@ async function visit(browser, { origin, smsUrl, doctorId, branchId, width, javaS
     // taken.
     await page.goto(`${origin}${new URL(link).pathname}`);
     check(await page.getByRole('heading', { name: 'Ваша запись на приём' }).isVisible(), `the SMS link does not open the visit: ${link}`);
-    await page.getByRole('button', { name: 'Отменить запись' }).click();
+    // Cancelling asks first, on a page of its own.
+    await page.getByRole('link', { name: 'Отменить запись…' }).click();
+    await page.waitForURL((url) => url.pathname.startsWith('/v/') && url.pathname.endsWith('/cancel'));
+    check(await page.getByRole('heading', { name: 'Отменить запись?' }).isVisible(), 'no question before cancelling');
+    await fitsWidth(page, width, 'the cancel question');
+    await page.getByRole('button', { name: 'Да, отменить запись' }).click();
     await until(async () => (await page.locator('body').textContent()).includes('Запись отменена'), 'the visit page does not say "Запись отменена"');
+    check(await page.getByRole('link', { name: 'Записаться снова' }).isVisible(), 'no "Записаться снова" after cancelling');
     log('cancelled through the SMS link');
     check(problems.length === 0, problems.join('\n'));
   } catch (e) {

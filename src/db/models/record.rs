@@ -38,6 +38,8 @@ pub struct Record {
     pub cancelled_by: Option<i64>,
     /// The account that made the booking: the patient, or the staff member at the desk.
     pub booked_by: Option<i64>,
+    /// Why the patient cancelled, as they typed it (optional).
+    pub cancel_reason: Option<String>,
 }
 
 impl Record {
@@ -320,11 +322,13 @@ pub async fn views_after(
     Ok(rows.into_iter().map(to_view).collect())
 }
 
-/// Marks a booked record cancelled; `None` when it was not booked any more.
+/// Marks a booked record cancelled, with the patient's reason if they gave one; `None` when
+/// it was not booked any more.
 pub async fn mark_cancelled(
     conn: &mut AsyncPgConnection,
     id: i64,
     by: Option<i64>,
+    reason: Option<&str>,
 ) -> QueryResult<Option<Record>> {
     diesel::update(
         records::table
@@ -335,6 +339,7 @@ pub async fn mark_cancelled(
         records::status.eq(RecordStatus::Cancelled),
         records::cancelled_at.eq(diesel::dsl::now),
         records::cancelled_by.eq(by),
+        records::cancel_reason.eq(reason),
         records::updated_at.eq(diesel::dsl::now),
     ))
     .returning(Record::as_returning())

@@ -25,7 +25,7 @@ use crate::{
     },
     domain::{
         audit::{self, Actor},
-        values::{IntentKind, IntentState, RecordStatus},
+        values::{CancelReason, IntentKind, IntentState, RecordStatus},
     },
     integrations::infoclinica::MisError,
 };
@@ -56,10 +56,22 @@ impl Booking {
         view: &RecordView,
         actor: Actor,
     ) -> Result<RecordView, BookingError> {
+        self.cancel_giving_reason(view, actor, None).await
+    }
+
+    /// [`Booking::cancel`], keeping the patient's reason with the record (and in the intent,
+    /// so that a cancel the reconciler completes keeps it too).
+    pub async fn cancel_giving_reason(
+        &self,
+        view: &RecordView,
+        actor: Actor,
+        reason: Option<&CancelReason>,
+    ) -> Result<RecordView, BookingError> {
         check_changeable(&view.record, Change::Cancel, self.clock.now())?;
         let (this, view) = (self.clone(), view.clone());
+        let reason = reason.map(|r| r.as_str().to_owned());
         audit::spawn_in_request(async move {
-            let result = this.cancel_job(&view, actor).await;
+            let result = this.cancel_job(&view, actor, reason.as_deref()).await;
             if let Ok(cancelled) = &result {
                 this.schedule
                     .invalidate(
@@ -87,6 +99,7 @@ impl Booking {
         &self,
         view: &RecordView,
         actor: Actor,
+        reason: Option<&str>,
     ) -> Result<RecordView, BookingError> {
         let record = &view.record;
         let branch_mis_id = self.branch_mis_id(record.branch_id).await?;
@@ -100,7 +113,7 @@ impl Booking {
                 ends_at: record.ends_at,
                 pcode: record.patient_pcode,
                 mis_id: Some(record.mis_id),
-                request: &serde_json::json!({ "actor_user_id": actor.user_id }),
+                request: &serde_json::json!({ "actor_user_id": actor.user_id, "reason": reason }),
                 idempotency_scope: None,
                 idempotency_key: None,
                 request_hash: None,
@@ -122,7 +135,7 @@ impl Booking {
                 return Err(error);
             }
         }
-        match self.write_cancel(intent, view, actor.user_id).await {
+        match self.write_cancel(intent, view, actor.user_id, reason).await {
             Ok(Some(updated)) => Ok(updated),
             Ok(None) => Err(BookingError::AlreadyCancelled(Change::Cancel)),
             Err(e) => {
@@ -135,14 +148,15 @@ impl Booking {
         }
     }
 
-    /// Marks the record cancelled, queues the SMS and resolves the intent, in one
-    /// transaction; `None` when the record was cancelled already (the intent is done all the
-    /// same: both sides agree).
+    /// Marks the record cancelled (with the patient's reason, if any), queues the SMS and
+    /// resolves the intent, in one transaction; `None` when the record was cancelled already
+    /// (the intent is done all the same: both sides agree).
     pub(super) async fn write_cancel(
         &self,
         intent: i64,
         view: &RecordView,
         by: Option<i64>,
+        reason: Option<&str>,
     ) -> Result<Option<RecordView>, BookingError> {
         let body = notify::text(
             Notice::Cancelled,
@@ -160,7 +174,7 @@ impl Booking {
                 if !intent::lock_pending(conn, intent).await? {
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
-                let updated = record::mark_cancelled(conn, id, by).await?;
+                let updated = record::mark_cancelled(conn, id, by, reason).await?;
                 if updated.is_some() {
                     outbox::insert(
                         conn,
@@ -428,6 +442,7 @@ pub(super) mod tests {
             cancelled_at: None,
             cancelled_by: None,
             booked_by: None,
+            cancel_reason: None,
         }
     }
 

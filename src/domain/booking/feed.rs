@@ -343,7 +343,7 @@ impl Booking {
         let written = conn
             .transaction(async |conn| {
                 let updated = match &change {
-                    ClinicChange::Cancel => record::mark_cancelled(conn, id, None).await?,
+                    ClinicChange::Cancel => record::mark_cancelled(conn, id, None, None).await?,
                     ClinicChange::Move { start, end } => {
                         record::mark_moved(
                             conn,

@@ -1,14 +1,17 @@
 //! Reading a doctor's schedule for people: only days from yesterday to the schedule
 //! horizon exist to read (a read of year 9999 must not reach the MIS or store a snapshot),
 //! and a client whose reads miss the cache, each costing an MIS call and a snapshot, is
-//! limited per minute. Staff pages read without the per-client limit.
+//! limited per minute. Staff pages read without the per-client limit. The pickers' two
+//! questions are asked here too: is this time still bookable, and where is the first free
+//! time.
 
 use std::{net::IpAddr, time::Duration};
 
-use chrono::{Days, NaiveDate};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use super::{
     Booking, BookingError, BookingTarget,
+    grid::Slot,
     schedule::{ScheduleError, Window},
 };
 use crate::domain::{rate, values::FieldErrors};
@@ -84,6 +87,67 @@ impl Booking {
             .window(&target.grid(), from, to)
             .await
             .map_err(|e: ScheduleError| e.into())
+    }
+
+    /// The slot that starts at `start`, refused as a booking would refuse it (passed, not a
+    /// slot of the grid, taken), but read like any schedule read of `reader`: through the
+    /// cache and within the horizon and the reader's limit. The confirmation page asks it
+    /// before anyone presses the button.
+    pub async fn bookable_slot(
+        &self,
+        target: &BookingTarget,
+        start: DateTime<Utc>,
+        reader: Option<IpAddr>,
+    ) -> Result<Slot, BookingError> {
+        let now = self.clock.now();
+        if start <= now {
+            return Err(BookingError::StartInPast);
+        }
+        let date = target.zone.local(&start).date_naive();
+        let window = self.read_schedule(target, date, date, reader).await?;
+        let slot = window
+            .days
+            .iter()
+            .flat_map(|day| day.slots(target.zone.tz(), now))
+            .find(|slot| slot.start.with_timezone(&Utc) == start);
+        match slot {
+            Some(slot) if slot.free => Ok(slot),
+            Some(_) => Err(BookingError::SlotTaken),
+            None => Err(BookingError::NotASlot),
+        }
+    }
+
+    /// The first free slot from today to the horizon, read a week at a time (weeks of seven
+    /// days from today, as the pickers show them) and stopping at the first week that has
+    /// one; `None` when no day up to the horizon has a free slot.
+    pub async fn first_free_slot(
+        &self,
+        target: &BookingTarget,
+        reader: Option<IpAddr>,
+    ) -> Result<Option<Slot>, BookingError> {
+        let now = self.clock.now();
+        let today = target.zone.today(now);
+        let (_, last) = readable_days(today, self.rules.schedule_horizon_days);
+        let mut from = today;
+        while from <= last {
+            let to = from
+                .checked_add_days(Days::new(6))
+                .map_or(last, |end| end.min(last));
+            let window = self.read_schedule(target, from, to, reader).await?;
+            let free = window
+                .days
+                .iter()
+                .flat_map(|day| day.slots(target.zone.tz(), now))
+                .find(|slot| slot.free);
+            if free.is_some() {
+                return Ok(free);
+            }
+            match to.checked_add_days(Days::new(1)) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -152,7 +152,11 @@ impl Booking {
                             .await?
                     }
                     None => {
-                        self.write_cancel(pending.id, &view, None).await?;
+                        let reason = pending
+                            .request
+                            .get("reason")
+                            .and_then(serde_json::Value::as_str);
+                        self.write_cancel(pending.id, &view, None, reason).await?;
                         Outcome::Completed
                     }
                 }

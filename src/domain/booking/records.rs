@@ -13,7 +13,7 @@ use crate::{
     domain::{
         audit::Actor,
         phones::sha256_hex,
-        values::{PageNo, RecordStatus, SearchText},
+        values::{CancelReason, PageNo, RecordStatus, SearchText},
     },
 };
 
@@ -65,15 +65,17 @@ impl Booking {
         }
     }
 
-    /// Cancels a record `viewer` may see, as them.
+    /// Cancels a record `viewer` may see, as them, keeping the reason they gave, if any.
     pub async fn cancel_record(
         &self,
         viewer: &User,
         id: i64,
+        reason: Option<&CancelReason>,
         ip: std::net::IpAddr,
     ) -> Result<RecordView, BookingError> {
         let view = self.visible_record(viewer, id).await?;
-        self.cancel(&view, Actor::user(viewer, ip)).await
+        self.cancel_giving_reason(&view, Actor::user(viewer, ip), reason)
+            .await
     }
 
     /// Moves a record `viewer` may see to `start`, as them.
@@ -188,14 +190,17 @@ impl Booking {
         Ok(view)
     }
 
-    /// Cancels the visit behind a link, as the anonymous visitor at `ip`.
+    /// Cancels the visit behind a link, as the anonymous visitor at `ip`, keeping the reason
+    /// they gave, if any.
     pub async fn cancel_by_link(
         &self,
         token: &str,
+        reason: Option<&CancelReason>,
         ip: std::net::IpAddr,
     ) -> Result<RecordView, BookingError> {
         let view = self.visit_by_link(token).await?;
-        self.cancel(&view, Actor { user_id: None, ip }).await
+        self.cancel_giving_reason(&view, Actor { user_id: None, ip }, reason)
+            .await
     }
 
     /// Moves the visit behind a link to `start`, as the anonymous visitor at `ip`.

@@ -22,7 +22,7 @@ pub use enums::{
 };
 pub use person::{BirthDate, FullName, NamePart};
 pub use phone::Phone;
-pub use text::{Comment, PageNo, SearchText};
+pub use text::{CancelReason, Comment, PageNo, SearchText};
 pub use zone::BranchZone;
 
 /// Why a value was refused, in Russian, ready to show next to the field.

@@ -1,4 +1,4 @@
-//! Free text and paging: a booking comment, a search box, a page number.
+//! Free text and paging: a booking comment, a reason to cancel, a search box, a page number.
 
 use super::{Invalid, collapse_spaces, has_control};
 
@@ -23,6 +23,31 @@ impl Comment {
 
     pub fn parse_optional(raw: Option<&str>) -> Result<Option<Self>, Invalid> {
         raw.map_or(Ok(None), Self::parse)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a patient cancels a visit: one short line, at most 200 characters (line breaks and
+/// runs of spaces become one space).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelReason(String);
+
+const MAX_CANCEL_REASON_CHARS: usize = 200;
+
+impl CancelReason {
+    /// Empty (or only spaces) is no reason.
+    pub fn parse(raw: &str) -> Result<Option<Self>, Invalid> {
+        if has_control(raw) {
+            return Err(Invalid("Не длиннее 200 символов, без управляющих символов"));
+        }
+        let text = collapse_spaces(raw);
+        if text.chars().count() > MAX_CANCEL_REASON_CHARS {
+            return Err(Invalid("Не длиннее 200 символов, без управляющих символов"));
+        }
+        Ok((!text.is_empty()).then_some(Self(text)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -118,6 +143,18 @@ mod tests {
         assert!(Comment::parse(&"я".repeat(501)).is_err());
         assert!(Comment::parse("a\u{0}b").is_err());
         assert!(Comment::parse("a\u{1b}[31m").is_err());
+    }
+
+    #[test]
+    fn cancel_reasons_are_one_short_line() {
+        assert_eq!(CancelReason::parse(" \n "), Ok(None));
+        assert_eq!(
+            CancelReason::parse(" Заболел,\nперенесу  позже ").map(|r| r.map(|r| r.0)),
+            Ok(Some("Заболел, перенесу позже".to_owned()))
+        );
+        assert!(CancelReason::parse(&"я".repeat(200)).is_ok());
+        assert!(CancelReason::parse(&"я".repeat(201)).is_err());
+        assert!(CancelReason::parse("a\u{0}b").is_err());
     }
 
     #[test]
