@@ -106,9 +106,11 @@ pub fn price_hint(prices: &[Price], branch_id: i64) -> Option<String> {
         .collect();
     let first_visit = here
         .iter()
+        .copied()
         .filter(|p| is_first_visit(&p.name))
         .min_by_key(|p| p.price_kopecks);
-    if let Some(line) = first_visit.or(if here.len() == 1 { here.first() } else { None }) {
+    let only = (here.len() == 1).then(|| here[0]);
+    if let Some(line) = first_visit.or(only) {
         return Some(format!("{} — {}", line.name, line.display()));
     }
     here.iter()
