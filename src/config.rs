@@ -26,6 +26,9 @@ pub struct Config {
     pub bind_addr: SocketAddr,
     /// `PUBLIC_BASE_URL`: absolute base for links sent out of band; never taken from `Host`.
     pub public_base_url: String,
+    /// `CLINIC_PHONE` (default `+7 (495) 120-34-50`): the clinic's one number for patients,
+    /// as it is shown (the home page, SMS texts); the branches' own numbers come from the MIS.
+    pub clinic_phone: String,
     /// `DATABASE_URL`: PostgreSQL; the database is created when missing.
     pub database_url: String,
     /// `DATABASE_POOL_SIZE` (default 16): connections kept by the pool.
@@ -195,6 +198,9 @@ pub struct Config {
     pub clock: crate::domain::clock::Clock,
 }
 
+/// The demo network's call centre, until `CLINIC_PHONE` names the real one.
+pub const DEFAULT_CLINIC_PHONE: &str = "+7 (495) 120-34-50";
+
 /// Where SMS go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmsProvider {
@@ -272,6 +278,7 @@ impl Config {
                 .unwrap_or_else(|| "http://127.0.0.1:8080".into())
                 .trim_end_matches('/')
                 .to_owned(),
+            clinic_phone: get("CLINIC_PHONE").unwrap_or_else(|| DEFAULT_CLINIC_PHONE.into()),
             database_url: get("DATABASE_URL")
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/sovamed".into()),
             database_pool_size: parse(&get, "DATABASE_POOL_SIZE", "16")?,
@@ -741,6 +748,16 @@ mod tests {
             Ok(vec![Role::Patient, Role::Staff])
         );
         assert_eq!(roles(Some("root")), Err("MFA_REQUIRED_ROLES"));
+    }
+
+    #[test]
+    fn the_clinic_phone_has_a_default_and_is_kept_as_written() {
+        let defaults = Config::from_lookup(|_| None).expect("defaults");
+        assert_eq!(defaults.clinic_phone, DEFAULT_CLINIC_PHONE);
+        let set =
+            Config::from_lookup(|k| (k == "CLINIC_PHONE").then(|| " 8 800 555-35-35 ".into()))
+                .expect("set");
+        assert_eq!(set.clinic_phone, "8 800 555-35-35");
     }
 
     #[test]

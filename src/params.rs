@@ -10,7 +10,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::{
-    db::models::directory::SpecialistFilter,
+    db::models::{
+        directory::SpecialistFilter,
+        doctor_search::{DoctorOrder, DoctorSearch},
+    },
     domain::{
         booking::records::RecordQuery,
         values::{FieldErrors, Invalid, PageNo, RecordStatus, SearchText},
@@ -340,26 +343,93 @@ impl DirectoryParams {
     }
 }
 
-impl FromQuery for DirectoryParams {
-    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
-        let mut errors = FieldErrors::new();
+impl DirectoryParams {
+    /// Reads the filters and the paging, adding refusals to `errors`.
+    pub fn read(query: &QueryPairs, errors: &mut FieldErrors) -> Option<Self> {
         let speciality_id = errors.check(
             "speciality_id",
             query.value("speciality_id").and_then(optional_id),
         );
         let branch_id = errors.check("branch_id", query.value("branch_id").and_then(optional_id));
         let q = errors.check("q", SearchText::parse(query.text("q")));
-        let paging = Paging::read(query, &mut errors);
+        let paging = Paging::read(query, errors)?;
+        Some(Self {
+            speciality_id: speciality_id?,
+            branch_id: branch_id?,
+            q: q?,
+            page: paging.page,
+            per_page: paging.per_page,
+        })
+    }
+}
+
+impl FromQuery for DirectoryParams {
+    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
+        let mut errors = FieldErrors::new();
+        let params = Self::read(query, &mut errors);
+        Ok(errors.or_value(|| params)?)
+    }
+}
+
+/// The doctor list of the pages: the directory filters (`speciality_id`, `branch_id`, `q`,
+/// `page`) and the order (`sort`: `name`, the default, or `nearest`).
+#[derive(Debug, Clone, Default)]
+pub struct DoctorListParams {
+    pub directory: DirectoryParams,
+    pub order: DoctorOrder,
+}
+
+/// `sort` of the doctor list; empty is by name.
+pub fn doctor_order(raw: &str) -> Result<DoctorOrder, Invalid> {
+    match raw.trim() {
+        "" | "name" => Ok(DoctorOrder::Name),
+        "nearest" => Ok(DoctorOrder::NearestFree),
+        _ => Err(Invalid("Неизвестный порядок списка")),
+    }
+}
+
+impl FromQuery for DoctorListParams {
+    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
+        let mut errors = FieldErrors::new();
+        let directory = DirectoryParams::read(query, &mut errors);
+        let order = errors.check("sort", query.value("sort").and_then(doctor_order));
         Ok(errors.or_value(|| {
-            let paging = paging?;
             Some(Self {
-                speciality_id: speciality_id?,
-                branch_id: branch_id?,
-                q: q?,
-                page: paging.page,
-                per_page: paging.per_page,
+                directory: directory?,
+                order: order?,
             })
         })?)
+    }
+}
+
+impl DoctorListParams {
+    /// What the doctor search takes.
+    pub fn search(&self) -> DoctorSearch {
+        DoctorSearch {
+            speciality_id: self.directory.speciality_id,
+            branch_id: self.directory.branch_id,
+            text: self.directory.q.as_ref().map(|q| q.as_str().to_owned()),
+            order: self.order,
+        }
+    }
+
+    /// The parameters as the filter form shows them back and the list's links carry them:
+    /// `(name, value)` pairs, empty ones left out, `page` not among them.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if let Some(q) = &self.directory.q {
+            pairs.push(("q", q.as_str().to_owned()));
+        }
+        if let Some(id) = self.directory.speciality_id {
+            pairs.push(("speciality_id", id.to_string()));
+        }
+        if let Some(id) = self.directory.branch_id {
+            pairs.push(("branch_id", id.to_string()));
+        }
+        if self.order == DoctorOrder::NearestFree {
+            pairs.push(("sort", "nearest".to_owned()));
+        }
+        pairs
     }
 }
 
@@ -445,5 +515,44 @@ mod tests {
         assert_eq!(params.status, Some(RecordStatus::NoShow));
         assert_eq!(params.page.get(), 3);
         assert_eq!(params.form().q, "Семёнова");
+    }
+
+    async fn doctor_list(query: &str) -> Result<DoctorListParams, AppError> {
+        let request = axum::http::Request::get(format!("/doctors?{query}"))
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        FormQuery::<DoctorListParams>::from_request_parts(&mut parts, &())
+            .await
+            .map(|FormQuery(params)| params)
+    }
+
+    #[tokio::test]
+    async fn the_doctor_list_reads_its_order_and_names_every_bad_parameter() {
+        let params = doctor_list(
+            "q=%D0%BA%D0%B0%D1%80%D0%B4%D0%B8%D0%BE%D0%BB%D0%BE%D0%B3&speciality_id=&sort=nearest&page=2",
+        )
+        .await
+        .unwrap();
+        assert_eq!(params.order, DoctorOrder::NearestFree);
+        assert_eq!(params.directory.page.get(), 2);
+        assert_eq!(
+            params.pairs(),
+            vec![
+                ("q", "кардиолог".to_owned()),
+                ("sort", "nearest".to_owned())
+            ]
+        );
+        assert_eq!(params.search().text.as_deref(), Some("кардиолог"));
+        let Err(AppError::Validation { fields, .. }) =
+            doctor_list("page=abc&sort=random&branch_id=0").await
+        else {
+            panic!("expected a validation error");
+        };
+        for field in ["page", "sort", "branch_id"] {
+            assert!(fields.contains_key(field), "{fields:?}");
+        }
+        assert_eq!(doctor_list("sort=").await.unwrap().order, DoctorOrder::Name);
+        assert!(doctor_list("page=0").await.is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The booking flows in a real browser: headless Chromium driven by playwright-core
 //! (tests/browser/*.mjs) against the real server and the emulators, at a laptop's and a
-//! phone's width, with JavaScript (htmx) on and off, and the production CSP.
+//! phone's width, with JavaScript (htmx) on and off, and the production CSP; the doctor
+//! search (tests/browser/search.mjs) with Back, Forward and reload.
 //!
 //! Needs Chromium at /usr/bin/chromium (or `CHROMIUM_PATH`), Node.js 20 and
 //! `npm ci --prefix tests/browser`; `just browser-deps` and `.ci/run` set them up. The test
@@ -265,6 +266,36 @@ async fn a_visitor_books_with_an_sms_code_and_cancels_by_the_link_in_headless_ch
         app.count("SELECT count(*) AS n FROM consents WHERE user_id IS NULL")
             .await,
         8
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patient_searches_doctors_and_back_and_reload_keep_the_filters_in_headless_chromium() {
+    require_browser_deps();
+    let (app, emulators) = with_emulators().await;
+    sync_directories(&app).await;
+    emulators.control.reset_mis_calls();
+    let script = repo().join("tests/browser/search.mjs");
+    let args = vec![app.base.clone()];
+    let run = tokio::task::spawn_blocking(move || run_node(&script, &args, BROWSER_TIMEOUT))
+        .await
+        .expect("the browser run");
+    eprintln!(
+        "browser run took {:.1}s\n{}{}",
+        run.elapsed.as_secs_f64(),
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.success && run.stdout.contains("SEARCH_OK"),
+        "the search flow failed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(
+        emulators.control.mis_calls("SCHEDULE"),
+        0,
+        "searching and paging the doctor list never asks the MIS for a schedule"
     );
 }
 

@@ -77,6 +77,7 @@ async fn mis_client_reads_every_message_from_the_emulator() {
     let ekb = branches.iter().find(|b| b.mis_id == 3).expect("branch 3");
     assert_eq!(ekb.utc_offset_hours, Some(5));
     assert!(ekb.address.contains("Малышева"));
+    assert_eq!(ekb.work_hours, "пн–сб 8:00–19:00, вс — выходной");
     assert!(branches.iter().all(|b| b.phone.starts_with("+7(")));
 
     let departments = client.departments().await.expect("departments");
@@ -527,6 +528,7 @@ async fn mis_requests_carry_the_envelope_and_headers() {
         .expect("branches");
     assert_eq!(branches.len(), 1);
     assert!(branches[0].visible, "absent VIEWINWEB_OUT reads as visible");
+    assert_eq!(branches[0].work_hours, "", "absent WORKHOURS reads as none");
     let request = fixture.received().pop().expect("one request");
     let lower = request.to_ascii_lowercase();
     assert!(lower.starts_with("post /api/xml "));

@@ -17,6 +17,7 @@ mod core_booking;
 mod crash;
 mod data_rights;
 mod desk;
+mod doctor_search;
 mod holes;
 mod integrations;
 mod intents;

@@ -55,6 +55,7 @@ diesel::table! {
         source_hash -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        work_hours -> Text,
     }
 }
 
@@ -265,6 +266,7 @@ diesel::table! {
         day -> Date,
         intervals -> Jsonb,
         fetched_at -> Timestamptz,
+        free_starts -> Array<Timestamptz>,
     }
 }
 

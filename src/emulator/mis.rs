@@ -490,6 +490,7 @@ fn filial_list(world: &World, input: &Element) -> Result<Output, Refusal> {
             .leaf("FMAIL", &b.email)
             .leaf("VIEWINWEB_OUT", flag(b.visible))
             .leaf("TIMEZONE", b.timezone)
+            .leaf("WORKHOURS", &b.work_hours)
             .close("GETFILIALLIST");
     }
     Ok(Output::ok(w.finish(), "Данные по филиалам получены"))

@@ -39,6 +39,8 @@ pub struct Branch {
     pub email: String,
     /// Hours from UTC (`TIMEZONE`).
     pub timezone: i32,
+    /// Opening hours as the front desk writes them (`WORKHOURS`).
+    pub work_hours: String,
     pub visible: bool,
 }
 
@@ -345,8 +347,35 @@ fn doctors(rng: &mut StdRng, scale: u32, departments: &[Department]) -> Vec<Doct
             department_mis_id: home.department_mis_id,
         });
     }
+    with_search_example(&mut doctors, &names);
     doctors.sort_by_key(|d| d.mis_id);
     doctors
+}
+
+/// The surname the demo's search is shown with: a patient types «семенова» and finds her.
+const SEARCH_EXAMPLE_SURNAME: &str = "Семёнова";
+
+/// Makes sure a visible doctor is a «Семёнова», whatever the seed: when none is, the first
+/// visible woman whose surname sorts after it takes it (keeping her first name and
+/// patronymic), so the doctors that sort first, which the tests pick, stay the same.
+fn with_search_example(doctors: &mut [Doctor], names: &BTreeSet<String>) {
+    let prefix = format!("{SEARCH_EXAMPLE_SURNAME} ");
+    if doctors
+        .iter()
+        .any(|d| d.visible && d.full_name.starts_with(&prefix))
+    {
+        return;
+    }
+    for doctor in doctors.iter_mut().filter(|d| d.visible && d.female) {
+        let Some((surname, given)) = doctor.full_name.split_once(' ') else {
+            continue;
+        };
+        let renamed = format!("{prefix}{given}");
+        if surname > SEARCH_EXAMPLE_SURNAME && !names.contains(&renamed) {
+            doctor.full_name = renamed;
+            return;
+        }
+    }
 }
 
 fn prices(
@@ -798,6 +827,24 @@ mod tests {
             assert_eq!(parts.len(), 3);
             assert_eq!(parts[2].ends_with("на"), d.female, "{}", d.full_name);
         }
+        // The examples the search is shown with: a Семёнова and cardiologists.
+        assert!(
+            w.doctors
+                .iter()
+                .any(|d| d.visible && d.full_name.starts_with("Семёнова "))
+        );
+        let cardiology = w
+            .departments
+            .iter()
+            .find(|d| d.name == "Кардиология")
+            .expect("cardiology")
+            .mis_id;
+        assert!(w.doctors.iter().any(|d| {
+            d.visible
+                && d.placements
+                    .iter()
+                    .any(|p| p.department_mis_id == cardiology)
+        }));
     }
 
     #[test]

@@ -48,12 +48,14 @@ pub async fn sync_branches(
             &branch.phone,
             &branch.email,
             zone.name(),
+            &branch.work_hours,
         ));
         let rows: Vec<Written> = diesel::sql_query(
-            "INSERT INTO branches (mis_id, name, address, phone, email, timezone, source_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO branches (mis_id, name, address, phone, email, timezone, source_hash, work_hours) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (mis_id) DO UPDATE SET name = EXCLUDED.name, address = EXCLUDED.address, \
                phone = EXCLUDED.phone, email = EXCLUDED.email, timezone = EXCLUDED.timezone, \
+               work_hours = EXCLUDED.work_hours, \
                source_hash = EXCLUDED.source_hash, active = true, updated_at = now() \
              WHERE branches.source_hash <> EXCLUDED.source_hash OR NOT branches.active \
              RETURNING id, (xmax = 0) AS inserted",
@@ -65,6 +67,7 @@ pub async fn sync_branches(
         .bind::<Text, _>(&branch.email)
         .bind::<Text, _>(zone.name())
         .bind::<Text, _>(&hash)
+        .bind::<Text, _>(&branch.work_hours)
         .load(conn)
         .await?;
         counts.record(Outcome::from_rows(&rows));

@@ -56,6 +56,7 @@ pub async fn prefetch(
             specialist_mis_id,
             branch_id,
             branch_mis_id,
+            zone,
         };
         let from = zone.today(Utc::now());
         let to = from

@@ -1,11 +1,13 @@
-//! The public doctor directory: `/doctors` with filters (htmx swaps the list; without
-//! JavaScript the form reloads the page) and `/doctors/{id}` with bio, prices and reviews.
+//! The public doctor directory: `/doctors`, the search and the filters (htmx swaps the list
+//! and pushes its address; without JavaScript the form reloads the page, and a reload or Back
+//! renders the page from the address), paginated, each doctor with the lowest price and the
+//! nearest free time; and `/doctors/{id}` with bio, prices and reviews.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     extract::{Path, State},
-    http::HeaderMap,
+    http::{HeaderMap, HeaderName, HeaderValue},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
@@ -16,22 +18,25 @@ use crate::{
     auth::{roles::MaybeUser, session::AuthSession},
     db::models::{
         directory::{self, Branch, Price, Review, Specialist, Speciality},
+        doctor_search::{self, DoctorCard, DoctorOrder, FoundDoctors},
         user::Role,
     },
     error::AppError,
     extract::Query,
     web::{
-        Layout,
+        Layout, labels,
         slots::{SlotsQuery, slots_partial},
     },
 };
 use crate::{
     domain::values::PageNo,
-    params::{DirectoryParams, FormQuery},
+    params::{DoctorListParams, FormQuery},
 };
 
 /// Reviews per page on the doctor page.
 const REVIEWS_PER_PAGE: i64 = 10;
+/// Doctors per page of the list.
+const DOCTORS_PER_PAGE: i64 = 10;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/doctors/index.html")]
@@ -39,20 +44,127 @@ struct DoctorsPage {
     layout: Layout,
     specialities: Vec<Speciality>,
     branches: Vec<Branch>,
-    doctors: Vec<Specialist>,
-    filter_speciality: Option<i64>,
-    filter_branch: Option<i64>,
-    filter_name: String,
+    filter: ListFilter,
+    list: DoctorList,
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "partials/doctors/list.html")]
 struct DoctorListPartial {
-    doctors: Vec<Specialist>,
+    list: DoctorList,
 }
 
-fn is_htmx(headers: &HeaderMap) -> bool {
-    headers.get("hx-request").is_some_and(|v| v == "true")
+/// The filter form's values, as the URL gave them: a reload or Back shows what the list shows.
+struct ListFilter {
+    q: String,
+    speciality_id: Option<i64>,
+    branch_id: Option<i64>,
+    nearest_first: bool,
+}
+
+/// One page of the list as shown.
+struct DoctorList {
+    cards: Vec<DoctorCardView>,
+    total: i64,
+    page: i64,
+    pages: i64,
+    prev_href: Option<String>,
+    next_href: Option<String>,
+}
+
+/// One doctor of the list, every text ready.
+struct DoctorCardView {
+    href: String,
+    full_name: String,
+    photo_url: Option<String>,
+    specialities: String,
+    branches: String,
+    rating: Option<f64>,
+    reviews_count: i32,
+    /// «от 1 800 ₽».
+    price_from: Option<String>,
+    nearest: Option<NearestView>,
+}
+
+/// The nearest free time of a doctor: «пн, 30 ноября, 15:00», whose clocks, and the link to
+/// that day of the doctor's schedule.
+struct NearestView {
+    when: String,
+    /// The branch, when the doctor works in more than one.
+    branch: Option<String>,
+    city_time: String,
+    href: String,
+}
+
+/// Whether htmx asks for the list only. A history restore (`HX-History-Restore-Request`)
+/// also says `HX-Request`, but replaces the whole page: it gets the page.
+fn wants_list_only(headers: &HeaderMap) -> bool {
+    let says = |name: &str| headers.get(name).is_some_and(|v| v == "true");
+    says("hx-request") && !says("hx-history-restore-request")
+}
+
+/// `/doctors` with the filters and the order of `params` and `page` (the first page carries
+/// no `page`): the address the list is at, pushed into the history by htmx.
+fn list_href(params: &DoctorListParams, page: i64) -> String {
+    let mut pairs = params.pairs();
+    if page > 1 {
+        pairs.push(("page", page.to_string()));
+    }
+    match serde_urlencoded::to_string(&pairs) {
+        Ok(query) if !query.is_empty() => format!("/doctors?{query}"),
+        _ => "/doctors".to_owned(),
+    }
+}
+
+fn card_view(card: DoctorCard) -> DoctorCardView {
+    let doctor = card.doctor;
+    let id = doctor.row.id;
+    let nearest = card.nearest_free.map(|nearest| {
+        let zone = nearest.branch.timezone;
+        let local = zone.local(&nearest.starts_at);
+        let date = serde_urlencoded::to_string([
+            ("branch_id", nearest.branch.id.to_string()),
+            ("date", local.date_naive().to_string()),
+        ])
+        .unwrap_or_default();
+        NearestView {
+            when: labels::weekday_day_time(&local),
+            branch: (doctor.branches.len() > 1).then(|| nearest.branch.name.clone()),
+            city_time: zone.city_time(),
+            href: format!("/doctors/{id}?{date}#slots"),
+        }
+    });
+    let specialities: Vec<&str> = doctor
+        .specialities
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    let branches: Vec<&str> = doctor.branches.iter().map(|b| b.name.as_str()).collect();
+    DoctorCardView {
+        href: format!("/doctors/{id}"),
+        specialities: specialities.join(", "),
+        branches: branches.join("; "),
+        full_name: doctor.row.full_name,
+        photo_url: doctor.row.photo_url,
+        rating: doctor.row.rating,
+        reviews_count: doctor.row.reviews_count,
+        price_from: card
+            .price_from_kopecks
+            .map(|kopecks| format!("от {}", directory::roubles_label(kopecks))),
+        nearest,
+    }
+}
+
+fn list_view(params: &DoctorListParams, found: FoundDoctors) -> DoctorList {
+    let page = found.page.get();
+    DoctorList {
+        total: found.total,
+        pages: found.pages,
+        prev_href: (page > 1).then(|| list_href(params, page - 1)),
+        next_href: (page < found.pages).then(|| list_href(params, page + 1)),
+        page,
+        cards: found.cards.into_iter().map(card_view).collect(),
+    }
 }
 
 pub async fn list_doctors(
@@ -60,22 +172,47 @@ pub async fn list_doctors(
     session: AuthSession,
     MaybeUser(user): MaybeUser,
     headers: HeaderMap,
-    FormQuery(query): FormQuery<DirectoryParams>,
+    FormQuery(params): FormQuery<DoctorListParams>,
 ) -> Result<Response, AppError> {
-    let filter = query.filter();
+    let now = state.booking.clock.now();
     let mut conn = state.db().await?;
-    let doctors = directory::search_specialists(&mut conn, &filter).await?;
-    if is_htmx(&headers) {
-        return Ok(DoctorListPartial { doctors }.into_response());
+    let found = doctor_search::find_doctors(
+        &mut conn,
+        &params.search(),
+        params.directory.page,
+        DOCTORS_PER_PAGE,
+        now,
+    )
+    .await?;
+    let shown_href = list_href(&params, found.page.get());
+    let list = list_view(&params, found);
+    if wants_list_only(&headers) {
+        let mut response = DoctorListPartial { list }.into_response();
+        // The address of what is shown, without empty fields and with the page actually
+        // shown, replaces the form's raw query in the history.
+        if let Ok(href) = HeaderValue::from_str(&shown_href) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("hx-push-url"), href);
+        }
+        return Ok(response);
     }
     Ok(DoctorsPage {
         layout: Layout::new(&session, user.as_ref()).await?,
         specialities: directory::list_specialities(&mut conn).await?,
         branches: directory::list_branches(&mut conn).await?,
-        doctors,
-        filter_speciality: filter.speciality_id,
-        filter_branch: filter.branch_id,
-        filter_name: filter.name.unwrap_or_default(),
+        filter: ListFilter {
+            q: params
+                .directory
+                .q
+                .as_ref()
+                .map(|q| q.as_str().to_owned())
+                .unwrap_or_default(),
+            speciality_id: params.directory.speciality_id,
+            branch_id: params.directory.branch_id,
+            nearest_first: params.order == DoctorOrder::NearestFree,
+        },
+        list,
     }
     .into_response())
 }

@@ -402,6 +402,39 @@ pub fn weekday_date(date: chrono::NaiveDate) -> String {
     format!("{day}, {}", date.format("%d.%m.%Y"))
 }
 
+/// «пн, 30 ноября, 15:00»: a time as the clocks of the zone it is in show it (no year: the
+/// times shown this way are the coming weeks').
+pub fn weekday_day_time<Z: chrono::TimeZone>(at: &chrono::DateTime<Z>) -> String
+where
+    Z::Offset: std::fmt::Display,
+{
+    use chrono::Datelike;
+    let weekday = match at.weekday() {
+        chrono::Weekday::Mon => "пн",
+        chrono::Weekday::Tue => "вт",
+        chrono::Weekday::Wed => "ср",
+        chrono::Weekday::Thu => "чт",
+        chrono::Weekday::Fri => "пт",
+        chrono::Weekday::Sat => "сб",
+        chrono::Weekday::Sun => "вс",
+    };
+    let month = match at.month() {
+        1 => "января",
+        2 => "февраля",
+        3 => "марта",
+        4 => "апреля",
+        5 => "мая",
+        6 => "июня",
+        7 => "июля",
+        8 => "августа",
+        9 => "сентября",
+        10 => "октября",
+        11 => "ноября",
+        _ => "декабря",
+    };
+    format!("{weekday}, {} {month}, {}", at.day(), at.format("%-H:%M"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,6 +456,21 @@ mod tests {
         }
         assert_eq!(audit_action_title("login_succeeded"), "успешный вход");
         assert_eq!(audit_action_title("no_such_action"), "другое действие");
+    }
+
+    #[test]
+    fn times_read_with_a_short_weekday_and_the_month_in_words() {
+        use chrono::TimeZone;
+        let at = chrono_tz::Asia::Yekaterinburg
+            .with_ymd_and_hms(2026, 11, 30, 15, 0, 0)
+            .single()
+            .expect("a time");
+        assert_eq!(weekday_day_time(&at), "пн, 30 ноября, 15:00");
+        let at = chrono_tz::Europe::Moscow
+            .with_ymd_and_hms(2027, 1, 2, 9, 5, 0)
+            .single()
+            .expect("a time");
+        assert_eq!(weekday_day_time(&at), "сб, 2 января, 9:05");
     }
 }
 

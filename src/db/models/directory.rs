@@ -23,6 +23,8 @@ pub struct Branch {
     pub address: String,
     pub phone: String,
     pub timezone: BranchZone,
+    /// Opening hours as the MIS writes them; empty when it gives none.
+    pub work_hours: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -76,21 +78,7 @@ pub struct Price {
 impl Price {
     /// Roubles as shown: `2 500 ₽`, or `2 500,50 ₽` when there are kopecks.
     pub fn display(&self) -> String {
-        let roubles = self.price_kopecks / 100;
-        let kopecks = self.price_kopecks % 100;
-        let digits = roubles.to_string();
-        let mut grouped = String::new();
-        for (i, ch) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                grouped.push('\u{a0}');
-            }
-            grouped.push(ch);
-        }
-        if kopecks == 0 {
-            format!("{grouped}\u{a0}₽")
-        } else {
-            format!("{grouped},{kopecks:02}\u{a0}₽")
-        }
+        roubles_label(self.price_kopecks)
     }
 
     /// The price in roubles for JSON.
@@ -99,6 +87,25 @@ impl Price {
         #[allow(clippy::cast_precision_loss)]
         let value = self.price_kopecks as f64 / 100.0;
         value
+    }
+}
+
+/// An amount in kopecks as shown: `2 500 ₽`, or `2 500,50 ₽` when there are kopecks.
+pub fn roubles_label(amount_kopecks: i64) -> String {
+    let roubles = amount_kopecks / 100;
+    let kopecks = amount_kopecks % 100;
+    let digits = roubles.to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push('\u{a0}');
+        }
+        grouped.push(ch);
+    }
+    if kopecks == 0 {
+        format!("{grouped}\u{a0}₽")
+    } else {
+        format!("{grouped},{kopecks:02}\u{a0}₽")
     }
 }
 
@@ -188,6 +195,26 @@ pub async fn find_specialist(
         Some(row) => Ok(with_links(conn, vec![row]).await?.into_iter().next()),
         None => Ok(None),
     }
+}
+
+/// Active specialists with links, in the order of `ids` (an id that is not active is left
+/// out).
+pub async fn specialists_by_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> QueryResult<Vec<Specialist>> {
+    let rows = specialists::table
+        .filter(specialists::id.eq_any(ids.to_vec()))
+        .filter(specialists::active.eq(true))
+        .select(SpecialistRow::as_select())
+        .load(conn)
+        .await?;
+    let mut found: HashMap<i64, Specialist> = with_links(conn, rows)
+        .await?
+        .into_iter()
+        .map(|s| (s.row.id, s))
+        .collect();
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
 async fn with_links(

@@ -4,6 +4,7 @@ pub mod audit_event;
 pub mod caller;
 pub mod consent;
 pub mod directory;
+pub mod doctor_search;
 pub mod idempotency;
 pub mod intent;
 pub mod invitation;

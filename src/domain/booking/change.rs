@@ -230,6 +230,13 @@ impl Booking {
                     .await;
             }
             if result.is_ok() {
+                this.schedule
+                    .forget_free_start(
+                        view.record.specialist_id,
+                        view.record.branch_id,
+                        &slot.start,
+                    )
+                    .await;
                 this.outbox_wakeup.notify_one();
                 audit::append(&this.db, actor, "record_moved", &view.record.id.to_string()).await;
             }

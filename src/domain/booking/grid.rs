@@ -98,6 +98,16 @@ impl DayGrid {
             })
             .collect()
     }
+
+    /// The starts of the day's free slots in `zone` as instants, past ones included: whether
+    /// a start is still ahead is decided when it is read (the stored copy outlives the hour).
+    pub fn free_starts(&self, zone: Tz) -> Vec<DateTime<Utc>> {
+        self.slots(zone, DateTime::<Utc>::MIN_UTC)
+            .into_iter()
+            .filter(|slot| slot.free)
+            .map(|slot| slot.start.with_timezone(&Utc))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -185,5 +195,9 @@ mod tests {
         let slots = grid.slots(Tz::Europe__Moscow, now);
         assert!(!slots[0].free);
         assert!(slots[1].free);
+        // The stored free starts keep the past one; the reader compares them with its now.
+        let starts = grid.free_starts(Tz::Europe__Moscow);
+        assert_eq!(starts.len(), 2);
+        assert_eq!(starts[0].to_rfc3339(), "2030-05-06T06:00:00+00:00");
     }
 }

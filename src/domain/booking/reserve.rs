@@ -257,6 +257,13 @@ impl Booking {
                 )
                 .await;
             if let Ok(view) = &result {
+                this.schedule
+                    .forget_free_start(
+                        job.target.specialist_id,
+                        job.target.branch_id,
+                        &job.slot.start,
+                    )
+                    .await;
                 this.outbox_wakeup.notify_one();
                 audit::append(
                     &this.db,

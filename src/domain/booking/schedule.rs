@@ -16,7 +16,11 @@ use fred::{interfaces::KeysInterface, types::Expiration};
 
 use super::grid::DayGrid;
 use crate::{
-    db::{DbPool, models::schedule_snapshot},
+    db::{
+        DbPool,
+        models::schedule_snapshot::{self, SnapshotDay},
+    },
+    domain::values::BranchZone,
     integrations::infoclinica::{MisBooking, MisError},
     redis::Redis,
 };
@@ -39,13 +43,15 @@ pub struct Window {
     pub fetched_at: DateTime<Utc>,
 }
 
-/// Which doctor and branch, with their MIS ids.
+/// Which doctor and branch, with their MIS ids and the branch's zone (the grid's wall times
+/// are in it).
 #[derive(Debug, Clone, Copy)]
 pub struct GridTarget {
     pub specialist_id: i64,
     pub specialist_mis_id: i64,
     pub branch_id: i64,
     pub branch_mis_id: i64,
+    pub zone: BranchZone,
 }
 
 /// Why a window could not be produced.
@@ -279,13 +285,17 @@ impl ScheduleCache {
             let mut conn = self.db.get().await.map_err(|e| e.to_string())?;
             for grid in grids {
                 let intervals = serde_json::to_value(&grid.intervals).map_err(|e| e.to_string())?;
+                let free_starts = grid.free_starts(target.zone.tz());
                 schedule_snapshot::upsert(
                     &mut conn,
                     target.specialist_id,
                     target.branch_id,
-                    grid.date,
-                    &intervals,
-                    grid.fetched_at,
+                    SnapshotDay {
+                        day: grid.date,
+                        intervals: &intervals,
+                        free_starts: &free_starts,
+                        fetched_at: grid.fetched_at,
+                    },
                 )
                 .await
                 .map_err(|e| e.to_string())?;
@@ -328,6 +338,32 @@ impl ScheduleCache {
                 })
             })
             .collect())
+    }
+
+    /// Takes a just-booked start out of the stored copy's free starts (the Redis day is
+    /// dropped by [`ScheduleCache::invalidate`]), so the doctor list stops offering it before
+    /// the day is read again. A failure only leaves the list one read behind.
+    pub async fn forget_free_start(
+        &self,
+        specialist_id: i64,
+        branch_id: i64,
+        start: &DateTime<chrono_tz::Tz>,
+    ) {
+        let forgotten = async {
+            let mut conn = self.db.get().await.map_err(|e| e.to_string())?;
+            schedule_snapshot::forget_free_start(
+                &mut conn,
+                specialist_id,
+                branch_id,
+                start.date_naive(),
+                start.with_timezone(&Utc),
+            )
+            .await
+            .map_err(|e| e.to_string())
+        };
+        if let Err(e) = forgotten.await {
+            tracing::warn!(error = %e, "booked start left in the stored schedule");
+        }
     }
 
     /// Drops a day from the cache after a booking, a move or a cancel.

@@ -26,6 +26,7 @@ impl BookingTarget {
             specialist_mis_id: self.specialist_mis_id,
             branch_id: self.branch_id,
             branch_mis_id: self.branch_mis_id,
+            zone: self.zone,
         }
     }
 }

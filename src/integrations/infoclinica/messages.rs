@@ -78,6 +78,7 @@ pub mod filial_list {
                     phone: f.text_or_empty("FPHONE"),
                     email: f.text_or_empty("FMAIL"),
                     utc_offset_hours,
+                    work_hours: f.text_or_empty("WORKHOURS"),
                     visible: f.flag("VIEWINWEB_OUT", true)?,
                 })
             })

@@ -19,6 +19,8 @@ pub struct MisBranch {
     pub email: String,
     /// `TIMEZONE`: hours from UTC, when the MIS reports it.
     pub utc_offset_hours: Option<i32>,
+    /// `WORKHOURS`: the opening hours as free text; empty when the MIS sends none.
+    pub work_hours: String,
     pub visible: bool,
 }
 
