@@ -81,12 +81,14 @@ browser-deps:
         echo "browser-deps: the browser test needs Node.js 20 or newer with npm on PATH" >&2
         exit 1
     fi
-    # npm ci when node_modules is missing or older than the lock file.
-    if [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+    # npm ci when node_modules is missing, older than the lock file, or lacks axe-core.
+    if [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ] \
+        || [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
         npm ci --prefix tests/browser --no-audit --no-fund
     fi
     echo "browser-deps: $("$chromium" --version 2>/dev/null), node $(node --version)," \
-        "playwright-core $(node -p 'require("./tests/browser/node_modules/playwright-core/package.json").version')"
+        "playwright-core $(node -p 'require("./tests/browser/node_modules/playwright-core/package.json").version')," \
+        "axe-core $(node -p 'require("./tests/browser/node_modules/axe-core/package.json").version')"
 
 # Format check, cargo-deny (licenses, bans, sources), clippy and rustdoc with warnings denied, then the test suite (what CI runs).
 test: services browser-deps

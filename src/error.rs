@@ -196,6 +196,12 @@ impl AppError {
                 )
             }
             AppError::Unavailable { what, .. } => {
+                // The log names a dependency by its code; the client reads it in Russian.
+                let what = match *what {
+                    "database" => "база данных",
+                    "redis" => "хранилище сеансов",
+                    other => other,
+                };
                 format!("Временно недоступно: {what}. Повторите позже.")
             }
             AppError::Busy => "Сервер занят проверкой паролей. Повторите через секунду.".into(),
@@ -555,7 +561,9 @@ impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
             JsonRejection::JsonDataError(e) => validation_from_serde(&e.body_text()),
-            JsonRejection::JsonSyntaxError(_) => AppError::BadRequest("malformed JSON".into()),
+            JsonRejection::JsonSyntaxError(_) => {
+                AppError::BadRequest("тело запроса — некорректный JSON".into())
+            }
             JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
             other => from_body_status(other.status()),
         }
@@ -583,7 +591,7 @@ fn from_body_status(status: StatusCode) -> AppError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         AppError::PayloadTooLarge
     } else {
-        AppError::BadRequest("unreadable body".into())
+        AppError::BadRequest("тело запроса не читается".into())
     }
 }
 

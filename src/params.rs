@@ -91,7 +91,7 @@ impl QueryPairs {
     fn of(parts: &Parts, empty_is_absent: bool) -> Result<Self, AppError> {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
-                .map_err(|_| AppError::BadRequest("unreadable query string".into()))?;
+                .map_err(|_| AppError::BadRequest("параметры в адресе не читаются".into()))?;
         Ok(Self {
             pairs: pairs.into_iter().collect(),
             empty_is_absent,

@@ -214,8 +214,8 @@ async fn the_audit_screen_filters_pages_and_refuses_bad_filters() {
     // By actor (a part of the e-mail): Anna's logins, not the admin's.
     let body = page(&admin, &app, "/admin/audit?actor=anna").await;
     assert!(body.contains("Найдено событий: 2"), "{body}");
-    assert!(body.contains("<td>успешный вход</td>"));
-    assert!(body.contains("<td>неудачная попытка входа</td>"));
+    assert!(body.contains("<td data-label=\"Действие\">успешный вход</td>"));
+    assert!(body.contains("<td data-label=\"Действие\">неудачная попытка входа</td>"));
     assert!(body.contains("anna@example.ru"));
     assert!(body.contains("(пациент)"));
     assert!(!body.contains("root@example.ru"));
@@ -224,7 +224,7 @@ async fn the_audit_screen_filters_pages_and_refuses_bad_filters() {
     // By action.
     let body = page(&admin, &app, "/admin/audit?actor=anna&action=login_failed").await;
     assert!(body.contains("Найдено событий: 1"), "{body}");
-    assert!(!body.contains("<td>успешный вход</td>"));
+    assert!(!body.contains("<td data-label=\"Действие\">успешный вход</td>"));
 
     // Paging: 50 a page, newest first, the filters kept in the links.
     append_events(
@@ -237,7 +237,12 @@ async fn the_audit_screen_filters_pages_and_refuses_bad_filters() {
     .await;
     let first = page(&admin, &app, "/admin/audit?action=user_sessions_ended").await;
     assert!(first.contains("Найдено событий: 60"));
-    assert_eq!(first.matches("<td>завершены все сеансы</td>").count(), 50);
+    assert_eq!(
+        first
+            .matches("<td data-label=\"Действие\">завершены все сеансы</td>")
+            .count(),
+        50
+    );
     assert!(
         first.contains(
             "/admin/audit?actor=&#38;action=user_sessions_ended&#38;patient=&#38;date_from=&#38;date_to=&#38;page=2"
@@ -250,7 +255,12 @@ async fn the_audit_screen_filters_pages_and_refuses_bad_filters() {
         "/admin/audit?action=user_sessions_ended&page=2",
     )
     .await;
-    assert_eq!(second.matches("<td>завершены все сеансы</td>").count(), 10);
+    assert_eq!(
+        second
+            .matches("<td data-label=\"Действие\">завершены все сеансы</td>")
+            .count(),
+        10
+    );
     assert!(second.contains(&format!("href=\"/admin/users/{}\"", anna.id)));
 
     // By patient: what she did, and what was done to her account by others (here a system
@@ -269,8 +279,10 @@ async fn the_audit_screen_filters_pages_and_refuses_bad_filters() {
     let body = page(&admin, &app, &format!("/admin/audit?patient={}", anna.id)).await;
     assert!(body.contains("Найдено событий: 63"), "{body}");
 
-    // By days (UTC): every event is from today.
-    let today = chrono::Utc::now().date_naive();
+    // By days (Moscow days, the screen's): every event is from today.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Moscow)
+        .date_naive();
     let (yesterday, tomorrow) = (
         today.pred_opt().expect("day"),
         today.succ_opt().expect("day"),
@@ -365,7 +377,7 @@ async fn the_account_list_filters_by_role_and_status_and_shows_last_logins() {
     refused(&admin, &app, "/admin/users?role=wizard").await;
     refused(&admin, &app, "/admin/users?status=sleeping").await;
 
-    // The last login: none yet, then the time of the login (UTC).
+    // The last login: none yet, then the time of the login, on Moscow clocks.
     let patients = page(&admin, &app, "/admin/users?role=patient").await;
     assert!(patients.contains("не входил"));
     app.log_in(&browser(), "pat@example.ru", PASSWORD).await;
@@ -378,7 +390,7 @@ async fn the_account_list_filters_by_role_and_status_and_shows_last_logins() {
     let patients = page(&admin, &app, "/admin/users?role=patient").await;
     assert!(!patients.contains("не входил"));
     assert!(
-        patients.contains(&logged_in.format("%d.%m.%Y %H:%M").to_string()),
+        patients.contains(&sovamed::web::labels::moscow_time(logged_in)),
         "{patients}"
     );
 

@@ -1,7 +1,9 @@
-//! The booking flows in a real browser: headless Chromium driven by playwright-core
-//! (tests/browser/*.mjs) against the real server and the emulators, at a laptop's and a
-//! phone's width, with JavaScript (htmx) on and off, and the production CSP; the doctor
-//! search (tests/browser/search.mjs) with Back, Forward and reload.
+//! The patient's flows in a real browser: headless Chromium driven by playwright-core
+//! (tests/browser/*.mjs) against the real server and the emulators, with the production CSP:
+//! booking, moving and cancelling at a laptop's and a phone's width with JavaScript on and
+//! off (book_and_cancel.mjs); the doctor search with Back, Forward and reload (search.mjs);
+//! and the site map (site_map.mjs): every page at both widths, with JavaScript on and off,
+//! checked for width, console errors, CSP violations, Latin words and (axe-core) WCAG 2.2 AA.
 //!
 //! Needs Chromium at /usr/bin/chromium (or `CHROMIUM_PATH`), Node.js 20 and
 //! `npm ci --prefix tests/browser`; `just browser-deps` and `.ci/run` set them up. The test
@@ -16,10 +18,12 @@ use std::{
 
 use sovamed::db::models::{record, user::Role};
 
-use crate::support::{browser, doctor_in, sync_directories, with_emulators};
+use crate::support::{browser, doctor_in, free_starts, sync_all, sync_directories, with_emulators};
 
 /// The whole browser run, start of Chromium included.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
+/// The site map: some 25 pages × two viewports × JavaScript on and off, and the axe runs.
+const SITE_MAP_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -358,5 +362,113 @@ async fn the_website_on_its_own_origin_signs_in_and_books_and_another_origin_is_
         app.count("SELECT count(*) AS n FROM records WHERE source = 'anonymous'")
             .await,
         1
+    );
+}
+
+/// The accounts of the site map: (role in the script, e-mail, password, role).
+const SITE_MAP_ACCOUNTS: [(&str, &str, &str, Role); 3] = [
+    (
+        "patient",
+        "site-map-patient@example.ru",
+        "site map patient passphrase",
+        Role::Patient,
+    ),
+    (
+        "staff",
+        "site-map-staff@example.ru",
+        "site map staff passphrase",
+        Role::Staff,
+    ),
+    (
+        "admin",
+        "site-map-admin@example.ru",
+        "site map admin passphrase",
+        Role::Admin,
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_fits_a_phone_speaks_russian_and_passes_axe_in_headless_chromium() {
+    require_browser_deps();
+    let axe = repo().join("tests/browser/node_modules/axe-core/axe.min.js");
+    assert!(
+        axe.is_file(),
+        "the site map needs axe-core in tests/browser/node_modules: run \
+         `npm ci --prefix tests/browser` (or `just browser-deps`)"
+    );
+    let (app, _emulators) = with_emulators().await;
+    // Every directory kind, so the doctor's page has its photo, prices and reviews, and the
+    // sync page has a run of each kind.
+    sync_all(&app, false).await.expect("sync the directories");
+    let (doctor, branch) = doctor_in(&app, None).await;
+    for (_, email, password, role) in SITE_MAP_ACCOUNTS {
+        app.create_user(email, password, role).await;
+    }
+    let (_, patient_email, patient_password, _) = SITE_MAP_ACCOUNTS[0];
+
+    // A visit of the patient's, booked as the website would, through the API; the next free
+    // slot is left for the booking form without an account.
+    let starts = free_starts(&app, doctor, branch).await;
+    assert!(
+        starts.len() >= 2,
+        "two free slots of doctor {doctor} in branch {branch}: {starts:?}"
+    );
+    let token = app.api_token(patient_email, patient_password).await;
+    let booked = browser()
+        .post(app.url("/api/v1/records"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "specialist_id": doctor,
+            "branch_id": branch,
+            "start": starts[0],
+            "comment": "Запись для проверки карты сайта",
+        }))
+        .send()
+        .await
+        .expect("book");
+    assert_eq!(booked.status(), 201, "the booking through the API");
+    let booked: serde_json::Value = booked.json().await.expect("json");
+    let record_id = booked["id"].as_i64().expect("the record's id");
+    let mut conn = app.db().await;
+    let view = record::find_view(&mut conn, record_id)
+        .await
+        .expect("query the record")
+        .expect("the booked record is in the database");
+    drop(conn);
+    let surname = view
+        .specialist_name
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+
+    let mut facts = serde_json::json!({
+        "doctorId": doctor,
+        "branchId": branch,
+        "recordId": record_id,
+        "freeStart": starts[1],
+        "dayDate": view.local_start().date_naive().to_string(),
+        "search": surname,
+    });
+    for (key, email, password, _) in SITE_MAP_ACCOUNTS {
+        facts[key] = serde_json::json!({ "email": email, "password": password });
+    }
+    let script = repo().join("tests/browser/site_map.mjs");
+    let args = vec![app.base.clone(), facts.to_string()];
+    // The server runs on this runtime's workers; the browser waits on a blocking thread.
+    let run = tokio::task::spawn_blocking(move || run_node(&script, &args, SITE_MAP_TIMEOUT))
+        .await
+        .expect("the browser run");
+    eprintln!(
+        "site map run took {:.1}s\n{}{}",
+        run.elapsed.as_secs_f64(),
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.success && run.stdout.contains("SITE_MAP_OK"),
+        "the site map failed:\n{}\n{}",
+        run.stdout,
+        run.stderr
     );
 }

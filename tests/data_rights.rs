@@ -261,7 +261,10 @@ async fn a_patient_sees_who_opened_listed_and_exported_their_record() {
         log.contains(&format!("href=\"/cabinet/records/{}\"", w.record_a)),
         "the record is linked: {log}"
     );
-    assert!(log.contains("Когда (UTC)"));
+    assert!(
+        log.contains(" мск") && !log.contains("UTC"),
+        "times on Moscow clocks, never UTC: {log}"
+    );
 
     // Boris was in none of it.
     let boris = logged_in(app, "boris@example.ru").await;

@@ -216,7 +216,10 @@ async fn a_gateway_that_takes_the_message_but_answers_late_gets_it_exactly_once(
 
     let (notification, html) = staff_view(&app, record).await;
     assert_eq!(notification["status"], "unknown", "{notification}");
-    assert!(html.contains("<td>ошибка</td>"), "{html}");
+    assert!(
+        html.contains("<td data-label=\"Доставка\">ошибка</td>"),
+        "{html}"
+    );
     assert!(html.contains("неизвестно, принял ли шлюз сообщение"));
 
     // The operator lists what is held (no phone, no text), finds it in the SMS.ru cabinet
@@ -328,7 +331,8 @@ async fn delivery_reports_reach_the_staff_page_and_the_api() {
     if notification["delivery"] == "pending" {
         // The page is read after the API answer; the report may have come in between.
         assert!(
-            html.contains("<td>отправлено</td>") || html.contains("<td>доставлено</td>"),
+            html.contains("<td data-label=\"Доставка\">отправлено</td>")
+                || html.contains("<td data-label=\"Доставка\">доставлено</td>"),
             "{html}"
         );
     }
@@ -344,7 +348,10 @@ async fn delivery_reports_reach_the_staff_page_and_the_api() {
         "existing values keep working"
     );
     assert_eq!(notification["delivery"], "delivered");
-    assert!(html.contains("<td>доставлено</td>"), "{html}");
+    assert!(
+        html.contains("<td data-label=\"Доставка\">доставлено</td>"),
+        "{html}"
+    );
 
     // The emulator's listing agrees.
     let listed: Value = browser()
@@ -383,7 +390,10 @@ async fn an_undelivered_message_shows_as_not_delivered() {
     assert_eq!(row.delivery_code, Some(104));
     let (notification, html) = staff_view(&app, record).await;
     assert_eq!(notification["delivery"], "expired");
-    assert!(html.contains("<td>не доставлено</td>"), "{html}");
+    assert!(
+        html.contains("<td data-label=\"Доставка\">не доставлено</td>"),
+        "{html}"
+    );
     assert_eq!(emulators.control.sms_count(), 1);
 }
 

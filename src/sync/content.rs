@@ -159,14 +159,14 @@ pub async fn sync_profiles(
         for item in items {
             let Some(mis_id) = mis_id_of(&item) else {
                 notes.push(format!(
-                    "CMS doctor {} «{}» carries no MIS id",
+                    "врач на сайте № {} «{}»: не указан номер врача в МИС",
                     item.id, item.name
                 ));
                 continue;
             };
             if !linked_this_run.insert(mis_id) {
                 notes.push(format!(
-                    "CMS doctor {} is a second profile of MIS doctor {mis_id}; ignored",
+                    "врач на сайте № {}: второй профиль врача МИС № {mis_id}, пропущен",
                     item.id
                 ));
                 continue;
@@ -179,7 +179,7 @@ pub async fn sync_profiles(
                 .optional()?;
             if exists.is_none() {
                 notes.push(format!(
-                    "CMS doctor {} «{}» matches no MIS doctor ({mis_id})",
+                    "врач на сайте № {} «{}»: в МИС нет врача № {mis_id}",
                     item.id, item.name
                 ));
                 continue;
@@ -377,7 +377,7 @@ pub async fn sync_reviews(
         }
     }
     if orphans > 0 {
-        notes.push(format!("{orphans} reviews name no linked doctor"));
+        notes.push(format!("отзывов без найденного врача: {orphans}"));
     }
     let existing = cms.ids(ContentKind::Reviews).await?;
     counts.deactivated = deactivate_missing(conn, "reviews", "cms_id", None, &existing).await?;

@@ -193,11 +193,17 @@ pub async fn sync_specialists(
         seen.push(*mis_id);
         let Some(id) = outcome.id() else { continue };
         touched.insert(id);
-        let branch_links = resolve(&doctor.branches, &branch_ids, "branch", *mis_id, notes);
+        let branch_links = resolve(
+            &doctor.branches,
+            &branch_ids,
+            "неизвестный филиал",
+            *mis_id,
+            notes,
+        );
         let speciality_links = resolve(
             &doctor.departments,
             &speciality_ids,
-            "department",
+            "неизвестное отделение",
             *mis_id,
             notes,
         );
@@ -229,7 +235,7 @@ fn resolve(
             let found = local.get(mis_id).copied();
             if found.is_none() {
                 notes.push(format!(
-                    "doctor {doctor}: unknown {what} {mis_id} (sync it first)"
+                    "врач МИС № {doctor}: {what} № {mis_id} (сначала синхронизируйте филиалы и специальности)"
                 ));
             }
             found

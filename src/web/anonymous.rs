@@ -330,7 +330,7 @@ pub async fn start_anonymous_booking(
         consent: (consent.personal_data, consent.health_data),
         doctor_name: target.specialist_name.clone(),
         place: format!("{}, {}", target.branch_name, target.branch_address),
-        when: crate::web::labels::visit_when(target.zone, start),
+        when: crate::web::labels::visit_when_in(target.zone, start),
         day: Some(target.zone.local(&start).date_naive()),
     };
     if !state.booking.rules.anonymous_verify {

@@ -9,7 +9,6 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -59,7 +58,8 @@ struct ActionOption {
 
 /// One event as a row of the table: every code already turned into Russian.
 struct EventRow {
-    occurred_at: DateTime<Utc>,
+    /// On Moscow clocks, with seconds: «30 ноября 2026, 15:00:07 мск».
+    occurred_at: String,
     who: String,
     who_href: Option<String>,
     action: &'static str,
@@ -207,7 +207,7 @@ fn event_row(row: AuditRow) -> EventRow {
         None => ("—".to_owned(), None),
     };
     EventRow {
-        occurred_at: event.occurred_at,
+        occurred_at: labels::moscow_time_seconds(event.occurred_at),
         who,
         who_href,
         action: labels::audit_action_title(&event.action),

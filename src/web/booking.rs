@@ -203,7 +203,7 @@ fn overlap_warning(overlaps: &[RecordView]) -> Option<String> {
     let other = overlaps.first()?;
     Some(format!(
         "В это время у вас уже есть запись: {} к врачу {}. Новая запись её не отменит.",
-        labels::visit_when(other.branch_zone, other.record.starts_at),
+        labels::visit_when_in(other.branch_zone, other.record.starts_at),
         other.specialist_name
     ))
 }

@@ -8,8 +8,8 @@
 //! - `GET`/`POST /cabinet/consent`: giving both consents again (after a withdrawal booking
 //!   is refused until then), back to `next`.
 //!
-//! Times of the access log and of SMS are UTC and the pages say so; visits are in their
-//! branch's time, named by its city.
+//! Times of events (the access log, SMS, consents, the account) are on Moscow clocks,
+//! marked «мск»; visits are in their branch's time, named by its city.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -43,7 +43,7 @@ const ENTRIES_PER_PAGE: i64 = 50;
 
 /// One line of the access log as the pages show it: every code already in Russian.
 pub struct AccessLine {
-    /// `%d.%m.%Y %H:%M`, UTC.
+    /// «30 ноября 2026, 15:00 мск» ([`labels::moscow_time`]).
     when: String,
     who: String,
     what: String,
@@ -81,11 +81,11 @@ fn what(entry: &AccessEntry) -> String {
     }
 }
 
-/// «01.12.2026 10:00 (время Москвы), Иванов Иван Иванович»: a record as the log names it.
+/// «вт, 1 декабря, 10:00 (время Москвы), Иванов Иван Иванович»: a record as the log names it.
 fn record_label(view: &RecordView) -> String {
     format!(
         "{} ({}), {}",
-        view.local_start().format("%d.%m.%Y %H:%M"),
+        labels::visit_when(view.local_start()),
         view.branch_zone.city_time(),
         view.specialist_name
     )
@@ -99,7 +99,7 @@ fn access_lines(entries: &[AccessEntry], records: &[RecordView]) -> Vec<AccessLi
                 .record_id
                 .and_then(|id| records.iter().find(|v| v.record.id == id));
             AccessLine {
-                when: entry.at.format("%d.%m.%Y %H:%M").to_string(),
+                when: labels::moscow_time(entry.at),
                 who: who(entry),
                 what: what(entry),
                 record: record.map(record_label),
@@ -210,8 +210,6 @@ struct MyDataPage {
     total: usize,
 }
 
-const UTC_TIME: &str = "%d.%m.%Y %H:%M";
-
 fn or_dash(value: Option<String>) -> String {
     value.unwrap_or_else(|| "—".to_owned())
 }
@@ -236,12 +234,12 @@ fn facts(export: &MyDataExport) -> Vec<Fact> {
             value: or_dash(a.birth_date.map(|d| d.format("%d.%m.%Y").to_string())),
         },
         Fact {
-            label: "Учётная запись создана (UTC)",
-            value: a.created_at.format(UTC_TIME).to_string(),
+            label: "Учётная запись создана",
+            value: labels::moscow_time(a.created_at),
         },
         Fact {
-            label: "Последний вход (UTC)",
-            value: or_dash(a.last_login_at.map(|t| t.format(UTC_TIME).to_string())),
+            label: "Последний вход",
+            value: labels::moscow_time_or(a.last_login_at, "—"),
         },
         Fact {
             label: "Номер карты в медицинской системе клиники",
@@ -263,11 +261,11 @@ fn purposes(export: &MyDataExport) -> Vec<PurposeLine> {
             let withdrawn = of_purpose.iter().rev().find_map(|c| c.withdrawn_at);
             let state = match (in_force, withdrawn) {
                 (Some(c), _) => format!(
-                    "действует с {} (UTC), текст версии {}",
-                    c.given_at.format(UTC_TIME),
+                    "действует с {}, текст версии {}",
+                    labels::moscow_time(c.given_at),
                     c.text_version
                 ),
-                (None, Some(at)) => format!("отозвано {} (UTC)", at.format(UTC_TIME)),
+                (None, Some(at)) => format!("отозвано {}", labels::moscow_time(at)),
                 (None, None) => "не давалось".to_owned(),
             };
             PurposeLine {
@@ -290,7 +288,7 @@ fn my_data_page(
     MyDataPage {
         layout,
         notice,
-        generated: export.generated_at.format(UTC_TIME).to_string(),
+        generated: labels::moscow_time(export.generated_at),
         facts: facts(export),
         phones: export
             .phones
@@ -298,11 +296,9 @@ fn my_data_page(
             .map(|p| PhoneLine {
                 phone: p.phone.clone(),
                 state: match (p.current, p.proven_at) {
-                    (true, Some(at)) => {
-                        format!("текущий, подтверждён {} (UTC)", at.format(UTC_TIME))
-                    }
+                    (true, Some(at)) => format!("текущий, подтверждён {}", labels::moscow_time(at)),
                     (true, None) => "текущий, не подтверждён".to_owned(),
-                    (false, Some(at)) => format!("подтверждался {} (UTC)", at.format(UTC_TIME)),
+                    (false, Some(at)) => format!("подтверждался {}", labels::moscow_time(at)),
                     (false, None) => "не подтверждался".to_owned(),
                 },
             })
@@ -314,8 +310,8 @@ fn my_data_page(
             .map(|c| ConsentLine {
                 title: c.text_title.clone(),
                 version: c.text_version,
-                given: c.given_at.format(UTC_TIME).to_string(),
-                withdrawn: or_dash(c.withdrawn_at.map(|t| t.format(UTC_TIME).to_string())),
+                given: labels::moscow_time(c.given_at),
+                withdrawn: labels::moscow_time_or(c.withdrawn_at, "—"),
             })
             .collect(),
         visits: data
@@ -325,7 +321,7 @@ fn my_data_page(
                 href: format!("/cabinet/records/{}", v.record.id),
                 when: format!(
                     "{} ({})",
-                    v.local_start().format("%d.%m.%Y %H:%M"),
+                    labels::visit_when(v.local_start()),
                     v.branch_zone.city_time()
                 ),
                 doctor: v.specialist_name.clone(),
@@ -339,11 +335,7 @@ fn my_data_page(
             .sms
             .iter()
             .map(|m| SmsLine {
-                when: m
-                    .sent_at
-                    .unwrap_or(m.created_at)
-                    .format(UTC_TIME)
-                    .to_string(),
+                when: labels::moscow_time(m.sent_at.unwrap_or(m.created_at)),
                 phone: m.phone.clone(),
                 kind: labels::sms_kind_title(&m.kind),
                 status: sms_status_title(&m.status, m.delivery.as_deref()),

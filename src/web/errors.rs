@@ -88,7 +88,7 @@ pub async fn render_html_errors(request: Request, next: Next) -> Response {
         status => OtherErrorPage {
             layout,
             status,
-            message: face.message,
+            message: without_field_code(face.message),
         }
         .render(),
     };
@@ -103,6 +103,22 @@ pub async fn render_html_errors(request: Request, next: Next) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     Response::from_parts(parts, Body::from(html))
+}
+
+/// A refusal's message for a page: the API's `field.path: message` without the field's code,
+/// which a visitor cannot act on and which is not Russian.
+fn without_field_code(message: String) -> String {
+    match message.split_once(": ") {
+        Some((field, rest))
+            if !field.is_empty()
+                && field
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']')) =>
+        {
+            rest.to_owned()
+        }
+        _ => message,
+    }
 }
 
 pub async fn page_not_found() -> AppError {
@@ -142,4 +158,25 @@ pub async fn problem_page(
         link_text: link_text.to_owned(),
     };
     Ok((status, page).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_field_code;
+
+    #[test]
+    fn a_page_shows_no_field_codes() {
+        assert_eq!(
+            without_field_code("patient.phone: Обязательное поле".into()),
+            "Обязательное поле"
+        );
+        assert_eq!(
+            without_field_code("Время приёма уже прошло".into()),
+            "Время приёма уже прошло"
+        );
+        assert_eq!(
+            without_field_code("МИС отказала: время занято".into()),
+            "МИС отказала: время занято"
+        );
+    }
 }

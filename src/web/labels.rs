@@ -2,6 +2,8 @@
 //! module of the crate, so the words stay in this face while templates call
 //! `role.title()` directly.)
 
+use std::borrow::Borrow;
+
 use crate::{
     domain::values::{ConsentPurpose, RecordSource, RecordStatus, Role},
     sync::{SyncKind, guard::Subject},
@@ -408,8 +410,12 @@ pub fn weekday_day_time<Z: chrono::TimeZone>(at: &chrono::DateTime<Z>) -> String
 where
     Z::Offset: std::fmt::Display,
 {
-    use chrono::Datelike;
-    let weekday = match at.weekday() {
+    day_month_time(at.naive_local())
+}
+
+/// «пн», «вт», …: a weekday as the short dates name it.
+pub fn short_weekday(day: chrono::Weekday) -> &'static str {
+    match day {
         chrono::Weekday::Mon => "пн",
         chrono::Weekday::Tue => "вт",
         chrono::Weekday::Wed => "ср",
@@ -417,8 +423,12 @@ where
         chrono::Weekday::Fri => "пт",
         chrono::Weekday::Sat => "сб",
         chrono::Weekday::Sun => "вс",
-    };
-    let month = match at.month() {
+    }
+}
+
+/// «ноября»: a month in the genitive, as it follows a day's number.
+fn month_genitive(month: u32) -> &'static str {
+    match month {
         1 => "января",
         2 => "февраля",
         3 => "марта",
@@ -431,8 +441,159 @@ where
         10 => "октября",
         11 => "ноября",
         _ => "декабря",
-    };
-    format!("{weekday}, {} {month}, {}", at.day(), at.format("%-H:%M"))
+    }
+}
+
+/// «пн, 30 ноября»: a day as a patient reads it.
+pub fn day_month(date: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    format!(
+        "{}, {} {}",
+        short_weekday(date.weekday()),
+        date.day(),
+        month_genitive(date.month())
+    )
+}
+
+/// «пн, 30 ноября, 15:00»: a wall-clock time (a branch's, already converted) as a patient
+/// reads it.
+pub fn day_month_time(at: chrono::NaiveDateTime) -> String {
+    format!("{}, {}", day_month(at.date()), at.format("%H:%M"))
+}
+
+/// A visit's time on its branch's clocks: «пн, 30 ноября, 15:00», with the year when it is
+/// not this year («пн, 1 декабря 2025, 15:00»), so lists of past visits stay unambiguous.
+/// Takes the time or a reference to it (templates pass fields by reference).
+pub fn visit_when(at: impl Borrow<chrono::DateTime<chrono_tz::Tz>>) -> String {
+    visit_when_at(*at.borrow(), chrono::Utc::now())
+}
+
+fn visit_when_at(
+    at: chrono::DateTime<chrono_tz::Tz>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    use chrono::Datelike;
+    let local = at.naive_local();
+    if local.year() == now.with_timezone(&at.timezone()).year() {
+        return day_month_time(local);
+    }
+    format!(
+        "{} {}, {}",
+        day_month(local.date()),
+        local.year(),
+        local.format("%H:%M")
+    )
+}
+
+/// «30 ноября 2026, 15:00 мск»: an instant on Moscow clocks, for logs and lists of events,
+/// where the year matters and no branch's zone applies. Never UTC on a page. Takes the
+/// instant or a reference to it (templates pass fields by reference).
+pub fn moscow_time(at: impl Borrow<chrono::DateTime<chrono::Utc>>) -> String {
+    on_moscow_clocks(*at.borrow(), "%H:%M")
+}
+
+/// [`moscow_time`] with seconds, for the audit trail: «30 ноября 2026, 15:00:07 мск».
+pub fn moscow_time_seconds(at: impl Borrow<chrono::DateTime<chrono::Utc>>) -> String {
+    on_moscow_clocks(*at.borrow(), "%H:%M:%S")
+}
+
+fn on_moscow_clocks(at: chrono::DateTime<chrono::Utc>, clock: &str) -> String {
+    use chrono::Datelike;
+    let local = at.with_timezone(&chrono_tz::Europe::Moscow);
+    format!(
+        "{} {} {}, {} мск",
+        local.day(),
+        month_genitive(local.month()),
+        local.year(),
+        local.format(clock)
+    )
+}
+
+/// [`moscow_time`] of an optional instant, or `otherwise`.
+pub fn moscow_time_or(
+    at: impl Borrow<Option<chrono::DateTime<chrono::Utc>>>,
+    otherwise: &str,
+) -> String {
+    match *at.borrow() {
+        Some(at) => moscow_time(at),
+        None => otherwise.to_owned(),
+    }
+}
+
+/// What went wrong with an SMS, for staff, in Russian: the gateway's own error text stays in
+/// the log and the API; `None` when nothing did.
+pub fn sms_problem(message: &crate::db::models::outbox::OutboxMessage) -> Option<&'static str> {
+    use crate::db::models::outbox::status;
+    if let Some(note) = message.status_note() {
+        return Some(note);
+    }
+    if message.last_error.is_none() {
+        return None;
+    }
+    Some(match message.status.as_str() {
+        status::PENDING | status::SENDING => "попытка не удалась, отправка повторится",
+        status::FAILED => "шлюз не принял сообщение или попытки исчерпаны",
+        _ => "ошибка отправки",
+    })
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::*;
+    use chrono::{NaiveDate, TimeZone, Utc};
+
+    #[test]
+    fn dates_read_as_weekday_day_and_month() {
+        let monday = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        assert_eq!(day_month(monday), "пн, 30 ноября");
+        assert_eq!(
+            day_month_time(monday.and_hms_opt(15, 0, 0).unwrap()),
+            "пн, 30 ноября, 15:00"
+        );
+        let sunday = NaiveDate::from_ymd_opt(2027, 5, 9).unwrap();
+        assert_eq!(
+            day_month_time(sunday.and_hms_opt(9, 5, 0).unwrap()),
+            "вс, 9 мая, 09:05"
+        );
+        for month in 1..=12 {
+            let first = NaiveDate::from_ymd_opt(2026, month, 1).unwrap();
+            let text = day_month(first);
+            assert!(
+                !text.chars().any(|c| c.is_ascii_alphabetic()) && text.ends_with('я'),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_visit_names_its_year_only_when_it_is_not_this_year() {
+        let zone = chrono_tz::Asia::Yekaterinburg;
+        let visit = zone.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+        assert_eq!(visit_when_at(visit, now), "пн, 30 ноября, 15:00");
+        let next_year = Utc.with_ymd_and_hms(2027, 1, 10, 0, 0, 0).unwrap();
+        assert_eq!(visit_when_at(visit, next_year), "пн, 30 ноября 2026, 15:00");
+    }
+
+    #[test]
+    fn instants_are_shown_on_moscow_clocks_never_utc() {
+        // 21:30 UTC on the last day of the year is already the next year in Moscow.
+        let late = Utc.with_ymd_and_hms(2026, 12, 31, 21, 30, 0).unwrap();
+        assert_eq!(moscow_time(late), "1 января 2027, 00:30 мск");
+        assert_eq!(moscow_time(&late), "1 января 2027, 00:30 мск");
+        assert_eq!(
+            moscow_time_seconds(late + chrono::Duration::seconds(7)),
+            "1 января 2027, 00:30:07 мск"
+        );
+        assert_eq!(moscow_time_or(None, "не входил"), "не входил");
+        assert_eq!(
+            moscow_time_or(
+                Some(Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()),
+                "—"
+            ),
+            "30 ноября 2026, 15:00 мск"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -560,7 +721,7 @@ pub fn weekday_short(date: chrono::NaiveDate) -> &'static str {
 }
 
 /// «30 ноября»: the day and the month in the genitive.
-pub fn day_month(date: chrono::NaiveDate) -> String {
+pub fn day_and_month(date: chrono::NaiveDate) -> String {
     use chrono::Datelike;
     const MONTHS: [&str; 12] = [
         "января",
@@ -585,7 +746,7 @@ pub fn day_month(date: chrono::NaiveDate) -> String {
 
 /// «пн, 30 ноября»: a day of a visit.
 pub fn weekday_day_month(date: chrono::NaiveDate) -> String {
-    format!("{}, {}", weekday_short(date), day_month(date))
+    format!("{}, {}", weekday_short(date), day_and_month(date))
 }
 
 /// «Пн 30.11»: a day's heading in a week picker.
@@ -600,7 +761,7 @@ pub fn week_day_heading(date: chrono::NaiveDate) -> String {
 }
 
 /// «пн, 30 ноября, 15:00, время Екатеринбурга»: when a visit is, on the branch's clocks.
-pub fn visit_when(
+pub fn visit_when_in(
     zone: crate::domain::values::BranchZone,
     start: chrono::DateTime<chrono::Utc>,
 ) -> String {
@@ -614,7 +775,7 @@ pub fn visit_when(
 }
 
 #[cfg(test)]
-mod date_tests {
+mod booking_date_tests {
     use chrono::{NaiveDate, TimeZone, Utc};
 
     use super::*;
@@ -626,12 +787,12 @@ mod date_tests {
         assert_eq!(weekday_day_month(monday), "пн, 30 ноября");
         assert_eq!(week_day_heading(monday), "Пн 30.11");
         assert_eq!(
-            day_month(NaiveDate::from_ymd_opt(2027, 5, 1).unwrap()),
+            day_and_month(NaiveDate::from_ymd_opt(2027, 5, 1).unwrap()),
             "1 мая"
         );
         let start = Utc.with_ymd_and_hms(2026, 11, 30, 10, 0, 0).unwrap();
         assert_eq!(
-            visit_when(BranchZone(chrono_tz::Asia::Yekaterinburg), start),
+            visit_when_in(BranchZone(chrono_tz::Asia::Yekaterinburg), start),
             "пн, 30 ноября, 15:00, время Екатеринбурга"
         );
     }

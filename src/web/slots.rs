@@ -128,7 +128,7 @@ pub async fn slots_partial(
                 wanted = Some(slot.start.date_naive());
                 found = Some(format!(
                     "Ближайшее свободное время: {}.",
-                    labels::visit_when(target.zone, start)
+                    labels::visit_when_in(target.zone, start)
                 ));
                 found_free = true;
                 marked = Some(slot.start.to_rfc3339());
@@ -137,7 +137,7 @@ pub async fn slots_partial(
                 wanted = None;
                 found = Some(format!(
                     "До {} включительно свободного времени у врача в этом филиале нет.",
-                    labels::day_month(bounds.last)
+                    labels::day_and_month(bounds.last)
                 ));
             }
             Err(e) => failed = Some(schedule_gap(e, reader)?),

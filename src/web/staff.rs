@@ -21,7 +21,7 @@ use crate::{
         MassDeactivation, Progress, Sources, SyncKind, SyncOptions,
         scheduler::{self, SyncLock},
     },
-    web::Layout,
+    web::{Layout, labels},
 };
 use axum::{
     extract::State,
@@ -70,13 +70,17 @@ impl Progress for PageProgress {
 }
 
 /// One run as the page shows it: the kind in Russian, and a mass deactivation (refused, or
-/// let through by `--allow-mass-deactivation`) told in Russian rather than as the stored
-/// English text.
+/// let through by `--allow-mass-deactivation`) or another failure told in Russian rather than
+/// as the stored English text (which stays in the log and in `sync_runs.error`).
 struct SyncRunRow {
     run: SyncRun,
     kind_title: String,
+    /// «30 ноября 2026, 15:00 мск».
+    started: String,
     /// The run was refused because it would deactivate too much (`SyncError::Refused`).
     refusal: Option<Mass>,
+    /// Any other failure: which source or store failed, in Russian.
+    failure: Option<&'static str>,
     /// Steps over the limit that the flag let through.
     allowed: Vec<Mass>,
     /// The other notes.
@@ -123,18 +127,33 @@ impl SyncRunRow {
             }
         }
         let notes = notes.join("\n");
+        let failure = match (&refusal, run.error.as_deref()) {
+            (None, Some(error)) if !run.succeeded => Some(failure_title(error)),
+            _ => None,
+        };
         Self {
             kind_title,
+            started: labels::moscow_time(run.started_at),
             refusal,
+            failure,
             allowed,
             notes,
             run,
         }
     }
+}
 
-    /// The command that does what was refused.
-    fn allow_command(&self) -> String {
-        format!("sovamed sync {} --allow-mass-deactivation", self.run.kind)
+/// What failed, in Russian, from the stored error (`SyncError`'s text: `MIS: …`, `CMS: …`,
+/// `database: …`); the English details are for the log, not the page.
+fn failure_title(error: &str) -> &'static str {
+    if error.starts_with("MIS: ") {
+        "МИС не ответила или ответила ошибкой"
+    } else if error.starts_with("CMS: ") {
+        "сайт (1С-Битрикс) не ответил или ответил ошибкой"
+    } else if error.starts_with("database: ") {
+        "база данных или хранилище расписаний недоступны"
+    } else {
+        "синхронизация прервалась"
     }
 }
 
@@ -237,4 +256,26 @@ pub async fn run_sync_now(
         let _: Result<i64, _> = progress.redis.pool.del(&key).await;
     });
     Ok((StatusCode::SEE_OTHER, Redirect::to("/staff/sync?started=1")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failure_title;
+
+    #[test]
+    fn a_failed_run_is_told_in_russian_by_what_failed() {
+        assert_eq!(
+            failure_title("MIS: timeout after 5s"),
+            "МИС не ответила или ответила ошибкой"
+        );
+        assert_eq!(
+            failure_title("CMS: HTTP 502"),
+            "сайт (1С-Битрикс) не ответил или ответил ошибкой"
+        );
+        assert_eq!(
+            failure_title("database: the schedule cache (Redis) is not available"),
+            "база данных или хранилище расписаний недоступны"
+        );
+        assert_eq!(failure_title("something else"), "синхронизация прервалась");
+    }
 }

@@ -43,7 +43,7 @@ impl VisitSummary {
             specialities: specialities.unwrap_or_default(),
             branch: target.branch_name.clone(),
             address: target.branch_address.clone(),
-            when: labels::visit_when(target.zone, start),
+            when: labels::visit_when_in(target.zone, start),
             price,
         })
     }

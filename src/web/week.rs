@@ -243,7 +243,7 @@ pub async fn read_week(
             stale: false,
             error: Some(format!(
                 "Запись открыта до {} включительно: выберите неделю раньше.",
-                labels::day_month(bounds.last)
+                labels::day_and_month(bounds.last)
             )),
             prev_href: None,
             next_href: None,
@@ -281,7 +281,7 @@ pub async fn read_week(
 
 /// «30 ноября — 6 декабря».
 fn week_title(from: NaiveDate, end: NaiveDate) -> String {
-    format!("{} — {}", labels::day_month(from), labels::day_month(end))
+    format!("{} — {}", labels::day_and_month(from), labels::day_and_month(end))
 }
 
 /// The seven days `from..=end` with the window's times; days past `last` are closed.

@@ -70,10 +70,10 @@ pub struct AuditFilter {
     pub action: Option<String>,
     /// Events about one account: done by it, or naming it, its e-mail or one of its records.
     pub patient_id: Option<i64>,
-    /// The first day, inclusive. Days are UTC calendar days, not Moscow ones: the screen says
-    /// so, and an admin looking for an evening event near midnight widens the range by a day.
+    /// The first day, inclusive. Days are Moscow calendar days, as the screen shows every
+    /// time on Moscow clocks («мск»).
     pub date_from: Option<NaiveDate>,
-    /// The last day, inclusive (UTC, as above).
+    /// The last day, inclusive (a Moscow day, as above).
     pub date_to: Option<NaiveDate>,
     pub page: PageNo,
     pub per_page: i64,
@@ -114,9 +114,14 @@ async fn subjects_of(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<
     })
 }
 
-/// The first instant of a UTC calendar day.
+/// The first instant of a Moscow calendar day (Moscow keeps no summer time, so midnight is
+/// never skipped or doubled; UTC midnight only if the zone data said otherwise).
 fn start_of_day(day: NaiveDate) -> DateTime<Utc> {
-    day.and_time(NaiveTime::MIN).and_utc()
+    let midnight = day.and_time(NaiveTime::MIN);
+    midnight
+        .and_local_timezone(chrono_tz::Europe::Moscow)
+        .earliest()
+        .map_or_else(|| midnight.and_utc(), |at| at.with_timezone(&Utc))
 }
 
 /// One page of the events `filter` selects, newest first, and how many it selects in all.
