@@ -166,6 +166,7 @@ pub async fn erase_records_of(
             records::patient_birth_date.eq(None::<NaiveDate>),
             records::comment.eq(None::<String>),
             records::manage_token_hash.eq(None::<String>),
+            records::reminder_token_hash.eq(None::<String>),
             records::updated_at.eq(now),
         ))
         .execute(conn)
