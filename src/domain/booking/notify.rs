@@ -7,7 +7,7 @@
 //! Cyrillic travels as UCS-2: one SMS holds 70 characters, each part of a longer one 67. A
 //! text about a visit is kept within two parts ([`MAX_UNITS`]): when long names, a long
 //! address or a long link would make it longer, the parts a patient needs least are left out
-//! one at a time ([`SHAPES`]). The clinic's phone is never left out.
+//! one at a time (`SHAPES`). The clinic's phone is never left out.
 
 use chrono::{DateTime, Datelike, Timelike, Weekday};
 use chrono_tz::Tz;

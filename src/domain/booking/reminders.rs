@@ -56,7 +56,7 @@ impl Booking {
         Ok(queued)
     }
 
-    /// One transaction: up to [`BATCH`] visits marked, and their reminders queued.
+    /// One transaction: up to `BATCH` visits marked, and their reminders queued.
     async fn queue_reminder_batch(&self, hours_before: u32) -> Result<usize, BookingError> {
         let now = self.clock.now();
         let mut conn = self.conn().await?;
