@@ -51,7 +51,8 @@ impl App {
             },
             Arc::clone(&outbox_wakeup),
             &config.jwt_secret,
-        );
+        )
+        .with_clinic_phone(&config.clinic_phone);
         let booking = Booking {
             db: db.clone(),
             redis: redis.clone(),
@@ -78,6 +79,7 @@ impl App {
                 max_upcoming: config.max_active_records_per_patient,
                 bookings_per_day: config.booking_limit_per_patient_day,
                 public_base_url: config.public_base_url.clone(),
+                clinic_phone: config.clinic_phone.clone(),
                 schedule_horizon_days: config.schedule_horizon_days,
                 uncached_reads_per_minute: config.schedule_uncached_reads_per_ip_minute,
             },

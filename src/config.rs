@@ -9,6 +9,9 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 use ipnet::IpNet;
 use rand::RngCore;
 
+/// The clinic's phone unless `CLINIC_PHONE` says otherwise.
+pub use crate::domain::booking::notify::DEFAULT_CLINIC_PHONE;
+
 /// `development` (the default) or `production`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppEnv {
@@ -110,6 +113,13 @@ pub struct Config {
     /// `SMS_STATUS_POLL_SECONDS` (default 60): how often the delivery status of a sent SMS
     /// is asked (SMS.ru `sms/status`) until it is final; 0 = never ask.
     pub sms_status_poll: Option<Duration>,
+    /// `REMINDER_HOURS_BEFORE` (default 24, 0 to 720; 0 turns reminders off): a booked visit
+    /// gets one reminder SMS this long before it starts, unless it was booked (or moved to
+    /// its time) less than this long ahead.
+    pub reminder_hours_before: u32,
+    /// `REMINDER_INTERVAL_SECONDS` (default 60, at least 1): how often `serve` looks for
+    /// visits due a reminder. Every replica looks; the database lets one queue each.
+    pub reminder_interval: Duration,
     /// `SCHEDULE_CACHE_TTL_SECONDS` (default 60): how long a day of a doctor's grid is served
     /// from Redis before the MIS is asked again.
     pub schedule_cache_ttl: std::time::Duration,
@@ -198,8 +208,6 @@ pub struct Config {
     pub clock: crate::domain::clock::Clock,
 }
 
-/// The demo network's call centre, until `CLINIC_PHONE` names the real one.
-pub const DEFAULT_CLINIC_PHONE: &str = "+7 (495) 120-34-50";
 
 /// Where SMS go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,6 +371,13 @@ impl Config {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
             },
+            reminder_hours_before: parse_within(&get, "REMINDER_HOURS_BEFORE", "24", 0..=720)?,
+            reminder_interval: Duration::from_secs(u64::from(parse_within(
+                &get,
+                "REMINDER_INTERVAL_SECONDS",
+                "60",
+                1..=86_400,
+            )?)),
             schedule_cache_ttl: Duration::from_secs(parse(
                 &get,
                 "SCHEDULE_CACHE_TTL_SECONDS",
@@ -782,6 +797,32 @@ mod tests {
             ("SMS_TEXT_RETENTION_DAYS", "-1"),
             ("SCHEDULE_SNAPSHOT_RETENTION_DAYS", "two weeks"),
             ("IDEMPOTENCY_KEY_RETENTION_HOURS", "0"),
+        ] {
+            assert_eq!(one(name, bad).map(|_| ()), Err(name), "{name}={bad}");
+        }
+    }
+
+    #[test]
+    fn reminders_default_to_a_day_ahead_and_zero_turns_them_off() {
+        let defaults = Config::from_lookup(|_| None).expect("defaults");
+        assert_eq!(defaults.reminder_hours_before, 24);
+        assert_eq!(defaults.reminder_interval, Duration::from_secs(60));
+        assert_eq!(defaults.clinic_phone, DEFAULT_CLINIC_PHONE);
+        let one = |name: &'static str, raw: &'static str| {
+            Config::from_lookup(move |k| (k == name).then(|| raw.into())).map_err(|e| e.name)
+        };
+        assert_eq!(
+            one("REMINDER_HOURS_BEFORE", "0").map(|c| c.reminder_hours_before),
+            Ok(0)
+        );
+        assert_eq!(
+            one("CLINIC_PHONE", "+7 (343) 123-45-67").map(|c| c.clinic_phone),
+            Ok("+7 (343) 123-45-67".to_owned())
+        );
+        for (name, bad) in [
+            ("REMINDER_HOURS_BEFORE", "721"),
+            ("REMINDER_HOURS_BEFORE", "a day"),
+            ("REMINDER_INTERVAL_SECONDS", "0"),
         ] {
             assert_eq!(one(name, bad).map(|_| ()), Err(name), "{name}={bad}");
         }

@@ -70,6 +70,18 @@ pub fn build(state: AppState) -> Router {
         .route("/cabinet/records", get(web::booking::list_my_records))
         .route("/cabinet/records/{id}", get(web::my_record::show_my_record))
         .route(
+            "/cabinet/records/{id}/calendar.ics",
+            get(web::calendar::download_record_calendar),
+        )
+        .route(
+            "/cabinet/calendar",
+            get(web::calendar::show_calendar_settings).post(web::calendar::issue_calendar_feed),
+        )
+        .route(
+            "/cabinet/calendar/off",
+            post(web::calendar::revoke_calendar_feed),
+        )
+        .route(
             "/cabinet/records/{id}/cancel",
             get(web::my_record::show_cancel_my_record).post(web::my_record::cancel_my_record),
         )
@@ -233,6 +245,13 @@ pub fn build(state: AppState) -> Router {
             get(web::visit::show_cancel_visit).post(web::visit::cancel_visit),
         )
         .route("/v/{token}/move", post(web::visit::move_visit))
+        .route(
+            "/v/{token}/calendar.ics",
+            get(web::calendar::download_visit_calendar),
+        )
+        // A patient's calendar feed, `/calendar/<token>.ics` (a route parameter cannot carry
+        // a suffix, so the handler takes `.ics` off): no login, the address is the key.
+        .route("/calendar/{file}", get(web::calendar::serve_calendar_feed))
         .route(
             "/password/forgot",
             get(web::auth::show_forgot).post(web::auth::start_reset),

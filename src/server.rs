@@ -24,6 +24,8 @@ pub struct RunningServer {
     feed: Option<JoinHandle<()>>,
     /// The daily retention job: anonymisation after a deletion request, old rows removed.
     retention: JoinHandle<()>,
+    /// The visit reminders, unless `REMINDER_HOURS_BEFORE=0`.
+    reminders: Option<JoinHandle<()>>,
 }
 
 /// Creates the database when missing and applies pending migrations.
@@ -89,6 +91,15 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
             outbox_stopped.clone(),
         )
     });
+    // Reminders before visits: every replica looks, the database lets one queue each.
+    let reminders = (state.config.reminder_hours_before > 0).then(|| {
+        crate::domain::booking::reminders::spawn(
+            state.booking.clone(),
+            state.config.reminder_hours_before,
+            state.config.reminder_interval,
+            outbox_stopped.clone(),
+        )
+    });
     // Retention: personal data erased after the grace of a deletion request, and rows past
     // their period removed or blanked; daily, one replica at a time.
     let retention = crate::domain::retention::spawn(
@@ -107,6 +118,7 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
         reconciler,
         feed,
         retention,
+        reminders,
     })
 }
 
@@ -124,6 +136,9 @@ impl RunningServer {
             feed.await?;
         }
         self.retention.await?;
+        if let Some(reminders) = self.reminders {
+            reminders.await?;
+        }
         Ok(())
     }
 }

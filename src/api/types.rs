@@ -94,7 +94,7 @@ impl From<&RecordView> for RecordOut {
 /// The delivery state of the latest SMS about a record.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NotificationOut {
-    /// `booked`, `moved` or `cancelled`.
+    /// `booked`, `moved`, `cancelled` or `reminder`.
     pub kind: String,
     /// `pending`, `sending`, `sent` or `failed`; `unknown` when the gateway may or may not
     /// have taken it (held, never sent twice).

@@ -223,6 +223,10 @@ diesel::table! {
         manage_token_hash -> Nullable<Text>,
         booked_by -> Nullable<Int8>,
         cancel_reason -> Nullable<Text>,
+        scheduled_at -> Timestamptz,
+        reminder_queued_at -> Nullable<Timestamptz>,
+        reminder_token_hash -> Nullable<Text>,
+        calendar_sequence -> Int4,
     }
 }
 
@@ -401,3 +405,15 @@ diesel::table! {
         ended_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    calendar_feeds (user_id) {
+        user_id -> Int8,
+        token -> Text,
+        token_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(calendar_feeds -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(calendar_feeds, users);

@@ -83,7 +83,8 @@ pub struct AccessEntry {
     pub action: String,
     /// The patient's record it was about, if any (see `visits`).
     pub record_id: Option<i64>,
-    /// For `sms_sent`: the kind of the message (`booked`, `moved`, `cancelled`, `code`, `notice`).
+    /// For `sms_sent`: the kind of the message (`booked`, `moved`, `cancelled`, `reminder`,
+    /// `code`, `notice`).
     pub sms_kind: Option<String>,
 }
 
@@ -274,7 +275,7 @@ pub struct SmsData {
     pub id: i64,
     /// The record it is about, if any.
     pub record_id: Option<i64>,
-    /// `booked`, `moved`, `cancelled`, `code` or `notice`.
+    /// `booked`, `moved`, `cancelled`, `reminder`, `code` or `notice`.
     pub kind: String,
     pub phone: String,
     pub text: String,

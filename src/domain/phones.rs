@@ -130,6 +130,8 @@ pub struct PhoneChecks {
     /// Wakes the outbox worker right after a code is queued.
     pub outbox_wakeup: Arc<Notify>,
     key: Arc<[u8]>,
+    /// `CLINIC_PHONE`, for the notices sent besides codes.
+    clinic_phone: Arc<str>,
 }
 
 impl PhoneChecks {
@@ -149,7 +151,19 @@ impl PhoneChecks {
             limits,
             outbox_wakeup,
             key: Arc::from(key),
+            clinic_phone: Arc::from(crate::domain::booking::notify::DEFAULT_CLINIC_PHONE),
         }
+    }
+
+    /// The same checks, naming `phone` as the clinic's in their notices.
+    pub fn with_clinic_phone(mut self, phone: &str) -> Self {
+        self.clinic_phone = Arc::from(phone);
+        self
+    }
+
+    /// `CLINIC_PHONE`.
+    pub fn clinic_phone(&self) -> &str {
+        &self.clinic_phone
     }
 
     /// Sends a code to `phone`. For a password reset, the phone must be the proven phone of
@@ -263,7 +277,7 @@ impl PhoneChecks {
         };
         let expires_at = now + chrono::Duration::from_std(CODE_TTL).unwrap_or_default();
         let ip_text = ip.to_string();
-        let body = code_message(&code, purpose);
+        let body = crate::domain::booking::notify::code_text(&code, purpose);
         conn.transaction(async |conn| {
             verification::insert(
                 conn,
@@ -424,18 +438,6 @@ impl PhoneChecks {
     }
 }
 
-/// The SMS with the code; the purpose is named so that a code for one thing is not read
-/// out for another.
-fn code_message(code: &str, purpose: VerificationPurpose) -> String {
-    let what = match purpose {
-        VerificationPurpose::Booking => "записи на приём",
-        VerificationPurpose::Registration => "регистрации",
-        VerificationPurpose::PasswordReset => "восстановления пароля",
-        VerificationPurpose::PhoneChange => "смены номера телефона",
-    };
-    format!("Совамед: код {code} для {what}. Никому не сообщайте его.")
-}
-
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
@@ -456,7 +458,8 @@ mod tests {
 
     #[test]
     fn the_code_message_names_its_purpose_and_holds_the_code() {
-        let text = code_message("042917", VerificationPurpose::PasswordReset);
+        let text =
+            crate::domain::booking::notify::code_text("042917", VerificationPurpose::PasswordReset);
         assert!(text.contains("042917"), "{text}");
         assert!(text.contains("восстановления пароля"), "{text}");
     }

@@ -162,13 +162,14 @@ async fn tell_owner(
     if phones.day_is_full(conn, phone).await? {
         return Ok(());
     }
+    let body = crate::domain::booking::notify::email_taken_text(phones.clinic_phone());
     outbox::insert(
         conn,
         &NewOutboxMessage {
             record_id: None,
             kind: "notice",
             phone,
-            body: "Совамед: с вашей электронной почтой пытались зарегистрироваться повторно. Если это были вы, войдите в личный кабинет или восстановите пароль.",
+            body: &body,
         },
     )
     .await

@@ -237,6 +237,7 @@ pub async fn anonymise_due(
                 rows::erase_intents_of(conn, id, &record_ids, now).await?;
                 rows::delete_idempotency_keys_of(conn, id).await?;
                 rows::delete_refresh_tokens_of(conn, id).await?;
+                crate::db::models::calendar_feed::delete_for_user(conn, id).await?;
                 rows::erase_account(conn, id, &unusable, now).await?;
                 Ok(Some(erased))
             })

@@ -24,8 +24,8 @@ pub fn init(json: bool) {
 }
 
 /// Paths whose next segment is a secret: the link token of an invitation and of a visit
-/// booked without an account.
-const SECRET_PATHS: [&str; 2] = ["/invite/", "/v/"];
+/// booked without an account, and a patient's calendar feed.
+const SECRET_PATHS: [&str; 3] = ["/invite/", "/v/", "/calendar/"];
 
 /// A request path as logs may carry it: the token of a secret link is replaced by `{token}`
 /// (`/v/<token>/cancel` becomes `/v/{token}/cancel`), so whoever reads the logs cannot use
@@ -52,6 +52,15 @@ mod tests {
         );
         assert_eq!(loggable_path("/v/abc123/cancel"), "/v/{token}/cancel");
         assert_eq!(loggable_path("/v/"), "/v/{token}");
+        assert_eq!(
+            loggable_path("/calendar/0123456789abcdef0123456789abcdef.ics"),
+            "/calendar/{token}"
+        );
+        assert_eq!(
+            loggable_path("/v/abc123/calendar.ics"),
+            "/v/{token}/calendar.ics"
+        );
+        assert_eq!(loggable_path("/cabinet/calendar"), "/cabinet/calendar");
         assert_eq!(loggable_path("/admin/users/7"), "/admin/users/7");
         assert_eq!(loggable_path("/visits"), "/visits");
     }

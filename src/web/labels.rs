@@ -72,6 +72,7 @@ pub fn sms_kind_title(kind: &str) -> &'static str {
         "cancelled" => "отмена",
         "code" => "код подтверждения",
         "notice" => "уведомление",
+        "reminder" => "напоминание",
         _ => "сообщение",
     }
 }
@@ -300,6 +301,17 @@ pub const AUDIT_ACTIONS: &[AuditAction] = &[
         AuditSubject::Record,
     ),
     action("records_exported", "выгрузка записей", AuditSubject::Export),
+    // A patient's calendar feed (`domain::booking::calendar`); its reads are `records_listed`.
+    action(
+        "calendar_feed_issued",
+        "выдана ссылка на календарь визитов",
+        AuditSubject::Account,
+    ),
+    action(
+        "calendar_feed_revoked",
+        "ссылка на календарь визитов отключена",
+        AuditSubject::Account,
+    ),
     action(
         "records_listed",
         "список записей просмотрен",

@@ -120,7 +120,7 @@ async function visit(browser, { origin, smsUrl, doctorId, branchId, width, javaS
 
     // 4. The link from the booking SMS opens the visit; cancel it there.
     const booked = await smsTo(smsUrl, digits, (t) => t.includes('/v/'), 0, 'booking SMS with the link');
-    const link = booked.match(/https?:\/\/\S+\/v\/[0-9a-f]+/)[0];
+    const link = booked.match(/https?:\/\/\S+\/v\/[0-9A-Za-z]+/)[0];
     // The link names PUBLIC_BASE_URL; the test server listens elsewhere, so only its path is
     // taken.
     await page.goto(`${origin}${new URL(link).pathname}`);

@@ -117,6 +117,9 @@ pub fn test_config(database_url: &str, redis_prefix: &str) -> Config {
         "MFA_REQUIRED_ROLES" => Some(String::new()),
         // Every test client is 127.0.0.1; `tests/holes.rs` tests the limit with its own.
         "SCHEDULE_UNCACHED_READS_PER_IP_MINUTE" => Some("100000".into()),
+        // No reminder round behind a test's back (a moved clock could make one due);
+        // `tests/reminders.rs` runs its rounds itself, and with the real binary.
+        "REMINDER_HOURS_BEFORE" => Some("0".into()),
         _ => None,
     })
     .expect("test configuration")

@@ -491,7 +491,7 @@ export interface components {
              *     `undelivered` or `expired`; absent before, or when the gateway gives no reports.
              */
             delivery?: string | null;
-            /** @description `booked`, `moved` or `cancelled`. */
+            /** @description `booked`, `moved`, `cancelled` or `reminder`. */
             kind: string;
             last_error?: string | null;
             /**

@@ -1,6 +1,7 @@
 //! One module per table: the row types and the query functions, each taking a connection.
 
 pub mod audit_event;
+pub mod calendar_feed;
 pub mod caller;
 pub mod consent;
 pub mod directory;
@@ -13,6 +14,7 @@ pub mod mfa;
 pub mod outbox;
 pub mod record;
 pub mod refresh_token;
+pub mod reminder;
 pub mod retention;
 pub mod schedule_snapshot;
 pub mod sync_run;

@@ -149,6 +149,22 @@ pub async fn claim_due(
     .await
 }
 
+/// Deletes a claimed reminder whose visit was cancelled, marked or moved after it was queued
+/// (then `records.scheduled_at` is later than the reminder); whether it did. A reminder
+/// still waiting when its visit changes is deleted by a trigger; this catches one that was
+/// in a worker's hands at that moment and came back for another attempt.
+pub async fn drop_stale_reminder(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+    diesel::sql_query(
+        "DELETE FROM sms_outbox o USING records r \
+         WHERE o.id = $1 AND o.kind = 'reminder' AND o.status = 'sending' \
+           AND r.id = o.record_id AND (r.status <> 'booked' OR r.scheduled_at > o.created_at)",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(id)
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
 /// Messages left `sending` longer than any send takes belong to a worker that died: whether
 /// the gateway got them is unknown, so they become `unknown`, never `pending` again.
 pub async fn hold_stuck(

@@ -471,7 +471,8 @@ pub async fn overlapping(
         .map(|rows| rows.into_iter().map(to_view).collect())
 }
 
-/// The visit whose link token hashes to `token_hash`.
+/// The visit whose link token hashes to `token_hash`: the link of its booking SMS, or the
+/// one of its reminder.
 pub async fn find_view_by_manage_token(
     conn: &mut AsyncPgConnection,
     token_hash: &str,
@@ -479,7 +480,11 @@ pub async fn find_view_by_manage_token(
     records::table
         .inner_join(specialists::table)
         .inner_join(branches::table)
-        .filter(records::manage_token_hash.eq(token_hash))
+        .filter(
+            records::manage_token_hash
+                .eq(token_hash)
+                .or(records::reminder_token_hash.eq(token_hash)),
+        )
         .select(view_columns())
         .first(conn)
         .await

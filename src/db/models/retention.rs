@@ -167,6 +167,7 @@ pub async fn erase_records_of(
             records::comment.eq(None::<String>),
             records::cancel_reason.eq(None::<String>),
             records::manage_token_hash.eq(None::<String>),
+            records::reminder_token_hash.eq(None::<String>),
             records::updated_at.eq(now),
         ))
         .execute(conn)

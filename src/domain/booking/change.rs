@@ -162,9 +162,10 @@ impl Booking {
             Notice::Cancelled,
             &NoticeFacts {
                 doctor: &view.specialist_name,
-                branch: &view.branch_name,
                 address: &view.branch_address,
                 start: view.local_start(),
+                clinic_phone: &self.rules.clinic_phone,
+                manage_link: None,
             },
         );
         let (id, phone) = (view.record.id, view.record.patient_phone.clone());
@@ -355,13 +356,17 @@ impl Booking {
         (start, end): (DateTime<Tz>, DateTime<Tz>),
         schedid: i64,
     ) -> Result<Option<RecordView>, BookingError> {
+        let link = self
+            .rules
+            .manage_link(view.record.id, view.record.user_id, None);
         let body = notify::text(
             Notice::Moved,
             &NoticeFacts {
                 doctor: &target.specialist_name,
-                branch: &target.branch_name,
                 address: &target.branch_address,
                 start,
+                clinic_phone: &self.rules.clinic_phone,
+                manage_link: link.as_deref(),
             },
         );
         let (id, phone) = (view.record.id, view.record.patient_phone.clone());

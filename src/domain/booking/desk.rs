@@ -18,7 +18,6 @@ use crate::{
     },
     domain::{
         audit::{self, Actor},
-        phones::random_hex,
         values::{
             BirthDate, CallerQuery, Comment, Email, FullName, Phone, RecordSource, RecordStatus,
             Role,
@@ -189,7 +188,7 @@ impl Booking {
             self.check_sms_day(&mut conn, caller.patient.phone.as_str())
                 .await?;
         }
-        let manage_token = caller.account.is_none().then(|| random_hex(16));
+        let manage_token = caller.account.is_none().then(super::rules::new_link_token);
         self.book_slot(
             target,
             slot,

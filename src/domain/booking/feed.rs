@@ -240,15 +240,6 @@ impl Booking {
         ) else {
             return Ok(Applied::Unchanged);
         };
-        let body = notify::text(
-            Notice::Booked,
-            &NoticeFacts {
-                doctor: &target.specialist_name,
-                branch: &target.branch_name,
-                address: &target.branch_address,
-                start,
-            },
-        );
         let middle = patient.name.middle.as_ref().map(|m| m.as_str().to_owned());
         let new = record::NewRecord {
             mis_id: change.schedid,
@@ -273,6 +264,19 @@ impl Booking {
         let written = conn
             .transaction(async |conn| {
                 let record = record::insert(conn, &new).await?;
+                // The text names the record's page, so it is written once the record has
+                // its id.
+                let link = self.rules.cabinet_link(record.id);
+                let body = notify::text(
+                    Notice::Booked,
+                    &NoticeFacts {
+                        doctor: &target.specialist_name,
+                        address: &target.branch_address,
+                        start,
+                        clinic_phone: &self.rules.clinic_phone,
+                        manage_link: Some(&link),
+                    },
+                );
                 outbox::insert(
                     conn,
                     &NewOutboxMessage {
@@ -325,6 +329,9 @@ impl Booking {
             ClinicChange::Move { start, .. } => Some((Notice::MovedByClinic, *start)),
             ClinicChange::Visited => None,
         };
+        let link = self
+            .rules
+            .manage_link(view.record.id, view.record.user_id, None);
         let body = notice.map(|(notice, start)| {
             (
                 notice,
@@ -332,9 +339,10 @@ impl Booking {
                     notice,
                     &NoticeFacts {
                         doctor: &view.specialist_name,
-                        branch: &view.branch_name,
                         address: &view.branch_address,
                         start,
+                        clinic_phone: &self.rules.clinic_phone,
+                        manage_link: link.as_deref(),
                     },
                 ),
             )

@@ -2,6 +2,7 @@
 //! see, the limits on anonymous booking and the SMS outbox. Pages, the API and the CLI all
 //! go through [`Booking`]'s operations; none of them knows HTTP.
 
+pub mod calendar;
 pub mod change;
 pub mod desk;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod patient;
 pub mod reading;
 pub mod reconcile;
 pub mod records;
+pub mod reminders;
 pub mod reserve;
 pub(crate) mod rounds;
 pub mod rules;

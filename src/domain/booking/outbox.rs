@@ -199,6 +199,15 @@ pub async fn drain(booking: &Booking, settings: &OutboxSettings) -> anyhow::Resu
         let Some(message) = outbox::claim_due(&mut conn, 1).await?.pop() else {
             break;
         };
+        if message.kind == super::notify::Notice::Reminder.kind()
+            && outbox::drop_stale_reminder(&mut conn, message.id).await?
+        {
+            tracing::info!(
+                message = message.id,
+                "reminder dropped: its visit changed after it was queued"
+            );
+            continue;
+        }
         if deliver(booking, &mut conn, settings, &message).await? {
             sent += 1;
         }

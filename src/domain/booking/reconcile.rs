@@ -112,7 +112,7 @@ impl Booking {
                     // gets a new one, which its SMS carries.
                     let token = (facts.user_id.is_none()
                         && facts.source == crate::domain::values::RecordSource::Anonymous)
-                        .then(|| crate::domain::phones::random_hex(16));
+                        .then(super::rules::new_link_token);
                     let written = self
                         .write_record(
                             pending.id,

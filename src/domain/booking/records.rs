@@ -176,8 +176,8 @@ impl Booking {
     /// starts). Anything else is "not found".
     pub async fn visit_by_link(&self, token: &str) -> Result<RecordView, BookingError> {
         let token = token.trim();
-        // Our tokens are 32 hex digits; anything else is not looked up.
-        if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        // Only what our tokens look like is looked up.
+        if !super::rules::is_link_token(token) {
             return Err(BookingError::RecordNotFound);
         }
         let mut conn = self.conn().await?;

@@ -31,7 +31,7 @@ use crate::{
     domain::{
         audit::{self, Actor},
         consent::{self, ConsentGiven, Consenter},
-        phones::{random_hex, sha256_hex},
+        phones::sha256_hex,
         values::{BirthDate, Comment, IntentKind, IntentState, RecordSource, VerificationPurpose},
     },
     integrations::infoclinica::{PatientQuery, ReserveRequest},
@@ -185,7 +185,7 @@ impl Booking {
         )
         .await?;
         drop(conn);
-        let token = random_hex(16);
+        let token = super::rules::new_link_token();
         let view = self.book_slot(target, slot, request, Some(&token)).await?;
         Ok(AnonymousBooking {
             view,
@@ -437,21 +437,22 @@ impl Booking {
         keep_answer: Option<&AnswerToKeep>,
         manage_token: Option<&str>,
     ) -> Result<RecordView, BookingError> {
-        let mut body = notify::text(
-            Notice::Booked,
-            &NoticeFacts {
-                doctor: &target.specialist_name,
-                branch: &target.branch_name,
-                address: &target.branch_address,
-                start,
-            },
-        );
-        if let Some(token) = manage_token {
-            body.push_str(&format!(
-                " Отменить или перенести: {}",
-                self.rules.visit_link(token)
-            ));
-        }
+        // The text names the record's page, so it is written once the record has its id.
+        let body_for = |record_id: i64| {
+            let link = self
+                .rules
+                .manage_link(record_id, facts.user_id, manage_token);
+            notify::text(
+                Notice::Booked,
+                &NoticeFacts {
+                    doctor: &target.specialist_name,
+                    address: &target.branch_address,
+                    start,
+                    clinic_phone: &self.rules.clinic_phone,
+                    manage_link: link.as_deref(),
+                },
+            )
+        };
         let token_hash = manage_token.map(sha256_hex);
         let new = NewRecord {
             mis_id: schedid,
@@ -480,6 +481,7 @@ impl Booking {
                 }
                 let record = record::insert(conn, &new).await?;
                 intent::resolve(conn, intent, IntentState::Done, Some(record.id), None).await?;
+                let body = body_for(record.id);
                 outbox::insert(
                     conn,
                     &NewOutboxMessage {

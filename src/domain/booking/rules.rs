@@ -19,6 +19,8 @@ pub struct BookingRules {
     pub bookings_per_day: u32,
     /// Where the site is, for the visit link in an SMS.
     pub public_base_url: String,
+    /// `CLINIC_PHONE`: the number every SMS about a visit gives.
+    pub clinic_phone: String,
     /// `SCHEDULE_HORIZON_DAYS`: the last day a schedule read may ask for, from today.
     pub schedule_horizon_days: u32,
     /// `SCHEDULE_UNCACHED_READS_PER_IP_MINUTE`: schedule reads that miss the cache per
@@ -33,6 +35,7 @@ impl Default for BookingRules {
             max_upcoming: 5,
             bookings_per_day: 10,
             public_base_url: "http://127.0.0.1:8080".into(),
+            clinic_phone: super::notify::DEFAULT_CLINIC_PHONE.into(),
             schedule_horizon_days: 90,
             uncached_reads_per_minute: 30,
         }
@@ -71,5 +74,85 @@ impl BookingRules {
     /// The link to manage an anonymous visit, as the SMS carries it.
     pub fn visit_link(&self, token: &str) -> String {
         format!("{}/v/{token}", self.public_base_url)
+    }
+
+    /// The record's page in the cabinet, where an account holder manages the visit.
+    pub fn cabinet_link(&self, record_id: i64) -> String {
+        format!("{}/cabinet/records/{record_id}", self.public_base_url)
+    }
+
+    /// Where the patient of a visit manages it, as an SMS or a calendar event carries it: the
+    /// visit link when its token is at hand, the cabinet for an account holder, or none (a
+    /// visit without an account whose link token was never kept).
+    pub fn manage_link(
+        &self,
+        record_id: i64,
+        user_id: Option<i64>,
+        token: Option<&str>,
+    ) -> Option<String> {
+        match (token, user_id) {
+            (Some(token), _) => Some(self.visit_link(token)),
+            (None, Some(_)) => Some(self.cabinet_link(record_id)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Characters of a visit link's token: 22 letters and digits carry 130 bits (62^22), and
+/// keep the link short enough for an SMS of two segments.
+pub const LINK_TOKEN_LEN: usize = 22;
+
+/// A fresh token for a visit link, from the OS generator.
+pub fn new_link_token() -> String {
+    use rand::{Rng, distr::Alphanumeric};
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(LINK_TOKEN_LEN)
+        .map(char::from)
+        .collect()
+}
+
+/// Whether `token` is shaped like a visit link's token: 22 letters and digits, or 32 hex
+/// digits (the links sent before the shorter tokens, still valid until their visits).
+pub fn is_link_token(token: &str) -> bool {
+    match token.len() {
+        LINK_TOKEN_LEN => token.bytes().all(|b| b.is_ascii_alphanumeric()),
+        32 => token.bytes().all(|b| b.is_ascii_hexdigit()),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_tokens_are_short_random_and_recognised() {
+        let (a, b) = (new_link_token(), new_link_token());
+        assert_eq!(a.len(), LINK_TOKEN_LEN);
+        assert_ne!(a, b);
+        assert!(is_link_token(&a));
+        assert!(is_link_token(&"0f".repeat(16)), "the older hex links still open");
+        let (not_hex, too_long) = ("g".repeat(32), "a".repeat(23));
+        for bad in ["", "short", "../../etc/passwd-aaaa", not_hex.as_str(), too_long.as_str()] {
+            assert!(!is_link_token(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_manage_link_is_the_visit_link_or_the_cabinet() {
+        let rules = BookingRules {
+            public_base_url: "https://lk.sovamed.ru".into(),
+            ..BookingRules::default()
+        };
+        assert_eq!(
+            rules.manage_link(7, Some(3), None).as_deref(),
+            Some("https://lk.sovamed.ru/cabinet/records/7")
+        );
+        assert_eq!(
+            rules.manage_link(7, None, Some("abc")).as_deref(),
+            Some("https://lk.sovamed.ru/v/abc")
+        );
+        assert_eq!(rules.manage_link(7, None, None), None);
     }
 }
