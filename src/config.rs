@@ -208,7 +208,6 @@ pub struct Config {
     pub clock: crate::domain::clock::Clock,
 }
 
-
 /// Where SMS go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmsProvider {

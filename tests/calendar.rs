@@ -115,7 +115,10 @@ async fn the_feed_shows_cancelled_and_moved_visits_with_a_higher_sequence() {
     assert_eq!(location(&created), "/cabinet/calendar?done=issued");
     let (path, feed_token) = feed_path(&client, &app).await;
     let (_, home) = page(&client, &app, "/cabinet").await;
-    assert!(home.contains("/cabinet/calendar"), "the cabinet links the page");
+    assert!(
+        home.contains("/cabinet/calendar"),
+        "the cabinet links the page"
+    );
 
     let cancelled = book(&app, &token, doctor, branch, &starts[0]).await;
     let moved = book(&app, &token, doctor, branch, &starts[1]).await;
@@ -189,8 +192,16 @@ async fn the_feed_shows_cancelled_and_moved_visits_with_a_higher_sequence() {
     assert_eq!(renewed.status(), StatusCode::SEE_OTHER);
     let (new_path, _) = feed_path(&client, &app).await;
     assert_ne!(new_path, path);
-    let old = browser().get(app.url(&path)).send().await.expect("old feed");
-    assert_eq!(old.status(), StatusCode::NOT_FOUND, "the old address is dead");
+    let old = browser()
+        .get(app.url(&path))
+        .send()
+        .await
+        .expect("old feed");
+    assert_eq!(
+        old.status(),
+        StatusCode::NOT_FOUND,
+        "the old address is dead"
+    );
     read_calendar(&browser(), &app, &new_path).await;
     let off = post(
         &client,
@@ -201,7 +212,11 @@ async fn the_feed_shows_cancelled_and_moved_visits_with_a_higher_sequence() {
     )
     .await;
     assert_eq!(off.status(), StatusCode::SEE_OTHER);
-    let gone = browser().get(app.url(&new_path)).send().await.expect("feed");
+    let gone = browser()
+        .get(app.url(&new_path))
+        .send()
+        .await
+        .expect("feed");
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     for unknown in [
         format!("/calendar/{}.ics", "0".repeat(32)),
@@ -314,7 +329,11 @@ async fn a_visit_file_is_its_patients_only_and_a_visitor_gets_one_by_the_visit_l
         "the visit page offers the file"
     );
     let visit = read_calendar(&browser(), &app, &format!("/v/{visit_token}/calendar.ics")).await;
-    let events: Vec<_> = visit.components.iter().filter_map(|c| c.as_event()).collect();
+    let events: Vec<_> = visit
+        .components
+        .iter()
+        .filter_map(|c| c.as_event())
+        .collect();
     assert_eq!(events.len(), 1);
     assert!(
         events[0]

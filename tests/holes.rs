@@ -368,10 +368,11 @@ async fn no_personal_data_in_logs_at_trace_level_or_in_metric_labels() {
         .sms_messages()
         .into_iter()
         .find_map(|m| {
-            m.text
-                .split("/v/")
-                .nth(1)
-                .map(|t| t.chars().take_while(char::is_ascii_alphanumeric).collect::<String>())
+            m.text.split("/v/").nth(1).map(|t| {
+                t.chars()
+                    .take_while(char::is_ascii_alphanumeric)
+                    .collect::<String>()
+            })
         })
         .expect("link");
     let page = client

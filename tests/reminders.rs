@@ -112,7 +112,13 @@ async fn a_visit_booked_days_ahead_is_reminded_of_once_a_day_before_and_again_af
     let (app, emulators) = reminder_app().await;
     let (doctor, branch) = doctor_in(&app, None).await;
     let token = patient(&app, "reminded@example.ru").await;
-    let starts = starts_after(&app, doctor, branch, Utc::now() + chrono::Duration::hours(26)).await;
+    let starts = starts_after(
+        &app,
+        doctor,
+        branch,
+        Utc::now() + chrono::Duration::hours(26),
+    )
+    .await;
     assert!(starts.len() >= 2, "two free slots more than a day ahead");
     let id = book(&app, &token, doctor, branch, &starts[0]).await;
     let booking = &app.state().booking;
@@ -135,7 +141,9 @@ async fn a_visit_booked_days_ahead_is_reminded_of_once_a_day_before_and_again_af
 
     let control = emulators.control.clone();
     assert!(
-        eventually(15, || !reminders_received(&emulators, PATIENT_DIGITS).is_empty()).await,
+        eventually(15, || !reminders_received(&emulators, PATIENT_DIGITS)
+            .is_empty())
+        .await,
         "the reminder reaches the gateway: {:?}",
         control.sms_messages()
     );
@@ -183,7 +191,9 @@ async fn a_visit_booked_days_ahead_is_reminded_of_once_a_day_before_and_again_af
     assert_eq!(booking.queue_reminders(24).await.expect("round"), 1);
     assert_eq!(reminders_of(&app, id).await, 2);
     assert!(
-        eventually(15, || reminders_received(&emulators, PATIENT_DIGITS).len() == 2).await,
+        eventually(15, || reminders_received(&emulators, PATIENT_DIGITS).len()
+            == 2)
+        .await,
         "the second reminder, for the new time"
     );
 }
@@ -193,7 +203,13 @@ async fn no_reminder_for_a_cancelled_visit_nor_one_booked_less_than_a_day_ahead(
     let (app, emulators) = reminder_app().await;
     let (doctor, branch) = doctor_in(&app, None).await;
     let token = patient(&app, "not-reminded@example.ru").await;
-    let starts = starts_after(&app, doctor, branch, Utc::now() + chrono::Duration::hours(26)).await;
+    let starts = starts_after(
+        &app,
+        doctor,
+        branch,
+        Utc::now() + chrono::Duration::hours(26),
+    )
+    .await;
     assert!(starts.len() >= 3, "three free slots more than a day ahead");
     let cancelled = book(&app, &token, doctor, branch, &starts[0]).await;
     let late = book(&app, &token, doctor, branch, &starts[1]).await;
@@ -243,7 +259,10 @@ async fn no_reminder_for_a_cancelled_visit_nor_one_booked_less_than_a_day_ahead(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(attempted, "the worker tried the reminder while the gateway was down");
+    assert!(
+        attempted,
+        "the worker tried the reminder while the gateway was down"
+    );
     cancel(&app, &token, waiting).await;
     let mut gone = false;
     for _ in 0..100 {
@@ -278,7 +297,13 @@ async fn no_reminder_for_a_cancelled_visit_nor_one_booked_less_than_a_day_ahead(
 async fn a_visitor_without_an_account_gets_a_reminder_with_a_working_visit_link() {
     let (app, emulators) = reminder_app().await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let starts = starts_after(&app, doctor, branch, Utc::now() + chrono::Duration::hours(26)).await;
+    let starts = starts_after(
+        &app,
+        doctor,
+        branch,
+        Utc::now() + chrono::Duration::hours(26),
+    )
+    .await;
     let phone = "+79165550412";
     let response = browser()
         .post(app.url("/api/v1/specialist/anonymous-reserve"))
@@ -311,7 +336,11 @@ async fn a_visitor_without_an_account_gets_a_reminder_with_a_working_visit_link(
         .send()
         .await
         .expect("visit page");
-    assert_eq!(page.status(), StatusCode::OK, "the reminder's link opens the visit");
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "the reminder's link opens the visit"
+    );
 }
 
 /// Two `sovamed serve` processes on one database and one Redis, each looking for due
@@ -348,10 +377,9 @@ async fn two_server_processes_send_one_reminder() {
             .expect("json");
         let now = Utc::now();
         for doctor in doctors["items"].as_array().cloned().unwrap_or_default() {
-            let (Some(doctor_id), Some(branch_id)) = (
-                doctor["id"].as_i64(),
-                doctor["branches"][0]["id"].as_i64(),
-            ) else {
+            let (Some(doctor_id), Some(branch_id)) =
+                (doctor["id"].as_i64(), doctor["branches"][0]["id"].as_i64())
+            else {
                 continue;
             };
             let schedule: Value = client

@@ -44,8 +44,8 @@ fn ics_response(body: String, filename: Option<String>) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/calendar; charset=utf-8"),
     );
-    if let Some(value) =
-        filename.and_then(|name| HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).ok())
+    if let Some(value) = filename
+        .and_then(|name| HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).ok())
     {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }

@@ -114,7 +114,10 @@ fn calendar(name: &str) -> Calendar {
 /// The `.ics` of one visit, to add to a calendar.
 pub fn visit_calendar(visit: &CalendarVisit, link: Option<&str>, facts: &IcsFacts<'_>) -> String {
     let mut calendar = calendar("Совамед");
-    calendar.append_property(Property::new("X-WR-TIMEZONE", visit.view.branch_zone.name()));
+    calendar.append_property(Property::new(
+        "X-WR-TIMEZONE",
+        visit.view.branch_zone.name(),
+    ));
     calendar.push(event(visit, link, facts));
     calendar.to_string()
 }

@@ -539,9 +539,7 @@ pub fn sms_problem(message: &crate::db::models::outbox::OutboxMessage) -> Option
     if let Some(note) = message.status_note() {
         return Some(note);
     }
-    if message.last_error.is_none() {
-        return None;
-    }
+    message.last_error.as_ref()?;
     Some(match message.status.as_str() {
         status::PENDING | status::SENDING => "попытка не удалась, отправка повторится",
         status::FAILED => "шлюз не принял сообщение или попытки исчерпаны",
@@ -592,7 +590,8 @@ mod date_tests {
         // 21:30 UTC on the last day of the year is already the next year in Moscow.
         let late = Utc.with_ymd_and_hms(2026, 12, 31, 21, 30, 0).unwrap();
         assert_eq!(moscow_time(late), "1 января 2027, 00:30 мск");
-        assert_eq!(moscow_time(&late), "1 января 2027, 00:30 мск");
+        let by_reference = &late;
+        assert_eq!(moscow_time(by_reference), "1 января 2027, 00:30 мск");
         assert_eq!(
             moscow_time_seconds(late + chrono::Duration::seconds(7)),
             "1 января 2027, 00:30:07 мск"

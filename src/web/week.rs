@@ -281,7 +281,11 @@ pub async fn read_week(
 
 /// «30 ноября — 6 декабря».
 fn week_title(from: NaiveDate, end: NaiveDate) -> String {
-    format!("{} — {}", labels::day_and_month(from), labels::day_and_month(end))
+    format!(
+        "{} — {}",
+        labels::day_and_month(from),
+        labels::day_and_month(end)
+    )
 }
 
 /// The seven days `from..=end` with the window's times; days past `last` are closed.

@@ -50,7 +50,10 @@ fn is_feed_token(token: &str) -> bool {
 
 impl Booking {
     /// The account's calendar feed, if it has one.
-    pub async fn calendar_feed_of(&self, user: &User) -> Result<Option<CalendarFeed>, BookingError> {
+    pub async fn calendar_feed_of(
+        &self,
+        user: &User,
+    ) -> Result<Option<CalendarFeed>, BookingError> {
         let mut conn = self.conn().await?;
         Ok(calendar_feed::find_for_user(&mut conn, user.id).await?)
     }
@@ -81,7 +84,11 @@ impl Booking {
     }
 
     /// Turns the account's feed off; whether it had one.
-    pub async fn revoke_calendar_feed(&self, user: &User, ip: IpAddr) -> Result<bool, BookingError> {
+    pub async fn revoke_calendar_feed(
+        &self,
+        user: &User,
+        ip: IpAddr,
+    ) -> Result<bool, BookingError> {
         let mut conn = self.conn().await?;
         let revoked = calendar_feed::delete_for_user(&mut conn, user.id).await?;
         drop(conn);

@@ -423,7 +423,10 @@ mod tests {
         let base = "https://lk.sovamed-clinic.ru";
         let links = [
             format!("{base}/cabinet/records/9999999"),
-            format!("{base}/v/{}", "A".repeat(super::super::rules::LINK_TOKEN_LEN)),
+            format!(
+                "{base}/v/{}",
+                "A".repeat(super::super::rules::LINK_TOKEN_LEN)
+            ),
             format!("{base}/v/{}", "f".repeat(32)),
         ];
         let doctors = [
@@ -431,7 +434,8 @@ mod tests {
             "Константинопольская-Щедрина Анна-Мария Владимировна",
             "Мамедов Ахмед Рашид оглы",
         ];
-        let address = "Екатеринбург, ул. Малышева, д. 51, корп. 2, бизнес-центр «Высоцкий», 3-й этаж";
+        let address =
+            "Екатеринбург, ул. Малышева, д. 51, корп. 2, бизнес-центр «Высоцкий», 3-й этаж";
         let phones = [PHONE, "+7 (3452) 12-34-56 доб. 1234"];
         for notice in ALL {
             for doctor in doctors {

@@ -69,11 +69,7 @@ impl Booking {
                     };
                     // A visit without an account gets a link of its own: the token of its
                     // booking SMS was never kept.
-                    let token = view
-                        .record
-                        .user_id
-                        .is_none()
-                        .then(rules::new_link_token);
+                    let token = view.record.user_id.is_none().then(rules::new_link_token);
                     if let Some(token) = &token {
                         reminder::set_link_token(conn, id, &sha256_hex(token)).await?;
                     }

@@ -132,9 +132,18 @@ mod tests {
         assert_eq!(a.len(), LINK_TOKEN_LEN);
         assert_ne!(a, b);
         assert!(is_link_token(&a));
-        assert!(is_link_token(&"0f".repeat(16)), "the older hex links still open");
+        assert!(
+            is_link_token(&"0f".repeat(16)),
+            "the older hex links still open"
+        );
         let (not_hex, too_long) = ("g".repeat(32), "a".repeat(23));
-        for bad in ["", "short", "../../etc/passwd-aaaa", not_hex.as_str(), too_long.as_str()] {
+        for bad in [
+            "",
+            "short",
+            "../../etc/passwd-aaaa",
+            not_hex.as_str(),
+            too_long.as_str(),
+        ] {
             assert!(!is_link_token(bad), "{bad}");
         }
     }
