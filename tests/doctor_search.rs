@@ -18,9 +18,19 @@ use sovamed::{
 };
 
 use crate::support::{
-    TestApp, anonymous_booking, browser, doctor_in, free_starts, list_json, page, sync_all,
+    TestApp, anonymous_booking, browser, doctor_in, free_starts, list_json, sync_all,
     with_emulators_and,
 };
+
+/// The page, with askama's numeric escape of `&` written as the `&amp;` the templates use.
+async fn page(
+    client: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+) -> (reqwest::StatusCode, String) {
+    let (status, html) = crate::support::page(client, app, path).await;
+    (status, html.replace("&#38;", "&amp;"))
+}
 
 /// Doctors per page of the list (`web::doctors`).
 const PER_PAGE: usize = 10;

@@ -58,7 +58,13 @@ async fn readiness_names_redis_when_it_is_unreachable() {
         .await
         .expect("login");
     assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(login.text().await.expect("body").contains("redis"));
+    assert!(
+        login
+            .text()
+            .await
+            .expect("body")
+            .contains("хранилище сеансов")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -514,7 +514,11 @@ async fn a_doctor_in_the_yekaterinburg_branch_carries_its_zone_and_pages_render(
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("body");
     assert!(html.contains(doctor["full_name"].as_str().expect("name")));
-    assert!(html.contains("Asia/Yekaterinburg"));
+    assert!(html.contains("время Екатеринбурга"));
+    assert!(
+        !html.contains("Asia/Yekaterinburg"),
+        "no zone id on the page"
+    );
 
     // The list, its filters without JavaScript, and the htmx partial.
     let list = browser()

@@ -577,7 +577,7 @@ async fn registration_answers_the_same_for_a_taken_and_a_new_email() {
     assert!(
         eventually(10, || control.sms_messages().iter().any(|m| m.to
             == "79001234567"
-            && m.text.contains("зарегистрироваться повторно")))
+            && m.text.contains("зарегистрироваться снова")))
         .await
     );
 }
