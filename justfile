@@ -129,7 +129,7 @@ emulate *args:
 build:
     cargo build --release
 
-# Benchmarks S1 (cached schedule read) and S5 (anonymous booking) on the release build, beside baselines from the same run; table also in target/bench/report.md (~3 min).
+# Benchmarks S1 (cached schedule read), the doctor pages and S5 (anonymous booking) on the release build, beside baselines from the same run; table also in target/bench/report.md (~4-5 min).
 bench: services
     bash bench/run.sh
 
