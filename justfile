@@ -129,7 +129,7 @@ emulate *args:
 build:
     cargo build --release
 
-# Benchmarks S1 (cached schedule read) and S5 (anonymous booking) on the release build, beside baselines from the same run; table also in target/bench/report.md (~3 min).
+# Benchmarks S1 (cached schedule read), the doctor pages and S5 (anonymous booking) on the release build, beside baselines from the same run; table also in target/bench/report.md (~4-5 min).
 bench: services
     bash bench/run.sh
 
@@ -141,9 +141,13 @@ up:
 up-monitoring:
     {{ compose }} --profile monitoring up -d --build
 
+# The stack with two app replicas behind the `ha` load balancer (http://127.0.0.1:8090, HA_HTTP_PORT).
+up-ha:
+    {{ compose }} --profile ha up -d --build
+
 # Stop the Docker stack (the pgdata volume is kept).
 down:
-    JWT_SECRET="${JWT_SECRET:-not-needed-to-stop-the-stack-0123456789}" METRICS_TOKEN="${METRICS_TOKEN:-not-needed-to-stop-the-stack}" {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml --profile monitoring --profile docs down
+    JWT_SECRET="${JWT_SECRET:-not-needed-to-stop-the-stack-0123456789}" METRICS_TOKEN="${METRICS_TOKEN:-not-needed-to-stop-the-stack}" {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml --profile monitoring --profile docs --profile ha down
 
 # Serve the documentation site on http://127.0.0.1:5173 (VitePress; `npm ci` in docs/ when needed).
 docs:

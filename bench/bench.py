@@ -4,8 +4,10 @@
   slots     collect free slots from the schedule API (distinct doctor/day groups first)
   book      fire anonymous bookings of distinct slots, open loop at a fixed rate or closed
             loop with C workers, and record each latency
-  cpu       snapshot the CPU time (utime+stime) of the app, redis-server and the PostgreSQL
-            backends of the bench database
+  cpu       snapshot the CPU time (utime+stime) of the app, redis-server, the MIS emulator and
+            the PostgreSQL backends of the bench database, the app's resident memory, and the
+            bench database's transaction counters
+  pgstat    snapshot the bench database's transaction counters alone (pg_stat_database)
   report    read target/bench/raw/* and print the markdown report
 
 Latencies of the open-loop run are measured from each request's *scheduled* send time, so a
@@ -16,6 +18,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -168,6 +171,9 @@ def cmd_book(args):
         results[i] = (status, time.monotonic() - scheduled)
 
     started = time.monotonic()
+    # The driver's own CPU (all its threads): a closed loop whose driver is near a full core is
+    # limited by the driver, not by what it drives.
+    driver_cpu0 = time.process_time()
     if args.rate:
         # Open loop: request i leaves at started + i/rate whatever happened before.
         threads = []
@@ -200,6 +206,7 @@ def cmd_book(args):
         for w in workers:
             w.join()
     elapsed = time.monotonic() - started
+    driver_cpu = time.process_time() - driver_cpu0
     statuses = Counter(str(s) for s, _ in results)
     ok = sorted(lat for s, lat in results if s == 201)
     summary = {
@@ -214,6 +221,8 @@ def cmd_book(args):
         "p50_ms": (percentile(ok, 50) or 0) * 1000,
         "p99_ms": (percentile(ok, 99) or 0) * 1000,
         "max_ms": (ok[-1] if ok else 0) * 1000,
+        "driver_cpu_s": driver_cpu,
+        "driver_busy": driver_cpu / elapsed if elapsed > 0 else None,
     }
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=1)
@@ -236,6 +245,51 @@ def ticks(pid):
     # The command name may hold spaces: fields start after the last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+
+
+def rss_kib(pid):
+    """VmRSS of a process, in KiB (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def pg_counters(admin_url, db):
+    """Transactions (xact_commit + xact_rollback) and rows read (tup_returned + tup_fetched) of
+    database `db` so far, from pg_stat_database; None when PostgreSQL does not answer.
+
+    Each statement the app runs outside a transaction is one transaction here, so for the app's
+    single-statement reads this counts queries. pg_stat_statements would count statements
+    themselves, but it needs shared_preload_libraries and so a server restart."""
+    try:
+        out = subprocess.run(
+            [
+                "psql",
+                admin_url,
+                "-Atc",
+                "select xact_commit + xact_rollback, tup_returned + tup_fetched "
+                f"from pg_stat_database where datname = '{db}'",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        xacts, tuples = out.split("|")
+        return {"xacts": int(xacts), "tuples": int(tuples)}
+    except (subprocess.SubprocessError, OSError, ValueError):
+        return None
+
+
+def cmd_pgstat(args):
+    snap = {"t": time.monotonic(), "pg_stat": pg_counters(args.pg_admin_url, args.pg_db)}
+    with open(args.out, "w") as f:
+        json.dump(snap, f)
 
 
 def cmd_cpu(args):
@@ -264,7 +318,10 @@ def cmd_cpu(args):
         "t": time.monotonic(),
         "app": ticks(args.app),
         "redis": ticks(args.redis) if args.redis else None,
+        "mis": ticks(args.mis) if args.mis else None,
         "pg": pg,
+        "app_rss_kib": rss_kib(args.app),
+        "pg_stat": pg_counters(args.pg_admin_url, args.pg_db) if args.pg_db else None,
     }
     with open(args.out, "w") as f:
         json.dump(snap, f)
@@ -291,20 +348,107 @@ def load(raw, name):
 
 
 def cpu_delta(raw, name, requests):
-    """µs of CPU per request for the app, redis and PostgreSQL, and the app's core use."""
+    """Per completed request: µs of CPU of the app, redis-server, the MIS emulator and the
+    PostgreSQL backends, and the bench database's transactions; the share of a core each used
+    over the run (`*_busy`); the app's resident memory at the end (`rss_kib`)."""
     before, after = load(raw, f"{name}.cpu0.json"), load(raw, f"{name}.cpu1.json")
     if not before or not after or not requests:
         return {}
     wall = after["t"] - before["t"]
-    out = {}
-    for key in ("app", "redis"):
+    out = {"rss_kib": after.get("app_rss_kib")}
+    for key in ("app", "redis", "mis"):
         if before.get(key) is not None and after.get(key) is not None:
             seconds = (after[key] - before[key]) / HZ
             out[key] = seconds * 1e6 / requests
             out[key + "_busy"] = seconds / wall if wall > 0 else None
     pg_ticks = sum(t - before["pg"].get(pid, 0) for pid, t in after["pg"].items())
     out["pg"] = pg_ticks / HZ * 1e6 / requests
+    out["pg_busy"] = pg_ticks / HZ / wall if wall > 0 else None
+    out["pg_xacts"] = xacts_per_request(before, after, requests)
     return out
+
+
+def xacts_per_request(before, after, requests):
+    """PostgreSQL transactions of the bench database per request between two snapshots."""
+    b, a = (before or {}).get("pg_stat"), (after or {}).get("pg_stat")
+    if not b or not a or not requests:
+        return None
+    return (a["xacts"] - b["xacts"]) / requests
+
+
+def calls_per_booking(before, after, bookings):
+    """MIS calls per booking between two `/_emulator/calls` snapshots, and their breakdown."""
+    if before is None or after is None or not bookings:
+        return None, ""
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    delta = {k: v for k, v in delta.items() if v}
+    breakdown = ", ".join(f"{k} {v / bookings:.2f}" for k, v in sorted(delta.items()))
+    return sum(delta.values()) / bookings, breakdown
+
+
+def closed_loop_steps(raw):
+    """The S5 capacity sweep: (workers, summary, name) per step, fewest workers first."""
+    steps = []
+    for entry in os.listdir(raw):
+        match = re.fullmatch(r"s5_closed_w(\d+)\.json", entry)
+        if match:
+            data = load(raw, entry)
+            if data:
+                steps.append((int(match.group(1)), data, entry[: -len(".json")]))
+    return sorted(steps, key=lambda step: step[0])
+
+
+def s5_limit(raw, steps, facts):
+    """Which process held the S5 closed loop back, judged at its last step (where doubling the
+    workers stopped paying, or the last one tried)."""
+    if not steps:
+        return None
+    workers, last, name = steps[-1]
+    c = cpu_delta(raw, name, last["created"])
+    busy = {
+        "the app": c.get("app_busy"),
+        "PostgreSQL": c.get("pg_busy"),
+        "Redis": c.get("redis_busy"),
+        "the MIS emulator": c.get("mis_busy"),
+        "the booking driver": last.get("driver_busy"),
+    }
+    shares = ", ".join(f"{k} {v * 100:.0f} %" for k, v in busy.items() if v is not None)
+    total = sum(v for v in busy.values() if v is not None)
+    try:
+        cores = int(facts.get("nproc", "0"))
+    except ValueError:
+        cores = 0
+    app = busy["the app"] or 0
+    driver = busy["the booking driver"] or 0
+    emulator = busy["the MIS emulator"] or 0
+    previous = steps[-2][1]["rps"] if len(steps) >= 2 else None
+    if previous is None or (previous > 0 and last["rps"] >= 1.10 * previous):
+        verdict = (
+            f"not reached: the rate still grew at {workers} workers, the last step tried "
+            "(add a step to BENCH_S5_WORKER_STEPS)"
+        )
+    elif app >= 0.85:
+        verdict = "the app (its core is busy)"
+    elif facts.get("pinned") == "1" and driver + emulator >= 0.85:
+        who = "the booking driver" if driver >= emulator else "the MIS emulator"
+        verdict = f"core 0, which the booking driver and the MIS emulator share; mostly {who}"
+    elif cores and total >= 0.85 * cores:
+        verdict = f"the machine: its {cores} cores are busy, PostgreSQL and the app foremost"
+    elif driver >= 0.85:
+        verdict = "the booking driver (a full core)"
+    elif emulator >= 0.85:
+        verdict = "the MIS emulator (a full core)"
+    else:
+        verdict = (
+            "a wait, not a CPU: no process is near a full core, so the bookings queue on "
+            "something shared (the MIS emulator's world lock, the app's DATABASE_POOL_SIZE "
+            "connections, row locks); not the driver"
+        )
+    growth = f" ({last['rps']:.0f}/s vs {previous:.0f}/s at half the workers)" if previous else ""
+    return (
+        f"S5 capacity limit, judged at {workers} workers{growth}: **{verdict}**. "
+        f"Share of a core over that step: {shares}."
+    )
 
 
 def parse_wrk(text):
@@ -382,19 +526,47 @@ def cmd_report(args):
     redis = parse_redis_csv(load(raw, "redis.csv"))
     s1_cap = parse_wrk(load(raw, "s1.wrk.txt"))
     s1_lat = parse_oha(load(raw, "s1.oha.json"))
+    pages = [
+        (
+            "doctors",
+            f"doctor list page `GET /doctors` (HTML)",
+            parse_wrk(load(raw, "doctors.wrk.txt")),
+            parse_oha(load(raw, "doctors.oha.json")),
+        ),
+        (
+            "doctor",
+            f"doctor page `GET {facts.get('doctor_path', '/doctors/{id}')}` (HTML)",
+            parse_wrk(load(raw, "doctor.wrk.txt")),
+            parse_oha(load(raw, "doctor.oha.json")),
+        ),
+    ]
     mis = parse_oha(load(raw, "mis_reserve.oha.json"))
     s5_open = load(raw, "s5_open.json")
-    s5_closed = load(raw, "s5_closed.json")
+    steps = closed_loop_steps(raw)
     calls0, calls1 = load(raw, "mis_calls0.json"), load(raw, "mis_calls1.json")
     p99_hello = hello_lat["p99_ms"] if hello_lat else None
+    hello_rps = hello_cap["rps"] if hello_cap else None
+    none = ("—",) * 6
 
-    def cpu_cols(name, requests):
+    # PostgreSQL transactions per S1 request, counted with the backends' statistics settled
+    # before and after the wrk run (an idle backend reports its last second up to 10 s late).
+    s1_xacts = None
+    if s1_cap:
+        s1_xacts = xacts_per_request(
+            load(raw, "s1.wrk.pg0.json"), load(raw, "s1.wrk.pg1.json"), s1_cap["requests"]
+        )
+
+    def cpu_cols(name, requests, xacts=None):
         c = cpu_delta(raw, name, requests)
+        busy = c.get("app_busy")
+        rss = c.get("rss_kib")
         return (
             fmt(c.get("app"), 1),
             fmt(c.get("redis"), 1),
             fmt(c.get("pg"), 1),
-            fmt((c.get("app_busy") or 0) * 100, 0, " %") if c.get("app_busy") is not None else "—",
+            fmt(busy * 100, 0, " %") if busy is not None else "—",
+            fmt(xacts if xacts is not None else c.get("pg_xacts"), 2),
+            fmt(rss / 1024, 1, " MiB") if rss is not None else "—",
         )
 
     def ratio(a, b, digits=2):
@@ -402,30 +574,36 @@ def cmd_report(args):
             return "—"
         return f"{a / b:.{digits}f}"
 
-    # hello
-    if hello_cap:
+    def capacity_row(label, cap, ratio_text, name, xacts=None):
+        rows.append(
+            [label, fmt(cap["rps"]), ratio_text, "—", "—", "—", *cpu_cols(name, cap["requests"], xacts)]
+        )
+        if cap.get("non2xx"):
+            notes.append(f"{label}: {cap['non2xx']} non-2xx/3xx answers in the wrk run.")
+
+    def latency_row(label, lat, name, baseline="—"):
         rows.append(
             [
-                "hello capacity (wrk -c64, closed loop)",
-                fmt(hello_cap["rps"]),
-                "1 (baseline)",
+                label,
+                fmt(lat["rps"]),
                 "—",
-                "—",
-                "—",
-                *cpu_cols("hello.wrk", hello_cap["requests"]),
+                fmt(lat["p50_ms"], 2, " ms"),
+                fmt(lat["p99_ms"], 2, " ms"),
+                baseline if baseline != "—" else ratio(lat["p99_ms"], p99_hello),
+                *cpu_cols(name, lat["requests"]),
             ]
         )
+        if lat["requests"] and lat["ok"] != lat["requests"]:
+            notes.append(f"{label}: {lat['requests'] - lat['ok']} non-2xx answers in the oha run.")
+
+    if hello_cap:
+        capacity_row("hello capacity (wrk -c64, closed loop)", hello_cap, "1 (baseline)", "hello.wrk")
     if hello_lat:
-        rows.append(
-            [
-                f"hello latency (oha -q {facts.get('hello_rate', '?')}, open loop)",
-                fmt(hello_lat["rps"]),
-                "—",
-                fmt(hello_lat["p50_ms"], 2, " ms"),
-                fmt(hello_lat["p99_ms"], 2, " ms"),
-                "1 (baseline)",
-                *cpu_cols("hello.oha", hello_lat["requests"]),
-            ]
+        latency_row(
+            f"hello latency (oha -q {facts.get('hello_rate', '?')}, open loop)",
+            hello_lat,
+            "hello.oha",
+            baseline="1 (baseline)",
         )
     if redis:
         rows.append(
@@ -436,42 +614,25 @@ def cmd_report(args):
                 fmt(redis["p50_ms"], 3, " ms"),
                 fmt(redis["p99_ms"], 3, " ms"),
                 "—",
-                "—",
-                "—",
-                "—",
-                "—",
+                *none,
             ]
         )
-    floor = min(x for x in [hello_cap and hello_cap["rps"], redis and redis["rps"]] if x) if (hello_cap or redis) else None
+    floor = min(x for x in [hello_rps, redis and redis["rps"]] if x) if (hello_cap or redis) else None
     if s1_cap:
-        rows.append(
-            [
-                "S1 schedule, cache hit: capacity (wrk -c64)",
-                fmt(s1_cap["rps"]),
-                f"{ratio(s1_cap['rps'], floor)} of min(hello, Redis GET); "
-                f"{ratio(s1_cap['rps'], hello_cap and hello_cap['rps'])} of hello",
-                "—",
-                "—",
-                "—",
-                *cpu_cols("s1.wrk", s1_cap["requests"]),
-            ]
+        capacity_row(
+            "S1 schedule, cache hit: capacity (wrk -c64)",
+            s1_cap,
+            f"{ratio(s1_cap['rps'], floor)} of min(hello, Redis GET); {ratio(s1_cap['rps'], hello_rps)} of hello",
+            "s1.wrk",
+            xacts=s1_xacts,
         )
-        if s1_cap.get("non2xx"):
-            notes.append(f"S1 wrk run had {s1_cap['non2xx']} non-2xx answers.")
     if s1_lat:
-        rows.append(
-            [
-                f"S1 schedule, cache hit: latency (oha -q {facts.get('s1_rate', '?')})",
-                fmt(s1_lat["rps"]),
-                "—",
-                fmt(s1_lat["p50_ms"], 2, " ms"),
-                fmt(s1_lat["p99_ms"], 2, " ms"),
-                ratio(s1_lat["p99_ms"], p99_hello),
-                *cpu_cols("s1.oha", s1_lat["requests"]),
-            ]
-        )
-        if s1_lat["requests"] and s1_lat["ok"] != s1_lat["requests"]:
-            notes.append(f"S1 oha run: {s1_lat['requests'] - s1_lat['ok']} non-2xx answers.")
+        latency_row(f"S1 schedule, cache hit: latency (oha -q {facts.get('s1_rate', '?')})", s1_lat, "s1.oha")
+    for name, label, cap, lat in pages:
+        if cap:
+            capacity_row(f"{label}: capacity (wrk -c64)", cap, f"{ratio(cap['rps'], hello_rps)} of hello", f"{name}.wrk")
+        if lat:
+            latency_row(f"{label}: latency (oha -q {facts.get(name + '_rate', '?')})", lat, f"{name}.oha")
     if mis:
         rows.append(
             [
@@ -481,36 +642,23 @@ def cmd_report(args):
                 fmt(mis["p50_ms"], 2, " ms"),
                 fmt(mis["p99_ms"], 2, " ms"),
                 "—",
-                "—",
-                "—",
-                "—",
-                "—",
+                *none,
             ]
         )
-    calls_per_booking = None
-    call_breakdown = ""
-    if calls0 is not None and calls1 is not None and s5_open:
-        delta = {k: calls1.get(k, 0) - calls0.get(k, 0) for k in calls1}
-        delta = {k: v for k, v in delta.items() if v}
-        total = sum(delta.values())
-        if s5_open["sent"]:
-            calls_per_booking = total / s5_open["sent"]
-            call_breakdown = ", ".join(
-                f"{k} {v / s5_open['sent']:.2f}" for k, v in sorted(delta.items())
-            )
+    k_open, breakdown_open = (None, "")
     if s5_open:
-        added = None
-        added_all = None
+        k_open, breakdown_open = calls_per_booking(calls0, calls1, s5_open["sent"])
+        added = added_all = None
         if mis:
             added = s5_open["p50_ms"] - mis["p50_ms"]
-            if calls_per_booking:
-                added_all = s5_open["p50_ms"] - calls_per_booking * mis["p50_ms"]
+            if k_open:
+                added_all = s5_open["p50_ms"] - k_open * mis["p50_ms"]
         rows.append(
             [
                 f"S5 anonymous booking, distinct slots: latency (open loop, {s5_open['target_rate']}/s)",
                 fmt(s5_open["rps"], 1),
                 f"p50 − MIS reserve p50 = {fmt(added, 1, ' ms')}; "
-                f"p50 − {fmt(calls_per_booking, 2)} × MIS p50 = {fmt(added_all, 1, ' ms')}",
+                f"p50 − {fmt(k_open, 2)} × MIS p50 = {fmt(added_all, 1, ' ms')}",
                 fmt(s5_open["p50_ms"], 1, " ms"),
                 fmt(s5_open["p99_ms"], 1, " ms"),
                 ratio(s5_open["p99_ms"], mis and mis["p99_ms"]) + " of MIS p99",
@@ -519,20 +667,26 @@ def cmd_report(args):
         )
         if s5_open["created"] != s5_open["sent"]:
             notes.append(f"S5 open loop: statuses {s5_open['statuses']} (only 201s are in the percentiles).")
-    if s5_closed:
+    best = max(steps, key=lambda step: step[1]["rps"]) if steps else None
+    previous = None
+    for workers, step, name in steps:
+        k, _ = calls_per_booking(load(raw, f"{name}.calls0.json"), load(raw, f"{name}.calls1.json"), step["sent"])
+        growth = f"×{step['rps'] / previous:.2f} of half the workers" if previous else "first step"
+        marker = " — **capacity**" if best and workers == best[0] else ""
         rows.append(
             [
-                f"S5 anonymous booking: capacity (closed loop, {s5_closed['concurrency']} workers, {s5_closed['sent']} bookings)",
-                fmt(s5_closed["rps"], 1),
-                "—",
-                fmt(s5_closed["p50_ms"], 1, " ms"),
+                f"S5 anonymous booking: closed loop, {workers} workers, {step['sent']} bookings{marker}",
+                fmt(step["rps"], 1),
+                f"{growth}; {fmt(k, 2)} MIS calls/booking",
+                fmt(step["p50_ms"], 1, " ms"),
                 "(closed loop)",
                 "—",
-                *cpu_cols("s5_closed", s5_closed["created"]),
+                *cpu_cols(name, step["created"]),
             ]
         )
-        if s5_closed["created"] != s5_closed["sent"]:
-            notes.append(f"S5 closed loop: statuses {s5_closed['statuses']}.")
+        if step["created"] != step["sent"]:
+            notes.append(f"S5 closed loop at {workers} workers: statuses {step['statuses']}.")
+        previous = step["rps"] or None
 
     out = []
     out.append("# sovamed benchmark report")
@@ -551,7 +705,7 @@ def cmd_report(args):
     out.append(
         f"Pinning: {facts.get('pinning', '?')}. Durations: {facts.get('duration', '?')} s per measurement after a "
         f"{facts.get('warmup', '?')} s warm-up, **one repetition** (the method in docs/benchmarks.md asks for "
-        "5 × 20–30 s with median and IQR; this run is shorter to stay under ~4 minutes, so treat "
+        "5 × 20–30 s with median and IQR; this run is shorter to stay under ~5 minutes, so treat "
         "differences under ~10 % as noise)."
     )
     out.append("")
@@ -566,16 +720,37 @@ def cmd_report(args):
         "Redis CPU µs/req",
         "PG CPU µs/req",
         "app core busy",
+        "PG xacts/req",
+        "app RSS at end",
     ]
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "---|" * len(header))
     for row in rows:
         out.append("| " + " | ".join(str(c) for c in row) + " |")
     out.append("")
-    if calls_per_booking is not None:
+    if s1_xacts is not None:
         out.append(
-            f"MIS calls per booking (emulator counters over the open-loop S5 run): {calls_per_booking:.2f} "
-            f"({call_breakdown})."
+            f"S1 PostgreSQL queries per request: **{s1_xacts:.3f}** (transactions of the bench database "
+            "in `pg_stat_database`, xact_commit + xact_rollback, over the S1 wrk run, read "
+            f"{facts.get('pg_settle', '?')} s after the warm-up and after the run so every backend has "
+            "reported; includes the app's background work, about one transaction a second; goal: 0 on a hit)."
+        )
+        out.append("")
+    if s5_open and mis and k_open:
+        mis_time = k_open * mis["p50_ms"]
+        added = s5_open["p50_ms"] - mis_time
+        out.append(
+            f"S5 at p50 (open loop, {s5_open['target_rate']}/s): {s5_open['p50_ms']:.1f} ms = the MIS's own time "
+            f"**{mis_time:.1f} ms** ({k_open:.2f} calls per booking × the emulator's p50 {mis['p50_ms']:.2f} ms at "
+            f"D = {facts.get('mis_latency_ms', '?')} ms; {breakdown_open}) + the app's added time **{added:.1f} ms** "
+            f"(goal ≤ 5 ms: {'met' if added <= 5 else 'not met'})."
+        )
+        out.append("")
+    limit = s5_limit(raw, steps, facts)
+    if limit:
+        out.append(
+            f"{limit} The sweep doubles the workers ({facts.get('s5_steps', '?')}) and stops once the rate grows "
+            "by less than 10 %; the capacity is the best step."
         )
         out.append("")
     for key in ("s1_target", "outbox"):
@@ -589,6 +764,13 @@ def cmd_report(args):
         "connected to the bench database. \"app core busy\" is app CPU time / wall time: well under "
         "100 % in a capacity row means something else was the limit (the generator, PostgreSQL or "
         "Redis, or other processes on the app's core)."
+    )
+    out.append(
+        "- PG xacts/req: transactions of the bench database (`pg_stat_database`) per request over the "
+        "row; a statement outside a transaction counts as one, so for reads this is queries per "
+        "request. Apart from S1's capacity row (settled, above) the counters are read right at the "
+        "row's ends, where a backend may still hold up to a second of counts: about ±10 % of a "
+        "10 s row. \"app RSS at end\" is the app's VmRSS (/proc/<pid>/status) when the row ended."
     )
     out.append(
         "- Latency rows are open loop (oha `-q R --latency-correction`, or the Python driver timing "
@@ -632,10 +814,17 @@ def main():
     p = sub.add_parser("cpu")
     p.add_argument("--app", type=int, required=True)
     p.add_argument("--redis", type=int, default=0)
+    p.add_argument("--mis", type=int, default=0, help="the MIS emulator's pid")
     p.add_argument("--pg-db", default="")
     p.add_argument("--pg-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_cpu)
+
+    p = sub.add_parser("pgstat", help="transaction counters of the bench database")
+    p.add_argument("--pg-db", required=True)
+    p.add_argument("--pg-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_pgstat)
 
     p = sub.add_parser("oha-line", help="one line summary of an oha JSON output")
     p.add_argument("file")

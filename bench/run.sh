@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # `just bench`: scenarios S1 (cached schedule read) and S5 (anonymous booking) of
-# docs/benchmarks.md against the release build, each beside baselines measured in the same run
-# (the in-binary /__bench/hello route, redis-benchmark GET, the MIS emulator on its own).
+# docs/benchmarks.md, and the doctor list and doctor pages (HTML), against the release build,
+# each beside baselines measured in the same run (the in-binary /__bench/hello route,
+# redis-benchmark GET, the MIS emulator on its own). Every row also reports the app's resident
+# memory at its end and the bench database's transactions per request.
 # Prints a markdown table and saves it as target/bench/report.md; raw tool output is kept in
-# target/bench/raw/. Takes about 3 minutes (one repetition per measurement).
+# target/bench/raw/. Takes about 4 to 5 minutes (one repetition per measurement).
 #
 # Knobs (environment): BENCH_DURATION (s per measurement, default 10), BENCH_WARMUP (s, 3),
 # BENCH_MIS_LATENCY_MS (D, 20), BENCH_S5_RATE (bookings/s in the open-loop run, 20),
-# BENCH_S5_SECONDS (length of that run, 8), BENCH_S5_CLOSED (bookings in the capacity run,
-# 400), BENCH_S5_WORKERS (16), BENCH_PORT_BASE (18180: app, +1 MIS, +2 CMS, +3 SMS),
+# BENCH_S5_SECONDS (length of that run, 8), BENCH_S5_CLOSED (bookings per step of the capacity
+# sweep, 400), BENCH_S5_WORKER_STEPS (the sweep's worker counts, "16 32 64 128": it stops at
+# the first step that grows the rate by less than 10 %), BENCH_PG_SETTLE (s waited before
+# reading PostgreSQL's counters around S1, 11), BENCH_PORT_BASE (18180: app, +1 MIS, +2 CMS, +3 SMS),
 # BENCH_DB (sovamed_bench, dropped and recreated), BENCH_PG_ADMIN_URL, BENCH_SCALE (emulated
 # clinic size, 2), BENCH_PIN_SERVICES=1 (also pin redis-server and postgres to core 1; off by
 # default because those services may be shared with other work on the machine).
@@ -24,7 +28,11 @@ D=${BENCH_MIS_LATENCY_MS:-20}
 S5_RATE=${BENCH_S5_RATE:-20}
 S5_SECONDS=${BENCH_S5_SECONDS:-8}
 S5_CLOSED=${BENCH_S5_CLOSED:-400}
-S5_WORKERS=${BENCH_S5_WORKERS:-16}
+S5_STEPS=${BENCH_S5_WORKER_STEPS:-16 32 64 128}
+# PostgreSQL 15 holds up to a second of a backend's statistics and, once the backend is idle,
+# reports them up to 10 s later (PGSTAT_IDLE_INTERVAL): S1's queries per request are read
+# this long after the warm-up and after the run.
+PG_SETTLE=${BENCH_PG_SETTLE:-11}
 PORT=${BENCH_PORT_BASE:-18180}
 DB=${BENCH_DB:-sovamed_bench}
 PG_ADMIN=${BENCH_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -75,10 +83,11 @@ REDIS_PID=$(redis-cli -h 127.0.0.1 info server | tr -d '\r' | awk -F: '$1=="proc
 [ -r "/proc/$REDIS_PID/stat" ] || REDIS_PID=0   # Redis in a container: no CPU figure for it
 
 # Pinning (docs/benchmarks.md C.2): the app on core 1, the generators on core 0.
-PIN_APP=() PIN_GEN=() PINNING="none (taskset missing or fewer than 2 cores)"
+PIN_APP=() PIN_GEN=() PINNING="none (taskset missing or fewer than 2 cores)" PINNED=0
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     PIN_APP=(taskset -c 1)
     PIN_GEN=(taskset -c 0)
+    PINNED=1
     PINNING="app on core 1; wrk, oha, redis-benchmark, the Python booking driver and the MIS/CMS/SMS emulator on core 0"
     if [ "${BENCH_PIN_SERVICES:-0}" = 1 ]; then
         [ "$REDIS_PID" != 0 ] && taskset -a -p -c 1 "$REDIS_PID" >/dev/null
@@ -121,7 +130,8 @@ log "MIS/CMS/SMS emulator (scale $SCALE, MIS latency $D ms)"
 "${PIN_GEN[@]}" "$BIN" emulate --seed 42 --scale "$SCALE" \
     --mis-bind "127.0.0.1:$((PORT + 1))" --cms-bind "127.0.0.1:$((PORT + 2))" \
     --sms-bind "127.0.0.1:$((PORT + 3))" >"$RAW/emulate.log" 2>&1 &
-PIDS+=($!)
+EMU_PID=$!
+PIDS+=("$EMU_PID")
 for _ in $(seq 100); do grep -q '^SMSRU_API_ID=' "$RAW/emulate.log" && break; sleep 0.1; done
 grep -q '^SMSRU_API_ID=' "$RAW/emulate.log" || die "the emulator did not start: $(cat "$RAW/emulate.log")"
 while IFS='=' read -r key value; do
@@ -135,7 +145,8 @@ done <"$RAW/emulate.log"
 export APP_ENV=development BENCH_ROUTES=1 SMS_PROVIDER=log SYNC_INTERVAL_MINUTES=0 \
     DATABASE_URL=$PG_URL REDIS_URL=redis://127.0.0.1:6379 REDIS_PREFIX=$PREFIX \
     BIND_ADDR=127.0.0.1:$PORT RESERVE_LIMIT_PER_IP_HOUR=1000000000 \
-    RESERVE_LIMIT_PER_PHONE_HOUR=1000000000 SCHEDULE_CACHE_TTL_SECONDS=3600 \
+    RESERVE_LIMIT_PER_PHONE_HOUR=1000000000 SCHEDULE_UNCACHED_READS_PER_IP_MINUTE=1000000000 \
+    SCHEDULE_CACHE_TTL_SECONDS=3600 \
     JWT_SECRET=bench-only-secret-0123456789abcdef0123456789abcdef RUST_LOG=${RUST_LOG:-info}
 POOL_SIZE=${DATABASE_POOL_SIZE:-16}
 export DATABASE_POOL_SIZE=$POOL_SIZE
@@ -151,16 +162,26 @@ PIDS+=("$APP_PID")
 wait_http "$APP/healthz"
 [ "$(curl -fsS "$APP/__bench/hello")" = ok ] || die "/__bench/hello does not answer ok"
 
-cpu() { # NAME: CPU snapshot of the app, redis-server and the bench database's backends
-    python3 bench/bench.py cpu --app "$APP_PID" --redis "$REDIS_PID" --pg-db "$DB" \
-        --pg-admin-url "$PG_ADMIN" --out "$RAW/$1.json"
+cpu() { # NAME: CPU snapshot of the app, redis-server, the MIS emulator and the bench
+    # database's backends; the app's VmRSS; the bench database's transaction counters
+    python3 bench/bench.py cpu --app "$APP_PID" --redis "$REDIS_PID" --mis "$EMU_PID" \
+        --pg-db "$DB" --pg-admin-url "$PG_ADMIN" --out "$RAW/$1.json"
 }
-wrk_run() { # NAME URL
+pg_mark() { # NAME: the bench database's transaction counters once every backend has reported
+    sleep "$PG_SETTLE"
+    python3 bench/bench.py pgstat --pg-db "$DB" --pg-admin-url "$PG_ADMIN" --out "$RAW/$1.json"
+}
+wrk_run() { # NAME URL [settle]: with `settle`, PostgreSQL's counters settled around the run too
     "${PIN_GEN[@]}" wrk -t1 -c64 -d"${WARMUP}s" "$2" >/dev/null
+    if [ "${3:-}" = settle ]; then pg_mark "$1.wrk.pg0"; fi
     cpu "$1.wrk.cpu0"
     "${PIN_GEN[@]}" wrk -t1 -c64 -d"${DURATION}s" --latency "$2" >"$RAW/$1.wrk.txt"
     cpu "$1.wrk.cpu1"
+    if [ "${3:-}" = settle ]; then pg_mark "$1.wrk.pg1"; fi
     grep 'Requests/sec' "$RAW/$1.wrk.txt" >&2
+}
+mis_calls() { # NAME: the MIS emulator's per-message call counters
+    curl -fsS "$MIS/_emulator/calls" >"$RAW/$1.json"
 }
 capacity() { # NAME: requests/s of the wrk run
     awk '/^Requests\/sec:/{printf "%d", $2}' "$RAW/$1.wrk.txt"
@@ -204,10 +225,28 @@ log "baseline: redis-benchmark GET of $PAYLOAD bytes"
 grep '"GET"' "$RAW/redis.csv" >&2
 
 # ------------------------------------------------------------------ S1
-log "S1: GET /api/v1/specialist/schedule (cache hit)"
-wrk_run s1 "$S1_URL"
+log "S1: GET /api/v1/specialist/schedule (cache hit), with PostgreSQL queries per request"
+wrk_run s1 "$S1_URL" settle
 S1_RATE=$(($(capacity s1) / 2))
 oha_run s1 "$S1_RATE" "$S1_URL"
+
+# ------------------------------------------------------------------ HTML pages
+# Before the MIS gets its latency: the doctor page shows the week of S1's doctor, whose days
+# the slot collection cached (a day it did not is fetched once, by the status check below).
+DOCTOR_PATH="/doctors/$S1_SPEC"
+for page in /doctors "$DOCTOR_PATH"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$APP$page")
+    [ "$code" = 200 ] || die "GET $page answers $code, not 200 (a redirect would measure nothing)"
+done
+log "the doctor list page: GET /doctors (HTML)"
+wrk_run doctors "$APP/doctors"
+DOCTORS_RATE=$(($(capacity doctors) / 2))
+oha_run doctors "$DOCTORS_RATE" "$APP/doctors"
+
+log "the doctor page: GET $DOCTOR_PATH (HTML)"
+wrk_run doctor "$APP$DOCTOR_PATH"
+DOCTOR_RATE=$(($(capacity doctor) / 2))
+oha_run doctor "$DOCTOR_RATE" "$APP$DOCTOR_PATH"
 
 # ------------------------------------------------------------------ MIS emulator alone
 log "baseline: the MIS emulator alone, SCHEDULE_REC_RESERVE, D = $D ms"
@@ -234,20 +273,37 @@ python3 bench/bench.py oha-line "$RAW/mis_reserve.oha.json" "MIS reserve" >&2
 # ------------------------------------------------------------------ S5
 S5_COUNT=$((S5_RATE * S5_SECONDS))
 log "S5: anonymous booking, open loop: $S5_COUNT distinct slots at $S5_RATE/s"
-curl -fsS "$MIS/_emulator/calls" >"$RAW/mis_calls0.json"
+mis_calls mis_calls0
 cpu s5_open.cpu0
 "${PIN_GEN[@]}" python3 bench/bench.py book --base "$APP" --slots "$RAW/slots.json" \
     --exclude "$S1_SPEC:$S1_BRANCH:$S1_DATE" --count "$S5_COUNT" --rate "$S5_RATE" \
     --phone-base 0 --out "$RAW/s5_open.json" >&2
 cpu s5_open.cpu1
-curl -fsS "$MIS/_emulator/calls" >"$RAW/mis_calls1.json"
+mis_calls mis_calls1
 
-log "S5: anonymous booking, closed loop: $S5_CLOSED bookings, $S5_WORKERS workers"
-cpu s5_closed.cpu0
-"${PIN_GEN[@]}" python3 bench/bench.py book --base "$APP" --slots "$RAW/slots.json" \
-    --exclude "$S1_SPEC:$S1_BRANCH:$S1_DATE" --skip "$S5_COUNT" --count "$S5_CLOSED" \
-    --concurrency "$S5_WORKERS" --phone-base 1000000 --out "$RAW/s5_closed.json" >&2
-cpu s5_closed.cpu1
+# Capacity: closed loops with more and more workers, until doubling them grows the rate by
+# less than 10 %; the report says which process was the limit at that point (the app, the
+# driver, the MIS emulator, PostgreSQL, or none: a wait).
+log "S5: anonymous booking, closed loop: $S5_CLOSED bookings per step, workers $S5_STEPS"
+SKIP=$S5_COUNT
+PREV_RPS=0
+for W in $S5_STEPS; do
+    NAME=s5_closed_w$W
+    mis_calls "$NAME.calls0"
+    cpu "$NAME.cpu0"
+    "${PIN_GEN[@]}" python3 bench/bench.py book --base "$APP" --slots "$RAW/slots.json" \
+        --exclude "$S1_SPEC:$S1_BRANCH:$S1_DATE" --skip "$SKIP" --count "$S5_CLOSED" \
+        --concurrency "$W" --phone-base $((1000000 + SKIP)) --out "$RAW/$NAME.json" >&2
+    cpu "$NAME.cpu1"
+    mis_calls "$NAME.calls1"
+    SKIP=$((SKIP + S5_CLOSED))
+    RPS=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rps"])' "$RAW/$NAME.json")
+    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 1.10 * float(sys.argv[2]) else 1)' \
+        "$RPS" "$PREV_RPS"; then
+        break
+    fi
+    PREV_RPS=$RPS
+done
 
 # Every booking has its SMS row (C.4: SMS outbox rows = successful bookings).
 sleep 1
@@ -274,6 +330,12 @@ facts = {
     "pool_size": "$POOL_SIZE",
     "loadavg": "$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end",
     "pinning": "$PINNING",
+    "pinned": "$PINNED",
+    "pg_settle": "$PG_SETTLE",
+    "s5_steps": "$S5_STEPS",
+    "doctor_path": "$DOCTOR_PATH",
+    "doctors_rate": "$DOCTORS_RATE",
+    "doctor_rate": "$DOCTOR_RATE",
     "duration": "$DURATION",
     "warmup": "$WARMUP",
     "hello_rate": "$HELLO_RATE",

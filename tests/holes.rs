@@ -2,18 +2,15 @@
 //! date, `/metrics` open to anyone, personal data in logs, memory under concurrent logins.
 //! The last two run the real binary in production mode, as a deployment would.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestApp, browser, doctor_in, eventually, fresh_database, sync_directories, with_emulators_and,
+    TestApp, browser, doctor_in, eventually,
+    served::{Served, production_env},
+    sync_directories, with_emulators_and,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -131,118 +128,6 @@ async fn metrics_need_the_token_and_production_without_one_serves_none() {
         .await
         .expect("metrics");
     assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
-}
-
-/// `sovamed serve` in production mode, its log lines collected as they come (also
-/// `tests/reminders.rs`: two of them on one database).
-pub(crate) struct Served {
-    child: Child,
-    base: String,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Served {
-    pub(crate) fn start(envs: &[(&str, String)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sovamed"));
-        command
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in envs {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("sovamed serve");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    lines.lock().expect("lines").push(line);
-                }
-            });
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let base = loop {
-            let found = lines.lock().expect("lines").iter().find_map(|l| {
-                l.split("serving on ")
-                    .nth(1)
-                    .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
-            });
-            if let Some(base) = found {
-                break base;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the server did not start: {:?}",
-                lines.lock().expect("lines")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Self { child, base, lines }
-    }
-
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    pub(crate) fn log(&self) -> String {
-        self.lines.lock().expect("lines").join("\n")
-    }
-
-    /// The server's resident memory, in KiB (Linux).
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS")
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// What a production deployment sets, pointed at this machine's PostgreSQL and Redis and at
-/// the emulators.
-pub(crate) async fn production_env(
-    emulators: &sovamed::emulator::Emulators,
-) -> Vec<(&'static str, String)> {
-    let database_url = fresh_database().await;
-    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    vec![
-        ("APP_ENV", "production".into()),
-        ("RUST_LOG", "trace".into()),
-        ("DATABASE_URL", database_url),
-        ("REDIS_URL", redis_url),
-        (
-            "REDIS_PREFIX",
-            format!("test:{}:", uuid::Uuid::new_v4().simple()),
-        ),
-        (
-            "JWT_SECRET",
-            "Zq8v1Lw3Xr7Tn5Kp2Hd9Mf4Bc6Yg0Js-production-test".into(),
-        ),
-        ("PUBLIC_BASE_URL", "https://clinic.example".into()),
-        ("METRICS_TOKEN", "scrape-token-for-tests-0123456789".into()),
-        ("INFOCLINICA_URL", emulators.mis_url.clone()),
-        ("BITRIX_URL", emulators.cms_url.clone()),
-        ("BITRIX_TOKEN", emulators.cms_token.clone()),
-        ("SMS_PROVIDER", "smsru".into()),
-        ("SMSRU_URL", emulators.sms_url.clone().expect("sms")),
-        ("SMSRU_API_ID", emulators.sms_api_id.clone()),
-    ]
 }
 
 async fn post_json(url: String, body: &Value, token: Option<&str>) -> (StatusCode, Value) {

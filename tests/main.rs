@@ -29,6 +29,7 @@ mod pages_auth;
 mod patient_booking;
 mod registration;
 mod reminders;
+mod replicas;
 mod retention;
 mod roles;
 mod sms_outbox;

@@ -15,9 +15,9 @@ use sovamed::{
     emulator::{EmulatorControl, Emulators, SmsFaults},
 };
 
-use crate::holes::{Served, production_env};
 use crate::support::{
     TestApp, anonymous_booking, browser, count_rows, doctor_in, eventually, free_starts,
+    served::{Served, production_env},
     sync_directories, with_emulators_and,
 };
 

@@ -4,6 +4,7 @@
 
 pub mod core;
 pub mod fixtures;
+pub mod served;
 
 use std::time::Duration;
 
