@@ -31,6 +31,7 @@ mod registration;
 mod reminders;
 mod retention;
 mod roles;
+mod schedule_cache;
 mod sms_outbox;
 mod support;
 mod sync;
