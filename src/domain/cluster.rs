@@ -224,29 +224,25 @@ async fn listen(
     // The snapshot was just built.
     reload.tick().await;
     loop {
+        // In this order: a failure is always seen before the reconnection that follows it
+        // (it was sent first), so memory is never left on across a gap.
         tokio::select! {
+            biased;
             _ = stop.changed() => break,
-            _ = reload.tick() => {
-                reload_in_background(directory);
-                // A subscription that failed is tried again while the connection is up.
-                if !schedule.listening() && subscriber.is_connected() {
-                    subscribe(subscriber, &channels, schedule).await;
-                }
-            }
-            event = connected.recv() => match event {
-                // Connected (the first time, or again): what was said meanwhile is lost.
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    subscribe(subscriber, &channels, schedule).await;
-                    reload_in_background(directory);
-                }
-                Err(RecvError::Closed) => break,
-            },
             failure = failures.recv() => match failure {
                 Ok((e, _)) => {
                     tracing::warn!(error = %e, "cluster subscriber lost its connection; schedule memory off until it is back");
                     schedule.set_listening(false);
                 }
                 Err(RecvError::Lagged(_)) => schedule.set_listening(false),
+                Err(RecvError::Closed) => break,
+            },
+            event = connected.recv() => match event {
+                // Connected (the first time, or again): what was said meanwhile is lost.
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    subscribe(subscriber, &channels, schedule).await;
+                    reload_in_background(directory);
+                }
                 Err(RecvError::Closed) => break,
             },
             message = messages.recv() => match message {
@@ -257,6 +253,13 @@ async fn listen(
                 }
                 Err(RecvError::Closed) => break,
             },
+            _ = reload.tick() => {
+                reload_in_background(directory);
+                // A subscription that failed is tried again while the connection is up.
+                if !schedule.listening() && subscriber.is_connected() {
+                    subscribe(subscriber, &channels, schedule).await;
+                }
+            }
         }
     }
 }
