@@ -8,6 +8,7 @@ use crate::{
     db::{self, DbConn, DbPool},
     domain::{
         booking::{Booking, BookingRules, limits::ReserveLimits, schedule::ScheduleCache},
+        directory_snapshot::Directory,
         phones::{PhoneChecks, VerifyLimits},
         refresh::RefreshTokens,
     },
@@ -63,7 +64,9 @@ impl App {
                 mis.clone(),
                 config.schedule_cache_ttl,
             )
-            .with_read_budget(config.infoclinica_read_budget),
+            .with_read_budget(config.infoclinica_read_budget)
+            .with_memory(config.schedule_memory_cache_bytes),
+            directory: Directory::new(db.clone()),
             limits: ReserveLimits::new(
                 redis.clone(),
                 config.reserve_limit_per_ip_hour,

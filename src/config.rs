@@ -123,6 +123,14 @@ pub struct Config {
     /// `SCHEDULE_CACHE_TTL_SECONDS` (default 60): how long a day of a doctor's grid is served
     /// from Redis before the MIS is asked again.
     pub schedule_cache_ttl: std::time::Duration,
+    /// `SCHEDULE_MEMORY_CACHE_MB` (default 64, 0 to 65536; 0 turns it off): the in-process
+    /// level of the schedule cache in front of Redis, in MiB of days ready to serve. Each day
+    /// stays there at most as long as its Redis copy had left.
+    pub schedule_memory_cache_bytes: u64,
+    /// `DIRECTORY_RELOAD_SECONDS` (default 300, 1 to 86400): how often each `serve` process
+    /// rebuilds its in-memory directory (doctors, branches, who works where) even when no
+    /// "directory changed" message came; the backstop of the pub/sub message.
+    pub directory_reload: Duration,
     /// `RESERVE_LIMIT_PER_IP_HOUR` (default 20): anonymous bookings per client address per hour.
     pub reserve_limit_per_ip_hour: u32,
     /// `RESERVE_LIMIT_PER_PHONE_HOUR` (default 3): anonymous bookings per phone number per
@@ -382,6 +390,19 @@ impl Config {
                 "SCHEDULE_CACHE_TTL_SECONDS",
                 "60",
             )?),
+            schedule_memory_cache_bytes: u64::from(parse_within(
+                &get,
+                "SCHEDULE_MEMORY_CACHE_MB",
+                "64",
+                0..=65_536,
+            )?) * 1024
+                * 1024,
+            directory_reload: Duration::from_secs(u64::from(parse_within(
+                &get,
+                "DIRECTORY_RELOAD_SECONDS",
+                "300",
+                1..=86_400,
+            )?)),
             reserve_limit_per_ip_hour: parse(&get, "RESERVE_LIMIT_PER_IP_HOUR", "20")?,
             reserve_limit_per_phone_hour: parse(&get, "RESERVE_LIMIT_PER_PHONE_HOUR", "3")?,
             sms_retry_base: Duration::from_secs(parse(&get, "SMS_RETRY_BASE_SECONDS", "5")?),
@@ -822,6 +843,27 @@ mod tests {
             ("REMINDER_HOURS_BEFORE", "721"),
             ("REMINDER_HOURS_BEFORE", "a day"),
             ("REMINDER_INTERVAL_SECONDS", "0"),
+        ] {
+            assert_eq!(one(name, bad).map(|_| ()), Err(name), "{name}={bad}");
+        }
+    }
+
+    #[test]
+    fn the_schedule_memory_and_the_directory_reload_have_bounded_defaults() {
+        let defaults = Config::from_lookup(|_| None).expect("defaults");
+        assert_eq!(defaults.schedule_memory_cache_bytes, 64 * 1024 * 1024);
+        assert_eq!(defaults.directory_reload, Duration::from_secs(300));
+        let one = |name: &'static str, raw: &'static str| {
+            Config::from_lookup(move |k| (k == name).then(|| raw.into())).map_err(|e| e.name)
+        };
+        assert_eq!(
+            one("SCHEDULE_MEMORY_CACHE_MB", "0").map(|c| c.schedule_memory_cache_bytes),
+            Ok(0)
+        );
+        for (name, bad) in [
+            ("SCHEDULE_MEMORY_CACHE_MB", "65537"),
+            ("SCHEDULE_MEMORY_CACHE_MB", "lots"),
+            ("DIRECTORY_RELOAD_SECONDS", "0"),
         ] {
             assert_eq!(one(name, bad).map(|_| ()), Err(name), "{name}={bad}");
         }

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use fred::prelude::{Builder, ClientLike, Config as RedisConfig, Pool, ReconnectPolicy};
+use fred::{
+    clients::SubscriberClient,
+    prelude::{Builder, ClientLike, Config as RedisConfig, Pool, ReconnectPolicy},
+};
 
 /// Pool size: a few multiplexed connections serve many concurrent requests.
 const POOL_SIZE: usize = 4;
@@ -15,6 +18,25 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Redis {
     pub pool: Pool,
     prefix: String,
+    /// What the pool was built from, for the cluster's subscriber connection.
+    config: RedisConfig,
+}
+
+/// The pool's and the subscriber's settings: bounded connect and command times, and
+/// reconnection for ever with a backoff up to 5 s.
+fn builder(config: RedisConfig) -> Builder {
+    let mut builder = Builder::from_config(config);
+    builder
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(2);
+            c.internal_command_timeout = COMMAND_TIMEOUT;
+            c.max_command_attempts = 2;
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = COMMAND_TIMEOUT;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+    builder
 }
 
 impl Redis {
@@ -26,22 +48,19 @@ impl Redis {
             fail_fast: false,
             ..RedisConfig::from_url(url)?
         };
-        let pool = Builder::from_config(config)
-            .with_connection_config(|c| {
-                c.connection_timeout = Duration::from_secs(2);
-                c.internal_command_timeout = COMMAND_TIMEOUT;
-                c.max_command_attempts = 2;
-            })
-            .with_performance_config(|p| {
-                p.default_command_timeout = COMMAND_TIMEOUT;
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-            .build_pool(POOL_SIZE)?;
+        let pool = builder(config.clone()).build_pool(POOL_SIZE)?;
         drop(pool.connect());
         Ok(Self {
             pool,
             prefix: prefix.to_owned(),
+            config,
         })
+    }
+
+    /// A connection of its own for pub/sub (a subscribed connection takes no other
+    /// commands), not yet connected; see `domain::cluster`.
+    pub fn subscriber(&self) -> Result<SubscriberClient, fred::error::Error> {
+        builder(self.config.clone()).build_subscriber_client()
     }
 
     /// The full key for `suffix`, with this instance's prefix (`REDIS_PREFIX`).

@@ -26,6 +26,9 @@ pub struct RunningServer {
     retention: JoinHandle<()>,
     /// The visit reminders, unless `REMINDER_HOURS_BEFORE=0`.
     reminders: Option<JoinHandle<()>>,
+    /// The cluster's subscriber: the directory snapshot and the schedule memory kept in
+    /// step with the other replicas.
+    cluster: JoinHandle<()>,
 }
 
 /// Creates the database when missing and applies pending migrations.
@@ -100,6 +103,14 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
             outbox_stopped.clone(),
         )
     });
+    // The directory snapshot is built, and the replicas' messages heard, from here on.
+    let cluster = crate::domain::cluster::spawn(
+        state.redis.clone(),
+        state.booking.schedule.clone(),
+        state.booking.directory.clone(),
+        state.config.directory_reload,
+        outbox_stopped.clone(),
+    );
     // Retention: personal data erased after the grace of a deletion request, and rows past
     // their period removed or blanked; daily, one replica at a time.
     let retention = crate::domain::retention::spawn(
@@ -119,6 +130,7 @@ pub async fn start_with(state: AppState, listener: TcpListener) -> anyhow::Resul
         feed,
         retention,
         reminders,
+        cluster,
     })
 }
 
@@ -139,6 +151,7 @@ impl RunningServer {
         if let Some(reminders) = self.reminders {
             reminders.await?;
         }
+        self.cluster.await?;
         Ok(())
     }
 }

@@ -820,6 +820,8 @@ async fn the_schedule_cache_coalesces_serves_bookings_and_falls_back_to_stale() 
         for key in keys {
             let _: i64 = app.state().redis.pool.del(key).await.expect("del");
         }
+        // As if both levels had expired: the process's memory holds the days too.
+        app.state().booking.schedule.forget_everything();
     }
     let stale = schedule(&app, doctor, branch, 14).await;
     assert_eq!(stale["source"], "stale", "{stale}");

@@ -32,6 +32,7 @@ mod reminders;
 mod replicas;
 mod retention;
 mod roles;
+mod schedule_cache;
 mod sms_outbox;
 mod support;
 mod sync;

@@ -6,7 +6,9 @@ use clap::Args;
 
 use crate::{
     config::Config,
-    demo, emulator, server,
+    demo,
+    domain::cluster::Announcer,
+    emulator, server,
     sync::{self, Sources, SyncOptions},
 };
 
@@ -68,7 +70,12 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let options = SyncOptions::from_config(&config, false);
     let running = server::start(config).await?;
     let config = &running.state.config;
-    let sources = sources.with_schedules(running.state.booking.schedule.clone());
+    let sources = sources
+        .with_schedules(running.state.booking.schedule.clone())
+        .with_announcer(
+            Announcer::new(running.state.redis.clone())
+                .with_directory(running.state.booking.directory.clone()),
+        );
     if args.demo {
         let mut conn = running.state.db.get().await?;
         demo::ensure_accounts(&mut conn).await?;

@@ -72,12 +72,15 @@ pub async fn run(config: Config, args: SyncArgs) -> anyhow::Result<()> {
     let pool = crate::db::build_pool(&config.database_url, 4)?;
     let (mis_booking, _) = crate::integrations::booking_clients(&config);
     let cache = crate::domain::booking::schedule::ScheduleCache::new(
-        redis,
+        redis.clone(),
         pool,
         mis_booking,
         config.schedule_cache_ttl,
     );
-    let sources = Sources::from_config(&config).with_schedules(cache);
+    // The serving replicas hear that the directory changed and rebuild their snapshots.
+    let sources = Sources::from_config(&config)
+        .with_schedules(cache)
+        .with_announcer(crate::domain::cluster::Announcer::new(redis));
     let mut options = SyncOptions::from_config(&config, args.full)
         .allow_mass_deactivation(args.allow_mass_deactivation);
     if let Some(days) = args.days {

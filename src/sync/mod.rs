@@ -91,6 +91,9 @@ pub struct Sources {
     pub cms: Arc<dyn Cms>,
     /// The schedule cache the `schedules` kind fills; without it that kind fails.
     pub schedules: Option<crate::domain::booking::schedule::ScheduleCache>,
+    /// Tells the replicas (and this process's snapshot) that directory rows changed; without
+    /// it they learn at their next periodic rebuild.
+    pub announcer: Option<crate::domain::cluster::Announcer>,
 }
 
 impl Sources {
@@ -113,6 +116,7 @@ impl Sources {
             mis,
             cms,
             schedules: None,
+            announcer: None,
         }
     }
 
@@ -122,6 +126,12 @@ impl Sources {
         cache: crate::domain::booking::schedule::ScheduleCache,
     ) -> Self {
         self.schedules = Some(cache);
+        self
+    }
+
+    /// With the announcer of directory changes, so the replicas rebuild their snapshots.
+    pub fn with_announcer(mut self, announcer: crate::domain::cluster::Announcer) -> Self {
+        self.announcer = Some(announcer);
         self
     }
 }
@@ -367,7 +377,9 @@ pub fn expand(kind: Option<SyncKind>) -> Vec<SyncKind> {
     kind.map_or_else(|| SyncKind::ALL.to_vec(), |k| vec![k])
 }
 
-/// Runs `kinds` in order, stopping at the first failure.
+/// Runs `kinds` in order, stopping at the first failure. When a directory kind committed a
+/// change, the announcer (if any) tells every process, the failure of a later kind
+/// notwithstanding.
 pub async fn run_kinds(
     conn: &mut AsyncPgConnection,
     sources: &Sources,
@@ -377,14 +389,30 @@ pub async fn run_kinds(
     mut on_report: impl FnMut(&SyncReport),
 ) -> Result<Vec<SyncReport>, (SyncKind, SyncError)> {
     let mut reports = Vec::new();
+    let mut failed = None;
     for &kind in kinds {
-        let report = run_kind(conn, sources, kind, options, progress)
-            .await
-            .map_err(|e| (kind, e))?;
-        on_report(&report);
-        reports.push(report);
+        match run_kind(conn, sources, kind, options, progress).await {
+            Ok(report) => {
+                on_report(&report);
+                reports.push(report);
+            }
+            Err(e) => {
+                failed = Some((kind, e));
+                break;
+            }
+        }
     }
-    Ok(reports)
+    let changed = reports.iter().any(|report| {
+        let c = &report.counts;
+        report.kind != SyncKind::Schedules && c.created + c.updated + c.deactivated > 0
+    });
+    if changed && let Some(announcer) = &sources.announcer {
+        announcer.directory_changed().await;
+    }
+    match failed {
+        Some(failure) => Err(failure),
+        None => Ok(reports),
+    }
 }
 
 /// Parses the watermark overlap: a few seconds before the last watermark, to cover the

@@ -117,7 +117,8 @@ pub async fn slots_partial(
     let week_day = params::field("week", params::optional_date(query.week.trim()))?;
     let date = params::field("date", params::optional_date(query.date.trim()))?;
     let mut wanted = week_day.or(date);
-    let target = app.booking.target(doctor.row.id, branch.id).await?;
+    // A read: the directory in memory answers (booking checks PostgreSQL again).
+    let target = app.booking.read_target(doctor.row.id, branch.id).await?;
     let reader = WeekReader::Patient(ip);
     let bounds = WeekBounds::of(app, target.zone);
     let (mut found, mut found_free, mut marked, mut failed) = (None, false, None, None);

@@ -14,7 +14,10 @@ use crate::{
         sync_run::{self, SyncRun},
         user::Role,
     },
-    domain::audit::{self, Actor},
+    domain::{
+        audit::{self, Actor},
+        cluster::Announcer,
+    },
     error::AppError,
     extract::{Form, Query},
     sync::{
@@ -239,8 +242,11 @@ pub async fn run_sync_now(
         &form.kind,
     )
     .await;
-    let sources =
-        Sources::from_config(&state.config).with_schedules(state.booking.schedule.clone());
+    let sources = Sources::from_config(&state.config)
+        .with_schedules(state.booking.schedule.clone())
+        .with_announcer(
+            Announcer::new(state.redis.clone()).with_directory(state.booking.directory.clone()),
+        );
     let options = SyncOptions::from_config(&state.config, false);
     let progress = PageProgress {
         redis: state.redis.clone(),

@@ -56,6 +56,7 @@ impl CoreWorld {
                 mis.clone(),
                 config.schedule_cache_ttl,
             ),
+            directory: sovamed::domain::directory_snapshot::Directory::new(pool.clone()),
             limits: ReserveLimits::new(redis.clone(), 100, 100),
             phones: phone_checks(&pool, &redis, &clock),
             rules: sovamed::domain::booking::BookingRules::default(),

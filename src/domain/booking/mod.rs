@@ -14,6 +14,7 @@ pub mod notify;
 pub mod outbox;
 pub mod patient;
 pub mod reading;
+pub mod ready;
 pub mod reconcile;
 pub mod records;
 pub mod reminders;
@@ -35,7 +36,7 @@ pub use target::BookingTarget;
 
 use crate::{
     db::{DbConn, DbPool},
-    domain::clock::Clock,
+    domain::{clock::Clock, directory_snapshot::Directory},
     integrations::{infoclinica::MisBooking, sms::SmsGateway},
     redis::Redis,
 };
@@ -48,6 +49,8 @@ pub struct Booking {
     pub mis: Arc<dyn MisBooking>,
     pub sms: Arc<dyn SmsGateway>,
     pub schedule: schedule::ScheduleCache,
+    /// The directory in memory, for read paths only ([`Booking::read_target`]).
+    pub directory: Directory,
     pub limits: limits::ReserveLimits,
     pub clock: Clock,
     /// Wakes the outbox worker right after a message is queued.

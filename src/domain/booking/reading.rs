@@ -14,7 +14,7 @@ use super::{
     grid::Slot,
     schedule::{ScheduleError, Window},
 };
-use crate::domain::{rate, values::FieldErrors};
+use crate::domain::{directory_snapshot::Resolved, rate, values::FieldErrors};
 
 /// The days a schedule read may ask for, in the branch's calendar: yesterday (a visit that
 /// ran past midnight is still looked up) to today plus the horizon.
@@ -55,6 +55,29 @@ pub fn check_window(
 }
 
 impl Booking {
+    /// The doctor in the branch for a read (a schedule, a picker), from the directory in
+    /// memory: no PostgreSQL, the same refusals as [`Booking::target`]. A doctor or branch
+    /// the snapshot does not know (added a moment ago, elsewhere) is looked up in
+    /// PostgreSQL, and the snapshot rebuilt soon.
+    ///
+    /// Reads only: booking, moving and cancelling keep the strict [`Booking::target`], which
+    /// asks PostgreSQL, so a snapshot that has not yet heard of a deactivation can never
+    /// book a doctor or branch that no longer takes patients.
+    pub async fn read_target(
+        &self,
+        specialist_id: i64,
+        branch_id: i64,
+    ) -> Result<BookingTarget, BookingError> {
+        match self.directory.resolve(specialist_id, branch_id) {
+            Resolved::Target(target) => Ok(target),
+            Resolved::Refused(refusal) => Err(BookingError::Target(refusal)),
+            Resolved::Unknown => {
+                self.directory.reload_soon();
+                self.target(specialist_id, branch_id).await
+            }
+        }
+    }
+
     /// `from..=to` of the target's grid, for a reader at `reader` (`None`: staff, unlimited).
     pub async fn read_schedule(
         &self,
@@ -69,22 +92,26 @@ impl Booking {
             from,
             to,
         )?;
-        if let Some(ip) = reader {
-            let grid = target.grid();
-            if !self.schedule.is_cached(&grid, from, to).await {
-                let counter = rate::Counter::new(
-                    format!("schedmiss:{}", rate::client_key(ip)),
-                    self.rules.uncached_reads_per_minute,
-                );
-                if let Err(retry_after_secs) =
-                    rate::hit(&self.redis, &[counter], Duration::from_secs(60)).await?
-                {
-                    return Err(BookingError::RateLimited { retry_after_secs });
-                }
+        let grid = target.grid();
+        // Days this process holds cost neither Redis nor the reader's limit.
+        if let Some(window) = self.schedule.from_memory(&grid, from, to) {
+            return Ok(window);
+        }
+        if let Some(ip) = reader
+            && !self.schedule.is_cached(&grid, from, to).await
+        {
+            let counter = rate::Counter::new(
+                format!("schedmiss:{}", rate::client_key(ip)),
+                self.rules.uncached_reads_per_minute,
+            );
+            if let Err(retry_after_secs) =
+                rate::hit(&self.redis, &[counter], Duration::from_secs(60)).await?
+            {
+                return Err(BookingError::RateLimited { retry_after_secs });
             }
         }
         self.schedule
-            .window(&target.grid(), from, to)
+            .window(&grid, from, to)
             .await
             .map_err(|e: ScheduleError| e.into())
     }
