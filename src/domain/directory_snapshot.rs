@@ -178,7 +178,7 @@ impl Directory {
 
     /// The doctor in the branch as the current snapshot has them.
     pub fn resolve(&self, specialist_id: i64, branch_id: i64) -> Resolved {
-        self.current.load().resolve(specialist_id, branch_id)
+        arc_swap::ArcSwap::load(&self.current).resolve(specialist_id, branch_id)
     }
 
     /// The current snapshot.

@@ -350,7 +350,7 @@ impl ScheduleCache {
             return days;
         }
         let drops_before = self.shared.drops.load(Ordering::SeqCst);
-        let read = self.from_redis(target, &missing).await;
+        let read = self.read_redis(target, &missing).await;
         for found in read.into_iter().flatten() {
             let (grid, left) = found;
             let day = Arc::new(ReadyDay::new(grid, target.zone.tz()));
@@ -366,7 +366,7 @@ impl ScheduleCache {
     }
 
     /// Days of `dates` from Redis with the time each has left there.
-    async fn from_redis(
+    async fn read_redis(
         &self,
         target: &GridTarget,
         dates: &[NaiveDate],
