@@ -37,6 +37,11 @@ def get_json(base, path):
 # ------------------------------------------------------------------ slots
 
 
+def list_items(answer):
+    """The rows of a directory list: the API wraps them as {"items": [...], ...}."""
+    return answer["items"] if isinstance(answer, dict) else answer
+
+
 def cmd_slots(args):
     """Free slots of every doctor in every branch, `--days` days from tomorrow.
 
@@ -51,9 +56,9 @@ def cmd_slots(args):
     end_day = start_day + dt.timedelta(days=args.days - 1)
     groups = []
     seen = set()
-    for branch in get_json(base, "/api/v1/branches"):
+    for branch in list_items(get_json(base, "/api/v1/branches")):
         branch_id = branch["id"]
-        for doctor in get_json(base, f"/api/v1/specialists?branch_id={branch_id}"):
+        for doctor in list_items(get_json(base, f"/api/v1/specialists?branch_id={branch_id}&per_page=100")):
             key = (doctor["id"], branch_id)
             if key in seen:
                 continue
