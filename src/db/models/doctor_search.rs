@@ -129,30 +129,48 @@ fn words(text: Option<&str>) -> Vec<Word> {
 /// of at least 0.5 for words of four letters or more: «семенва» finds «Семёнова») or one of
 /// the doctor's specialities (the same, or the word's stem as a substring). Names are
 /// compared folded, `translate(lower(...), 'ё', 'е')` as in `db::folded`, the expression the
-/// trigram indexes are built on.
+/// trigram indexes are built on. The nearest free start is one index seek per doctor
+/// (`schedule_snapshots.first_free`), plus the whole array of today's days whose first free
+/// start has passed; the prices are aggregated once for every doctor.
 const SEARCH_SQL: &str = "\
+WITH price_from AS (
+    SELECT x.specialist_id, min(p.price_kopecks) AS kopecks
+      FROM prices p
+      JOIN specialist_specialities x ON x.speciality_id = p.speciality_id
+      JOIN specialities sp ON sp.id = x.speciality_id AND sp.active
+      JOIN specialist_branches y ON y.branch_id = p.branch_id AND y.specialist_id = x.specialist_id
+      JOIN branches b ON b.id = y.branch_id AND b.active
+     WHERE p.active AND p.bookable
+     GROUP BY x.specialist_id)
 SELECT s.id,
        nearest.starts_at AS nearest_free,
        nearest.branch_id AS nearest_branch_id,
-       (SELECT min(p.price_kopecks)
-          FROM prices p
-          JOIN specialist_specialities x ON x.speciality_id = p.speciality_id AND x.specialist_id = s.id
-          JOIN specialities sp ON sp.id = x.speciality_id AND sp.active
-          JOIN specialist_branches y ON y.branch_id = p.branch_id AND y.specialist_id = s.id
-          JOIN branches b ON b.id = y.branch_id AND b.active
-         WHERE p.active AND p.bookable) AS price_from_kopecks
+       price_from.kopecks AS price_from_kopecks
   FROM specialists s
+  LEFT JOIN price_from ON price_from.specialist_id = s.id
   LEFT JOIN LATERAL (
-        SELECT free.starts_at, ss.branch_id
-          FROM schedule_snapshots ss
-          JOIN specialist_branches sb ON sb.specialist_id = ss.specialist_id AND sb.branch_id = ss.branch_id
-          JOIN branches b ON b.id = ss.branch_id AND b.active
-          CROSS JOIN LATERAL unnest(ss.free_starts) AS free(starts_at)
-         WHERE ss.specialist_id = s.id
-           AND ss.day >= ($1 AT TIME ZONE 'UTC')::date - 1
-           AND free.starts_at > $1
-           AND ($3::bigint IS NULL OR ss.branch_id = $3)
-         ORDER BY free.starts_at, ss.branch_id
+        SELECT candidate.starts_at, candidate.branch_id
+          FROM ((SELECT ss.first_free AS starts_at, ss.branch_id
+                   FROM schedule_snapshots ss
+                   JOIN specialist_branches sb ON sb.specialist_id = ss.specialist_id AND sb.branch_id = ss.branch_id
+                   JOIN branches b ON b.id = ss.branch_id AND b.active
+                  WHERE ss.specialist_id = s.id
+                    AND ss.first_free > $1
+                    AND ($3::bigint IS NULL OR ss.branch_id = $3)
+                  ORDER BY ss.first_free, ss.branch_id
+                  LIMIT 1)
+                UNION ALL
+                (SELECT free.starts_at, ss.branch_id
+                   FROM schedule_snapshots ss
+                   JOIN specialist_branches sb ON sb.specialist_id = ss.specialist_id AND sb.branch_id = ss.branch_id
+                   JOIN branches b ON b.id = ss.branch_id AND b.active
+                   CROSS JOIN LATERAL unnest(ss.free_starts) AS free(starts_at)
+                  WHERE ss.specialist_id = s.id
+                    AND ss.day BETWEEN ($1 AT TIME ZONE 'UTC')::date - 1 AND ($1 AT TIME ZONE 'UTC')::date + 1
+                    AND ss.first_free <= $1
+                    AND free.starts_at > $1
+                    AND ($3::bigint IS NULL OR ss.branch_id = $3))) AS candidate
+         ORDER BY candidate.starts_at, candidate.branch_id
          LIMIT 1) AS nearest ON true
  WHERE s.active
    AND ($2::bigint IS NULL OR EXISTS (

@@ -102,11 +102,16 @@ impl DayGrid {
     /// The starts of the day's free slots in `zone` as instants, past ones included: whether
     /// a start is still ahead is decided when it is read (the stored copy outlives the hour).
     pub fn free_starts(&self, zone: Tz) -> Vec<DateTime<Utc>> {
-        self.slots(zone, DateTime::<Utc>::MIN_UTC)
+        let mut starts: Vec<DateTime<Utc>> = self
+            .slots(zone, DateTime::<Utc>::MIN_UTC)
             .into_iter()
             .filter(|slot| slot.free)
             .map(|slot| slot.start.with_timezone(&Utc))
-            .collect()
+            .collect();
+        // In order: the stored array's first element is the day's first free start
+        // (`schedule_snapshots.first_free`, which the doctor list seeks by).
+        starts.sort_unstable();
+        starts
     }
 }
 
