@@ -2,8 +2,11 @@
 """Helpers of bench/run.sh (Python standard library only).
 
   slots     collect free slots from the schedule API (distinct doctor/day groups first)
-  book      fire anonymous bookings of distinct slots, open loop at a fixed rate or closed
-            loop with C workers, and record each latency
+  tokens    prove the booking phones: one phone token per phone (code asked, read from the SMS
+            backend's output, confirmed), kept in a JSON file; setup, not measured
+  book      fire anonymous bookings of distinct slots (each with its phone's token and both
+            consents), open loop at a fixed rate or closed loop with C workers, and record
+            each latency
   cpu       snapshot the CPU time (utime+stime) of the app, redis-server, the MIS emulator and
             the PostgreSQL backends of the bench database, the app's resident memory, and the
             bench database's transaction counters
@@ -113,24 +116,31 @@ def ordered_slots(groups):
 # ------------------------------------------------------------------ booking
 
 
-def booking_body(slot, n):
-    phone = f"+7999{n:07d}"
-    return json.dumps(
-        {
-            "specialist_id": slot["specialist_id"],
-            "branch_id": slot["branch_id"],
-            "start": slot["start"],
-            "patient": {
-                "last_name": "Бенчев",
-                "first_name": f"Тест{n}",
-                "phone": phone,
-                "birth_date": "1980-02-03",
-            },
-        }
-    ).encode()
+def booking_phone(n):
+    """The phone of booking number `n` (distinct per booking: there are per-phone limits)."""
+    return f"+7999{n:07d}"
+
+
+def booking_body(slot, n, phone_token=None):
+    body = {
+        "specialist_id": slot["specialist_id"],
+        "branch_id": slot["branch_id"],
+        "start": slot["start"],
+        "patient": {
+            "last_name": "Бенчев",
+            "first_name": f"Тест{n}",
+            "phone": booking_phone(n),
+            "birth_date": "1980-02-03",
+        },
+        "consent": {"personal_data": True, "health_data": True},
+    }
+    if phone_token is not None:
+        body["phone_token"] = phone_token
+    return json.dumps(body).encode()
 
 
 def post_booking(base, body):
+    """(status, the answer's first 300 bytes when it is not a 201); status 0: no answer."""
     request = urllib.request.Request(
         base + "/api/v1/specialist/anonymous-reserve",
         data=body,
@@ -140,12 +150,255 @@ def post_booking(base, body):
     try:
         with urllib.request.urlopen(request, timeout=30) as resp:
             resp.read()
-            return resp.status
+            return resp.status, None
     except urllib.error.HTTPError as e:
-        e.read()
-        return e.code
-    except Exception:  # noqa: BLE001 - a transport failure is a result too
-        return 0
+        return e.code, e.read()[:300].decode("utf-8", "replace")
+    except Exception as e:  # noqa: BLE001 - a transport failure is a result too
+        return 0, str(e)[:300]
+
+
+# ------------------------------------------------------------------ phone tokens
+
+
+def post_json(base, path, payload):
+    """POST a JSON body: (status, the decoded answer or its text, Retry-After); status 0: none."""
+    request = urllib.request.Request(
+        base + path,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null"), None
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = text[:300].decode("utf-8", "replace")
+        return e.code, answer, e.headers.get("Retry-After")
+    except Exception as e:  # noqa: BLE001
+        return 0, str(e)[:300], None
+
+
+def parse_instant(text):
+    """An RFC 3339 instant as the API writes it (chrono: up to nanoseconds) as an aware datetime."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text.strip())
+    if not m:
+        raise ValueError(f"not an RFC 3339 instant: {text!r}")
+    fraction = (m.group(2) or "")[:6].ljust(6, "0")
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return dt.datetime.fromisoformat(f"{m.group(1)}.{fraction}{zone}")
+
+
+def mask_phone(phone):
+    """A phone as the server's log writes it (`mask_phone` in src/integrations/sms/mod.rs):
+    +7999***0001."""
+    digits = [c for c in phone if c.isdigit()]
+    plus = "+" if phone.strip().startswith("+") else ""
+    if len(digits) >= 10:
+        return f"{plus}{''.join(digits[: len(digits) - 7])}***{''.join(digits[-4:])}"
+    return f"***{''.join(digits[-2:])}"
+
+
+# The code SMS of a booking verification (`code_text` in src/domain/booking/notify.rs).
+CODE_TEXT = re.compile(r"код (\d{6}) для записи на приём")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# What SMS_PROVIDER=log writes for each SMS (src/integrations/sms/log.rs): the phone masked,
+# the text as sent.
+LOG_SMS = re.compile(r"SMS not sent \(SMS_PROVIDER=log\).*?\bto=(\S+) text=(.*?) client_ref=")
+
+
+class LogCodes:
+    """Codes from the server's log: `SMS_PROVIDER=log` writes every SMS there, the phone
+    masked (last four digits) and the text as it would have been sent. Only lines written
+    after this object was made count."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = os.path.getsize(path)
+
+    def where(self):
+        return f"the server's log {self.path} (SMS_PROVIDER=log; RUST_LOG must let the info lines of sovamed::integrations::sms::log through)"
+
+    @staticmethod
+    def key(phone):
+        return mask_phone(phone)
+
+    def new_codes(self):
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1  # whole lines only; a half-written one is read next time
+        self.offset += end
+        found = {}
+        for line in chunk[:end].decode("utf-8", "replace").splitlines():
+            sms = LOG_SMS.search(ANSI.sub("", line))
+            code = sms and CODE_TEXT.search(sms.group(2))
+            if code:
+                found[sms.group(1)] = code.group(1)
+        return found
+
+
+class EmulatorCodes:
+    """Codes from the SMS.ru emulator's listing, `GET /_emulator/messages` (SMS_PROVIDER=smsru
+    pointed at `sovamed emulate`). Only messages listed after this object was made count."""
+
+    def __init__(self, url):
+        self.url = url.rstrip("/")
+        self.seen = len(self.messages())
+
+    def where(self):
+        return f"{self.url}/_emulator/messages (SMS_PROVIDER=smsru against the emulator)"
+
+    def messages(self):
+        return get_json(self.url, "/_emulator/messages")
+
+    @staticmethod
+    def key(phone):
+        return "".join(c for c in phone if c.isdigit())
+
+    def new_codes(self):
+        messages = self.messages()
+        fresh, self.seen = messages[self.seen :], len(messages)
+        found = {}
+        for message in fresh:
+            code = CODE_TEXT.search(message.get("text", ""))
+            if code:
+                found[message["to"]] = code.group(1)
+        return found
+
+
+def in_parallel(work, items, workers):
+    """Runs work(item) for every item on `workers` threads."""
+    pending = iter(items)
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                item = next(pending, None)
+            if item is None:
+                return
+            work(item)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, workers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def obtain_tokens(args, phones):
+    """A phone token for each phone: `POST /api/v1/phone-verifications` (purpose booking),
+    the code from the SMS backend's output, `POST …/{id}/confirm`. Exits on any refusal."""
+    source = LogCodes(args.sms_log) if args.sms_log else EmulatorCodes(args.sms_url)
+    by_key = {source.key(p): p for p in phones}
+    if len(by_key) != len(phones):
+        sys.exit("tokens: two phones look the same to the SMS backend's output (the log shows the last four digits): ask for fewer than 10 000 consecutive phones at a time")
+    lock = threading.Lock()
+    refused = []
+
+    def refuse(what, phone, status, answer, retry_after):
+        with lock:
+            refused.append((what, phone, status, answer, retry_after))
+
+    ids = {}
+
+    def ask(phone):
+        status, answer, retry_after = post_json(
+            args.base, "/api/v1/phone-verifications", {"phone": phone, "purpose": "booking"}
+        )
+        if status == 202 and isinstance(answer, dict) and "verification_id" in answer:
+            ids[phone] = answer["verification_id"]
+        else:
+            refuse("code request", phone, status, answer, retry_after)
+
+    def report_refusals():
+        statuses = Counter(f"{what} {status}" for what, _, status, _, _ in refused)
+        what, phone, status, answer, retry_after = refused[0]
+        hint = ""
+        if status == 429:
+            hint = " (the bench server needs VERIFY_LIMIT_PER_IP_HOUR and VERIFY_LIMIT_PER_PHONE_HOUR raised, and distinct phones)"
+        sys.exit(
+            f"tokens: {len(refused)} of {len(phones)} refused: {dict(statuses)}; first: {what} for {phone}: "
+            f"HTTP {status} {answer}" + (f", Retry-After {retry_after}" if retry_after else "") + hint
+        )
+
+    started = time.monotonic()
+    in_parallel(ask, phones, args.concurrency)
+    if refused:
+        report_refusals()
+    asked = time.monotonic()
+
+    codes = {}
+    deadline = time.monotonic() + args.timeout
+    while True:
+        for key, code in source.new_codes().items():
+            phone = by_key.get(key)
+            if phone is not None:
+                codes[phone] = code
+        if len(codes) == len(phones):
+            break
+        if time.monotonic() > deadline:
+            missing = [p for p in phones if p not in codes]
+            sys.exit(
+                f"tokens: {len(missing)} of {len(phones)} codes (first {missing[0]}) did not show up in "
+                f"{source.where()} within {args.timeout} s"
+            )
+        time.sleep(0.1)
+    read = time.monotonic()
+
+    tokens = {}
+
+    def confirm(phone):
+        status, answer, retry_after = post_json(
+            args.base, f"/api/v1/phone-verifications/{ids[phone]}/confirm", {"code": codes[phone]}
+        )
+        if status == 200 and isinstance(answer, dict) and "phone_token" in answer:
+            tokens[phone] = {"phone_token": answer["phone_token"], "expires_at": answer["expires_at"]}
+        else:
+            refuse("confirm", phone, status, answer, retry_after)
+
+    in_parallel(confirm, phones, args.concurrency)
+    if refused:
+        report_refusals()
+    done = time.monotonic()
+    print(
+        f"tokens: {len(tokens)} phone tokens ({phones[0]} … {phones[-1]}) in {done - started:.1f} s: "
+        f"codes asked in {asked - started:.1f} s, read from {type(source).__name__} in {read - asked:.1f} s, "
+        f"confirmed in {done - read:.1f} s",
+        file=sys.stderr,
+    )
+    return tokens
+
+
+def cmd_tokens(args):
+    """Makes `--out` hold a phone token, valid for at least `--valid-for` more seconds, for
+    each booking phone `--phone-base` … `--phone-base + --count − 1` (numbered as `book`
+    numbers them). Tokens already in the file that are valid long enough are kept; the
+    others are obtained. A token serves one booking, so a file must not outlive the
+    bookings made with it. Prints on stdout how many tokens were obtained (0: none needed)."""
+    store = {}
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            store = json.load(f).get("tokens", {})
+    now = dt.datetime.now(dt.timezone.utc)
+    store = {p: t for p, t in store.items() if parse_instant(t["expires_at"]) > now}
+    keep_until = now + dt.timedelta(seconds=args.valid_for)
+    phones = [booking_phone(args.phone_base + i) for i in range(args.count)]
+    needed = [p for p in phones if p not in store or parse_instant(store[p]["expires_at"]) < keep_until]
+    if needed:
+        store.update(obtain_tokens(args, needed))
+    else:
+        print(f"tokens: the {len(phones)} tokens in {args.out} are valid for {args.valid_for} s more", file=sys.stderr)
+    with open(args.out, "w") as f:
+        json.dump({"tokens": store}, f)
+    print(len(needed))
+
+
+# ------------------------------------------------------------------ booking runs
 
 
 def percentile(sorted_values, p):
@@ -168,12 +421,37 @@ def cmd_book(args):
     chosen = slots[args.skip : args.skip + args.count]
     if len(chosen) < args.count:
         print(f"book: only {len(chosen)} free slots left (wanted {args.count})", file=sys.stderr)
+    phones = [booking_phone(args.phone_base + i) for i in range(len(chosen))]
+    tokens = {}
+    if args.tokens:
+        # Each booking presents its phone's token (`bench.py tokens`, obtained before the run).
+        with open(args.tokens) as f:
+            tokens = json.load(f)["tokens"]
+        missing = [p for p in phones if p not in tokens]
+        if missing:
+            sys.exit(f"book: {len(missing)} phones (first {missing[0]}) have no token in {args.tokens}")
+        if phones:
+            earliest = min(parse_instant(tokens[p]["expires_at"]) for p in phones)
+            # The open loop's own length, plus the margin for the answers (and for a closed loop).
+            run_for = len(chosen) / args.rate if args.rate else 0
+            if earliest < dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=run_for + args.token_margin):
+                sys.exit(
+                    f"book: a phone token expires at {earliest.isoformat()}, within this run "
+                    f"({run_for:.0f} s + {args.token_margin} s margin): run `bench.py tokens` again"
+                )
+    bodies = [
+        booking_body(slot, args.phone_base + i, tokens[phones[i]]["phone_token"] if tokens else None)
+        for i, slot in enumerate(chosen)
+    ]
     results = [None] * len(chosen)
+    refusals = {}
     base = args.base
 
     def one(i, scheduled):
-        status = post_booking(base, booking_body(chosen[i], args.phone_base + i))
+        status, answer = post_booking(base, bodies[i])
         results[i] = (status, time.monotonic() - scheduled)
+        if status != 201:
+            refusals.setdefault(str(status), answer)
 
     started = time.monotonic()
     # The driver's own CPU (all its threads): a closed loop whose driver is near a full core is
@@ -221,6 +499,8 @@ def cmd_book(args):
         "sent": len(chosen),
         "created": len(ok),
         "statuses": dict(statuses),
+        "first_refusals": refusals,
+        "phone_tokens": bool(tokens),
         "elapsed_s": elapsed,
         "rps": len(ok) / elapsed if elapsed > 0 else 0,
         "p50_ms": (percentile(ok, 50) or 0) * 1000,
@@ -236,6 +516,8 @@ def cmd_book(args):
         f"statuses {dict(statuses)}, {summary['rps']:.1f}/s, "
         f"p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms"
     )
+    for status, answer in sorted(refusals.items()):
+        print(f"book: first {status} answer: {answer}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------ CPU
@@ -512,6 +794,12 @@ def parse_redis_csv(text):
     return None
 
 
+def first_refusals(summary):
+    """The first answer of each refused status of a booking run, for the report's notes."""
+    answers = summary.get("first_refusals") or {}
+    return "".join(f"; first {status}: `{answer[:200]}`" for status, answer in sorted(answers.items()))
+
+
 def fmt(v, digits=0, unit=""):
     if v is None:
         return "—"
@@ -660,7 +948,8 @@ def cmd_report(args):
                 added_all = s5_open["p50_ms"] - k_open * mis["p50_ms"]
         rows.append(
             [
-                f"S5 anonymous booking, distinct slots: latency (open loop, {s5_open['target_rate']}/s)",
+                f"S5 anonymous booking, distinct slots: latency (open loop, {s5_open['target_rate']}/s; "
+                f"{s5_open['created']}/{s5_open['sent']} answered 201)",
                 fmt(s5_open["rps"], 1),
                 f"p50 − MIS reserve p50 = {fmt(added, 1, ' ms')}; "
                 f"p50 − {fmt(k_open, 2)} × MIS p50 = {fmt(added_all, 1, ' ms')}",
@@ -671,7 +960,10 @@ def cmd_report(args):
             ]
         )
         if s5_open["created"] != s5_open["sent"]:
-            notes.append(f"S5 open loop: statuses {s5_open['statuses']} (only 201s are in the percentiles).")
+            notes.append(
+                f"S5 open loop: statuses {s5_open['statuses']} (only 201s are in the percentiles)"
+                f"{first_refusals(s5_open)}."
+            )
     best = max(steps, key=lambda step: step[1]["rps"]) if steps else None
     previous = None
     for workers, step, name in steps:
@@ -680,7 +972,7 @@ def cmd_report(args):
         marker = " — **capacity**" if best and workers == best[0] else ""
         rows.append(
             [
-                f"S5 anonymous booking: closed loop, {workers} workers, {step['sent']} bookings{marker}",
+                f"S5 anonymous booking: closed loop, {workers} workers, {step['created']}/{step['sent']} answered 201{marker}",
                 fmt(step["rps"], 1),
                 f"{growth}; {fmt(k, 2)} MIS calls/booking",
                 fmt(step["p50_ms"], 1, " ms"),
@@ -690,7 +982,7 @@ def cmd_report(args):
             ]
         )
         if step["created"] != step["sent"]:
-            notes.append(f"S5 closed loop at {workers} workers: statuses {step['statuses']}.")
+            notes.append(f"S5 closed loop at {workers} workers: statuses {step['statuses']}{first_refusals(step)}.")
         previous = step["rps"] or None
 
     out = []
@@ -758,7 +1050,14 @@ def cmd_report(args):
             "by less than 10 %; the capacity is the best step."
         )
         out.append("")
-    for key in ("s1_target", "outbox"):
+    if facts.get("s1_target"):
+        measured = (
+            f"Measured over the S1 wrk run: **{s1_xacts:.3f}** PostgreSQL transactions per request (above)."
+            if s1_xacts is not None
+            else "PostgreSQL transactions per request: not measured in this run."
+        )
+        out.append(f"- {facts['s1_target']} {measured}")
+    for key in ("tokens", "outbox"):
         if facts.get(key):
             out.append(f"- {facts[key]}")
     for note in notes:
@@ -813,8 +1112,28 @@ def main():
     p.add_argument("--concurrency", type=int, default=16, help="closed loop: workers")
     p.add_argument("--phone-base", type=int, default=0)
     p.add_argument("--exclude", default="", help="SPECIALIST:BRANCH:DATE not to book")
+    p.add_argument("--tokens", default="", help="the JSON file of `tokens` (phone → phone_token)")
+    p.add_argument(
+        "--token-margin",
+        type=int,
+        default=180,
+        help="refuse to start when a token expires within the run's length + this many seconds",
+    )
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_book)
+
+    p = sub.add_parser("tokens", help="phone tokens for the booking phones (setup, not measured)")
+    p.add_argument("--base", required=True)
+    p.add_argument("--phone-base", type=int, required=True, help="as `book --phone-base`")
+    p.add_argument("--count", type=int, required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sms-log", default="", help="the server's log (SMS_PROVIDER=log)")
+    source.add_argument("--sms-url", default="", help="the SMS.ru emulator (SMS_PROVIDER=smsru)")
+    p.add_argument("--valid-for", type=int, default=300, help="seconds a kept token must still be valid")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--timeout", type=float, default=60, help="seconds to wait for the codes")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_tokens)
 
     p = sub.add_parser("cpu")
     p.add_argument("--app", type=int, required=True)
