@@ -1063,7 +1063,7 @@ def cmd_report(args):
     for note in notes:
         out.append(f"- {note}")
     out.append(
-        "- CPU µs/req = (utime+stime after − before) / completed requests, from /proc/<pid>/stat "
+        "- CPU µs/req = (utime+stime after − before) / completed requests, from `/proc/<pid>/stat` "
         f"(tick {1000 / HZ:.0f} ms): the app process, redis-server, and the PostgreSQL backends "
         "connected to the bench database. \"app core busy\" is app CPU time / wall time: well under "
         "100 % in a capacity row means something else was the limit (the generator, PostgreSQL or "
@@ -1074,7 +1074,7 @@ def cmd_report(args):
         "row; a statement outside a transaction counts as one, so for reads this is queries per "
         "request. Apart from S1's capacity row (settled, above) the counters are read right at the "
         "row's ends, where a backend may still hold up to a second of counts: about ±10 % of a "
-        "10 s row. \"app RSS at end\" is the app's VmRSS (/proc/<pid>/status) when the row ended."
+        "10 s row. \"app RSS at end\" is the app's VmRSS (`/proc/<pid>/status`) when the row ended."
     )
     out.append(
         "- Latency rows are open loop (oha `-q R --latency-correction`, or the Python driver timing "
