@@ -455,6 +455,17 @@ async fn cancelling_asks_first_keeps_the_reason_and_offers_to_book_again() {
         "href=\"/doctors/{doctor}?branch_id={branch}#slots\""
     )));
     assert!(!after.contains("Отменить запись…"));
+    // The patient's own data export carries the reason too.
+    let (status, data) = page(&client, &app, "/cabinet/my-data.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let data: Value = serde_json::from_str(&data).expect("json");
+    let visit = data["visits"]
+        .as_array()
+        .expect("visits")
+        .iter()
+        .find(|v| v["id"] == id)
+        .expect("the visit");
+    assert_eq!(visit["cancel_reason"], "Заболел, перенесу позже");
     // The question of a cancelled record sends back to it.
     let again = client
         .get(app.url(&format!("{record}/cancel")))

@@ -56,6 +56,10 @@ pub struct RecordOut {
     pub branch: RecordBranch,
     pub patient: RecordPatient,
     pub source: RecordSource,
+    /// What the patient wrote for the doctor when booking.
+    pub comment: Option<String>,
+    /// The patient's words when cancelling, if any.
+    pub cancel_reason: Option<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
 }
@@ -86,6 +90,8 @@ impl From<&RecordView> for RecordOut {
                 phone_masked: r.phone_masked(),
             },
             source: r.source,
+            comment: r.comment.clone(),
+            cancel_reason: r.cancel_reason.clone(),
             created_at: r.created_at.to_rfc3339(),
         }
     }

@@ -237,6 +237,8 @@ pub struct VisitData {
     pub patient_birth_date: Option<NaiveDate>,
     pub patient_email: Option<String>,
     pub comment: Option<String>,
+    /// The patient's words when cancelling, if any.
+    pub cancel_reason: Option<String>,
     /// When it was booked (UTC).
     pub created_at: DateTime<Utc>,
     /// When it was cancelled (UTC).
@@ -263,6 +265,7 @@ impl VisitData {
             patient_birth_date: r.patient_birth_date,
             patient_email: r.patient_email.clone(),
             comment: r.comment.clone(),
+            cancel_reason: r.cancel_reason.clone(),
             created_at: r.created_at,
             cancelled_at: r.cancelled_at,
         }

@@ -581,6 +581,10 @@ export interface components {
         /** @description A record; times are RFC 3339 with the branch's offset. */
         RecordOut: {
             branch: components["schemas"]["RecordBranch"];
+            /** @description The patient's words when cancelling, if any. */
+            cancel_reason?: string | null;
+            /** @description What the patient wrote for the doctor when booking. */
+            comment?: string | null;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
