@@ -206,6 +206,20 @@ pub async fn refuse_record(
     AppError::from(e)
 }
 
+/// The record `record_id` as `user` may see it, or the refusal of [`refuse_record`].
+pub async fn visible_record(
+    app: &App,
+    user: &User,
+    ip: std::net::IpAddr,
+    path: &str,
+    record_id: i64,
+) -> Result<crate::db::models::record::RecordView, AppError> {
+    match app.booking.visible_record(user, record_id).await {
+        Ok(view) => Ok(view),
+        Err(e) => Err(refuse_record(app, user, ip, path, record_id, e).await),
+    }
+}
+
 /// A 403 for `user` on `path` outside the role gates (an API operation for another role),
 /// audited like the gates' (`access_denied`).
 pub async fn refuse_role(app: &App, user: &User, ip: std::net::IpAddr, path: &str) -> AppError {

@@ -62,10 +62,7 @@ pub async fn download_record_calendar(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = path_id(&id)?;
-    let view = match state.booking.visible_record(&user, id).await {
-        Ok(view) => view,
-        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
-    };
+    let view = roles::visible_record(&state, &user, ip, uri.path(), id).await?;
     let link = state.booking.rules.cabinet_link(view.record.id);
     let visit = state.booking.calendar_visit(view).await?;
     let host = ics::host_of(&state.config.public_base_url);

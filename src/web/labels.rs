@@ -5,7 +5,10 @@
 use std::borrow::Borrow;
 
 use crate::{
-    domain::values::{ConsentPurpose, RecordSource, RecordStatus, Role},
+    domain::{
+        booking::notify::{month_genitive, weekday_abbr},
+        values::{ConsentPurpose, RecordSource, RecordStatus, Role},
+    },
     sync::{SyncKind, guard::Subject},
 };
 
@@ -425,43 +428,12 @@ where
     day_month_time(at.naive_local())
 }
 
-/// «пн», «вт», …: a weekday as the short dates name it.
-pub fn short_weekday(day: chrono::Weekday) -> &'static str {
-    match day {
-        chrono::Weekday::Mon => "пн",
-        chrono::Weekday::Tue => "вт",
-        chrono::Weekday::Wed => "ср",
-        chrono::Weekday::Thu => "чт",
-        chrono::Weekday::Fri => "пт",
-        chrono::Weekday::Sat => "сб",
-        chrono::Weekday::Sun => "вс",
-    }
-}
-
-/// «ноября»: a month in the genitive, as it follows a day's number.
-fn month_genitive(month: u32) -> &'static str {
-    match month {
-        1 => "января",
-        2 => "февраля",
-        3 => "марта",
-        4 => "апреля",
-        5 => "мая",
-        6 => "июня",
-        7 => "июля",
-        8 => "августа",
-        9 => "сентября",
-        10 => "октября",
-        11 => "ноября",
-        _ => "декабря",
-    }
-}
-
 /// «пн, 30 ноября»: a day as a patient reads it.
 pub fn day_month(date: chrono::NaiveDate) -> String {
     use chrono::Datelike;
     format!(
         "{}, {} {}",
-        short_weekday(date.weekday()),
+        weekday_abbr(date.weekday()),
         date.day(),
         month_genitive(date.month())
     )
@@ -718,52 +690,16 @@ mod zone_tests {
 
 // ---- dates as the booking pages show them --------------------------------------------
 
-/// «пн»: the short weekday.
-pub fn weekday_short(date: chrono::NaiveDate) -> &'static str {
-    use chrono::Datelike;
-    match date.weekday() {
-        chrono::Weekday::Mon => "пн",
-        chrono::Weekday::Tue => "вт",
-        chrono::Weekday::Wed => "ср",
-        chrono::Weekday::Thu => "чт",
-        chrono::Weekday::Fri => "пт",
-        chrono::Weekday::Sat => "сб",
-        chrono::Weekday::Sun => "вс",
-    }
-}
-
 /// «30 ноября»: the day and the month in the genitive.
 pub fn day_and_month(date: chrono::NaiveDate) -> String {
     use chrono::Datelike;
-    const MONTHS: [&str; 12] = [
-        "января",
-        "февраля",
-        "марта",
-        "апреля",
-        "мая",
-        "июня",
-        "июля",
-        "августа",
-        "сентября",
-        "октября",
-        "ноября",
-        "декабря",
-    ];
-    let month = MONTHS
-        .get(date.month0() as usize)
-        .copied()
-        .unwrap_or_default();
-    format!("{} {month}", date.day())
-}
-
-/// «пн, 30 ноября»: a day of a visit.
-pub fn weekday_day_month(date: chrono::NaiveDate) -> String {
-    format!("{}, {}", weekday_short(date), day_and_month(date))
+    format!("{} {}", date.day(), month_genitive(date.month()))
 }
 
 /// «Пн 30.11»: a day's heading in a week picker.
 pub fn week_day_heading(date: chrono::NaiveDate) -> String {
-    let weekday = weekday_short(date);
+    use chrono::Datelike;
+    let weekday = weekday_abbr(date.weekday());
     let mut chars = weekday.chars();
     let capital: String = chars
         .next()
@@ -780,7 +716,7 @@ pub fn visit_when_in(
     let local = zone.local(&start);
     format!(
         "{}, {}, {}",
-        weekday_day_month(local.date_naive()),
+        day_month(local.date_naive()),
         local.format("%H:%M"),
         zone.city_time()
     )
@@ -796,7 +732,7 @@ mod booking_date_tests {
     #[test]
     fn visits_are_told_by_weekday_day_month_time_and_city() {
         let monday = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
-        assert_eq!(weekday_day_month(monday), "пн, 30 ноября");
+        assert_eq!(day_month(monday), "пн, 30 ноября");
         assert_eq!(week_day_heading(monday), "Пн 30.11");
         assert_eq!(
             day_and_month(NaiveDate::from_ymd_opt(2027, 5, 1).unwrap()),

@@ -114,10 +114,7 @@ pub async fn show_my_record(
 ) -> Result<Response, AppError> {
     let id = path_id(&id)?;
     let wanted = params::field("week", params::optional_date(query.week.trim()))?;
-    let view = match state.booking.visible_record(&user, id).await {
-        Ok(view) => view,
-        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
-    };
+    let view = roles::visible_record(&state, &user, ip, uri.path(), id).await?;
     let can_change = view.record.is_changeable_at(state.booking.clock.now());
     let week = if can_change {
         let page = format!("/cabinet/records/{id}?");
@@ -170,10 +167,7 @@ pub async fn show_cancel_my_record(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = path_id(&id)?;
-    let view = match state.booking.visible_record(&user, id).await {
-        Ok(view) => view,
-        Err(e) => return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await),
-    };
+    let view = roles::visible_record(&state, &user, ip, uri.path(), id).await?;
     if !view.record.is_changeable_at(state.booking.clock.now()) {
         return Ok(Redirect::to(&format!("/cabinet/records/{id}")).into_response());
     }
@@ -202,12 +196,7 @@ pub async fn cancel_my_record(
     let reason = match CancelReason::parse(&form.reason) {
         Ok(reason) => reason,
         Err(invalid) => {
-            let view = match state.booking.visible_record(&user, id).await {
-                Ok(view) => view,
-                Err(e) => {
-                    return Err(roles::refuse_record(&state, &user, ip, uri.path(), id, e).await);
-                }
-            };
+            let view = roles::visible_record(&state, &user, ip, uri.path(), id).await?;
             let page = CancelPage {
                 layout: Layout::with_form(&session, Some(&user)).await?,
                 summary: VisitSummary::of_record(&state, &view).await?,

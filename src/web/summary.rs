@@ -68,7 +68,7 @@ fn record_when(zone: BranchZone, view: &RecordView) -> String {
     let (start, end) = (view.local_start(), view.local_end());
     format!(
         "{}, {}–{}, {}",
-        labels::weekday_day_month(start.date_naive()),
+        labels::day_month(start.date_naive()),
         start.format("%H:%M"),
         end.format("%H:%M"),
         zone.city_time()

@@ -69,7 +69,7 @@ impl WeekDay {
         Self {
             date,
             heading: labels::week_day_heading(date),
-            title: labels::weekday_day_month(date),
+            title: labels::day_month(date),
             slots,
             closed,
         }
