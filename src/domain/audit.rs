@@ -59,6 +59,27 @@ pub async fn append(db: &DbPool, actor: Actor, action: &str, subject: &str) {
     write(db, actor, action, subject, serde_json::json!({})).await;
 }
 
+/// Appends one event on `conn`, inside the caller's transaction: the event is written if
+/// and only if what it records is (a booking's record and its audit row commit together).
+pub async fn append_in(
+    conn: &mut diesel_async::AsyncPgConnection,
+    actor: Actor,
+    action: &str,
+    subject: &str,
+) -> Result<(), diesel::result::Error> {
+    let ip = actor.ip.to_string();
+    let request_id = current_request_id();
+    let event = NewAuditEvent {
+        actor_user_id: actor.user_id,
+        action,
+        subject: Some(subject),
+        client_ip: Some(&ip),
+        request_id: request_id.as_deref(),
+        details: serde_json::json!({}),
+    };
+    audit_event::insert(conn, &event).await.map(drop)
+}
+
 /// Appends one event with details (an export's filter).
 pub async fn append_with(
     db: &DbPool,

@@ -377,6 +377,20 @@ impl PhoneChecks {
         purpose: VerificationPurpose,
         phone: Option<&Phone>,
     ) -> Result<ProvenPhone, VerifyError> {
+        let proven = self.check(token, purpose, phone).await?;
+        let mut conn = self.db.get().await?;
+        self.take_checked(&mut conn, &proven).await?;
+        Ok(proven)
+    }
+
+    /// What [`PhoneChecks::take`] checks, without taking the proof: the booking checks
+    /// first and takes the proof later, in the transaction that writes down its intent.
+    pub async fn check(
+        &self,
+        token: Option<&str>,
+        purpose: VerificationPurpose,
+        phone: Option<&Phone>,
+    ) -> Result<ProvenPhone, VerifyError> {
         let token = token
             .map(str::trim)
             .filter(|t| !t.is_empty())
@@ -400,9 +414,6 @@ impl PhoneChecks {
         if let Some(problem) = problem {
             return Err(VerifyError::Proof(problem));
         }
-        if !verification::use_token(&mut conn, &row.id, now).await? {
-            return Err(VerifyError::Proof(ProofProblem::Used));
-        }
         let Some(phone) = row.phone else {
             return Err(VerifyError::Proof(ProofProblem::Unknown));
         };
@@ -411,6 +422,19 @@ impl PhoneChecks {
             phone: Phone::from_stored(phone),
             user_id: row.user_id,
         })
+    }
+
+    /// Takes a checked proof on `conn` (inside the caller's transaction, if it has one):
+    /// of two operations presenting one proof, only the first takes it.
+    pub async fn take_checked(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        proven: &ProvenPhone,
+    ) -> Result<(), VerifyError> {
+        if !verification::use_token(conn, &proven.verification_id, self.clock.now()).await? {
+            return Err(VerifyError::Proof(ProofProblem::Used));
+        }
+        Ok(())
     }
 
     /// Gives a taken proof back: the operation it was taken for did not happen.

@@ -132,6 +132,31 @@ pub async fn resolve(
     Ok(updated == 1)
 }
 
+/// Resolves a pending booking intent as `done` with its record and the MIS's `SCHEDID` in
+/// one statement; `false` when it was resolved already.
+pub async fn complete_booking(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    record_id: i64,
+    mis_id: i64,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        booking_intents::table
+            .find(id)
+            .filter(booking_intents::state.eq(IntentState::Pending)),
+    )
+    .set((
+        booking_intents::state.eq(IntentState::Done),
+        booking_intents::record_id.eq(record_id),
+        booking_intents::mis_id.eq(mis_id),
+        booking_intents::error.eq(None::<String>),
+        booking_intents::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
+}
+
 /// Pending intents not touched since `before`, oldest first.
 pub async fn stale_pending(
     conn: &mut AsyncPgConnection,

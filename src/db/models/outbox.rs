@@ -119,14 +119,23 @@ pub async fn count_for_phone_since(
         .await
 }
 
+/// The SQL of a message's text without its secrets: the code of a `code` message and the
+/// token of a visit link are blanked, the rest of the text stays.
+macro_rules! redacted_body {
+    () => {
+        "regexp_replace(regexp_replace(body, '/v/[A-Za-z0-9_-]+', '/v/…', 'g'), \
+         '(код )[0-9]{6}', '\\1••••••')"
+    };
+}
+
 /// Once a message has left for good, its secrets leave the table: the code of a `code`
 /// message and the token of a visit link are blanked, the rest of the text stays.
 async fn redact(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<usize> {
-    diesel::sql_query(
-        "UPDATE sms_outbox SET body = regexp_replace(regexp_replace(body, \
-           '/v/[A-Za-z0-9_-]+', '/v/…', 'g'), '(код )[0-9]{6}', '\\1••••••') \
-         WHERE id = $1 AND status IN ('sent', 'failed')",
-    )
+    diesel::sql_query(concat!(
+        "UPDATE sms_outbox SET body = ",
+        redacted_body!(),
+        " WHERE id = $1 AND status IN ('sent', 'failed')"
+    ))
     .bind::<diesel::sql_types::BigInt, _>(id)
     .execute(conn)
     .await
@@ -196,27 +205,21 @@ pub async fn mark_sent(
     provider_id: &str,
     check_at: Option<DateTime<Utc>>,
 ) -> QueryResult<bool> {
-    let moved = diesel::update(
-        sms_outbox::table
-            .find(id)
-            .filter(sms_outbox::status.eq_any([status::SENDING, status::UNKNOWN])),
-    )
-    .set((
-        sms_outbox::status.eq(status::SENT),
-        sms_outbox::provider_id.eq(provider_id),
-        sms_outbox::sent_at.eq(diesel::dsl::now),
-        sms_outbox::last_error.eq(None::<String>),
-        sms_outbox::delivery.eq(check_at.map(|_| "pending")),
-        sms_outbox::next_check_at.eq(check_at),
-        sms_outbox::updated_at.eq(diesel::dsl::now),
+    // The redaction rides in the same statement: a sent text never keeps its secrets, not
+    // even for a moment a crash could stretch, and it costs no second write.
+    diesel::sql_query(concat!(
+        "UPDATE sms_outbox SET status = 'sent', provider_id = $2, sent_at = now(), \
+           last_error = NULL, delivery = $3, next_check_at = $4, updated_at = now(), body = ",
+        redacted_body!(),
+        " WHERE id = $1 AND status IN ('sending', 'unknown')"
     ))
+    .bind::<diesel::sql_types::BigInt, _>(id)
+    .bind::<diesel::sql_types::Text, _>(provider_id)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(check_at.map(|_| "pending"))
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(check_at)
     .execute(conn)
     .await
-    .map(|n| n == 1)?;
-    if moved {
-        redact(conn, id).await?;
-    }
-    Ok(moved)
+    .map(|n| n == 1)
 }
 
 /// `sending` → `pending` at `at`: the gateway refused for now.

@@ -204,6 +204,7 @@ impl Booking {
                 actor: Actor::user(staff, request.ip),
             },
             manage_token.as_deref(),
+            None,
         )
         .await
     }

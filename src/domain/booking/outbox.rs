@@ -147,11 +147,18 @@ pub fn spawn(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut kept_at: Option<tokio::time::Instant> = None;
         loop {
             if *stop.borrow() {
                 break;
             }
-            if let Err(e) = drain(&booking, &settings).await {
+            // A booking wakes the worker for its one message; the housekeeping (stuck
+            // messages, the gauges, the gateway's answers) is due once a poll interval.
+            let housekeeping = kept_at.is_none_or(|at| at.elapsed() >= POLL);
+            if housekeeping {
+                kept_at = Some(tokio::time::Instant::now());
+            }
+            if let Err(e) = round(&booking, &settings, housekeeping).await {
                 tracing::warn!(error = %e, "SMS outbox round failed");
             }
             tokio::select! {
@@ -171,27 +178,24 @@ fn later(after: Duration) -> DateTime<Utc> {
 /// can be asked about, sends every due message, then asks for due delivery reports.
 /// Returns how many messages were sent.
 pub async fn drain(booking: &Booking, settings: &OutboxSettings) -> anyhow::Result<usize> {
+    round(booking, settings, true).await
+}
+
+/// A round; without `housekeeping`, only the due messages are sent.
+async fn round(
+    booking: &Booking,
+    settings: &OutboxSettings,
+    housekeeping: bool,
+) -> anyhow::Result<usize> {
     let mut conn = booking.db.get().await?;
     // Without a configured gateway, messages wait in the outbox (counted below) until the
     // server restarts with one; sending would only burn their attempts.
     let waiting = booking.sms.name() == "unconfigured";
-    let stuck = outbox::hold_stuck(&mut conn, Utc::now() - settings.stuck_after).await?;
-    for id in stuck {
-        metrics::counter!("sms_send_total", "result" => "unknown").increment(1);
-        tracing::error!(
-            message = id,
-            "SMS left sending by a stopped worker; held until its outcome is known"
-        );
+    if housekeeping {
+        keep_house(booking, &mut conn, settings).await?;
     }
-    let depth = outbox::depth(&mut conn).await?;
-    metrics::gauge!("sms_outbox_depth").set(depth as f64);
-    let held = outbox::held(&mut conn).await?;
-    metrics::gauge!("sms_outbox_unknown").set(held as f64);
     if waiting {
         return Ok(0);
-    }
-    if booking.sms.can_look_up() {
-        settle_unknown(booking, &mut conn, settings).await?;
     }
     let mut sent = 0;
     // One message at a time: a worker that dies leaves at most one message `sending`.
@@ -212,12 +216,38 @@ pub async fn drain(booking: &Booking, settings: &OutboxSettings) -> anyhow::Resu
             sent += 1;
         }
     }
-    if let Some(poll) = settings.status_poll
+    if housekeeping
+        && let Some(poll) = settings.status_poll
         && booking.sms.reports_delivery()
     {
         check_delivery(booking, &mut conn, settings, poll).await?;
     }
     Ok(sent)
+}
+
+/// Holds what dead workers left `sending`, sets the gauges, and settles `unknown` messages
+/// the gateway can be asked about.
+async fn keep_house(
+    booking: &Booking,
+    conn: &mut AsyncPgConnection,
+    settings: &OutboxSettings,
+) -> anyhow::Result<()> {
+    let stuck = outbox::hold_stuck(conn, Utc::now() - settings.stuck_after).await?;
+    for id in stuck {
+        metrics::counter!("sms_send_total", "result" => "unknown").increment(1);
+        tracing::error!(
+            message = id,
+            "SMS left sending by a stopped worker; held until its outcome is known"
+        );
+    }
+    let depth = outbox::depth(conn).await?;
+    metrics::gauge!("sms_outbox_depth").set(depth as f64);
+    let held = outbox::held(conn).await?;
+    metrics::gauge!("sms_outbox_unknown").set(held as f64);
+    if booking.sms.name() != "unconfigured" && booking.sms.can_look_up() {
+        settle_unknown(booking, conn, settings).await?;
+    }
+    Ok(())
 }
 
 fn outgoing(message: &OutboxMessage) -> OutgoingSms {

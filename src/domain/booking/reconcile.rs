@@ -123,6 +123,7 @@ impl Booking {
                             appointment.schedid,
                             None,
                             token.as_deref(),
+                            None,
                         )
                         .await;
                     match written {

@@ -1,10 +1,12 @@
 //! Booking a free slot. The MIS owns the slots, so a booking is written down first (an
-//! intent, committed on its own), then the MIS books, then the record, its SMS and the
-//! intent's `done` are written in one local transaction. If that write fails, the MIS
-//! booking is cancelled again (compensation). The work after the slot check runs in a task
-//! of its own: a request that is dropped (the client hangs up, the request times out) does
-//! not stop it half-way, and whatever a crash interrupts, the reconciler finishes from the
-//! intent (`reconcile.rs`).
+//! intent, committed with the visitor's phone proof and consent, if any), then the MIS
+//! books, then the record, its SMS, its audit row and the intent's `done` with the MIS's
+//! `SCHEDID` are written in one local transaction: two commits on the way, nothing else
+//! waits on the disk. If that write fails, the MIS booking is cancelled again
+//! (compensation). The work after the slot check runs in a task of its own: a request that
+//! is dropped (the client hangs up, the request times out) does not stop it half-way, and
+//! whatever a crash interrupts, the reconciler finishes from the intent (`reconcile.rs`,
+//! which finds an appointment the intent has no `SCHEDID` for by its slot).
 
 use std::net::IpAddr;
 
@@ -31,8 +33,8 @@ use crate::{
     domain::{
         audit::{self, Actor},
         consent::{self, ConsentGiven, Consenter},
-        phones::sha256_hex,
-        values::{BirthDate, Comment, IntentKind, IntentState, RecordSource, VerificationPurpose},
+        phones::{ProvenPhone, sha256_hex},
+        values::{BirthDate, Comment, IntentKind, RecordSource, VerificationPurpose},
     },
     integrations::infoclinica::{PatientQuery, ReserveRequest},
 };
@@ -147,46 +149,32 @@ impl Booking {
             .target(request.specialist_id, request.branch_id)
             .await?;
         let slot = self.find_slot(&target, request.start).await?;
-        let phone = &request.patient.phone;
-        let proven = if self.rules.anonymous_verify {
+        let phone = request.patient.phone.as_str().to_owned();
+        // Checked here, taken in the intent's transaction (so it costs no commit of its
+        // own), given back if the booking does not happen.
+        let proof = if self.rules.anonymous_verify {
             Some(
                 self.phones
-                    .take(proof, VerificationPurpose::Booking, Some(phone))
+                    .check(
+                        proof,
+                        VerificationPurpose::Booking,
+                        Some(&request.patient.phone),
+                    )
                     .await?,
             )
         } else {
             None
         };
-        let booked = self
-            .book_anonymous_proven(target, slot, request, consent)
-            .await;
-        if let (Err(_), Some(proven)) = (&booked, &proven) {
-            self.phones.release(proven).await;
-        }
-        booked
-    }
-
-    async fn book_anonymous_proven(
-        &self,
-        target: BookingTarget,
-        slot: Slot,
-        request: BookRequest<'_>,
-        consent: ConsentGiven,
-    ) -> Result<AnonymousBooking, BookingError> {
-        let phone = request.patient.phone.as_str().to_owned();
         self.limits.check(request.actor.ip, &phone).await?;
-        let mut conn = self.conn().await?;
-        self.check_sms_day(&mut conn, &phone).await?;
-        consent::record(
-            &mut conn,
-            Consenter::Phone(&phone),
-            consent,
-            request.actor.ip,
-        )
-        .await?;
-        drop(conn);
+        {
+            let mut conn = self.conn().await?;
+            self.check_sms_day(&mut conn, &phone).await?;
+        }
         let token = super::rules::new_link_token();
-        let view = self.book_slot(target, slot, request, Some(&token)).await?;
+        let terms = VisitorTerms { proof, consent };
+        let view = self
+            .book_slot(target, slot, request, Some(&token), Some(terms))
+            .await?;
         Ok(AnonymousBooking {
             view,
             manage_token: token,
@@ -221,17 +209,19 @@ impl Booking {
             self.check_sms_day(&mut conn, request.patient.phone.as_str())
                 .await?;
         }
-        self.book_slot(target, slot, request, None).await
+        self.book_slot(target, slot, request, None, None).await
     }
 
     /// [`Booking::book`] once the doctor and the free slot are known. A visit booked
-    /// without an account gets `manage_token`, whose link goes out in the SMS.
+    /// without an account gets `manage_token`, whose link goes out in the SMS; one booked by
+    /// a visitor on the site brings `terms` (the phone proof to take, the consent to record).
     pub(super) async fn book_slot(
         &self,
         target: BookingTarget,
         slot: Slot,
         request: BookRequest<'_>,
         manage_token: Option<&str>,
+        terms: Option<VisitorTerms>,
     ) -> Result<RecordView, BookingError> {
         let lock = self.lock_slot(&target, request.start).await?;
         let job = BookJob {
@@ -240,6 +230,7 @@ impl Booking {
             user: request.user.cloned(),
             keep_answer: request.keep_answer,
             manage_token: manage_token.map(str::to_owned),
+            terms,
             target,
             slot,
         };
@@ -256,22 +247,20 @@ impl Booking {
                     job.slot.start.date_naive(),
                 )
                 .await;
-            if let Ok(view) = &result {
-                this.schedule
-                    .forget_free_start(
-                        job.target.specialist_id,
-                        job.target.branch_id,
-                        &job.slot.start,
-                    )
-                    .await;
+            if result.is_ok() {
                 this.outbox_wakeup.notify_one();
-                audit::append(
-                    &this.db,
-                    job.facts.actor(),
-                    "record_booked",
-                    &view.record.id.to_string(),
-                )
-                .await;
+                // The doctor list's "nearest free time" forgets the start after the answer:
+                // nobody waits for it, and the next fill of the day rewrites it anyway.
+                let schedule = this.schedule.clone();
+                tokio::spawn(async move {
+                    schedule
+                        .forget_free_start(
+                            job.target.specialist_id,
+                            job.target.branch_id,
+                            &job.slot.start,
+                        )
+                        .await;
+                });
             }
             result
         });
@@ -353,21 +342,70 @@ impl Booking {
         let facts = serde_json::to_value(&job.facts)
             .map_err(|e| BookingError::Store(format!("booking facts: {e}")))?;
         let intent = self
-            .open_intent(&NewIntent {
-                kind: IntentKind::Book,
-                record_id: None,
-                specialist_id: target.specialist_id,
-                branch_id: target.branch_id,
-                starts_at: slot.start.with_timezone(&Utc),
-                ends_at: slot.end.with_timezone(&Utc),
-                pcode,
-                mis_id: None,
-                request: &facts,
-                idempotency_scope: job.keep_answer.as_ref().map(|k| k.scope.as_str()),
-                idempotency_key: job.keep_answer.as_ref().map(|k| k.key.as_str()),
-                request_hash: job.keep_answer.as_ref().map(|k| k.request_hash.as_str()),
-            })
+            .open_booking_intent(
+                &NewIntent {
+                    kind: IntentKind::Book,
+                    record_id: None,
+                    specialist_id: target.specialist_id,
+                    branch_id: target.branch_id,
+                    starts_at: slot.start.with_timezone(&Utc),
+                    ends_at: slot.end.with_timezone(&Utc),
+                    pcode,
+                    mis_id: None,
+                    request: &facts,
+                    idempotency_scope: job.keep_answer.as_ref().map(|k| k.scope.as_str()),
+                    idempotency_key: job.keep_answer.as_ref().map(|k| k.key.as_str()),
+                    request_hash: job.keep_answer.as_ref().map(|k| k.request_hash.as_str()),
+                },
+                job.terms.as_ref(),
+                &job.facts,
+            )
             .await?;
+        let booked = self.reserve_and_write(job, intent, pcode).await;
+        // A proof is used only by a booking that happened.
+        if let (Err(_), Some(proven)) = (&booked, job.terms.as_ref().and_then(|t| t.proof.as_ref()))
+        {
+            self.phones.release(proven).await;
+        }
+        booked
+    }
+
+    /// Writes down the intent of a booking (with a visitor's terms: their proof taken and
+    /// their consent recorded, all in one transaction) and returns its id.
+    async fn open_booking_intent(
+        &self,
+        new: &NewIntent<'_>,
+        terms: Option<&VisitorTerms>,
+        facts: &BookingFacts,
+    ) -> Result<i64, BookingError> {
+        let mut conn = self.conn().await?;
+        let Some(terms) = terms else {
+            return Ok(intent::insert(&mut conn, new).await?.id);
+        };
+        conn.transaction(async |conn| {
+            if let Some(proven) = &terms.proof {
+                self.phones.take_checked(conn, proven).await?;
+            }
+            consent::record(
+                conn,
+                Consenter::Phone(&facts.phone),
+                terms.consent,
+                facts.actor_ip,
+            )
+            .await?;
+            Ok::<_, BookingError>(intent::insert(conn, new).await?.id)
+        })
+        .await
+    }
+
+    /// The MIS call of a written-down intent, then the local record.
+    async fn reserve_and_write(
+        &self,
+        job: &BookJob,
+        intent: i64,
+        pcode: i64,
+    ) -> Result<RecordView, BookingError> {
+        let (target, slot) = (&job.target, &job.slot);
         let schedid = match self
             .mis
             .reserve(&reserve_request(target, slot, pcode, None))
@@ -380,7 +418,6 @@ impl Booking {
                 return Err(error);
             }
         };
-        self.note_mis_id(intent, schedid).await;
         let written = self
             .write_record(
                 intent,
@@ -391,11 +428,15 @@ impl Booking {
                 schedid,
                 job.keep_answer.as_ref(),
                 job.manage_token.as_deref(),
+                Some(job.facts.actor()),
             )
             .await;
         match written {
             Ok(view) => Ok(view),
             Err(e) => {
+                // The SCHEDID first, so the reconciler finds the appointment by its id
+                // should the cancel below not get through.
+                self.note_mis_id(intent, schedid).await;
                 // The MIS holds a booking nobody here knows about: give the slot back. If
                 // even that fails, the intent stays pending and the reconciler settles it.
                 match self
@@ -422,9 +463,10 @@ impl Booking {
         }
     }
 
-    /// Writes the record of a booking the MIS accepted, its SMS, the stored answer and the
-    /// intent's `done`, in one transaction. The intent is resolved first: of two writers
-    /// (the request and the reconciler) the second finds it resolved and writes nothing.
+    /// Writes the record of a booking the MIS accepted, its SMS, the stored answer, the
+    /// audit row (as `audit_as`, when given) and the intent's `done` with `schedid`, in one
+    /// transaction. The intent is locked first: of two writers (the request and the
+    /// reconciler) the second finds it resolved and writes nothing.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn write_record(
         &self,
@@ -436,6 +478,7 @@ impl Booking {
         schedid: i64,
         keep_answer: Option<&AnswerToKeep>,
         manage_token: Option<&str>,
+        audit_as: Option<Actor>,
     ) -> Result<RecordView, BookingError> {
         // The text names the record's page, so it is written once the record has its id.
         let body_for = |record_id: i64| {
@@ -480,7 +523,7 @@ impl Booking {
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
                 let record = record::insert(conn, &new).await?;
-                intent::resolve(conn, intent, IntentState::Done, Some(record.id), None).await?;
+                intent::complete_booking(conn, intent, record.id, schedid).await?;
                 let body = body_for(record.id);
                 outbox::insert(
                     conn,
@@ -506,6 +549,9 @@ impl Booking {
                         &(keep.render)(&view),
                     )
                     .await?;
+                }
+                if let Some(actor) = audit_as {
+                    audit::append_in(conn, actor, "record_booked", &record.id.to_string()).await?;
                 }
                 Ok::<_, diesel::result::Error>(view)
             })
@@ -534,8 +580,16 @@ struct BookJob {
     keep_answer: Option<AnswerToKeep>,
     /// The visit link's token of a booking without an account.
     manage_token: Option<String>,
+    terms: Option<VisitorTerms>,
     target: BookingTarget,
     slot: Slot,
+}
+
+/// What a visitor booking on the site settles with the booking's intent: the phone proof
+/// it takes (none when the clinic turned verification off) and the consent it records.
+pub(super) struct VisitorTerms {
+    pub proof: Option<ProvenPhone>,
+    pub consent: ConsentGiven,
 }
 
 /// A visit booked without an account, and the token of its link (sent by SMS, stored
