@@ -3,8 +3,6 @@
 //! gets the same 422 on a page and in the API. (Values with rules of their own, such as
 //! phones, names and comments, are parsed by `crate::domain::values`.)
 
-use std::collections::HashMap;
-
 use axum::{extract::FromRequestParts, http::request::Parts};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -83,7 +81,8 @@ pub fn field<T>(name: &str, parsed: Result<T, Invalid>) -> Result<T, AppError> {
 /// parameter out, so the API refuses an empty one rather than guess (422 on it), and its
 /// document can give each parameter its real type.
 pub struct QueryPairs {
-    pairs: HashMap<String, String>,
+    /// In the order given; a handful at most, so a scan beats hashing.
+    pairs: Vec<(String, String)>,
     empty_is_absent: bool,
 }
 
@@ -93,14 +92,19 @@ impl QueryPairs {
             serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
                 .map_err(|_| AppError::BadRequest("параметры в адресе не читаются".into()))?;
         Ok(Self {
-            pairs: pairs.into_iter().collect(),
+            pairs,
             empty_is_absent,
         })
     }
 
+    /// The last value given for `name`.
+    fn get(&self, name: &str) -> Option<&String> {
+        self.pairs.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
     /// A parameter's value; `""` when absent (or empty on a page).
     pub fn value(&self, name: &str) -> Result<&str, Invalid> {
-        match self.pairs.get(name) {
+        match self.get(name) {
             None => Ok(""),
             Some(v) if v.is_empty() && !self.empty_is_absent => Err(Invalid(
                 "Пустое значение: укажите значение или не передавайте параметр",
@@ -111,7 +115,7 @@ impl QueryPairs {
 
     /// Free text, where empty is a value of its own (no search).
     pub fn text(&self, name: &str) -> &str {
-        self.pairs.get(name).map_or("", String::as_str)
+        self.get(name).map_or("", String::as_str)
     }
 }
 

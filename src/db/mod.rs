@@ -1,6 +1,7 @@
 //! PostgreSQL: the connection pool, creating the database, and the embedded migrations.
 
 pub mod models;
+pub mod prepared;
 pub mod schema;
 
 use std::time::Duration;

@@ -4,6 +4,8 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::prepared::KeepPrepared;
+
 use crate::{
     db::schema::{audit_events, records, users},
     domain::values::{PageNo, Role},
@@ -22,8 +24,7 @@ pub struct NewAuditEvent<'a> {
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) -> QueryResult<()> {
-    diesel::insert_into(audit_events::table)
-        .values(event)
+    KeepPrepared(diesel::insert_into(audit_events::table).values(event))
         .execute(conn)
         .await
         .map(|_| ())

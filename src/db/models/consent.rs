@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::prepared::KeepPrepared;
+
 use crate::{
     db::schema::{consent_texts, consents},
     domain::values::ConsentPurpose,
@@ -41,8 +43,8 @@ pub struct NewConsent<'a> {
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &[NewConsent<'_>]) -> QueryResult<usize> {
-    diesel::insert_into(consents::table)
-        .values(new)
+    // One text per number of rows (one or two consents).
+    KeepPrepared(diesel::insert_into(consents::table).values(new))
         .execute(conn)
         .await
 }

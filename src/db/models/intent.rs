@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::prepared::KeepPrepared;
+
 use crate::{
     db::schema::booking_intents,
     domain::values::{IntentKind, IntentState},
@@ -50,11 +52,13 @@ pub struct NewIntent<'a> {
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewIntent<'_>) -> QueryResult<Intent> {
-    diesel::insert_into(booking_intents::table)
-        .values(new)
-        .returning(Intent::as_returning())
-        .get_result(conn)
-        .await
+    KeepPrepared(
+        diesel::insert_into(booking_intents::table)
+            .values(new)
+            .returning(Intent::as_returning()),
+    )
+    .get_result(conn)
+    .await
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Intent>> {
@@ -140,18 +144,20 @@ pub async fn complete_booking(
     record_id: i64,
     mis_id: i64,
 ) -> QueryResult<bool> {
-    let updated = diesel::update(
-        booking_intents::table
-            .find(id)
-            .filter(booking_intents::state.eq(IntentState::Pending)),
+    let updated = KeepPrepared(
+        diesel::update(
+            booking_intents::table
+                .find(id)
+                .filter(booking_intents::state.eq(IntentState::Pending)),
+        )
+        .set((
+            booking_intents::state.eq(IntentState::Done),
+            booking_intents::record_id.eq(record_id),
+            booking_intents::mis_id.eq(mis_id),
+            booking_intents::error.eq(None::<String>),
+            booking_intents::updated_at.eq(diesel::dsl::now),
+        )),
     )
-    .set((
-        booking_intents::state.eq(IntentState::Done),
-        booking_intents::record_id.eq(record_id),
-        booking_intents::mis_id.eq(mis_id),
-        booking_intents::error.eq(None::<String>),
-        booking_intents::updated_at.eq(diesel::dsl::now),
-    ))
     .execute(conn)
     .await?;
     Ok(updated == 1)

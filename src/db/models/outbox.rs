@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::prepared::KeepPrepared;
+
 use crate::db::schema::sms_outbox;
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
@@ -98,8 +100,7 @@ pub async fn insert(
     conn: &mut AsyncPgConnection,
     message: &NewOutboxMessage<'_>,
 ) -> QueryResult<()> {
-    diesel::insert_into(sms_outbox::table)
-        .values(message)
+    KeepPrepared(diesel::insert_into(sms_outbox::table).values(message))
         .execute(conn)
         .await
         .map(|_| ())
@@ -147,13 +148,15 @@ pub async fn claim_due(
     conn: &mut AsyncPgConnection,
     limit: i64,
 ) -> QueryResult<Vec<OutboxMessage>> {
-    diesel::sql_query(
-        "UPDATE sms_outbox SET status = 'sending', attempts = attempts + 1, updated_at = now() \
-         WHERE id IN (SELECT id FROM sms_outbox WHERE status = 'pending' AND next_attempt_at <= now() \
-                      ORDER BY next_attempt_at, id FOR UPDATE SKIP LOCKED LIMIT $1) \
-         RETURNING *",
+    KeepPrepared(
+        diesel::sql_query(
+            "UPDATE sms_outbox SET status = 'sending', attempts = attempts + 1, updated_at = now() \
+             WHERE id IN (SELECT id FROM sms_outbox WHERE status = 'pending' AND next_attempt_at <= now() \
+                          ORDER BY next_attempt_at, id FOR UPDATE SKIP LOCKED LIMIT $1) \
+             RETURNING *",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(limit),
     )
-    .bind::<diesel::sql_types::BigInt, _>(limit)
     .load(conn)
     .await
 }
@@ -207,16 +210,18 @@ pub async fn mark_sent(
 ) -> QueryResult<bool> {
     // The redaction rides in the same statement: a sent text never keeps its secrets, not
     // even for a moment a crash could stretch, and it costs no second write.
-    diesel::sql_query(concat!(
-        "UPDATE sms_outbox SET status = 'sent', provider_id = $2, sent_at = now(), \
-           last_error = NULL, delivery = $3, next_check_at = $4, updated_at = now(), body = ",
-        redacted_body!(),
-        " WHERE id = $1 AND status IN ('sending', 'unknown')"
-    ))
-    .bind::<diesel::sql_types::BigInt, _>(id)
-    .bind::<diesel::sql_types::Text, _>(provider_id)
-    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(check_at.map(|_| "pending"))
-    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(check_at)
+    KeepPrepared(
+        diesel::sql_query(concat!(
+            "UPDATE sms_outbox SET status = 'sent', provider_id = $2, sent_at = now(), \
+               last_error = NULL, delivery = $3, next_check_at = $4, updated_at = now(), body = ",
+            redacted_body!(),
+            " WHERE id = $1 AND status IN ('sending', 'unknown')"
+        ))
+        .bind::<diesel::sql_types::BigInt, _>(id)
+        .bind::<diesel::sql_types::Text, _>(provider_id)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(check_at.map(|_| "pending"))
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(check_at),
+    )
     .execute(conn)
     .await
     .map(|n| n == 1)

@@ -8,6 +8,8 @@ use crate::db::{contains_pattern, folded};
 use crate::domain::values::{BranchZone, PageNo};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::prepared::KeepPrepared;
+
 use crate::db::schema::{branches, records, specialists};
 
 pub use crate::domain::values::{RecordSource, RecordStatus};
@@ -120,11 +122,13 @@ pub struct NewRecord<'a> {
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, record: &NewRecord<'_>) -> QueryResult<Record> {
-    diesel::insert_into(records::table)
-        .values(record)
-        .returning(Record::as_returning())
-        .get_result(conn)
-        .await
+    KeepPrepared(
+        diesel::insert_into(records::table)
+            .values(record)
+            .returning(Record::as_returning()),
+    )
+    .get_result(conn)
+    .await
 }
 
 /// Is this the "one winner per slot" violation?

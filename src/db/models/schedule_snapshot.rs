@@ -5,6 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::prepared::KeepPrepared;
+
 use crate::db::schema::schedule_snapshots;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -65,13 +67,17 @@ pub async fn forget_free_start(
     day: NaiveDate,
     start: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(
-        schedule_snapshots::table
-            .filter(schedule_snapshots::specialist_id.eq(specialist_id))
-            .filter(schedule_snapshots::branch_id.eq(branch_id))
-            .filter(schedule_snapshots::day.eq(day)),
+    KeepPrepared(
+        diesel::update(
+            schedule_snapshots::table
+                .filter(schedule_snapshots::specialist_id.eq(specialist_id))
+                .filter(schedule_snapshots::branch_id.eq(branch_id))
+                .filter(schedule_snapshots::day.eq(day)),
+        )
+        .set(
+            schedule_snapshots::free_starts.eq(array_remove(schedule_snapshots::free_starts, start)),
+        ),
     )
-    .set(schedule_snapshots::free_starts.eq(array_remove(schedule_snapshots::free_starts, start)))
     .execute(conn)
     .await
     .map(|_| ())

@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::prepared::KeepPrepared;
+
 use crate::{db::schema::phone_verifications, domain::values::VerificationPurpose};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -99,12 +101,14 @@ pub async fn use_token(
     id: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    diesel::update(
-        phone_verifications::table
-            .find(id)
-            .filter(phone_verifications::token_used_at.is_null()),
+    KeepPrepared(
+        diesel::update(
+            phone_verifications::table
+                .find(id)
+                .filter(phone_verifications::token_used_at.is_null()),
+        )
+        .set(phone_verifications::token_used_at.eq(now)),
     )
-    .set(phone_verifications::token_used_at.eq(now))
     .execute(conn)
     .await
     .map(|n| n == 1)

@@ -3,6 +3,8 @@
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::prepared::KeepPrepared;
+
 use super::{BookingError, TargetError, schedule::GridTarget};
 use crate::domain::values::BranchZone;
 
@@ -58,17 +60,19 @@ pub async fn resolve(
 ) -> Result<BookingTarget, BookingError> {
     // One query (the schedule read path runs it on every request): both sides are looked up
     // on their own, so a missing doctor and a missing branch are told apart.
-    let rows: Vec<TargetRow> = diesel::sql_query(
-        "SELECT s.mis_id AS specialist_mis_id, s.full_name AS specialist_name, \
-                b.mis_id AS branch_mis_id, b.name AS branch_name, b.address AS branch_address, \
-                b.timezone AS branch_timezone, \
-                EXISTS (SELECT 1 FROM specialist_branches sb WHERE sb.specialist_id = $1 AND sb.branch_id = $2) AS works_there \
-         FROM (SELECT 1) AS one \
-         LEFT JOIN specialists s ON s.id = $1 AND s.active \
-         LEFT JOIN branches b ON b.id = $2 AND b.active",
+    let rows: Vec<TargetRow> = KeepPrepared(
+        diesel::sql_query(
+            "SELECT s.mis_id AS specialist_mis_id, s.full_name AS specialist_name, \
+                    b.mis_id AS branch_mis_id, b.name AS branch_name, b.address AS branch_address, \
+                    b.timezone AS branch_timezone, \
+                    EXISTS (SELECT 1 FROM specialist_branches sb WHERE sb.specialist_id = $1 AND sb.branch_id = $2) AS works_there \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN specialists s ON s.id = $1 AND s.active \
+             LEFT JOIN branches b ON b.id = $2 AND b.active",
+        )
+        .bind::<BigInt, _>(specialist_id)
+        .bind::<BigInt, _>(branch_id),
     )
-    .bind::<BigInt, _>(specialist_id)
-    .bind::<BigInt, _>(branch_id)
     .load(conn)
     .await?;
     let row = rows
