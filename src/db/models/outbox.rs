@@ -219,7 +219,9 @@ pub async fn mark_sent(
         ))
         .bind::<diesel::sql_types::BigInt, _>(id)
         .bind::<diesel::sql_types::Text, _>(provider_id)
-        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(check_at.map(|_| "pending"))
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(
+            check_at.map(|_| "pending"),
+        )
         .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(check_at),
     )
     .execute(conn)

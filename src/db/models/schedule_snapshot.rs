@@ -75,7 +75,8 @@ pub async fn forget_free_start(
                 .filter(schedule_snapshots::day.eq(day)),
         )
         .set(
-            schedule_snapshots::free_starts.eq(array_remove(schedule_snapshots::free_starts, start)),
+            schedule_snapshots::free_starts
+                .eq(array_remove(schedule_snapshots::free_starts, start)),
         ),
     )
     .execute(conn)

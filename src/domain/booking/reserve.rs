@@ -145,31 +145,43 @@ impl Booking {
         proof: Option<&str>,
         consent: ConsentGiven,
     ) -> Result<AnonymousBooking, BookingError> {
-        let target = self
-            .target(request.specialist_id, request.branch_id)
-            .await?;
-        let slot = self.find_slot(&target, request.start).await?;
         let phone = request.patient.phone.as_str().to_owned();
-        // Checked here, taken in the intent's transaction (so it costs no commit of its
-        // own), given back if the booking does not happen.
-        let proof = if self.rules.anonymous_verify {
-            Some(
+        // Three independent reads at once (the doctor and the slot, the phone proof, the
+        // phone's SMS day); their refusals still come in this order, and only input that
+        // passed them counts against the limits.
+        let (target, proof, sms_day) = tokio::join!(
+            async {
+                let target = self
+                    .target(request.specialist_id, request.branch_id)
+                    .await?;
+                let slot = self.find_slot(&target, request.start).await?;
+                Ok::<_, BookingError>((target, slot))
+            },
+            async {
+                if !self.rules.anonymous_verify {
+                    return Ok(None);
+                }
+                // Checked here, taken in the intent's transaction (so it costs no commit
+                // of its own), given back if the booking does not happen.
                 self.phones
                     .check(
                         proof,
                         VerificationPurpose::Booking,
                         Some(&request.patient.phone),
                     )
-                    .await?,
-            )
-        } else {
-            None
-        };
+                    .await
+                    .map(Some)
+                    .map_err(BookingError::from)
+            },
+            async {
+                let mut conn = self.conn().await?;
+                self.check_sms_day(&mut conn, &phone).await
+            },
+        );
+        let (target, slot) = target?;
+        let proof = proof?;
         self.limits.check(request.actor.ip, &phone).await?;
-        {
-            let mut conn = self.conn().await?;
-            self.check_sms_day(&mut conn, &phone).await?;
-        }
+        sms_day?;
         let token = super::rules::new_link_token();
         let terms = VisitorTerms { proof, consent };
         let view = self
