@@ -62,7 +62,7 @@ pub async fn append(db: &DbPool, actor: Actor, action: &str, subject: &str) {
 /// Appends one event on `conn`, inside the caller's transaction: the event is written if
 /// and only if what it records is (a booking's record and its audit row commit together).
 pub async fn append_in(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &diesel_async::AsyncPgConnection,
     actor: Actor,
     action: &str,
     subject: &str,

@@ -62,6 +62,18 @@ pub async fn record(
     ip: IpAddr,
 ) -> Result<(), diesel::result::Error> {
     let texts = consent::current_texts(conn).await?;
+    record_texts(conn, &texts, who, given, ip).await
+}
+
+/// [`record`] with the current texts already read (a booking reads them in the same round
+/// trip as its other statements).
+pub async fn record_texts(
+    conn: &mut diesel_async::AsyncPgConnection,
+    texts: &[ConsentText],
+    who: Consenter<'_>,
+    given: ConsentGiven,
+    ip: IpAddr,
+) -> Result<(), diesel::result::Error> {
     let ip = ip.to_string();
     let (user_id, phone) = match who {
         Consenter::Account(id) => (Some(id), None),
@@ -81,6 +93,13 @@ pub async fn record(
         })
         .collect();
     consent::insert(conn, &rows).await.map(drop)
+}
+
+/// The texts in force, on a shared connection (so a caller can pipeline the read).
+pub async fn current_texts_in(
+    conn: &diesel_async::AsyncPgConnection,
+) -> Result<Vec<ConsentText>, diesel::result::Error> {
+    consent::current_texts(conn).await
 }
 
 /// The texts a form links to.

@@ -428,7 +428,7 @@ impl PhoneChecks {
     /// of two operations presenting one proof, only the first takes it.
     pub async fn take_checked(
         &self,
-        conn: &mut diesel_async::AsyncPgConnection,
+        conn: &diesel_async::AsyncPgConnection,
         proven: &ProvenPhone,
     ) -> Result<(), VerifyError> {
         if !verification::use_token(conn, &proven.verification_id, self.clock.now()).await? {

@@ -23,9 +23,10 @@ pub struct NewAuditEvent<'a> {
     pub details: serde_json::Value,
 }
 
-pub async fn insert(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) -> QueryResult<()> {
+pub async fn insert(conn: &AsyncPgConnection, event: &NewAuditEvent<'_>) -> QueryResult<()> {
+    let mut conn = conn;
     KeepPrepared(diesel::insert_into(audit_events::table).values(event))
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(|_| ())
 }

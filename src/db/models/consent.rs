@@ -24,12 +24,13 @@ pub struct ConsentText {
 }
 
 /// The newest version of each purpose's text.
-pub async fn current_texts(conn: &mut AsyncPgConnection) -> QueryResult<Vec<ConsentText>> {
+pub async fn current_texts(conn: &AsyncPgConnection) -> QueryResult<Vec<ConsentText>> {
+    let mut conn = conn;
     consent_texts::table
         .distinct_on(consent_texts::purpose)
         .order((consent_texts::purpose, consent_texts::version.desc()))
         .select(ConsentText::as_select())
-        .load(conn)
+        .load(&mut conn)
         .await
 }
 

@@ -51,13 +51,14 @@ pub struct NewIntent<'a> {
     pub request_hash: Option<&'a str>,
 }
 
-pub async fn insert(conn: &mut AsyncPgConnection, new: &NewIntent<'_>) -> QueryResult<Intent> {
+pub async fn insert(conn: &AsyncPgConnection, new: &NewIntent<'_>) -> QueryResult<Intent> {
+    let mut conn = conn;
     KeepPrepared(
         diesel::insert_into(booking_intents::table)
             .values(new)
             .returning(Intent::as_returning()),
     )
-    .get_result(conn)
+    .get_result(&mut conn)
     .await
 }
 
@@ -139,11 +140,12 @@ pub async fn resolve(
 /// Resolves a pending booking intent as `done` with its record and the MIS's `SCHEDID` in
 /// one statement; `false` when it was resolved already.
 pub async fn complete_booking(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     id: i64,
     record_id: i64,
     mis_id: i64,
 ) -> QueryResult<bool> {
+    let mut conn = conn;
     let updated = KeepPrepared(
         diesel::update(
             booking_intents::table
@@ -158,7 +160,7 @@ pub async fn complete_booking(
             booking_intents::updated_at.eq(diesel::dsl::now),
         )),
     )
-    .execute(conn)
+    .execute(&mut conn)
     .await?;
     Ok(updated == 1)
 }

@@ -96,12 +96,10 @@ pub struct NewOutboxMessage<'a> {
     pub body: &'a str,
 }
 
-pub async fn insert(
-    conn: &mut AsyncPgConnection,
-    message: &NewOutboxMessage<'_>,
-) -> QueryResult<()> {
+pub async fn insert(conn: &AsyncPgConnection, message: &NewOutboxMessage<'_>) -> QueryResult<()> {
+    let mut conn = conn;
     KeepPrepared(diesel::insert_into(sms_outbox::table).values(message))
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(|_| ())
 }

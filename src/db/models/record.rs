@@ -180,13 +180,14 @@ fn to_view(
     }
 }
 
-pub async fn find_view(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<RecordView>> {
+pub async fn find_view(conn: &AsyncPgConnection, id: i64) -> QueryResult<Option<RecordView>> {
+    let mut conn = conn;
     records::table
         .inner_join(specialists::table)
         .inner_join(branches::table)
         .filter(records::id.eq(id))
         .select(view_columns())
-        .first(conn)
+        .first(&mut conn)
         .await
         .optional()
         .map(|row| row.map(to_view))

@@ -97,10 +97,11 @@ pub async fn find_by_token(
 
 /// Marks the proof used; false when another request used it first.
 pub async fn use_token(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     id: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
+    let mut conn = conn;
     KeepPrepared(
         diesel::update(
             phone_verifications::table
@@ -109,7 +110,7 @@ pub async fn use_token(
         )
         .set(phone_verifications::token_used_at.eq(now)),
     )
-    .execute(conn)
+    .execute(&mut conn)
     .await
     .map(|n| n == 1)
 }

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use fred::{interfaces::KeysInterface, types::Expiration};
 use serde::{Deserialize, Serialize};
 
@@ -395,17 +395,30 @@ impl Booking {
             return Ok(intent::insert(&mut conn, new).await?.id);
         };
         conn.transaction(async |conn| {
-            if let Some(proven) = &terms.proof {
-                self.phones.take_checked(conn, proven).await?;
-            }
-            consent::record(
+            // One round trip for the three statements (pipelined on the connection); a
+            // proof another request took first fails the whole transaction.
+            let shared: &AsyncPgConnection = conn;
+            let (taken, texts, opened) = tokio::join!(
+                async {
+                    match &terms.proof {
+                        Some(proven) => self.phones.take_checked(shared, proven).await,
+                        None => Ok(()),
+                    }
+                },
+                consent::current_texts_in(shared),
+                intent::insert(shared, new),
+            );
+            taken?;
+            let (texts, id) = (texts?, opened?.id);
+            consent::record_texts(
                 conn,
+                &texts,
                 Consenter::Phone(&facts.phone),
                 terms.consent,
                 facts.actor_ip,
             )
             .await?;
-            Ok::<_, BookingError>(intent::insert(conn, new).await?.id)
+            Ok::<_, BookingError>(id)
         })
         .await
     }
@@ -535,22 +548,35 @@ impl Booking {
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
                 let record = record::insert(conn, &new).await?;
-                intent::complete_booking(conn, intent, record.id, schedid).await?;
                 let body = body_for(record.id);
-                outbox::insert(
-                    conn,
-                    &NewOutboxMessage {
-                        record_id: Some(record.id),
-                        kind: Notice::Booked.kind(),
-                        phone: &facts.phone,
-                        body: &body,
+                let subject = record.id.to_string();
+                // What needs only the record's id goes in one round trip (pipelined on the
+                // connection): the intent's `done`, the SMS, the audit row and the view read
+                // back with the names every view shows (the doctor's specialities too).
+                let message = NewOutboxMessage {
+                    record_id: Some(record.id),
+                    kind: Notice::Booked.kind(),
+                    phone: &facts.phone,
+                    body: &body,
+                };
+                let shared: &AsyncPgConnection = conn;
+                let (completed, queued, audited, view) = tokio::join!(
+                    intent::complete_booking(shared, intent, record.id, schedid),
+                    outbox::insert(shared, &message),
+                    async {
+                        match audit_as {
+                            Some(actor) => {
+                                audit::append_in(shared, actor, "record_booked", &subject).await
+                            }
+                            None => Ok(()),
+                        }
                     },
-                )
-                .await?;
-                // Read back with the names every view shows (the doctor's specialities too).
-                let view = record::find_view(conn, record.id)
-                    .await?
-                    .ok_or(diesel::result::Error::NotFound)?;
+                    record::find_view(shared, record.id),
+                );
+                completed?;
+                queued?;
+                audited?;
+                let view = view?.ok_or(diesel::result::Error::NotFound)?;
                 if let Some(keep) = keep_answer {
                     idempotency::insert(
                         conn,
@@ -561,9 +587,6 @@ impl Booking {
                         &(keep.render)(&view),
                     )
                     .await?;
-                }
-                if let Some(actor) = audit_as {
-                    audit::append_in(conn, actor, "record_booked", &record.id.to_string()).await?;
                 }
                 Ok::<_, diesel::result::Error>(view)
             })
