@@ -34,10 +34,10 @@ async fn refused(client: &reqwest::Client, app: &TestApp, path: &str) -> String 
 
 /// Appends `n` events directly, as the core would.
 async fn append_events(app: &TestApp, n: usize, actor: Option<i64>, action: &str, subject: &str) {
-    let mut conn = app.db().await;
+    let conn = app.db().await;
     for _ in 0..n {
         audit_event::insert(
-            &mut conn,
+            &conn,
             &NewAuditEvent {
                 actor_user_id: actor,
                 action,

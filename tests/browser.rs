@@ -170,8 +170,8 @@ async fn a_patient_books_moves_and_cancels_in_headless_chromium() {
     let token = app.api_token(email, password).await;
     let appointments = emulators.control.appointments();
     for record_id in record_ids {
-        let mut conn = app.db().await;
-        let view = record::find_view(&mut conn, record_id)
+        let conn = app.db().await;
+        let view = record::find_view(&conn, record_id)
             .await
             .expect("query the record")
             .expect("the booked record is in the database");
@@ -429,8 +429,8 @@ async fn every_page_fits_a_phone_speaks_russian_and_passes_axe_in_headless_chrom
     assert_eq!(booked.status(), 201, "the booking through the API");
     let booked: serde_json::Value = booked.json().await.expect("json");
     let record_id = booked["id"].as_i64().expect("the record's id");
-    let mut conn = app.db().await;
-    let view = record::find_view(&mut conn, record_id)
+    let conn = app.db().await;
+    let view = record::find_view(&conn, record_id)
         .await
         .expect("query the record")
         .expect("the booked record is in the database");

@@ -487,10 +487,10 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         actor_ip: IP,
     })
     .expect("facts");
-    let mut conn = world.booking.db.get().await.expect("connection");
-    let mut open = async |slot: &sovamed::domain::booking::grid::Slot| {
+    let conn = world.booking.db.get().await.expect("connection");
+    let open = async |slot: &sovamed::domain::booking::grid::Slot| {
         intent::insert(
-            &mut conn,
+            &conn,
             &NewIntent {
                 kind: IntentKind::Book,
                 record_id: None,
@@ -539,7 +539,7 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         .expect("query")
         .expect("intent");
     assert_eq!(done.state, IntentState::Done);
-    let view = record::find_view(&mut conn, done.record_id.expect("record"))
+    let view = record::find_view(&conn, done.record_id.expect("record"))
         .await
         .expect("query")
         .expect("record");
@@ -574,7 +574,7 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         .await
         .expect("cancelled in the MIS");
     let cancel = intent::insert(
-        &mut conn,
+        &conn,
         &NewIntent {
             kind: IntentKind::Cancel,
             record_id: Some(view.record.id),
@@ -600,7 +600,7 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         .await
         .expect("round");
     assert_eq!((settled.completed, settled.failed), (1, 0));
-    let cancelled = record::find_view(&mut conn, view.record.id)
+    let cancelled = record::find_view(&conn, view.record.id)
         .await
         .expect("query")
         .expect("record");

@@ -477,7 +477,7 @@ async fn askable_booking(emulators: &Emulators, timeout: Duration) -> (Booking, 
 async fn queue(booking: &Booking, text: &str) -> i64 {
     let mut conn = booking.db.get().await.expect("conn");
     outbox::insert(
-        &mut conn,
+        &conn,
         &NewOutboxMessage {
             record_id: None,
             kind: "booked",

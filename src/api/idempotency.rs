@@ -122,7 +122,7 @@ async fn settled_answer(
         match (first.state, first.record_id) {
             (IntentState::Failed, _) => return Ok(None),
             (IntentState::Done, Some(record_id)) => {
-                let Some(view) = record::find_view(&mut conn, record_id).await? else {
+                let Some(view) = record::find_view(&conn, record_id).await? else {
                     return Ok(None);
                 };
                 return Ok(Some(Begin::Replay(StatusCode::CREATED, render(&view))));

@@ -137,7 +137,7 @@ async fn write(db: &DbPool, actor: Actor, action: &str, subject: &str, details: 
         details,
     };
     let result = match db.get().await {
-        Ok(mut conn) => audit_event::insert(&mut conn, &event)
+        Ok(conn) => audit_event::insert(&conn, &event)
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),

@@ -378,8 +378,8 @@ impl PhoneChecks {
         phone: Option<&Phone>,
     ) -> Result<ProvenPhone, VerifyError> {
         let proven = self.check(token, purpose, phone).await?;
-        let mut conn = self.db.get().await?;
-        self.take_checked(&mut conn, &proven).await?;
+        let conn = self.db.get().await?;
+        self.take_checked(&conn, &proven).await?;
         Ok(proven)
     }
 

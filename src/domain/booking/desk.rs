@@ -124,7 +124,7 @@ impl Booking {
                 })
             }
             CallerRef::Record(id) => {
-                let view = record::find_view(&mut conn, *id)
+                let view = record::find_view(&conn, *id)
                     .await?
                     .filter(|v| v.record.user_id.is_none())
                     .ok_or(BookingError::RecordNotFound)?;
@@ -238,7 +238,7 @@ impl Booking {
         record::mark_outcome(&mut conn, id, outcome.status())
             .await?
             .ok_or(BookingError::RecordChanged)?;
-        let marked = record::find_view(&mut conn, id)
+        let marked = record::find_view(&conn, id)
             .await?
             .ok_or(BookingError::RecordNotFound)?;
         drop(conn);
@@ -276,7 +276,7 @@ impl Booking {
         }
         self.check_sms_day(&mut conn, &message.phone).await?;
         outbox::insert(
-            &mut conn,
+            &conn,
             &NewOutboxMessage {
                 record_id: Some(view.record.id),
                 kind: &message.kind,

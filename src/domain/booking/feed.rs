@@ -450,7 +450,7 @@ impl Booking {
         for id in ids {
             let (view, busy) = {
                 let mut conn = self.conn().await?;
-                let Some(view) = record::find_view(&mut conn, id).await? else {
+                let Some(view) = record::find_view(&conn, id).await? else {
                     continue;
                 };
                 let busy = intent::has_pending_for_record(&mut conn, id).await?;

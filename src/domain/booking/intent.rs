@@ -15,8 +15,8 @@ use crate::{
 impl Booking {
     /// Writes a pending intent and returns its id.
     pub(super) async fn open_intent(&self, new: &NewIntent<'_>) -> Result<i64, BookingError> {
-        let mut conn = self.conn().await?;
-        Ok(intent::insert(&mut conn, new).await?.id)
+        let conn = self.conn().await?;
+        Ok(intent::insert(&conn, new).await?.id)
     }
 
     /// Records the `SCHEDID` the MIS answered, so a reconciler can look the appointment up.
@@ -76,7 +76,7 @@ impl Booking {
         let mut conn = self.conn().await?;
         let resolved = intent::find(&mut conn, id).await?;
         match resolved.and_then(|i| (i.state == IntentState::Done).then_some(i.record_id)) {
-            Some(Some(record_id)) => record::find_view(&mut conn, record_id)
+            Some(Some(record_id)) => record::find_view(&conn, record_id)
                 .await?
                 .ok_or(BookingError::RecordChanged),
             _ => Err(BookingError::RecordChanged),

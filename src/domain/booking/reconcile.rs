@@ -211,8 +211,8 @@ impl Booking {
 
     async fn intent_record(&self, pending: &Intent) -> Result<record::RecordView, BookingError> {
         let id = pending.record_id.ok_or(BookingError::RecordNotFound)?;
-        let mut conn = self.conn().await?;
-        record::find_view(&mut conn, id)
+        let conn = self.conn().await?;
+        record::find_view(&conn, id)
             .await?
             .ok_or(BookingError::RecordNotFound)
     }

@@ -54,8 +54,8 @@ impl RecordPage {
 impl Booking {
     /// A record `viewer` may see.
     pub async fn visible_record(&self, viewer: &User, id: i64) -> Result<RecordView, BookingError> {
-        let mut conn = self.conn().await?;
-        let view = record::find_view(&mut conn, id)
+        let conn = self.conn().await?;
+        let view = record::find_view(&conn, id)
             .await?
             .ok_or(BookingError::RecordNotFound)?;
         if viewer.role().is_staff() || view.record.user_id == Some(viewer.id) {

@@ -392,7 +392,7 @@ impl Booking {
     ) -> Result<i64, BookingError> {
         let mut conn = self.conn().await?;
         let Some(terms) = terms else {
-            return Ok(intent::insert(&mut conn, new).await?.id);
+            return Ok(intent::insert(&conn, new).await?.id);
         };
         conn.transaction(async |conn| {
             // One round trip for the three statements (pipelined on the connection); a
