@@ -67,6 +67,17 @@ pub async fn append_in(
     action: &str,
     subject: &str,
 ) -> Result<(), diesel::result::Error> {
+    insert(conn, actor, action, subject, serde_json::json!({})).await
+}
+
+/// The event's row, with the current request's id.
+async fn insert(
+    conn: &diesel_async::AsyncPgConnection,
+    actor: Actor,
+    action: &str,
+    subject: &str,
+    details: serde_json::Value,
+) -> Result<(), diesel::result::Error> {
     let ip = actor.ip.to_string();
     let request_id = current_request_id();
     let event = NewAuditEvent {
@@ -75,9 +86,9 @@ pub async fn append_in(
         subject: Some(subject),
         client_ip: Some(&ip),
         request_id: request_id.as_deref(),
-        details: serde_json::json!({}),
+        details,
     };
-    audit_event::insert(conn, &event).await.map(drop)
+    audit_event::insert(conn, &event).await
 }
 
 /// Appends one event with details (an export's filter).
@@ -126,18 +137,8 @@ pub async fn append_system(db: &DbPool, action: &str, subject: &str, details: se
 }
 
 async fn write(db: &DbPool, actor: Actor, action: &str, subject: &str, details: serde_json::Value) {
-    let ip = actor.ip.to_string();
-    let request_id = current_request_id();
-    let event = NewAuditEvent {
-        actor_user_id: actor.user_id,
-        action,
-        subject: Some(subject),
-        client_ip: Some(&ip),
-        request_id: request_id.as_deref(),
-        details,
-    };
     let result = match db.get().await {
-        Ok(conn) => audit_event::insert(&conn, &event)
+        Ok(conn) => insert(&conn, actor, action, subject, details)
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
