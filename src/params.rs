@@ -3,6 +3,8 @@
 //! gets the same 422 on a page and in the API. (Values with rules of their own, such as
 //! phones, names and comments, are parsed by `crate::domain::values`.)
 
+use std::borrow::Cow;
+
 use axum::{extract::FromRequestParts, http::request::Parts};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -102,37 +104,38 @@ pub fn field<T>(name: &str, parsed: Result<T, Invalid>) -> Result<T, AppError> {
 /// every field, empty for "all", so pages read it as absent; an API client can leave a
 /// parameter out, so the API refuses an empty one rather than guess (422 on it), and its
 /// document can give each parameter its real type.
-pub struct QueryPairs {
-    /// In the order given; a handful at most, so a scan beats hashing.
-    pairs: Vec<(String, String)>,
+pub struct QueryPairs<'a> {
+    /// In the order given; a handful at most, so a scan beats hashing. Borrowed from the
+    /// request's URI unless percent-decoding changed them.
+    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     empty_is_absent: bool,
 }
 
-impl QueryPairs {
-    fn of(parts: &Parts, empty_is_absent: bool) -> Result<Self, AppError> {
-        let pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
-                .map_err(|_| AppError::BadRequest("параметры в адресе не читаются".into()))?;
-        Ok(Self {
-            pairs,
+impl<'a> QueryPairs<'a> {
+    /// Decoding never fails: bytes that are not UTF-8 become U+FFFD, which the typed readers
+    /// then refuse as they refuse any other odd text.
+    fn of(parts: &'a Parts, empty_is_absent: bool) -> Self {
+        let query = parts.uri.query().unwrap_or_default().as_bytes();
+        Self {
+            pairs: form_urlencoded::parse(query).collect(),
             empty_is_absent,
-        })
+        }
     }
 
     /// The last value given for `name`.
-    fn get(&self, name: &str) -> Option<&String> {
+    fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
             .rev()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+            .map(|(_, v)| v.as_ref())
     }
 
     /// A parameter's value; `""` when absent (or empty on a page).
     pub fn value(&self, name: &str) -> Result<&str, Invalid> {
         match self.get(name) {
             None => Ok(""),
-            Some(v) if v.is_empty() && !self.empty_is_absent => Err(Invalid(
+            Some("") if !self.empty_is_absent => Err(Invalid(
                 "Пустое значение: укажите значение или не передавайте параметр",
             )),
             Some(v) => Ok(v),
@@ -141,13 +144,13 @@ impl QueryPairs {
 
     /// Free text, where empty is a value of its own (no search).
     pub fn text(&self, name: &str) -> &str {
-        self.get(name).map_or("", String::as_str)
+        self.get(name).unwrap_or("")
     }
 }
 
 /// A parameter set read from a query string.
 pub trait FromQuery: Sized {
-    fn from_query(query: &QueryPairs) -> Result<Self, AppError>;
+    fn from_query(query: &QueryPairs<'_>) -> Result<Self, AppError>;
 }
 
 /// A parameter set of an API request: an empty parameter is refused.
@@ -160,7 +163,7 @@ impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(T::from_query(&QueryPairs::of(parts, false)?)?))
+        Ok(Self(T::from_query(&QueryPairs::of(parts, false))?))
     }
 }
 
@@ -168,7 +171,7 @@ impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for FormQuery<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(T::from_query(&QueryPairs::of(parts, true)?)?))
+        Ok(Self(T::from_query(&QueryPairs::of(parts, true))?))
     }
 }
 
@@ -232,7 +235,7 @@ impl Paging {
 }
 
 impl FromQuery for Paging {
-    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
+    fn from_query(query: &QueryPairs<'_>) -> Result<Self, AppError> {
         let mut errors = FieldErrors::new();
         let paging = Self::read(query, &mut errors);
         Ok(errors.or_value(|| paging)?)
@@ -265,7 +268,7 @@ pub struct RecordsParams {
 }
 
 impl FromQuery for RecordsParams {
-    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
+    fn from_query(query: &QueryPairs<'_>) -> Result<Self, AppError> {
         let mut errors = FieldErrors::new();
         let status = errors.check(
             "status",
@@ -394,7 +397,7 @@ impl DirectoryParams {
 }
 
 impl FromQuery for DirectoryParams {
-    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
+    fn from_query(query: &QueryPairs<'_>) -> Result<Self, AppError> {
         let mut errors = FieldErrors::new();
         let params = Self::read(query, &mut errors);
         Ok(errors.or_value(|| params)?)
@@ -419,7 +422,7 @@ pub fn doctor_order(raw: &str) -> Result<DoctorOrder, Invalid> {
 }
 
 impl FromQuery for DoctorListParams {
-    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
+    fn from_query(query: &QueryPairs<'_>) -> Result<Self, AppError> {
         let mut errors = FieldErrors::new();
         let directory = DirectoryParams::read(query, &mut errors);
         let order = errors.check("sort", query.value("sort").and_then(doctor_order));

@@ -869,6 +869,106 @@ async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabin
         world.booking.follow_changes().await.expect("poll"),
         Default::default()
     );
+    drop(conn);
+
+    // The patient's own booking between the MIS's answer and its local write: its intent is
+    // pending and the appointment already in the feed. It is not the front desk's booking.
+    use sovamed::{
+        db::models::intent::{self, NewIntent},
+        domain::{booking::reserve::BookingFacts, values::IntentKind},
+        integrations::infoclinica::ReserveRequest,
+    };
+    let slot = world
+        .booking
+        .find_slot(&target, starts[5])
+        .await
+        .expect("slot");
+    let facts = serde_json::to_value(BookingFacts {
+        last_name: "Сидорова".into(),
+        first_name: "Анна".into(),
+        middle_name: None,
+        phone: "+79165550091".into(),
+        birth_date: None,
+        email: None,
+        user_id: Some(owner.id),
+        comment: None,
+        source: RecordSource::Cabinet,
+        actor_user_id: Some(owner.id),
+        actor_ip: IP,
+    })
+    .expect("facts");
+    let conn = world.booking.db.get().await.expect("connection");
+    intent::insert(
+        &conn,
+        &NewIntent {
+            kind: IntentKind::Book,
+            record_id: None,
+            specialist_id: doctor,
+            branch_id: branch,
+            starts_at: starts[5],
+            ends_at: slot.end.with_timezone(&chrono::Utc),
+            pcode,
+            mis_id: None,
+            request: &facts,
+            idempotency_scope: None,
+            idempotency_key: None,
+            request_hash: None,
+        },
+    )
+    .await
+    .expect("intent");
+    drop(conn);
+    world
+        .booking
+        .mis
+        .reserve(&ReserveRequest {
+            branch_mis_id: target.branch_mis_id,
+            doctor_mis_id: target.specialist_mis_id,
+            date: slot.start.date_naive(),
+            start: slot.start.time(),
+            end: slot.end.time(),
+            schedident: slot.schedident,
+            pcode,
+            move_schedid: None,
+        })
+        .await
+        .expect("reserved in the MIS");
+    let in_flight = world.booking.follow_changes().await.expect("poll");
+    assert_eq!(
+        (in_flight.booked, in_flight.deferred),
+        (0, 1),
+        "left to the booking that is writing it"
+    );
+    let mine = world
+        .booking
+        .list_records(&owner, &RecordQuery::default(), PageNo::FIRST)
+        .await
+        .expect("list");
+    assert_eq!(
+        mine.total, 1,
+        "no second record, and no SMS, for the patient's own booking"
+    );
+    // The request died there: the reconciler writes its record, and the feed then agrees.
+    world.clock.set(chrono::Utc::now() + Duration::seconds(5));
+    let settled = world
+        .booking
+        .reconcile(std::time::Duration::ZERO)
+        .await
+        .expect("round");
+    assert_eq!(settled.completed, 1, "{settled:?}");
+    let after = world.booking.follow_changes().await.expect("poll");
+    assert_eq!((after.booked, after.unchanged, after.deferred), (0, 1, 0));
+    let mine = world
+        .booking
+        .list_records(&owner, &RecordQuery::default(), PageNo::FIRST)
+        .await
+        .expect("list");
+    assert_eq!(mine.total, 2);
+    assert!(
+        mine.items
+            .iter()
+            .any(|v| v.record.starts_at == starts[5] && v.record.source == RecordSource::Cabinet)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -53,7 +53,7 @@ pub struct ScheduleQuery {
 }
 
 impl FromQuery for ScheduleQuery {
-    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
+    fn from_query(query: &QueryPairs<'_>) -> Result<Self, AppError> {
         let mut errors = FieldErrors::new();
         let specialist_id = errors.check(
             "specialist_id",
@@ -119,7 +119,7 @@ pub async fn show_schedule(
         .await?;
     // The hottest answer of the server: written from the days' ready JSON, the same bytes
     // as `ScheduleOut` would give.
-    let body = ScheduleOut::json(&target, &window, state.booking.clock.now());
+    let body = ScheduleOut::body(&target, &window, state.booking.clock.now());
     Ok((
         [(
             header::CONTENT_TYPE,

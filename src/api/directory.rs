@@ -329,7 +329,7 @@ pub struct PricesQuery {
 }
 
 impl FromQuery for PricesQuery {
-    fn from_query(query: &QueryPairs) -> Result<Self, AppError> {
+    fn from_query(query: &QueryPairs<'_>) -> Result<Self, AppError> {
         let mut errors = FieldErrors::new();
         let branch_id = errors.check(
             "branch_id",

@@ -142,8 +142,8 @@ pub struct ConsentTextList {
 pub async fn list_consent_texts(
     State(state): State<AppState>,
 ) -> Result<Json<ConsentTextList>, AppError> {
-    let mut conn = state.db().await?;
-    let texts = consent::current_texts(&mut conn).await?;
+    let conn = state.db().await?;
+    let texts = consent::current_texts(&conn).await?;
     let base = &state.config.public_base_url;
     Ok(Json(ConsentTextList {
         items: texts

@@ -239,6 +239,22 @@ impl ScheduleOut {
         }
     }
 
+    /// The answer as [`ScheduleOut::json`] writes it; a one-day read from the cache is the
+    /// day's kept answer (written once per passing slot, then shared).
+    pub fn body(
+        target: &BookingTarget,
+        window: &Window,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bytes::Bytes {
+        use crate::domain::booking::schedule::Source;
+        match window.days.as_slice() {
+            [day] if window.source == Source::Cache && day.zone() == target.zone.tz() => {
+                day.answer_at(now, || Self::json(target, window, now).into())
+            }
+            _ => Self::json(target, window, now).into(),
+        }
+    }
+
     /// The answer's JSON, the same bytes as `serde_json::to_string(&ScheduleOut::new(..))`
     /// (fields in the same order), written from each day's ready JSON: nothing of the
     /// days is serialised again, and the slots that have started are cut off as taken.
@@ -348,6 +364,31 @@ mod tests {
                 let typed = serde_json::to_string(&ScheduleOut::new(&target, &window, now))
                     .expect("serialises");
                 assert_eq!(ScheduleOut::json(&target, &window, now), typed, "at {now}");
+            }
+        }
+        // One-day reads: the kept answer is the typed one at every moment, written again
+        // only when a slot has started since (a cut moves forward, or a clock back).
+        for source in [Source::Cache, Source::Mis] {
+            let window = Window::new(vec![Arc::clone(&days[0])], source);
+            let mut previous: Option<bytes::Bytes> = None;
+            for (h, m) in [(0, 0), (3, 59), (4, 0), (4, 10), (4, 40), (0, 0), (23, 0)] {
+                let now = Utc.with_ymd_and_hms(2030, 5, 6, h, m, 0).unwrap();
+                let typed = serde_json::to_string(&ScheduleOut::new(&target, &window, now))
+                    .expect("serialises");
+                let body = ScheduleOut::body(&target, &window, now);
+                assert_eq!(
+                    std::str::from_utf8(&body).unwrap(),
+                    typed,
+                    "{source:?} at {now}"
+                );
+                if (h, m) == (3, 59) || (h, m) == (4, 10) {
+                    // No slot started since the last read: the very same bytes, if kept.
+                    let same = previous
+                        .as_ref()
+                        .is_some_and(|p| p.as_ptr() == body.as_ptr());
+                    assert_eq!(same, source == Source::Cache, "{source:?} at {now}");
+                }
+                previous = Some(body);
             }
         }
         let empty = Window::new(Vec::new(), Source::Cache);

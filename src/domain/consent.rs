@@ -95,16 +95,10 @@ pub async fn record_texts(
     consent::insert(conn, &rows).await.map(drop)
 }
 
-/// The texts in force, on a shared connection (so a caller can pipeline the read).
-pub async fn current_texts_in(
-    conn: &diesel_async::AsyncPgConnection,
-) -> Result<Vec<ConsentText>, diesel::result::Error> {
-    consent::current_texts(conn).await
-}
-
-/// The texts a form links to.
+/// The texts in force, which a form links to; on a shared connection, so that a booking can
+/// send the read together with its other statements.
 pub async fn current_texts(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &diesel_async::AsyncPgConnection,
 ) -> Result<Vec<ConsentText>, diesel::result::Error> {
     consent::current_texts(conn).await
 }

@@ -37,14 +37,14 @@ const RELOAD_ASKED_GAP: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 struct Doctor {
     mis_id: i64,
-    full_name: String,
+    full_name: Arc<str>,
 }
 
 #[derive(Debug, Clone)]
 struct Branch {
     mis_id: i64,
-    name: String,
-    address: String,
+    name: Arc<str>,
+    address: Arc<str>,
     zone: BranchZone,
 }
 
@@ -127,7 +127,10 @@ impl DirectorySnapshot {
                 Ok::<_, diesel::result::Error>(Self {
                     doctors: doctors
                         .into_iter()
-                        .map(|(id, mis_id, full_name)| (id, Doctor { mis_id, full_name }))
+                        .map(|(id, mis_id, full_name)| {
+                            let full_name = full_name.into();
+                            (id, Doctor { mis_id, full_name })
+                        })
                         .collect(),
                     branches: branches
                         .into_iter()
@@ -136,8 +139,8 @@ impl DirectorySnapshot {
                                 id,
                                 Branch {
                                     mis_id,
-                                    name,
-                                    address,
+                                    name: name.into(),
+                                    address: address.into(),
                                     zone,
                                 },
                             )

@@ -328,7 +328,7 @@ pub async fn start_anonymous_booking(
         birth_date: patient.birth_date.map_or(today, BirthDate::date),
         comment: comment.map(|c| c.as_str().to_owned()),
         consent: (consent.personal_data, consent.health_data),
-        doctor_name: target.specialist_name.clone(),
+        doctor_name: target.specialist_name.to_string(),
         place: format!("{}, {}", target.branch_name, target.branch_address),
         when: crate::web::labels::visit_when_in(target.zone, start),
         day: Some(target.zone.local(&start).date_naive()),

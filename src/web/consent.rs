@@ -29,8 +29,8 @@ pub async fn show_consent(
     Path(purpose): Path<String>,
 ) -> Result<ConsentPage, AppError> {
     let purpose: ConsentPurpose = purpose.parse().map_err(|_| AppError::NotFound)?;
-    let mut conn = state.db().await?;
-    let text = consent::current_texts(&mut conn)
+    let conn = state.db().await?;
+    let text = consent::current_texts(&conn)
         .await?
         .into_iter()
         .find(|t| t.purpose == purpose)

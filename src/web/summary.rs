@@ -39,10 +39,10 @@ impl VisitSummary {
         let (specialities, price) =
             doctor_facts(app, target.specialist_id, target.branch_id).await?;
         Ok(Self {
-            doctor: target.specialist_name.clone(),
+            doctor: target.specialist_name.to_string(),
             specialities: specialities.unwrap_or_default(),
-            branch: target.branch_name.clone(),
-            address: target.branch_address.clone(),
+            branch: target.branch_name.to_string(),
+            address: target.branch_address.to_string(),
             when: labels::visit_when_in(target.zone, start),
             price,
         })

@@ -219,3 +219,22 @@ pub async fn has_pending_for_record(
     .get_result(conn)
     .await
 }
+
+/// Is a change of ours under way for this slot (a booking, or a move to it)? Its MIS
+/// appointment may already be in the change feed while its record is not yet written.
+pub async fn has_pending_for_slot(
+    conn: &mut AsyncPgConnection,
+    specialist_id: i64,
+    branch_id: i64,
+    starts_at: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        booking_intents::table
+            .filter(booking_intents::state.eq(IntentState::Pending))
+            .filter(booking_intents::specialist_id.eq(specialist_id))
+            .filter(booking_intents::branch_id.eq(branch_id))
+            .filter(booking_intents::starts_at.eq(starts_at)),
+    ))
+    .get_result(conn)
+    .await
+}

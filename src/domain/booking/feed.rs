@@ -7,7 +7,10 @@
 //!
 //! The feed also lists the web's own bookings, moves and cancels; those already agree here
 //! and change nothing. A record with its own change under way (a pending intent) is left
-//! to that change: its feed item is not confirmed and comes again next poll.
+//! to that change: its feed item is not confirmed and comes again next poll. So is a new
+//! appointment at a slot a booking or move of ours is writing (the MIS has answered, the
+//! record is not yet committed): it is not a front-desk booking, and bringing it in would
+//! make the request's own write fail and give the slot back in the MIS.
 
 use std::time::Duration;
 
@@ -240,6 +243,21 @@ impl Booking {
         ) else {
             return Ok(Applied::Unchanged);
         };
+        // A booking or a move of ours to this slot, between the MIS's answer and its local
+        // write: the appointment is ours, not the front desk's. Left to that request (or to
+        // the reconciler); once written, the next poll finds the record by its SCHEDID.
+        let mut conn = self.conn().await?;
+        let ours = intent::has_pending_for_slot(
+            &mut conn,
+            specialist_id,
+            branch_id,
+            start.with_timezone(&Utc),
+        )
+        .await?;
+        drop(conn);
+        if ours {
+            return Ok(Applied::Deferred);
+        }
         let middle = patient.name.middle.as_ref().map(|m| m.as_str().to_owned());
         let new = record::NewRecord {
             mis_id: change.schedid,

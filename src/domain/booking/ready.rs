@@ -6,6 +6,10 @@
 //! slots before `now` are served in their taken form and the rest as the MIS gave them, two
 //! slices of text joined by a comma. Nothing is serialised again on a hit.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
@@ -32,6 +36,15 @@ pub struct ReadyDay {
     /// at `given_starts[i]`.
     given: String,
     given_starts: Vec<usize>,
+    /// The last whole answer of a one-day read (see [`ReadyDay::answer_at`]).
+    answer: ArcSwapOption<KeptAnswer>,
+}
+
+/// A whole answer, and the cut at now it was written at.
+#[derive(Debug)]
+struct KeptAnswer {
+    cut: usize,
+    body: Bytes,
 }
 
 impl ReadyDay {
@@ -67,7 +80,33 @@ impl ReadyDay {
             taken_ends,
             given,
             given_starts,
+            answer: ArcSwapOption::empty(),
         }
+    }
+
+    /// The zone the day was made ready in.
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
+    /// The whole answer of a read of this day alone at `now`, as `write` writes it, kept
+    /// until the next slot starts: the answer changes only when a slot passes (the day itself
+    /// changes by replacement, never in place), so every hit in between gets the same bytes,
+    /// shared, with nothing written or copied. `write` must depend on nothing but the day,
+    /// its doctor and branch (which its cache key fixes) and the cut at `now`.
+    pub fn answer_at(&self, now: DateTime<Utc>, write: impl FnOnce() -> Bytes) -> Bytes {
+        let cut = self.cut(now);
+        if let Some(kept) = self.answer.load().as_ref()
+            && kept.cut == cut
+        {
+            return kept.body.clone();
+        }
+        let body = write();
+        self.answer.store(Some(Arc::new(KeptAnswer {
+            cut,
+            body: body.clone(),
+        })));
+        body
     }
 
     /// The day as Redis and PostgreSQL keep it.
@@ -145,7 +184,10 @@ impl ReadyDay {
             + (self.taken_ends.capacity() + self.given_starts.capacity())
                 * std::mem::size_of::<usize>()
             + self.slots.capacity() * std::mem::size_of::<Slot>()
-            + self.grid.intervals.capacity() * std::mem::size_of::<GridInterval>();
+            + self.grid.intervals.capacity() * std::mem::size_of::<GridInterval>()
+            // The kept answer, once a read asks for it: the day's JSON and the envelope.
+            + self.json_len()
+            + 256;
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
 }

@@ -405,7 +405,7 @@ impl Booking {
                         None => Ok(()),
                     }
                 },
-                consent::current_texts_in(shared),
+                consent::current_texts(shared),
                 intent::insert(shared, new),
             );
             taken?;

@@ -1,5 +1,7 @@
 //! `BookingTarget`: a doctor in a branch, resolved from ids in one query.
 
+use std::sync::Arc;
+
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -8,16 +10,17 @@ use crate::db::prepared::KeepPrepared;
 use super::{BookingError, TargetError, schedule::GridTarget};
 use crate::domain::values::BranchZone;
 
-/// A doctor in a branch, as booking needs them.
+/// A doctor in a branch, as booking needs them. The names are shared (`Arc<str>`): a read
+/// resolves its target from the directory in memory on every request, without copying them.
 #[derive(Debug, Clone)]
 pub struct BookingTarget {
     pub specialist_id: i64,
     pub specialist_mis_id: i64,
-    pub specialist_name: String,
+    pub specialist_name: Arc<str>,
     pub branch_id: i64,
     pub branch_mis_id: i64,
-    pub branch_name: String,
-    pub branch_address: String,
+    pub branch_name: Arc<str>,
+    pub branch_address: Arc<str>,
     pub zone: BranchZone,
 }
 
@@ -98,11 +101,11 @@ pub async fn resolve(
     Ok(BookingTarget {
         specialist_id,
         specialist_mis_id,
-        specialist_name,
+        specialist_name: specialist_name.into(),
         branch_id,
         branch_mis_id,
-        branch_name,
-        branch_address,
+        branch_name: branch_name.into(),
+        branch_address: branch_address.into(),
         zone,
     })
 }
