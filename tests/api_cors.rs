@@ -60,6 +60,41 @@ async fn the_api_answers_the_website_origin_and_nobody_else() {
         "{exposed}"
     );
 
+    // The schedule read, routed beside the API's nest: the same CORS, and the API's 405.
+    let schedule = "/api/v1/specialist/schedule?specialist_id=1&branch_id=1&date_from=2030-01-01";
+    let preflight = client
+        .request(Method::OPTIONS, app.url(schedule))
+        .header("origin", SITE)
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], SITE);
+    let read = client
+        .get(app.url(schedule))
+        .header("origin", SITE)
+        .send()
+        .await
+        .expect("schedule");
+    assert_eq!(read.headers()["access-control-allow-origin"], SITE);
+    let wrong = client
+        .post(app.url(schedule))
+        .header("origin", SITE)
+        .send()
+        .await
+        .expect("schedule");
+    assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong.headers()["access-control-allow-origin"], SITE);
+    assert!(
+        wrong.headers()["allow"]
+            .to_str()
+            .expect("text")
+            .contains("GET")
+    );
+    let body: Value = wrong.json().await.expect("the API's JSON error");
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+
     for (what, request) in [
         (
             "another origin",

@@ -180,17 +180,22 @@ fn to_view(
     }
 }
 
+/// One record's view. Kept prepared: the specialities' subquery is raw SQL, which diesel
+/// would otherwise parse and plan anew on every call (a booking reads its view back).
 pub async fn find_view(conn: &AsyncPgConnection, id: i64) -> QueryResult<Option<RecordView>> {
     let mut conn = conn;
-    records::table
-        .inner_join(specialists::table)
-        .inner_join(branches::table)
-        .filter(records::id.eq(id))
-        .select(view_columns())
-        .first(&mut conn)
-        .await
-        .optional()
-        .map(|row| row.map(to_view))
+    KeepPrepared(
+        records::table
+            .inner_join(specialists::table)
+            .inner_join(branches::table)
+            .filter(records::id.eq(id))
+            .select(view_columns())
+            .limit(1),
+    )
+    .get_result(&mut conn)
+    .await
+    .optional()
+    .map(|row| row.map(to_view))
 }
 
 /// Filters of the record lists. A patient's list always carries `user_id`.

@@ -251,14 +251,18 @@ impl Booking {
         // becomes of the request; the answer may be lost, the booking is not half-made.
         let task = audit::spawn_in_request(async move {
             let result = this.book_job(&job).await;
-            this.unlock(&lock).await;
-            this.schedule
-                .invalidate(
+            // Independent keys, so at once: the slot's lock, and the day in every cache
+            // (this process's memory, Redis, the other replicas'). The MIS decides a slot,
+            // so a request that takes the lock before the day is dropped and reads it free
+            // is refused by the MIS, as it was before.
+            tokio::join!(
+                this.unlock(&lock),
+                this.schedule.invalidate(
                     job.target.specialist_id,
                     job.target.branch_id,
                     job.slot.start.date_naive(),
-                )
-                .await;
+                ),
+            );
             if result.is_ok() {
                 this.outbox_wakeup.notify_one();
                 // The doctor list's "nearest free time" forgets the start after the answer:
