@@ -306,6 +306,10 @@ tokens "$CLOSED_BASE" "$CLOSED_TOTAL"
 # The token requests' PostgreSQL counts are reported up to 10 s late: let them land before S5.
 sleep "$PG_SETTLE"
 
+log "S5: the driver's own floor (a body refused with 422, same open loop at $S5_RATE/s)"
+"${PIN_GEN[@]}" python3 bench/bench.py floor --base "$APP" --count "$S5_COUNT" --rate "$S5_RATE" \
+    --out "$RAW/s5_floor.json" >&2
+
 log "S5: anonymous booking, open loop: $S5_COUNT distinct slots at $S5_RATE/s"
 mis_calls mis_calls0
 cpu s5_open.cpu0

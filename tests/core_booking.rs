@@ -851,11 +851,14 @@ async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabin
         (1, 1),
         "only the cabinet patient's"
     );
-    let mine = world
-        .booking
-        .list_records(&owner, &RecordQuery::default(), PageNo::FIRST)
-        .await
-        .expect("list");
+    let owners_records = async || {
+        world
+            .booking
+            .list_records(&owner, &RecordQuery::default(), PageNo::FIRST)
+            .await
+            .expect("list")
+    };
+    let mine = owners_records().await;
     assert_eq!(mine.total, 1);
     let record = &mine.items[0].record;
     assert_eq!(record.source, RecordSource::Clinic);
@@ -939,11 +942,7 @@ async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabin
         (0, 1),
         "left to the booking that is writing it"
     );
-    let mine = world
-        .booking
-        .list_records(&owner, &RecordQuery::default(), PageNo::FIRST)
-        .await
-        .expect("list");
+    let mine = owners_records().await;
     assert_eq!(
         mine.total, 1,
         "no second record, and no SMS, for the patient's own booking"
@@ -958,11 +957,7 @@ async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabin
     assert_eq!(settled.completed, 1, "{settled:?}");
     let after = world.booking.follow_changes().await.expect("poll");
     assert_eq!((after.booked, after.unchanged, after.deferred), (0, 1, 0));
-    let mine = world
-        .booking
-        .list_records(&owner, &RecordQuery::default(), PageNo::FIRST)
-        .await
-        .expect("list");
+    let mine = owners_records().await;
     assert_eq!(mine.total, 2);
     assert!(
         mine.items
