@@ -408,6 +408,22 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
+def open_loop(count, rate, one, started):
+    """Request i leaves at started + i/rate whatever happened before, on a thread of its own:
+    `one(i, scheduled)`, timed from its scheduled send (no coordinated omission)."""
+    threads = []
+    for i in range(count):
+        due = started + i / rate
+        pause = due - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        t = threading.Thread(target=one, args=(i, due), daemon=True)
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+
+
 def cmd_book(args):
     with open(args.slots) as f:
         slots = ordered_slots(json.load(f)["groups"])
@@ -458,18 +474,7 @@ def cmd_book(args):
     # limited by the driver, not by what it drives.
     driver_cpu0 = time.process_time()
     if args.rate:
-        # Open loop: request i leaves at started + i/rate whatever happened before.
-        threads = []
-        for i in range(len(chosen)):
-            due = started + i / args.rate
-            pause = due - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            t = threading.Thread(target=one, args=(i, due), daemon=True)
-            t.start()
-            threads.append(t)
-        for t in threads:
-            t.join()
+        open_loop(len(chosen), args.rate, one, started)
     else:
         # Closed loop: C workers, each sends its next booking when the last one answered.
         next_index = iter(range(len(chosen)))
@@ -527,22 +532,11 @@ def cmd_floor(args):
     body = b"{}"
     results = []
 
-    def one(scheduled):
+    def one(_i, scheduled):
         status, _ = post_booking(args.base, body)
         results.append((status, time.monotonic() - scheduled))
 
-    started = time.monotonic()
-    threads = []
-    for i in range(args.count):
-        due = started + i / args.rate
-        pause = due - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-        t = threading.Thread(target=one, args=(due,), daemon=True)
-        t.start()
-        threads.append(t)
-    for t in threads:
-        t.join()
+    open_loop(args.count, args.rate, one, time.monotonic())
     statuses = Counter(str(s) for s, _ in results)
     refused = sorted(lat for s, lat in results if s == 422)
     summary = {

@@ -478,6 +478,7 @@ impl DirectoryParams {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_date_reads_the_same_on_the_fast_path_and_through_chrono() {
@@ -500,8 +501,6 @@ mod tests {
             assert_eq!(date(raw).ok(), chrono, "{raw:?}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn ids_are_positive_integers() {

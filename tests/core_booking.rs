@@ -8,7 +8,10 @@ use sovamed::{
     db::models::user::{self, NewUser, Role, User},
     domain::{
         audit::Actor,
-        booking::{BookRequest, BookingError, Change, Patient, TargetError, records::RecordQuery},
+        booking::{
+            BookRequest, BookingError, BookingTarget, Change, Patient, TargetError, grid::Slot,
+            records::RecordQuery, reserve,
+        },
         values::{Comment, FullName, PageNo, Phone, RecordSource, RecordStatus},
     },
     emulator::MisFaults,
@@ -68,6 +71,53 @@ async fn create_user(world: &CoreWorld, email: &str, role: Role, phone: Option<&
     )
     .await
     .expect("user")
+}
+
+/// What a booking request writes before it asks the MIS: a pending `Book` intent for
+/// `slot` with the request's `facts`. Returns the intent's id.
+async fn open_book_intent(
+    world: &CoreWorld,
+    target: &BookingTarget,
+    slot: &Slot,
+    pcode: i64,
+    facts: &serde_json::Value,
+) -> i64 {
+    use sovamed::{
+        db::models::intent::{self, NewIntent},
+        domain::values::IntentKind,
+    };
+    let conn = world.booking.db.get().await.expect("connection");
+    intent::insert(
+        &conn,
+        &NewIntent {
+            kind: IntentKind::Book,
+            record_id: None,
+            specialist_id: target.specialist_id,
+            branch_id: target.branch_id,
+            starts_at: slot.start.with_timezone(&chrono::Utc),
+            ends_at: slot.end.with_timezone(&chrono::Utc),
+            pcode,
+            mis_id: None,
+            request: facts,
+            idempotency_scope: None,
+            idempotency_key: None,
+            request_hash: None,
+        },
+    )
+    .await
+    .expect("intent")
+    .id
+}
+
+/// The MIS books `slot` for card `pcode`, as the request's `SCHEDULE_REC_RESERVE` would;
+/// returns its `SCHEDID`.
+async fn reserve_in_mis(world: &CoreWorld, target: &BookingTarget, slot: &Slot, pcode: i64) -> i64 {
+    world
+        .booking
+        .mis
+        .reserve(&reserve::reserve_request(target, slot, pcode, None))
+        .await
+        .expect("reserved in the MIS")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -432,7 +482,7 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
             booking::reserve::BookingFacts,
             values::{IntentKind, IntentState},
         },
-        integrations::infoclinica::{NewMisPatient, ReserveRequest},
+        integrations::infoclinica::NewMisPatient,
     };
 
     let world = CoreWorld::start().await;
@@ -458,21 +508,7 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         .await
         .expect("card");
     // A crash after the MIS booked the first slot: nothing was written here.
-    let schedid = world
-        .booking
-        .mis
-        .reserve(&ReserveRequest {
-            branch_mis_id: target.branch_mis_id,
-            doctor_mis_id: target.specialist_mis_id,
-            date: first.start.date_naive(),
-            start: first.start.time(),
-            end: first.end.time(),
-            schedident: first.schedident,
-            pcode,
-            move_schedid: None,
-        })
-        .await
-        .expect("reserved in the MIS");
+    let schedid = reserve_in_mis(&world, &target, &first, pcode).await;
     let facts = serde_json::to_value(BookingFacts {
         last_name: "Петров".into(),
         first_name: "Пётр".into(),
@@ -487,32 +523,9 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         actor_ip: IP,
     })
     .expect("facts");
-    let conn = world.booking.db.get().await.expect("connection");
-    let open = async |slot: &sovamed::domain::booking::grid::Slot| {
-        intent::insert(
-            &conn,
-            &NewIntent {
-                kind: IntentKind::Book,
-                record_id: None,
-                specialist_id: doctor,
-                branch_id: branch,
-                starts_at: slot.start.with_timezone(&chrono::Utc),
-                ends_at: slot.end.with_timezone(&chrono::Utc),
-                pcode,
-                mis_id: None,
-                request: &facts,
-                idempotency_scope: None,
-                idempotency_key: None,
-                request_hash: None,
-            },
-        )
-        .await
-        .expect("intent")
-        .id
-    };
-    let booked_in_mis = open(&first).await;
+    let booked_in_mis = open_book_intent(&world, &target, &first, pcode, &facts).await;
     // A crash before the MIS was asked about the second slot.
-    let never_booked = open(&second).await;
+    let never_booked = open_book_intent(&world, &target, &second, pcode, &facts).await;
 
     // Intents of requests that may still be running are left alone.
     let untouched = world
@@ -876,11 +889,7 @@ async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabin
 
     // The patient's own booking between the MIS's answer and its local write: its intent is
     // pending and the appointment already in the feed. It is not the front desk's booking.
-    use sovamed::{
-        db::models::intent::{self, NewIntent},
-        domain::{booking::reserve::BookingFacts, values::IntentKind},
-        integrations::infoclinica::ReserveRequest,
-    };
+    use sovamed::domain::booking::reserve::BookingFacts;
     let slot = world
         .booking
         .find_slot(&target, starts[5])
@@ -900,42 +909,8 @@ async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabin
         actor_ip: IP,
     })
     .expect("facts");
-    let conn = world.booking.db.get().await.expect("connection");
-    intent::insert(
-        &conn,
-        &NewIntent {
-            kind: IntentKind::Book,
-            record_id: None,
-            specialist_id: doctor,
-            branch_id: branch,
-            starts_at: starts[5],
-            ends_at: slot.end.with_timezone(&chrono::Utc),
-            pcode,
-            mis_id: None,
-            request: &facts,
-            idempotency_scope: None,
-            idempotency_key: None,
-            request_hash: None,
-        },
-    )
-    .await
-    .expect("intent");
-    drop(conn);
-    world
-        .booking
-        .mis
-        .reserve(&ReserveRequest {
-            branch_mis_id: target.branch_mis_id,
-            doctor_mis_id: target.specialist_mis_id,
-            date: slot.start.date_naive(),
-            start: slot.start.time(),
-            end: slot.end.time(),
-            schedident: slot.schedident,
-            pcode,
-            move_schedid: None,
-        })
-        .await
-        .expect("reserved in the MIS");
+    open_book_intent(&world, &target, &slot, pcode, &facts).await;
+    reserve_in_mis(&world, &target, &slot, pcode).await;
     let in_flight = world.booking.follow_changes().await.expect("poll");
     assert_eq!(
         (in_flight.booked, in_flight.deferred),

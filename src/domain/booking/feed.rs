@@ -243,21 +243,6 @@ impl Booking {
         ) else {
             return Ok(Applied::Unchanged);
         };
-        // A booking or a move of ours to this slot, between the MIS's answer and its local
-        // write: the appointment is ours, not the front desk's. Left to that request (or to
-        // the reconciler); once written, the next poll finds the record by its SCHEDID.
-        let mut conn = self.conn().await?;
-        let ours = intent::has_pending_for_slot(
-            &mut conn,
-            specialist_id,
-            branch_id,
-            start.with_timezone(&Utc),
-        )
-        .await?;
-        drop(conn);
-        if ours {
-            return Ok(Applied::Deferred);
-        }
         let middle = patient.name.middle.as_ref().map(|m| m.as_str().to_owned());
         let new = record::NewRecord {
             mis_id: change.schedid,
@@ -279,6 +264,12 @@ impl Booking {
             booked_by: None,
         };
         let mut conn = self.conn().await?;
+        // A booking or a move of ours to this slot, between the MIS's answer and its local
+        // write: the appointment is ours, not the front desk's. Left to that request (or to
+        // the reconciler); once written, the next poll finds the record by its SCHEDID.
+        if intent::has_pending_for_slot(&mut conn, specialist_id, branch_id, new.starts_at).await? {
+            return Ok(Applied::Deferred);
+        }
         let written = conn
             .transaction(async |conn| {
                 let record = record::insert(conn, &new).await?;

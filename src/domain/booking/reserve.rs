@@ -685,7 +685,7 @@ impl BookingFacts {
 
 /// The MIS message that books `slot` for card `pcode`, or moves appointment `move_schedid`
 /// there.
-pub(super) fn reserve_request(
+pub fn reserve_request(
     target: &BookingTarget,
     slot: &Slot,
     pcode: i64,
