@@ -11,6 +11,7 @@
             the PostgreSQL backends of the bench database, the app's resident memory, and the
             bench database's transaction counters
   pgstat    snapshot the bench database's transaction counters alone (pg_stat_database)
+  steps     snapshot the app's booking step histograms from /metrics (S5's time by step)
   report    read target/bench/raw/* and print the markdown report
 
 Latencies of the open-loop run are measured from each request's *scheduled* send time, so a
@@ -19,6 +20,7 @@ stall of the server shows up in the percentiles (no coordinated omission).
 
 import argparse
 import datetime as dt
+import http.client
 import json
 import os
 import re
@@ -139,22 +141,54 @@ def booking_body(slot, n, phone_token=None):
     return json.dumps(body).encode()
 
 
-def post_booking(base, body):
+class KeptConnections:
+    """HTTP/1.1 connections to the app kept alive between requests, as the site's server-side
+    client keeps them: a request borrows an idle one (or opens one) and gives it back after
+    the answer. A connection the server closed is opened again, once, for the same request."""
+
+    def __init__(self, base):
+        parts = urllib.parse.urlsplit(base)
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.idle = []
+        self.lock = threading.Lock()
+
+    def _borrow(self):
+        with self.lock:
+            if self.idle:
+                return self.idle.pop(), True
+        return http.client.HTTPConnection(self.host, self.port, timeout=30), False
+
+    def post(self, path, body):
+        """(status, body bytes); status 0 and the error's text when there was no answer."""
+        for _attempt in range(2):
+            conn, reused = self._borrow()
+            try:
+                conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                conn.close()
+                if reused:
+                    continue  # the server closed an idle connection: a new one, same request
+                return 0, str(e)[:300].encode()
+            except Exception as e:  # noqa: BLE001 - a transport failure is a result too
+                conn.close()
+                return 0, str(e)[:300].encode()
+            if resp.will_close:
+                conn.close()
+            else:
+                with self.lock:
+                    self.idle.append(conn)
+            return resp.status, data
+        return 0, b"no answer on a new connection"
+
+
+def post_booking(connections, body):
     """(status, the answer's first 300 bytes when it is not a 201); status 0: no answer."""
-    request = urllib.request.Request(
-        base + "/api/v1/specialist/anonymous-reserve",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            resp.read()
-            return resp.status, None
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()[:300].decode("utf-8", "replace")
-    except Exception as e:  # noqa: BLE001 - a transport failure is a result too
-        return 0, str(e)[:300]
+    status, data = connections.post("/api/v1/specialist/anonymous-reserve", body)
+    if status == 201:
+        return status, None
+    return status, data[:300].decode("utf-8", "replace")
 
 
 # ------------------------------------------------------------------ phone tokens
@@ -461,10 +495,10 @@ def cmd_book(args):
     ]
     results = [None] * len(chosen)
     refusals = {}
-    base = args.base
+    connections = KeptConnections(args.base)
 
     def one(i, scheduled):
-        status, answer = post_booking(base, bodies[i])
+        status, answer = post_booking(connections, bodies[i])
         results[i] = (status, time.monotonic() - scheduled)
         if status != 201:
             refusals.setdefault(str(status), answer)
@@ -526,14 +560,15 @@ def cmd_book(args):
 
 
 def cmd_floor(args):
-    """The booking driver's own floor: the same open loop (a thread per request, urllib, a new
-    connection each) posting `{}`, which the app refuses with 422 before it reads a database,
+    """The booking driver's own floor: the same open loop (a thread per request, connections kept
+    alive between requests) posting `{}`, which the app refuses with 422 before it reads a database,
     Redis or the MIS. What S5's p50 spends outside the app's booking work."""
     body = b"{}"
     results = []
+    connections = KeptConnections(args.base)
 
     def one(_i, scheduled):
-        status, _ = post_booking(args.base, body)
+        status, _ = post_booking(connections, body)
         results.append((status, time.monotonic() - scheduled))
 
     open_loop(args.count, args.rate, one, time.monotonic())
@@ -611,6 +646,67 @@ def cmd_pgstat(args):
     snap = {"t": time.monotonic(), "pg_stat": pg_counters(args.pg_admin_url, args.pg_db)}
     with open(args.out, "w") as f:
         json.dump(snap, f)
+
+
+STEP_SERIES = re.compile(
+    r"^(booking_step_duration_seconds|mis_request_duration_seconds|http_request_duration_seconds)"
+    r"_(sum|count)\{(.*)\} (\S+)$"
+)
+
+
+def cmd_steps(args):
+    """Snapshot the app's booking step histograms (`booking_step_duration_seconds{step}`), the
+    MIS call histograms and the booking route's, as sums and counts from `/metrics`."""
+    with urllib.request.urlopen(args.base + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    series = defaultdict(dict)
+    for line in text.splitlines():
+        m = STEP_SERIES.match(line)
+        if m:
+            series[f"{m.group(1)}{{{m.group(3)}}}"][m.group(2)] = float(m.group(4))
+    with open(args.out, "w") as f:
+        json.dump(series, f, indent=1)
+
+
+def step_means(before, after):
+    """{series: (count, mean ms)} of what happened between two `steps` snapshots."""
+    means = {}
+    for name, now in after.items():
+        was = before.get(name, {})
+        n = now.get("count", 0) - was.get("count", 0)
+        if n > 0:
+            means[name] = (n, (now.get("sum", 0) - was.get("sum", 0)) / n * 1000)
+    return means
+
+
+STEP_ORDER = ["checks", "slot_lock", "patient_card", "intent", "reserve", "record", "release"]
+MIS_STEPS = {"patient_card", "reserve"}
+
+
+def steps_line(raw):
+    """The S5 open loop's time by booking step (means), the app's own steps apart from the MIS's."""
+    before, after = load(raw, "s5_open.steps0.json"), load(raw, "s5_open.steps1.json")
+    if not before or not after:
+        return None
+    means = step_means(before, after)
+    parts, own = [], 0.0
+    for step in STEP_ORDER:
+        found = means.get(f'booking_step_duration_seconds{{step="{step}"}}')
+        if found:
+            parts.append(f"{step} {found[1]:.2f}")
+            if step not in MIS_STEPS:
+                own += found[1]
+    handler = next((v for k, v in means.items() if "anonymous-reserve" in k and k.startswith("http_")), None)
+    if not parts:
+        return None
+    line = (
+        "S5 by step (means in ms over the open loop, from the app's `booking_step_duration_seconds`): "
+        + " · ".join(parts)
+        + f"; the app's own steps (all but the MIS's `patient_card` and `reserve`) **{own:.2f} ms**"
+    )
+    if handler:
+        line += f"; the whole handler {handler[1]:.2f} ms"
+    return line + "."
 
 
 def cmd_cpu(args):
@@ -1081,9 +1177,13 @@ def cmd_report(args):
             out[-1] += (
                 f" Of that, **{floor['p50_ms']:.1f} ms** is the driver's own floor: the same driver and open "
                 f"loop posting a body the app refuses with 422 at once (p50 over {floor['sent']} requests at "
-                f"{floor['rate']}/s), i.e. HTTP, a new connection, urllib and a thread per request; the "
+                f"{floor['rate']}/s), i.e. HTTP on a kept-alive connection, http.client and a thread per request; the "
                 f"booking work itself adds about {added - floor['p50_ms']:.1f} ms."
             )
+        out.append("")
+    by_step = steps_line(raw)
+    if by_step:
+        out.append(by_step)
         out.append("")
     limit = s5_limit(raw, steps, facts)
     if limit:
@@ -1198,6 +1298,11 @@ def main():
     p.add_argument("--pg-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_pgstat)
+
+    p = sub.add_parser("steps", help="the booking step histograms of the app's /metrics")
+    p.add_argument("--base", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_steps)
 
     p = sub.add_parser("oha-line", help="one line summary of an oha JSON output")
     p.add_argument("file")

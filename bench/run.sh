@@ -312,12 +312,14 @@ log "S5: the driver's own floor (a body refused with 422, same open loop at $S5_
 
 log "S5: anonymous booking, open loop: $S5_COUNT distinct slots at $S5_RATE/s"
 mis_calls mis_calls0
+python3 bench/bench.py steps --base "$APP" --out "$RAW/s5_open.steps0.json"
 cpu s5_open.cpu0
 "${PIN_GEN[@]}" python3 bench/bench.py book --base "$APP" --slots "$RAW/slots.json" \
     --exclude "$S1_SPEC:$S1_BRANCH:$S1_DATE" --count "$S5_COUNT" --rate "$S5_RATE" \
     --phone-base 0 --tokens "$TOKENS" --token-margin "$TOKEN_MARGIN" --out "$RAW/s5_open.json" >&2
 cpu s5_open.cpu1
 mis_calls mis_calls1
+python3 bench/bench.py steps --base "$APP" --out "$RAW/s5_open.steps1.json"
 
 # Capacity: closed loops with more and more workers, until doubling them grows the rate by
 # less than 10 %; the report says which process was the limit at that point (the app, the

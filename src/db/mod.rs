@@ -23,6 +23,48 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 pub type DbPool = Pool<AsyncPgConnection>;
 pub type DbConn = Object<AsyncPgConnection>;
 
+/// A setting of the current transaction alone (`SET LOCAL`).
+#[derive(Debug, Clone, Copy)]
+pub enum LocalSetting {
+    /// The transaction's `COMMIT` returns before its WAL is on disk (`synchronous_commit`
+    /// off). Only for a write that can be made again from something already durable: a
+    /// crash of the app loses nothing, but a crash of PostgreSQL's server may lose the last
+    /// fraction of a second of such commits (at most three times `wal_writer_delay`), and
+    /// the database stays consistent.
+    CommitWithoutWaitingForDisk,
+    /// Prepared statements run with the plan made once per connection
+    /// (`plan_cache_mode = force_generic_plan`) instead of being planned again on each run
+    /// with their values: for statements that find rows by key, whose plan does not depend
+    /// on the values, and where planning costs more than running.
+    PlanOnce,
+}
+
+impl LocalSetting {
+    fn sql(self) -> &'static str {
+        match self {
+            LocalSetting::CommitWithoutWaitingForDisk => "SET LOCAL synchronous_commit TO off",
+            LocalSetting::PlanOnce => "SET LOCAL plan_cache_mode TO force_generic_plan",
+        }
+    }
+}
+
+/// Applies `settings` to the current transaction in one message. On a shared connection:
+/// joined first with the transaction's next statements, it is sent, and so applied, before
+/// them.
+pub async fn set_local(
+    conn: &AsyncPgConnection,
+    settings: &[LocalSetting],
+) -> diesel::QueryResult<()> {
+    use diesel_async::SimpleAsyncConnection;
+    let sql = settings
+        .iter()
+        .map(|s| s.sql())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut conn = conn;
+    conn.batch_execute(&sql).await
+}
+
 /// Builds the pool. Connections are opened lazily; a request that cannot get one within
 /// the timeouts gets an error (a 503), never a hang.
 pub fn build_pool(database_url: &str, size: usize) -> anyhow::Result<DbPool> {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use fred::{
     clients::SubscriberClient,
-    interfaces::{ClientLike, EventInterface, PubsubInterface},
+    interfaces::{ClientLike, EventInterface, KeysInterface, PubsubInterface},
     types::Message,
 };
 use tokio::{
@@ -132,6 +132,23 @@ pub async fn publish(redis: &Redis, notice: &Notice) {
     let sent: Result<i64, _> = redis.pool.next().publish(channel, notice.payload()).await;
     if let Err(e) = sent {
         tracing::warn!(error = %e, "cluster message not sent");
+    }
+}
+
+/// Deletes `key`, then sends `notice`, in one round trip on one connection: whoever hears
+/// the notice finds the key gone. A failure is logged, as for [`publish`].
+pub async fn delete_then_publish(redis: &Redis, key: String, notice: &Notice) {
+    let pipeline = redis.pool.next().pipeline();
+    let sent = async {
+        let () = pipeline.del(key).await?;
+        let () = pipeline
+            .publish(redis.key(notice.channel()), notice.payload())
+            .await?;
+        pipeline.all::<(i64, i64)>().await
+    }
+    .await;
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "cache entry not dropped or cluster message not sent");
     }
 }
 

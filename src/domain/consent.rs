@@ -14,7 +14,7 @@ use crate::{
     db::{
         DbPool,
         models::{
-            consent::{self, ConsentText, NewConsent},
+            consent::{self, ConsentText},
             user::User,
         },
     },
@@ -53,46 +53,32 @@ pub enum Consenter<'a> {
     Phone(&'a str),
 }
 
-/// Writes one row per ticked purpose against the current text of that purpose, on `conn`
-/// (so a caller may include it in its transaction).
+/// Writes one row per ticked purpose against the current text of that purpose, read and
+/// written in one statement. On a shared connection, so a caller may include it in its
+/// transaction and send it together with its other statements (a booking does).
 pub async fn record(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &diesel_async::AsyncPgConnection,
     who: Consenter<'_>,
     given: ConsentGiven,
     ip: IpAddr,
 ) -> Result<(), diesel::result::Error> {
-    let texts = consent::current_texts(conn).await?;
-    record_texts(conn, &texts, who, given, ip).await
-}
-
-/// [`record`] with the current texts already read (a booking reads them in the same round
-/// trip as its other statements).
-pub async fn record_texts(
-    conn: &mut diesel_async::AsyncPgConnection,
-    texts: &[ConsentText],
-    who: Consenter<'_>,
-    given: ConsentGiven,
-    ip: IpAddr,
-) -> Result<(), diesel::result::Error> {
-    let ip = ip.to_string();
     let (user_id, phone) = match who {
         Consenter::Account(id) => (Some(id), None),
         Consenter::Phone(phone) => (None, Some(phone)),
     };
-    let rows: Vec<NewConsent<'_>> = texts
-        .iter()
-        .filter(|t| match t.purpose {
-            ConsentPurpose::PersonalData => given.personal_data,
-            ConsentPurpose::HealthData => given.health_data,
-        })
-        .map(|t| NewConsent {
-            user_id,
-            phone,
-            text_id: t.id,
-            client_ip: &ip,
-        })
-        .collect();
-    consent::insert(conn, &rows).await.map(drop)
+    let purposes: Vec<ConsentPurpose> = [
+        (given.personal_data, ConsentPurpose::PersonalData),
+        (given.health_data, ConsentPurpose::HealthData),
+    ]
+    .into_iter()
+    .filter_map(|(ticked, purpose)| ticked.then_some(purpose))
+    .collect();
+    if purposes.is_empty() {
+        return Ok(());
+    }
+    consent::insert_current(conn, user_id, phone, &purposes, &ip.to_string())
+        .await
+        .map(drop)
 }
 
 /// The texts in force, which a form links to; on a shared connection, so that a booking can
@@ -138,8 +124,8 @@ pub async fn give_again(
     given: ConsentGiven,
     ip: IpAddr,
 ) -> Result<(), DataRightsError> {
-    let mut conn = db.get().await?;
-    record(&mut conn, Consenter::Account(patient.id), given, ip).await?;
+    let conn = db.get().await?;
+    record(&conn, Consenter::Account(patient.id), given, ip).await?;
     drop(conn);
     let purposes: Vec<&str> = [
         (given.personal_data, ConsentPurpose::PersonalData),

@@ -34,20 +34,40 @@ pub async fn current_texts(conn: &AsyncPgConnection) -> QueryResult<Vec<ConsentT
         .await
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = consents)]
-pub struct NewConsent<'a> {
-    pub user_id: Option<i64>,
-    pub phone: Option<&'a str>,
-    pub text_id: i64,
-    pub client_ip: &'a str,
-}
-
-pub async fn insert(conn: &mut AsyncPgConnection, new: &[NewConsent<'_>]) -> QueryResult<usize> {
-    // One text per number of rows (one or two consents).
-    KeepPrepared(diesel::insert_into(consents::table).values(new))
-        .execute(conn)
-        .await
+/// Consents of `user_id` or `phone` against the newest text of each of `purposes`: the texts
+/// read and the rows written in one statement.
+pub async fn insert_current(
+    conn: &AsyncPgConnection,
+    user_id: Option<i64>,
+    phone: Option<&str>,
+    purposes: &[ConsentPurpose],
+    client_ip: &str,
+) -> QueryResult<usize> {
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    let mut conn = conn;
+    let newest = consent_texts::table
+        .distinct_on(consent_texts::purpose)
+        .filter(consent_texts::purpose.eq_any(purposes))
+        .order((consent_texts::purpose, consent_texts::version.desc()))
+        .select((
+            user_id.into_sql::<Nullable<BigInt>>(),
+            phone.into_sql::<Nullable<Text>>(),
+            consent_texts::id,
+            client_ip.into_sql::<Text>(),
+        ));
+    // The purposes are one array parameter, so the text is the same whatever was ticked.
+    KeepPrepared(
+        diesel::insert_into(consents::table)
+            .values(newest)
+            .into_columns((
+                consents::user_id,
+                consents::phone,
+                consents::text_id,
+                consents::client_ip,
+            )),
+    )
+    .execute(&mut conn)
+    .await
 }
 
 /// Consents given on `phone` without an account become the account's.

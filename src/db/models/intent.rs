@@ -96,13 +96,14 @@ pub async fn note_error(conn: &mut AsyncPgConnection, id: i64, error: &str) -> Q
 /// Locks a pending intent for the rest of the transaction; `false` when it is no longer
 /// pending. Writers take this first, so of two (the request and the reconciler) the second
 /// waits, then finds the intent resolved and writes nothing.
-pub async fn lock_pending(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn lock_pending(conn: &AsyncPgConnection, id: i64) -> QueryResult<bool> {
+    let mut conn = conn;
     let locked: Option<i64> = booking_intents::table
         .find(id)
         .filter(booking_intents::state.eq(IntentState::Pending))
         .select(booking_intents::id)
         .for_update()
-        .first(conn)
+        .first(&mut conn)
         .await
         .optional()?;
     Ok(locked.is_some())

@@ -22,6 +22,7 @@ pub mod reserve;
 pub(crate) mod rounds;
 pub mod rules;
 pub mod schedule;
+pub mod steps;
 pub mod target;
 
 use std::{sync::Arc, time::Duration};

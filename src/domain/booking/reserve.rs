@@ -1,8 +1,10 @@
 //! Booking a free slot. The MIS owns the slots, so a booking is written down first (an
 //! intent, committed with the visitor's phone proof and consent, if any), then the MIS
 //! books, then the record, its SMS, its audit row and the intent's `done` with the MIS's
-//! `SCHEDID` are written in one local transaction: two commits on the way, nothing else
-//! waits on the disk. If that write fails, the MIS booking is cancelled again
+//! `SCHEDID` are written in one local transaction: two commits on the way, and only the
+//! intent's waits for the disk (the record's can be written again from the intent and the
+//! MIS, so a crash of PostgreSQL's server that loses it leaves the intent pending for the
+//! reconciler). If that write fails, the MIS booking is cancelled again
 //! (compensation). The work after the slot check runs in a task of its own: a request that
 //! is dropped (the client hangs up, the request times out) does not stop it half-way, and
 //! whatever a crash interrupts, the reconciler finishes from the intent (`reconcile.rs`,
@@ -20,9 +22,11 @@ use super::{
     Booking, BookingError, BookingTarget, Patient,
     grid::Slot,
     notify::{self, Notice, NoticeFacts},
+    steps::{Step, timed},
     target,
 };
 use crate::{
+    db::LocalSetting,
     db::models::{
         idempotency,
         intent::{self, NewIntent},
@@ -146,46 +150,60 @@ impl Booking {
         consent: ConsentGiven,
     ) -> Result<AnonymousBooking, BookingError> {
         let phone = request.patient.phone.as_str().to_owned();
-        // Three independent reads at once (the doctor and the slot, the phone proof, the
-        // phone's SMS day); their refusals still come in this order, and only input that
-        // passed them counts against the limits.
-        let (target, proof, sms_day) = tokio::join!(
-            async {
-                let target = self
-                    .target(request.specialist_id, request.branch_id)
-                    .await?;
-                let slot = self.find_slot(&target, request.start).await?;
-                Ok::<_, BookingError>((target, slot))
-            },
-            async {
-                if !self.rules.anonymous_verify {
-                    return Ok(None);
+        let (target, slot, proof, lock) = timed(Step::Checks, async {
+            // Three independent reads at once (the doctor and the slot, the phone proof, the
+            // phone's SMS day); their refusals still come in this order, and only input that
+            // passed them counts against the limits.
+            let (target, proof, sms_day) = tokio::join!(
+                async {
+                    let target = self
+                        .target(request.specialist_id, request.branch_id)
+                        .await?;
+                    let slot = self.find_slot(&target, request.start).await?;
+                    Ok::<_, BookingError>((target, slot))
+                },
+                async {
+                    if !self.rules.anonymous_verify {
+                        return Ok(None);
+                    }
+                    // Checked here, taken in the intent's transaction (so it costs no commit
+                    // of its own), given back if the booking does not happen.
+                    self.phones
+                        .check(
+                            proof,
+                            VerificationPurpose::Booking,
+                            Some(&request.patient.phone),
+                        )
+                        .await
+                        .map(Some)
+                        .map_err(BookingError::from)
+                },
+                async {
+                    let mut conn = self.conn().await?;
+                    self.check_sms_day(&mut conn, &phone).await
+                },
+            );
+            let (target, slot) = target?;
+            let proof = proof?;
+            // The limits and the slot's lock at once (two Redis commands in flight
+            // together): a lock taken for an attempt that is then refused is given back.
+            let (limited, lock) = tokio::join!(
+                self.limits.check(request.actor.ip, &phone),
+                timed(Step::SlotLock, self.lock_slot(&target, request.start)),
+            );
+            if let Err(refused) = limited.and(sms_day) {
+                if let Ok(key) = &lock {
+                    self.unlock(key).await;
                 }
-                // Checked here, taken in the intent's transaction (so it costs no commit
-                // of its own), given back if the booking does not happen.
-                self.phones
-                    .check(
-                        proof,
-                        VerificationPurpose::Booking,
-                        Some(&request.patient.phone),
-                    )
-                    .await
-                    .map(Some)
-                    .map_err(BookingError::from)
-            },
-            async {
-                let mut conn = self.conn().await?;
-                self.check_sms_day(&mut conn, &phone).await
-            },
-        );
-        let (target, slot) = target?;
-        let proof = proof?;
-        self.limits.check(request.actor.ip, &phone).await?;
-        sms_day?;
+                return Err(refused);
+            }
+            Ok::<_, BookingError>((target, slot, proof, lock?))
+        })
+        .await?;
         let token = super::rules::new_link_token();
         let terms = VisitorTerms { proof, consent };
         let view = self
-            .book_slot(target, slot, request, Some(&token), Some(terms))
+            .book_locked_slot(lock, target, slot, request, Some(&token), Some(terms))
             .await?;
         Ok(AnonymousBooking {
             view,
@@ -209,18 +227,22 @@ impl Booking {
 
     /// Books a free slot: intent, MIS, then the record and its SMS in one local transaction.
     pub async fn book(&self, request: BookRequest<'_>) -> Result<RecordView, BookingError> {
-        let target = self
-            .target(request.specialist_id, request.branch_id)
-            .await?;
-        let slot = self.find_slot(&target, request.start).await?;
-        if let Some(user) = request.user {
-            let mut conn = self.conn().await?;
-            // (The desk books through `book_for_caller`, which skips the account's limits.)
-            let now = self.clock.now();
-            self.rules.check_account(&mut conn, user.id, now).await?;
-            self.check_sms_day(&mut conn, request.patient.phone.as_str())
+        let (target, slot) = timed(Step::Checks, async {
+            let target = self
+                .target(request.specialist_id, request.branch_id)
                 .await?;
-        }
+            let slot = self.find_slot(&target, request.start).await?;
+            if let Some(user) = request.user {
+                let mut conn = self.conn().await?;
+                // (The desk books through `book_for_caller`, which skips the account's limits.)
+                let now = self.clock.now();
+                self.rules.check_account(&mut conn, user.id, now).await?;
+                self.check_sms_day(&mut conn, request.patient.phone.as_str())
+                    .await?;
+            }
+            Ok::<_, BookingError>((target, slot))
+        })
+        .await?;
         self.book_slot(target, slot, request, None, None).await
     }
 
@@ -235,7 +257,21 @@ impl Booking {
         manage_token: Option<&str>,
         terms: Option<VisitorTerms>,
     ) -> Result<RecordView, BookingError> {
-        let lock = self.lock_slot(&target, request.start).await?;
+        let lock = timed(Step::SlotLock, self.lock_slot(&target, request.start)).await?;
+        self.book_locked_slot(lock, target, slot, request, manage_token, terms)
+            .await
+    }
+
+    /// [`Booking::book_slot`] with the slot's lock (`lock`, its key) already taken.
+    async fn book_locked_slot(
+        &self,
+        lock: String,
+        target: BookingTarget,
+        slot: Slot,
+        request: BookRequest<'_>,
+        manage_token: Option<&str>,
+        terms: Option<VisitorTerms>,
+    ) -> Result<RecordView, BookingError> {
         let job = BookJob {
             facts: BookingFacts::of(&request),
             patient: request.patient.clone(),
@@ -255,14 +291,17 @@ impl Booking {
             // (this process's memory, Redis, the other replicas'). The MIS decides a slot,
             // so a request that takes the lock before the day is dropped and reads it free
             // is refused by the MIS, as it was before.
-            tokio::join!(
-                this.unlock(&lock),
-                this.schedule.invalidate(
-                    job.target.specialist_id,
-                    job.target.branch_id,
-                    job.slot.start.date_naive(),
-                ),
-            );
+            timed(Step::Release, async {
+                tokio::join!(
+                    this.unlock(&lock),
+                    this.schedule.invalidate(
+                        job.target.specialist_id,
+                        job.target.branch_id,
+                        job.slot.start.date_naive(),
+                    ),
+                )
+            })
+            .await;
             if result.is_ok() {
                 this.outbox_wakeup.notify_one();
                 // The doctor list's "nearest free time" forgets the start after the answer:
@@ -354,11 +393,16 @@ impl Booking {
 
     async fn book_job(&self, job: &BookJob) -> Result<RecordView, BookingError> {
         let (target, slot) = (&job.target, &job.slot);
-        let pcode = self.patient_card(&job.patient, job.user.as_ref()).await?;
+        let pcode = timed(
+            Step::PatientCard,
+            self.patient_card(&job.patient, job.user.as_ref()),
+        )
+        .await?;
         let facts = serde_json::to_value(&job.facts)
             .map_err(|e| BookingError::Store(format!("booking facts: {e}")))?;
-        let intent = self
-            .open_booking_intent(
+        let intent = timed(
+            Step::Intent,
+            self.open_booking_intent(
                 &NewIntent {
                     kind: IntentKind::Book,
                     record_id: None,
@@ -375,8 +419,9 @@ impl Booking {
                 },
                 job.terms.as_ref(),
                 &job.facts,
-            )
-            .await?;
+            ),
+        )
+        .await?;
         let booked = self.reserve_and_write(job, intent, pcode).await;
         // A proof is used only by a booking that happened.
         if let (Err(_), Some(proven)) = (&booked, job.terms.as_ref().and_then(|t| t.proof.as_ref()))
@@ -399,29 +444,32 @@ impl Booking {
             return Ok(intent::insert(&conn, new).await?.id);
         };
         conn.transaction(async |conn| {
-            // One round trip for the three statements (pipelined on the connection); a
-            // proof another request took first fails the whole transaction.
+            // One round trip for the three statements (pipelined on the connection; the
+            // consents read the current texts themselves); a proof another request took
+            // first fails the whole transaction.
             let shared: &AsyncPgConnection = conn;
-            let (taken, texts, opened) = tokio::join!(
+            let (settled, taken, opened, consented) = tokio::join!(
+                // Statements by key: planned once per connection, not on every booking.
+                crate::db::set_local(shared, &[LocalSetting::PlanOnce]),
                 async {
                     match &terms.proof {
                         Some(proven) => self.phones.take_checked(shared, proven).await,
                         None => Ok(()),
                     }
                 },
-                consent::current_texts(shared),
                 intent::insert(shared, new),
+                consent::record(
+                    shared,
+                    Consenter::Phone(&facts.phone),
+                    terms.consent,
+                    facts.actor_ip,
+                ),
             );
+            // In the order sent: after a failed statement the later ones only say "aborted".
+            settled?;
             taken?;
-            let (texts, id) = (texts?, opened?.id);
-            consent::record_texts(
-                conn,
-                &texts,
-                Consenter::Phone(&facts.phone),
-                terms.consent,
-                facts.actor_ip,
-            )
-            .await?;
+            let id = opened?.id;
+            consented?;
             Ok::<_, BookingError>(id)
         })
         .await
@@ -435,10 +483,12 @@ impl Booking {
         pcode: i64,
     ) -> Result<RecordView, BookingError> {
         let (target, slot) = (&job.target, &job.slot);
-        let schedid = match self
-            .mis
-            .reserve(&reserve_request(target, slot, pcode, None))
-            .await
+        let schedid = match timed(
+            Step::Reserve,
+            self.mis
+                .reserve(&reserve_request(target, slot, pcode, None)),
+        )
+        .await
         {
             Ok(schedid) => schedid,
             Err(e) => {
@@ -447,8 +497,9 @@ impl Booking {
                 return Err(error);
             }
         };
-        let written = self
-            .write_record(
+        let written = timed(
+            Step::Record,
+            self.write_record(
                 intent,
                 target,
                 &job.facts,
@@ -458,8 +509,9 @@ impl Booking {
                 job.keep_answer.as_ref(),
                 job.manage_token.as_deref(),
                 Some(job.facts.actor()),
-            )
-            .await;
+            ),
+        )
+        .await;
         match written {
             Ok(view) => Ok(view),
             Err(e) => {
@@ -548,7 +600,25 @@ impl Booking {
         let mut conn = self.conn().await?;
         let view = conn
             .transaction(async |conn| {
-                if !intent::lock_pending(conn, intent).await? {
+                let shared: &AsyncPgConnection = conn;
+                let (settled, locked) = tokio::join!(
+                    // The intent, committed before the MIS was asked, is the durable part:
+                    // should PostgreSQL's server crash before this commit reaches the disk,
+                    // the intent is pending again and the reconciler writes the record
+                    // from it and the MIS's appointment. So this commit does not wait for
+                    // the disk (one flush per booking instead of two). Every statement
+                    // here finds its rows by key: planned once per connection.
+                    crate::db::set_local(
+                        shared,
+                        &[
+                            LocalSetting::CommitWithoutWaitingForDisk,
+                            LocalSetting::PlanOnce,
+                        ],
+                    ),
+                    intent::lock_pending(shared, intent),
+                );
+                settled?;
+                if !locked? {
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
                 let record = record::insert(conn, &new).await?;

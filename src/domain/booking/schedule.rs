@@ -694,17 +694,9 @@ impl ScheduleCache {
     /// from every other process's memory. Redis goes first, so a reader that takes the day
     /// into memory after the drop can only have read it from Redis after the delete.
     pub async fn invalidate(&self, specialist_id: i64, branch_id: i64, date: NaiveDate) {
-        let dropped: Result<i64, _> = self
-            .redis
-            .pool
-            .del(self.key(specialist_id, branch_id, date))
-            .await;
-        if let Err(e) = dropped {
-            tracing::warn!(error = %e, "schedule cache entry not dropped");
-        }
-        self.forget_day(specialist_id, branch_id, date);
-        cluster::publish(
+        cluster::delete_then_publish(
             &self.redis,
+            self.key(specialist_id, branch_id, date),
             &Notice::ScheduleChanged {
                 specialist_id,
                 branch_id,
@@ -712,6 +704,7 @@ impl ScheduleCache {
             },
         )
         .await;
+        self.forget_day(specialist_id, branch_id, date);
     }
 }
 
