@@ -294,6 +294,19 @@ async fn no_personal_data_in_logs_at_trace_level_or_in_metric_labels() {
         .text()
         .await
         .expect("body");
+    // The booking's steps were timed, each under its fixed name.
+    for step in [
+        "checks",
+        "slot_lock",
+        "patient_card",
+        "intent",
+        "reserve",
+        "record",
+        "release",
+    ] {
+        let series = format!("booking_step_duration_seconds_count{{step=\"{step}\"}} 1");
+        assert!(metrics.contains(&series), "missing {series}");
+    }
     let log = server.log();
     assert!(log.lines().count() > 50, "trace logging is on: {log}");
     assert!(
