@@ -23,6 +23,7 @@ import datetime as dt
 import http.client
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
@@ -442,18 +443,34 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
-def open_loop(count, rate, one, started):
-    """Request i leaves at started + i/rate whatever happened before, on a thread of its own:
-    `one(i, scheduled)`, timed from its scheduled send (no coordinated omission)."""
-    threads = []
+def open_loop(count, rate, one, started, workers=64):
+    """Request i leaves at started + i/rate whatever happened before: `one(i, scheduled)`, timed
+    from its scheduled send (no coordinated omission). Sent by `workers` threads started
+    beforehand (a thread started per request costs more than the app's own work on a 422),
+    each taking the next due request; should all be busy, a request waits for one, and that
+    wait is in its time."""
+    due = queue.Queue()
+
+    def worker():
+        while True:
+            job = due.get()
+            if job is None:
+                return
+            one(*job)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(workers, count))]
+    for t in threads:
+        t.start()
+    # The schedule begins once the threads are up.
+    started = max(started, time.monotonic())
     for i in range(count):
-        due = started + i / rate
-        pause = due - time.monotonic()
+        at = started + i / rate
+        pause = at - time.monotonic()
         if pause > 0:
             time.sleep(pause)
-        t = threading.Thread(target=one, args=(i, due), daemon=True)
-        t.start()
-        threads.append(t)
+        due.put((i, at))
+    for _ in threads:
+        due.put(None)
     for t in threads:
         t.join()
 
@@ -560,8 +577,8 @@ def cmd_book(args):
 
 
 def cmd_floor(args):
-    """The booking driver's own floor: the same open loop (a thread per request, connections kept
-    alive between requests) posting `{}`, which the app refuses with 422 before it reads a database,
+    """The booking driver's own floor: the same open loop (threads started beforehand, connections
+    kept alive between requests) posting `{}`, which the app refuses with 422 before it reads a database,
     Redis or the MIS. What S5's p50 spends outside the app's booking work."""
     body = b"{}"
     results = []
@@ -1179,7 +1196,7 @@ def cmd_report(args):
             out[-1] += (
                 f" Of that, **{floor['p50_ms']:.1f} ms** is the driver's own floor: the same driver and open "
                 f"loop posting a body the app refuses with 422 at once (p50 over {floor['sent']} requests at "
-                f"{floor['rate']}/s), i.e. HTTP on a kept-alive connection, http.client and a thread per request; the "
+                f"{floor['rate']}/s), i.e. HTTP on a kept-alive connection, http.client and the driver's threads; the "
                 f"booking work itself adds about {added - floor['p50_ms']:.1f} ms."
             )
         out.append("")
