@@ -262,7 +262,7 @@ impl PhoneChecks {
         let now = self.clock.now();
         let mut conn = self.db.get().await?;
         if let Some(phone) = deliver_to
-            && self.day_is_full(&mut conn, phone.as_str()).await?
+            && self.day_is_full(&conn, phone.as_str()).await?
         {
             return Err(VerifyError::RateLimited {
                 retry_after_secs: DAY_FULL_RETRY_SECS,
@@ -321,7 +321,7 @@ impl PhoneChecks {
     /// the one cap that codes, booking messages and notices all meet.
     pub async fn day_is_full(
         &self,
-        conn: &mut diesel_async::AsyncPgConnection,
+        conn: &diesel_async::AsyncPgConnection,
         phone: &str,
     ) -> Result<bool, diesel::result::Error> {
         let since = self.clock.now() - chrono::Duration::from_std(DAY).unwrap_or_default();
@@ -391,13 +391,25 @@ impl PhoneChecks {
         purpose: VerificationPurpose,
         phone: Option<&Phone>,
     ) -> Result<ProvenPhone, VerifyError> {
+        let conn = self.db.get().await?;
+        self.check_on(&conn, token, purpose, phone).await
+    }
+
+    /// [`PhoneChecks::check`] on a connection the caller holds (and may be sending other
+    /// statements on at the same time).
+    pub async fn check_on(
+        &self,
+        conn: &diesel_async::AsyncPgConnection,
+        token: Option<&str>,
+        purpose: VerificationPurpose,
+        phone: Option<&Phone>,
+    ) -> Result<ProvenPhone, VerifyError> {
         let token = token
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(VerifyError::Proof(ProofProblem::Missing))?;
         let now = self.clock.now();
-        let mut conn = self.db.get().await?;
-        let row = verification::find_by_token(&mut conn, &sha256_hex(token))
+        let row = verification::find_by_token(conn, &sha256_hex(token))
             .await?
             .ok_or(VerifyError::Proof(ProofProblem::Unknown))?;
         let problem = if row.token_used_at.is_some() {

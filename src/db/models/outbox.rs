@@ -106,15 +106,16 @@ pub async fn insert(conn: &AsyncPgConnection, message: &NewOutboxMessage<'_>) ->
 
 /// SMS of every kind queued for `phone` since `since` (sent, waiting or failed).
 pub async fn count_for_phone_since(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     phone: &str,
     since: DateTime<Utc>,
 ) -> QueryResult<i64> {
+    let mut conn = conn;
     sms_outbox::table
         .filter(sms_outbox::phone.eq(phone))
         .filter(sms_outbox::created_at.gt(since))
         .count()
-        .get_result(conn)
+        .get_result(&mut conn)
         .await
 }
 

@@ -84,13 +84,14 @@ pub async fn confirm(
 }
 
 pub async fn find_by_token(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     token_hash: &str,
 ) -> QueryResult<Option<Verification>> {
+    let mut conn = conn;
     phone_verifications::table
         .filter(phone_verifications::token_hash.eq(token_hash))
         .select(Verification::as_select())
-        .first(conn)
+        .first(&mut conn)
         .await
         .optional()
 }

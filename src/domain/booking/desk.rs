@@ -184,8 +184,8 @@ impl Booking {
             .await?;
         let slot = self.find_slot(&target, request.start).await?;
         {
-            let mut conn = self.conn().await?;
-            self.check_sms_day(&mut conn, caller.patient.phone.as_str())
+            let conn = self.conn().await?;
+            self.check_sms_day(&conn, caller.patient.phone.as_str())
                 .await?;
         }
         let manage_token = caller.account.is_none().then(super::rules::new_link_token);
@@ -204,6 +204,7 @@ impl Booking {
                 actor: Actor::user(staff, request.ip),
             },
             manage_token.as_deref(),
+            None,
             None,
         )
         .await
@@ -274,7 +275,7 @@ impl Booking {
         if !message.can_be_resent() {
             return Err(BookingError::MessageNotResendable);
         }
-        self.check_sms_day(&mut conn, &message.phone).await?;
+        self.check_sms_day(&conn, &message.phone).await?;
         outbox::insert(
             &conn,
             &NewOutboxMessage {

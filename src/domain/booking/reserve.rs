@@ -102,8 +102,8 @@ impl Booking {
         specialist_id: i64,
         branch_id: i64,
     ) -> Result<BookingTarget, BookingError> {
-        let mut conn = self.conn().await?;
-        target::resolve(&mut conn, specialist_id, branch_id).await
+        let conn = self.conn().await?;
+        target::resolve(&conn, specialist_id, branch_id).await
     }
 
     /// Books for a logged-in patient: their name, phone and MIS card.
@@ -151,14 +151,15 @@ impl Booking {
     ) -> Result<AnonymousBooking, BookingError> {
         let phone = request.patient.phone.as_str().to_owned();
         let (target, slot, proof, lock) = timed(Step::Checks, async {
-            // Three independent reads at once (the doctor and the slot, the phone proof, the
-            // phone's SMS day); their refusals still come in this order, and only input that
-            // passed them counts against the limits.
+            // Three independent reads at once, sent together on one connection (the doctor
+            // and the slot, the phone proof, the phone's SMS day); their refusals still come
+            // in this order, and only input that passed them counts against the limits.
+            let conn = self.conn().await?;
+            let shared: &AsyncPgConnection = &conn;
             let (target, proof, sms_day) = tokio::join!(
                 async {
-                    let target = self
-                        .target(request.specialist_id, request.branch_id)
-                        .await?;
+                    let target =
+                        target::resolve(shared, request.specialist_id, request.branch_id).await?;
                     let slot = self.find_slot(&target, request.start).await?;
                     Ok::<_, BookingError>((target, slot))
                 },
@@ -169,7 +170,8 @@ impl Booking {
                     // Checked here, taken in the intent's transaction (so it costs no commit
                     // of its own), given back if the booking does not happen.
                     self.phones
-                        .check(
+                        .check_on(
+                            shared,
                             proof,
                             VerificationPurpose::Booking,
                             Some(&request.patient.phone),
@@ -178,11 +180,9 @@ impl Booking {
                         .map(Some)
                         .map_err(BookingError::from)
                 },
-                async {
-                    let mut conn = self.conn().await?;
-                    self.check_sms_day(&mut conn, &phone).await
-                },
+                self.check_sms_day(shared, &phone),
             );
+            drop(conn);
             let (target, slot) = target?;
             let proof = proof?;
             // The limits and the slot's lock at once (two Redis commands in flight
@@ -203,7 +203,7 @@ impl Booking {
         let token = super::rules::new_link_token();
         let terms = VisitorTerms { proof, consent };
         let view = self
-            .book_locked_slot(lock, target, slot, request, Some(&token), Some(terms))
+            .book_slot(target, slot, request, Some(&token), Some(terms), Some(lock))
             .await?;
         Ok(AnonymousBooking {
             view,
@@ -214,7 +214,7 @@ impl Booking {
     /// 429 when the booking's SMS would pass the phone's day of SMS.
     pub(super) async fn check_sms_day(
         &self,
-        conn: &mut diesel_async::AsyncPgConnection,
+        conn: &diesel_async::AsyncPgConnection,
         phone: &str,
     ) -> Result<(), BookingError> {
         if self.phones.day_is_full(conn, phone).await? {
@@ -237,18 +237,20 @@ impl Booking {
                 // (The desk books through `book_for_caller`, which skips the account's limits.)
                 let now = self.clock.now();
                 self.rules.check_account(&mut conn, user.id, now).await?;
-                self.check_sms_day(&mut conn, request.patient.phone.as_str())
+                self.check_sms_day(&conn, request.patient.phone.as_str())
                     .await?;
             }
             Ok::<_, BookingError>((target, slot))
         })
         .await?;
-        self.book_slot(target, slot, request, None, None).await
+        self.book_slot(target, slot, request, None, None, None)
+            .await
     }
 
-    /// [`Booking::book`] once the doctor and the free slot are known. A visit booked
-    /// without an account gets `manage_token`, whose link goes out in the SMS; one booked by
-    /// a visitor on the site brings `terms` (the phone proof to take, the consent to record).
+    /// [`Booking::book`] once the doctor and the free slot are known, with the slot's lock
+    /// when the caller took it already (`taken`, its key). A visit booked without an account
+    /// gets `manage_token`, whose link goes out in the SMS; one booked by a visitor on the
+    /// site brings `terms` (the phone proof to take, the consent to record).
     pub(super) async fn book_slot(
         &self,
         target: BookingTarget,
@@ -256,22 +258,12 @@ impl Booking {
         request: BookRequest<'_>,
         manage_token: Option<&str>,
         terms: Option<VisitorTerms>,
+        taken: Option<String>,
     ) -> Result<RecordView, BookingError> {
-        let lock = timed(Step::SlotLock, self.lock_slot(&target, request.start)).await?;
-        self.book_locked_slot(lock, target, slot, request, manage_token, terms)
-            .await
-    }
-
-    /// [`Booking::book_slot`] with the slot's lock (`lock`, its key) already taken.
-    async fn book_locked_slot(
-        &self,
-        lock: String,
-        target: BookingTarget,
-        slot: Slot,
-        request: BookRequest<'_>,
-        manage_token: Option<&str>,
-        terms: Option<VisitorTerms>,
-    ) -> Result<RecordView, BookingError> {
+        let lock = match taken {
+            Some(key) => key,
+            None => timed(Step::SlotLock, self.lock_slot(&target, request.start)).await?,
+        };
         let job = BookJob {
             facts: BookingFacts::of(&request),
             patient: request.patient.clone(),

@@ -57,12 +57,13 @@ struct TargetRow {
 
 /// Loads the active doctor and branch and checks that the doctor works there.
 pub async fn resolve(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     specialist_id: i64,
     branch_id: i64,
 ) -> Result<BookingTarget, BookingError> {
     // One query (the schedule read path runs it on every request): both sides are looked up
     // on their own, so a missing doctor and a missing branch are told apart.
+    let mut conn = conn;
     let rows: Vec<TargetRow> = KeepPrepared(
         diesel::sql_query(
             "SELECT s.mis_id AS specialist_mis_id, s.full_name AS specialist_name, \
@@ -76,7 +77,7 @@ pub async fn resolve(
         .bind::<BigInt, _>(specialist_id)
         .bind::<BigInt, _>(branch_id),
     )
-    .load(conn)
+    .load(&mut conn)
     .await?;
     let row = rows
         .into_iter()
