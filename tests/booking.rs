@@ -9,7 +9,7 @@ use sovamed::{
 
 use crate::support::{
     TestApp, anonymous_booking, browser, doctor_in, eventually, free_starts, schedule,
-    sync_directories, with_emulators,
+    sync_directories, with_emulators, with_emulators_and,
 };
 
 async fn post_json(
@@ -509,6 +509,47 @@ async fn anonymous_booking_is_limited_per_phone() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn visitors_booking_cold_days_at_once_do_not_starve_a_small_pool() {
+    // A visitor's checks may have to fetch the slot's day from the MIS and store it, which
+    // takes a pool connection: a request that held another one meanwhile starved the pool,
+    // and every booking waited out the pool's timeout and got 503.
+    let (app, _emulators) = with_emulators_and(|config| config.database_pool_size = 2).await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let mut by_day: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for start in free_starts(&app, doctor, branch).await {
+        by_day
+            .entry(start[..10].to_owned())
+            .or_default()
+            .push(start);
+    }
+    let pairs: Vec<(String, String)> = by_day
+        .into_values()
+        .filter(|starts| starts.len() >= 2)
+        .take(4)
+        .map(|starts| (starts[0].clone(), starts[1].clone()))
+        .collect();
+    assert!(pairs.len() >= 3, "days with two free starts: {pairs:?}");
+    // One booking on each day drops that day from the cache...
+    for (i, (first, _)) in pairs.iter().enumerate() {
+        let phone = format!("+7916555012{i}");
+        let body = anonymous_booking(doctor, branch, first, &phone);
+        let (status, answer) =
+            post_json(&app, "/api/v1/specialist/anonymous-reserve", &body, None).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    // ...so these, all at once, each read a cold day.
+    let second = pairs.iter().enumerate().map(|(i, (_, second))| {
+        let body = anonymous_booking(doctor, branch, second, &format!("+7916555013{i}"));
+        let app = &app;
+        async move { post_json(app, "/api/v1/specialist/anonymous-reserve", &body, None).await }
+    });
+    for (status, answer) in futures_util::future::join_all(second).await {
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
 }
 
 async fn patient_with_token(app: &TestApp, email: &str) -> (i64, String) {

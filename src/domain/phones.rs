@@ -391,25 +391,13 @@ impl PhoneChecks {
         purpose: VerificationPurpose,
         phone: Option<&Phone>,
     ) -> Result<ProvenPhone, VerifyError> {
-        let conn = self.db.get().await?;
-        self.check_on(&conn, token, purpose, phone).await
-    }
-
-    /// [`PhoneChecks::check`] on a connection the caller holds (and may be sending other
-    /// statements on at the same time).
-    pub async fn check_on(
-        &self,
-        conn: &diesel_async::AsyncPgConnection,
-        token: Option<&str>,
-        purpose: VerificationPurpose,
-        phone: Option<&Phone>,
-    ) -> Result<ProvenPhone, VerifyError> {
         let token = token
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(VerifyError::Proof(ProofProblem::Missing))?;
         let now = self.clock.now();
-        let row = verification::find_by_token(conn, &sha256_hex(token))
+        let conn = self.db.get().await?;
+        let row = verification::find_by_token(&conn, &sha256_hex(token))
             .await?
             .ok_or(VerifyError::Proof(ProofProblem::Unknown))?;
         let problem = if row.token_used_at.is_some() {

@@ -151,15 +151,17 @@ impl Booking {
     ) -> Result<AnonymousBooking, BookingError> {
         let phone = request.patient.phone.as_str().to_owned();
         let (target, slot, proof, lock) = timed(Step::Checks, async {
-            // Three independent reads at once, sent together on one connection (the doctor
-            // and the slot, the phone proof, the phone's SMS day); their refusals still come
-            // in this order, and only input that passed them counts against the limits.
-            let conn = self.conn().await?;
-            let shared: &AsyncPgConnection = &conn;
+            // Three independent reads at once (the doctor and the slot, the phone proof, the
+            // phone's SMS day); their refusals still come in this order, and only input that
+            // passed them counts against the limits. Each holds a pool connection only for
+            // its query: the slot's day may have to come from the MIS and be stored, which
+            // takes a connection of its own, and a request holding one while it waits for
+            // another can starve the pool.
             let (target, proof, sms_day) = tokio::join!(
                 async {
-                    let target =
-                        target::resolve(shared, request.specialist_id, request.branch_id).await?;
+                    let target = self
+                        .target(request.specialist_id, request.branch_id)
+                        .await?;
                     let slot = self.find_slot(&target, request.start).await?;
                     Ok::<_, BookingError>((target, slot))
                 },
@@ -170,8 +172,7 @@ impl Booking {
                     // Checked here, taken in the intent's transaction (so it costs no commit
                     // of its own), given back if the booking does not happen.
                     self.phones
-                        .check_on(
-                            shared,
+                        .check(
                             proof,
                             VerificationPurpose::Booking,
                             Some(&request.patient.phone),
@@ -180,9 +181,11 @@ impl Booking {
                         .map(Some)
                         .map_err(BookingError::from)
                 },
-                self.check_sms_day(shared, &phone),
+                async {
+                    let conn = self.conn().await?;
+                    self.check_sms_day(&conn, &phone).await
+                },
             );
-            drop(conn);
             let (target, slot) = target?;
             let proof = proof?;
             // The limits and the slot's lock at once (two Redis commands in flight
