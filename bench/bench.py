@@ -666,14 +666,14 @@ def cmd_pgstat(args):
 
 
 STEP_SERIES = re.compile(
-    r"^(booking_step_duration_seconds|mis_request_duration_seconds|http_request_duration_seconds)"
+    r"^(booking_step_duration_seconds|http_request_duration_seconds)"
     r"_(sum|count)\{(.*)\} (\S+)$"
 )
 
 
 def cmd_steps(args):
-    """Snapshot the app's booking step histograms (`booking_step_duration_seconds{step}`), the
-    MIS call histograms and the booking route's, as sums and counts from `/metrics`."""
+    """Snapshot the app's booking step histograms (`booking_step_duration_seconds{step}`) and the
+    booking route's, as sums and counts from `/metrics`."""
     with urllib.request.urlopen(args.base + "/metrics", timeout=10) as resp:
         text = resp.read().decode()
     series = defaultdict(dict)

@@ -176,6 +176,18 @@ async fn an_anonymous_booking_needs_the_proof_of_its_own_phone() {
         "nothing booked"
     );
 
+    // A new version of one text is published: the consents are given against it.
+    assert_eq!(
+        app.count(
+            "WITH t AS (INSERT INTO consent_texts (purpose, version, title, body, published_at) \
+             SELECT purpose, version + 1, title, body || ' (ред. 2)', now() FROM consent_texts \
+             WHERE purpose = 'personal_data' ORDER BY version DESC LIMIT 1 RETURNING 1) \
+             SELECT count(*) AS n FROM t"
+        )
+        .await,
+        1
+    );
+
     // The right proof books, once; the SMS carries the visit link.
     let mut good_booking = booking.clone();
     good_booking["phone_token"] = json!(good);
@@ -183,11 +195,13 @@ async fn an_anonymous_booking_needs_the_proof_of_its_own_phone() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
         app.count(
-            "SELECT count(*) AS n FROM consents WHERE phone = '+79165551001' AND user_id IS NULL"
+            "SELECT count(*) AS n FROM consents c JOIN consent_texts t ON t.id = c.text_id \
+             WHERE c.phone = '+79165551001' AND c.user_id IS NULL \
+             AND t.version = (SELECT max(version) FROM consent_texts n WHERE n.purpose = t.purpose)"
         )
         .await,
         2,
-        "both consents are on record against the phone"
+        "both consents are on record against the phone, each against its newest text"
     );
     let next = free_starts(&app, doctor, branch).await.remove(0);
     let mut reused = anonymous_booking(doctor, branch, &next, phone);
