@@ -696,35 +696,40 @@ def step_means(before, after):
     return means
 
 
-STEP_ORDER = ["checks", "slot_lock", "patient_card", "intent", "reserve", "record", "release"]
-# The MIS's own steps, and the slot lock, which a visitor's booking takes within `checks`.
-NOT_OWN_STEPS = {"patient_card", "reserve", "slot_lock"}
+STEP_ORDER = ["checks", "slot_lock", "patient_card", "intent", "card_noted", "reserve", "record", "release"]
+# The MIS's own steps: one after the other on a booking's path (a visitor has no card yet).
+MIS_STEPS = ("patient_card", "reserve")
 
 
 def steps_line(raw):
-    """The S5 open loop's time by booking step (means), the app's own steps apart from the MIS's."""
+    """The S5 open loop's time by booking step (means), and the handler's time outside the MIS's
+    two calls. Steps overlap (`slot_lock` within `checks`; `intent` beside `patient_card` for a
+    new card; `release` beside `record`), so the app's own time is the handler's less the MIS's
+    steps, not a sum of steps."""
     before, after = load(raw, "s5_open.steps0.json"), load(raw, "s5_open.steps1.json")
     if not before or not after:
         return None
     means = step_means(before, after)
-    parts, own = [], 0.0
+    parts, found_steps = [], {}
     for step in STEP_ORDER:
         found = means.get(f'booking_step_duration_seconds{{step="{step}"}}')
         if found:
             parts.append(f"{step} {found[1]:.2f}")
-            if step not in NOT_OWN_STEPS:
-                own += found[1]
+            found_steps[step] = found[1]
     handler = next((v for k, v in means.items() if "anonymous-reserve" in k and k.startswith("http_")), None)
     if not parts:
         return None
     line = (
-        "S5 by step (means in ms over the open loop, from the app's `booking_step_duration_seconds`): "
+        "S5 by step (means in ms over the open loop, from the app's `booking_step_duration_seconds`; "
+        "`slot_lock` runs within `checks`, `intent` beside `patient_card`, `release` beside `record`): "
         + " · ".join(parts)
-        + f"; the app's own steps (all but the MIS's `patient_card` and `reserve`; `slot_lock` runs "
-        f"within `checks`, beside the limits) **{own:.2f} ms**"
     )
     if handler:
-        line += f"; the whole handler {handler[1]:.2f} ms"
+        own = handler[1] - sum(found_steps.get(step, 0.0) for step in MIS_STEPS)
+        line += (
+            f"; the whole handler {handler[1]:.2f} ms, of which outside the MIS's two calls "
+            f"(`patient_card`, `reserve`) **{own:.2f} ms**"
+        )
     return line + "."
 
 

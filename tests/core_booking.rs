@@ -74,12 +74,13 @@ async fn create_user(world: &CoreWorld, email: &str, role: Role, phone: Option<&
 }
 
 /// What a booking request writes before it asks the MIS: a pending `Book` intent for
-/// `slot` with the request's `facts`. Returns the intent's id.
+/// `slot` with the request's `facts` (and no card while the MIS is adding a new one).
+/// Returns the intent's id.
 async fn open_book_intent(
     world: &CoreWorld,
     target: &BookingTarget,
     slot: &Slot,
-    pcode: i64,
+    pcode: Option<i64>,
     facts: &serde_json::Value,
 ) -> i64 {
     use sovamed::{
@@ -469,6 +470,17 @@ async fn an_mis_that_fails_leaves_no_record() {
         .await
         .expect("list");
     assert_eq!(records.total, 0, "nothing written locally");
+    // The intent, written while the MIS was asked for the patient's new card, is settled as
+    // failed at once: no appointment was asked for, so nothing is left for the reconciler.
+    let mut conn = world.booking.db.get().await.expect("connection");
+    let pending = sovamed::db::models::intent::stale_pending(
+        &mut conn,
+        chrono::Utc::now() + Duration::days(1),
+        10,
+    )
+    .await
+    .expect("intents");
+    assert!(pending.is_empty(), "{pending:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -493,7 +505,7 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         let (booking, target, start) = (world.booking.clone(), target.clone(), starts[i]);
         async move { booking.find_slot(&target, start).await.expect("slot") }
     };
-    let (first, second) = (slot(0).await, slot(1).await);
+    let (first, second, third) = (slot(0).await, slot(1).await, slot(2).await);
     let pcode = world
         .booking
         .mis
@@ -523,9 +535,15 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         actor_ip: IP,
     })
     .expect("facts");
-    let booked_in_mis = open_book_intent(&world, &target, &first, pcode, &facts).await;
+    let booked_in_mis = open_book_intent(&world, &target, &first, Some(pcode), &facts).await;
     // A crash before the MIS was asked about the second slot.
-    let never_booked = open_book_intent(&world, &target, &second, pcode, &facts).await;
+    let never_booked = open_book_intent(&world, &target, &second, Some(pcode), &facts).await;
+    // A crash while the MIS added a new card, the intent written without it: the MIS was
+    // never asked for the appointment (the card is written into the intent first), so the
+    // reconciler fails the intent without looking, although the MIS does hold an
+    // appointment of this patient at that slot.
+    reserve_in_mis(&world, &target, &third, pcode).await;
+    let card_never_noted = open_book_intent(&world, &target, &third, None, &facts).await;
 
     // Intents of requests that may still be running are left alone.
     let untouched = world
@@ -543,7 +561,7 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         .expect("round");
     assert_eq!(
         (settled.completed, settled.failed, settled.deferred),
-        (1, 1, 0)
+        (1, 2, 0)
     );
 
     let mut conn = world.booking.db.get().await.expect("connection");
@@ -568,6 +586,22 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         .expect("query")
         .expect("intent");
     assert_eq!(failed.state, IntentState::Failed);
+    let without_card = intent::find(&mut conn, card_never_noted)
+        .await
+        .expect("query")
+        .expect("intent");
+    assert_eq!(without_card.state, IntentState::Failed);
+    assert_eq!(without_card.record_id, None);
+    assert_eq!(
+        sovamed::db::models::audit_event::count(
+            &mut conn,
+            "intent_failed",
+            &card_never_noted.to_string()
+        )
+        .await
+        .expect("audit"),
+        1
+    );
     assert_eq!(
         sovamed::db::models::audit_event::count(
             &mut conn,
@@ -595,7 +629,7 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
             branch_id: branch,
             starts_at: view.record.starts_at,
             ends_at: view.record.ends_at,
-            pcode,
+            pcode: Some(pcode),
             mis_id: Some(schedid),
             request: &serde_json::json!({}),
             idempotency_scope: None,
@@ -909,7 +943,7 @@ async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabin
         actor_ip: IP,
     })
     .expect("facts");
-    open_book_intent(&world, &target, &slot, pcode, &facts).await;
+    open_book_intent(&world, &target, &slot, Some(pcode), &facts).await;
     reserve_in_mis(&world, &target, &slot, pcode).await;
     let in_flight = world.booking.follow_changes().await.expect("poll");
     assert_eq!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::{
-    AsyncConnection, AsyncPgConnection, RunQueryDsl,
+    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager,
     async_connection_wrapper::AsyncConnectionWrapper,
     pooled_connection::{
         AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
@@ -23,7 +23,8 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 pub type DbPool = Pool<AsyncPgConnection>;
 pub type DbConn = Object<AsyncPgConnection>;
 
-/// A setting of the current transaction alone (`SET LOCAL`).
+/// A setting of one transaction alone (`SET LOCAL`), given when it begins
+/// ([`begin_transaction_with`]).
 #[derive(Debug, Clone, Copy)]
 pub enum LocalSetting {
     /// The transaction's `COMMIT` returns before its WAL is on disk (`synchronous_commit`
@@ -48,21 +49,42 @@ impl LocalSetting {
     }
 }
 
-/// Applies `settings` to the current transaction in one message. On a shared connection:
-/// joined first with the transaction's next statements, it is sent, and so applied, before
-/// them.
-pub async fn set_local(
-    conn: &AsyncPgConnection,
+/// Opens a transaction with `settings` applied to it, in one message (`BEGIN; SET LOCAL …`),
+/// so the settings cost no round trip of their own. End it with [`end_transaction`]; a
+/// connection dropped with the transaction open is not given back to the pool (deadpool's
+/// recycle finds diesel's transaction manager not idle and discards it).
+pub async fn begin_transaction_with(
+    conn: &mut AsyncPgConnection,
     settings: &[LocalSetting],
 ) -> diesel::QueryResult<()> {
-    use diesel_async::SimpleAsyncConnection;
-    let sql = settings
-        .iter()
-        .map(|s| s.sql())
+    let sql = std::iter::once("BEGIN")
+        .chain(settings.iter().map(|s| s.sql()))
         .collect::<Vec<_>>()
         .join("; ");
-    let mut conn = conn;
-    conn.batch_execute(&sql).await
+    AnsiTransactionManager::begin_transaction_sql(conn, &sql).await
+}
+
+/// Ends a transaction opened by [`begin_transaction_with`]: commits it when `outcome` is
+/// `Ok`, rolls it back otherwise (as `AsyncConnection::transaction` does, whose closure's
+/// `Send` bound cannot be named outside diesel-async).
+pub async fn end_transaction<T, E>(
+    conn: &mut AsyncPgConnection,
+    outcome: Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match outcome {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn).await?;
+            Ok(value)
+        }
+        Err(failed) => match AnsiTransactionManager::rollback_transaction(conn).await {
+            // The transaction's own error says more than the rollback's.
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(failed),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
 }
 
 /// Builds the pool. Connections are opened lazily; a request that cannot get one within

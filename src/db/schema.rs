@@ -291,7 +291,7 @@ diesel::table! {
         branch_id -> Int8,
         starts_at -> Timestamptz,
         ends_at -> Timestamptz,
-        pcode -> Int8,
+        pcode -> Nullable<Int8>,
         mis_id -> Nullable<Int8>,
         request -> Jsonb,
         idempotency_scope -> Nullable<Text>,

@@ -23,7 +23,8 @@ pub struct Intent {
     pub branch_id: i64,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    pub pcode: i64,
+    /// `None` only while a new MIS card is being added (no appointment was asked for yet).
+    pub pcode: Option<i64>,
     pub mis_id: Option<i64>,
     pub request: serde_json::Value,
     pub idempotency_scope: Option<String>,
@@ -43,7 +44,7 @@ pub struct NewIntent<'a> {
     pub branch_id: i64,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    pub pcode: i64,
+    pub pcode: Option<i64>,
     pub mis_id: Option<i64>,
     pub request: &'a serde_json::Value,
     pub idempotency_scope: Option<&'a str>,
@@ -80,6 +81,25 @@ pub async fn set_mis_id(conn: &mut AsyncPgConnection, id: i64, mis_id: i64) -> Q
         ))
         .execute(conn)
         .await
+}
+
+/// Writes the MIS card of a pending intent opened without one; `false` when the intent is
+/// no longer pending. Committed (and on disk) before the MIS is asked for the appointment.
+pub async fn set_pcode(conn: &mut AsyncPgConnection, id: i64, pcode: i64) -> QueryResult<bool> {
+    let updated = KeepPrepared(
+        diesel::update(
+            booking_intents::table
+                .find(id)
+                .filter(booking_intents::state.eq(IntentState::Pending)),
+        )
+        .set((
+            booking_intents::pcode.eq(pcode),
+            booking_intents::updated_at.eq(diesel::dsl::now),
+        )),
+    )
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
 }
 
 /// Notes what went wrong with an intent that stays pending.

@@ -111,7 +111,7 @@ impl Booking {
                 branch_id: record.branch_id,
                 starts_at: record.starts_at,
                 ends_at: record.ends_at,
-                pcode: record.patient_pcode,
+                pcode: Some(record.patient_pcode),
                 mis_id: Some(record.mis_id),
                 request: &serde_json::json!({ "actor_user_id": actor.user_id, "reason": reason }),
                 idempotency_scope: None,
@@ -262,7 +262,7 @@ impl Booking {
                 branch_id: record.branch_id,
                 starts_at: slot.start.with_timezone(&Utc),
                 ends_at: slot.end.with_timezone(&Utc),
-                pcode: record.patient_pcode,
+                pcode: Some(record.patient_pcode),
                 mis_id: Some(record.mis_id),
                 request: &serde_json::json!({
                     "from_starts_at": record.starts_at,

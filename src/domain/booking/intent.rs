@@ -19,6 +19,18 @@ impl Booking {
         Ok(intent::insert(&conn, new).await?.id)
     }
 
+    /// Writes a new MIS card into an intent opened without one. A failure fails the booking:
+    /// the MIS is not asked for an appointment whose intent cannot name the card.
+    pub(super) async fn note_pcode(&self, id: i64, pcode: i64) -> Result<(), BookingError> {
+        let mut conn = self.conn().await?;
+        if intent::set_pcode(&mut conn, id, pcode).await? {
+            Ok(())
+        } else {
+            // Settled by the reconciler meanwhile (it found no card, so no appointment).
+            Err(BookingError::RecordChanged)
+        }
+    }
+
     /// Records the `SCHEDID` the MIS answered, so a reconciler can look the appointment up.
     pub(super) async fn note_mis_id(&self, id: i64, mis_id: i64) {
         let noted = match self.conn().await {

@@ -75,6 +75,15 @@ impl Booking {
     }
 
     async fn settle(&self, pending: &Intent) -> Result<Outcome, BookingError> {
+        // A booking's card is written into its intent before the MIS is asked for the
+        // appointment: without one, the MIS was never asked.
+        let Some(pcode) = pending.pcode else {
+            let outcome = self
+                .settle_failed(pending, "no MIS card was noted: the MIS was not asked")
+                .await?;
+            self.audit_settled(pending, &outcome).await;
+            return Ok(outcome);
+        };
         let target = self
             .target(pending.specialist_id, pending.branch_id)
             .await?;
@@ -86,7 +95,7 @@ impl Booking {
         let from = start.date_naive() - chrono::Duration::days(2);
         let held = self
             .mis
-            .appointments(pending.pcode, from)
+            .appointments(pcode, from)
             .await
             .map_err(BookingError::from_mis)?;
         let by_id = |id: Option<i64>| -> Option<&MisAppointment> {
@@ -98,7 +107,6 @@ impl Booking {
                 && a.date == start.date_naive()
                 && a.start == start.time()
         };
-        let subject = pending.id.to_string();
         let outcome = match pending.kind {
             IntentKind::Book => match by_id(pending.mis_id).or_else(|| held.iter().find(at_slot)) {
                 None => {
@@ -119,7 +127,7 @@ impl Booking {
                             &target,
                             &facts,
                             (start, end),
-                            pending.pcode,
+                            pcode,
                             appointment.schedid,
                             None,
                             token.as_deref(),
@@ -131,11 +139,7 @@ impl Booking {
                         // Someone else holds the slot here now: give the MIS booking back.
                         Err(BookingError::SlotTaken) => {
                             self.mis
-                                .cancel(
-                                    target.branch_mis_id,
-                                    appointment.schedid,
-                                    Some(pending.pcode),
-                                )
+                                .cancel(target.branch_mis_id, appointment.schedid, Some(pcode))
                                 .await
                                 .map_err(BookingError::from_mis)?;
                             self.settle_failed(pending, "slot taken locally; MIS booking cancelled")
@@ -189,6 +193,11 @@ impl Booking {
                 .invalidate(target.specialist_id, target.branch_id, start.date_naive())
                 .await;
         }
+        self.audit_settled(pending, &outcome).await;
+        Ok(outcome)
+    }
+
+    async fn audit_settled(&self, pending: &Intent, outcome: &Outcome) {
         let action = match outcome {
             Outcome::Completed => "intent_completed",
             Outcome::Failed => "intent_failed",
@@ -196,11 +205,10 @@ impl Booking {
         audit::append_system(
             &self.db,
             action,
-            &subject,
+            &pending.id.to_string(),
             serde_json::json!({ "kind": pending.kind.as_str(), "record_id": pending.record_id }),
         )
         .await;
-        Ok(outcome)
     }
 
     async fn settle_failed(&self, pending: &Intent, why: &str) -> Result<Outcome, BookingError> {

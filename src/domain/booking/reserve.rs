@@ -10,11 +10,14 @@
 //! whatever a crash interrupts, the reconciler finishes from the intent (`reconcile.rs`,
 //! which finds an appointment the intent has no `SCHEDID` for by its slot).
 
-use std::net::IpAddr;
+use std::{
+    net::IpAddr,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use fred::{interfaces::KeysInterface, types::Expiration};
 use serde::{Deserialize, Serialize};
 
@@ -276,27 +279,19 @@ impl Booking {
             terms,
             target,
             slot,
+            lock,
+            released: AtomicBool::new(false),
         };
         let this = self.clone();
         // Spawned, so that the MIS call and the local write run to their end whatever
         // becomes of the request; the answer may be lost, the booking is not half-made.
         let task = audit::spawn_in_request(async move {
             let result = this.book_job(&job).await;
-            // Independent keys, so at once: the slot's lock, and the day in every cache
-            // (this process's memory, Redis, the other replicas'). The MIS decides a slot,
-            // so a request that takes the lock before the day is dropped and reads it free
-            // is refused by the MIS, as it was before.
-            timed(Step::Release, async {
-                tokio::join!(
-                    this.unlock(&lock),
-                    this.schedule.invalidate(
-                        job.target.specialist_id,
-                        job.target.branch_id,
-                        job.slot.start.date_naive(),
-                    ),
-                )
-            })
-            .await;
+            // A booking the MIS accepted released the slot beside its record's write; every
+            // other outcome releases it here.
+            if !job.released.load(Ordering::Acquire) {
+                timed(Step::Release, this.release_slot(&job)).await;
+            }
             if result.is_ok() {
                 this.outbox_wakeup.notify_one();
                 // The doctor list's "nearest free time" forgets the start after the answer:
@@ -316,6 +311,22 @@ impl Booking {
         });
         task.await
             .map_err(|e| BookingError::Interrupted(e.to_string()))?
+    }
+
+    /// Independent keys, so at once: the slot's lock, and the day in every cache (this
+    /// process's memory, Redis, the other replicas'). The MIS decides a slot, so a request
+    /// that takes the lock before the day is dropped and reads it free is refused by the MIS,
+    /// as it was before.
+    async fn release_slot(&self, job: &BookJob) {
+        tokio::join!(
+            self.unlock(&job.lock),
+            self.schedule.invalidate(
+                job.target.specialist_id,
+                job.target.branch_id,
+                job.slot.start.date_naive(),
+            ),
+        );
+        job.released.store(true, Ordering::Release);
     }
 
     /// A short Redis lock per slot: concurrent requests for one slot do not all reach the MIS.
@@ -387,43 +398,75 @@ impl Booking {
     }
 
     async fn book_job(&self, job: &BookJob) -> Result<RecordView, BookingError> {
-        let (target, slot) = (&job.target, &job.slot);
-        let pcode = timed(
-            Step::PatientCard,
-            self.patient_card(&job.patient, job.user.as_ref()),
-        )
-        .await?;
-        let facts = serde_json::to_value(&job.facts)
-            .map_err(|e| BookingError::Store(format!("booking facts: {e}")))?;
-        let intent = timed(
-            Step::Intent,
-            self.open_booking_intent(
-                &NewIntent {
-                    kind: IntentKind::Book,
-                    record_id: None,
-                    specialist_id: target.specialist_id,
-                    branch_id: target.branch_id,
-                    starts_at: slot.start.with_timezone(&Utc),
-                    ends_at: slot.end.with_timezone(&Utc),
-                    pcode,
-                    mis_id: None,
-                    request: &facts,
-                    idempotency_scope: job.keep_answer.as_ref().map(|k| k.scope.as_str()),
-                    idempotency_key: job.keep_answer.as_ref().map(|k| k.key.as_str()),
-                    request_hash: job.keep_answer.as_ref().map(|k| k.request_hash.as_str()),
-                },
-                job.terms.as_ref(),
-                &job.facts,
-            ),
-        )
-        .await?;
-        let booked = self.reserve_and_write(job, intent, pcode).await;
+        let (intent, card) = self.open_intent_with_card(job).await?;
+        let booked = match card {
+            Ok(pcode) => self.reserve_and_write(job, intent, pcode).await,
+            Err(e) => {
+                self.fail_intent(intent, &e.to_string()).await;
+                Err(e)
+            }
+        };
         // A proof is used only by a booking that happened.
         if let (Err(_), Some(proven)) = (&booked, job.terms.as_ref().and_then(|t| t.proof.as_ref()))
         {
             self.phones.release(proven).await;
         }
         booked
+    }
+
+    /// The booking's intent, opened, and the patient's MIS card (or why there is none, the
+    /// intent being open). A patient without a card gets one from the MIS while the intent is
+    /// written without it: its commit, which waits for the disk, overlaps the MIS's answer
+    /// instead of following it. The card is then written into the intent, committed, before
+    /// the MIS is asked for the appointment, so an intent left without a card (a crash in
+    /// between) was never booked in the MIS, which is how the reconciler reads it.
+    async fn open_intent_with_card(
+        &self,
+        job: &BookJob,
+    ) -> Result<(i64, Result<i64, BookingError>), BookingError> {
+        let (target, slot) = (&job.target, &job.slot);
+        let facts = serde_json::to_value(&job.facts)
+            .map_err(|e| BookingError::Store(format!("booking facts: {e}")))?;
+        let known = job
+            .patient
+            .mis_pcode
+            .or(job.user.as_ref().and_then(|u| u.mis_pcode));
+        let new = NewIntent {
+            kind: IntentKind::Book,
+            record_id: None,
+            specialist_id: target.specialist_id,
+            branch_id: target.branch_id,
+            starts_at: slot.start.with_timezone(&Utc),
+            ends_at: slot.end.with_timezone(&Utc),
+            pcode: known,
+            mis_id: None,
+            request: &facts,
+            idempotency_scope: job.keep_answer.as_ref().map(|k| k.scope.as_str()),
+            idempotency_key: job.keep_answer.as_ref().map(|k| k.key.as_str()),
+            request_hash: job.keep_answer.as_ref().map(|k| k.request_hash.as_str()),
+        };
+        let open = timed(
+            Step::Intent,
+            self.open_booking_intent(&new, job.terms.as_ref(), &job.facts),
+        );
+        if let Some(pcode) = known {
+            return Ok((open.await?, Ok(pcode)));
+        }
+        let (card, opened) = tokio::join!(
+            timed(
+                Step::PatientCard,
+                self.patient_card(&job.patient, job.user.as_ref()),
+            ),
+            open,
+        );
+        let intent = opened?;
+        let card = match card {
+            Ok(pcode) => timed(Step::CardNoted, self.note_pcode(intent, pcode))
+                .await
+                .map(|()| pcode),
+            Err(e) => Err(e),
+        };
+        Ok((intent, card))
     }
 
     /// Writes down the intent of a booking (with a visitor's terms: their proof taken and
@@ -438,36 +481,34 @@ impl Booking {
         let Some(terms) = terms else {
             return Ok(intent::insert(&conn, new).await?.id);
         };
-        conn.transaction(async |conn| {
-            // One round trip for the three statements (pipelined on the connection; the
-            // consents read the current texts themselves); a proof another request took
-            // first fails the whole transaction.
-            let shared: &AsyncPgConnection = conn;
-            let (settled, taken, opened, consented) = tokio::join!(
-                // Statements by key: planned once per connection, not on every booking.
-                crate::db::set_local(shared, &[LocalSetting::PlanOnce]),
-                async {
-                    match &terms.proof {
-                        Some(proven) => self.phones.take_checked(shared, proven).await,
-                        None => Ok(()),
-                    }
-                },
-                intent::insert(shared, new),
-                consent::record(
-                    shared,
-                    Consenter::Phone(&facts.phone),
-                    terms.consent,
-                    facts.actor_ip,
-                ),
-            );
-            // In the order sent: after a failed statement the later ones only say "aborted".
-            settled?;
-            taken?;
+        // Statements by key: planned once per connection, not on every booking.
+        crate::db::begin_transaction_with(&mut conn, &[LocalSetting::PlanOnce]).await?;
+        // One round trip for the three statements (pipelined on the connection; the consents
+        // read the current texts themselves); a proof another request took first fails the
+        // whole transaction.
+        let shared: &AsyncPgConnection = &conn;
+        let (taken, opened, consented) = tokio::join!(
+            async {
+                match &terms.proof {
+                    Some(proven) => self.phones.take_checked(shared, proven).await,
+                    None => Ok(()),
+                }
+            },
+            intent::insert(shared, new),
+            consent::record(
+                shared,
+                Consenter::Phone(&facts.phone),
+                terms.consent,
+                facts.actor_ip,
+            ),
+        );
+        // In the order sent: after a failed statement the later ones only say "aborted".
+        let outcome = taken.map_err(BookingError::from).and_then(|()| {
             let id = opened?.id;
             consented?;
             Ok::<_, BookingError>(id)
-        })
-        .await
+        });
+        crate::db::end_transaction(&mut conn, outcome).await
     }
 
     /// The MIS call of a written-down intent, then the local record.
@@ -492,21 +533,25 @@ impl Booking {
                 return Err(error);
             }
         };
-        let written = timed(
-            Step::Record,
-            self.write_record(
-                intent,
-                target,
-                &job.facts,
-                (slot.start, slot.end),
-                pcode,
-                schedid,
-                job.keep_answer.as_ref(),
-                job.manage_token.as_deref(),
-                Some(job.facts.actor()),
+        // The MIS holds the appointment now, so the slot's lock has done its work and a day
+        // read from the MIS shows the slot taken: the release runs beside the record's write.
+        let (written, ()) = tokio::join!(
+            timed(
+                Step::Record,
+                self.write_record(
+                    intent,
+                    target,
+                    &job.facts,
+                    (slot.start, slot.end),
+                    pcode,
+                    schedid,
+                    job.keep_answer.as_ref(),
+                    job.manage_token.as_deref(),
+                    Some(job.facts.actor()),
+                ),
             ),
-        )
-        .await;
+            timed(Step::Release, self.release_slot(job)),
+        );
         match written {
             Ok(view) => Ok(view),
             Err(e) => {
@@ -526,6 +571,14 @@ impl Booking {
                             intent,
                             "local write failed; the MIS booking was cancelled again"
                         );
+                        // The slot is free again: the day read meanwhile shows it taken.
+                        self.schedule
+                            .invalidate(
+                                target.specialist_id,
+                                target.branch_id,
+                                slot.start.date_naive(),
+                            )
+                            .await;
                         self.fail_intent(intent, &e.to_string()).await;
                     }
                     Err(cancel) => {
@@ -593,30 +646,26 @@ impl Booking {
             booked_by: facts.actor_user_id,
         };
         let mut conn = self.conn().await?;
-        let view = conn
-            .transaction(async |conn| {
-                let shared: &AsyncPgConnection = conn;
-                let (settled, locked) = tokio::join!(
-                    // The intent, committed before the MIS was asked, is the durable part:
-                    // should PostgreSQL's server crash before this commit reaches the disk,
-                    // the intent is pending again and the reconciler writes the record
-                    // from it and the MIS's appointment. So this commit does not wait for
-                    // the disk (one flush per booking instead of two). Every statement
-                    // here finds its rows by key: planned once per connection.
-                    crate::db::set_local(
-                        shared,
-                        &[
-                            LocalSetting::CommitWithoutWaitingForDisk,
-                            LocalSetting::PlanOnce,
-                        ],
-                    ),
-                    intent::lock_pending(shared, intent),
-                );
-                settled?;
-                if !locked? {
+        let view = async {
+            // The intent, committed before the MIS was asked, is the durable part: should
+            // PostgreSQL's server crash before this commit reaches the disk, the intent is
+            // pending again and the reconciler writes the record from it and the MIS's
+            // appointment. So this commit does not wait for the disk (one flush per booking
+            // instead of two). Every statement here finds its rows by key: planned once per
+            // connection.
+            crate::db::begin_transaction_with(
+                &mut conn,
+                &[
+                    LocalSetting::CommitWithoutWaitingForDisk,
+                    LocalSetting::PlanOnce,
+                ],
+            )
+            .await?;
+            let written = async {
+                if !intent::lock_pending(&conn, intent).await? {
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
-                let record = record::insert(conn, &new).await?;
+                let record = record::insert(&mut conn, &new).await?;
                 let body = body_for(record.id);
                 let subject = record.id.to_string();
                 // What needs only the record's id goes in one round trip (pipelined on the
@@ -628,7 +677,7 @@ impl Booking {
                     phone: &facts.phone,
                     body: &body,
                 };
-                let shared: &AsyncPgConnection = conn;
+                let shared: &AsyncPgConnection = &conn;
                 let (completed, queued, audited, view) = tokio::join!(
                     intent::complete_booking(shared, intent, record.id, schedid),
                     outbox::insert(shared, &message),
@@ -648,7 +697,7 @@ impl Booking {
                 let view = view?.ok_or(diesel::result::Error::NotFound)?;
                 if let Some(keep) = keep_answer {
                     idempotency::insert(
-                        conn,
+                        &mut conn,
                         &keep.scope,
                         &keep.key,
                         &keep.request_hash,
@@ -658,8 +707,11 @@ impl Booking {
                     .await?;
                 }
                 Ok::<_, diesel::result::Error>(view)
-            })
+            }
             .await;
+            crate::db::end_transaction(&mut conn, written).await
+        }
+        .await;
         match view {
             Ok(view) => Ok(view),
             Err(diesel::result::Error::RollbackTransaction) => {
@@ -687,6 +739,10 @@ struct BookJob {
     terms: Option<VisitorTerms>,
     target: BookingTarget,
     slot: Slot,
+    /// The slot's Redis lock.
+    lock: String,
+    /// Whether the lock is released and the day dropped from the caches already.
+    released: AtomicBool,
 }
 
 /// What a visitor booking on the site settles with the booking's intent: the phone proof

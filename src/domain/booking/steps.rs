@@ -15,13 +15,18 @@ pub enum Step {
     SlotLock,
     /// The MIS patient card (found or added), when the booking has none yet.
     PatientCard,
-    /// The intent's transaction (with a visitor's proof and consents).
+    /// The intent's transaction (with a visitor's proof and consents). For a patient without
+    /// an MIS card it runs while the MIS adds the card, beside `PatientCard`.
     Intent,
+    /// A new card written into the intent opened without one (its own commit, before the MIS
+    /// is asked for the appointment).
+    CardNoted,
     /// The MIS's reservation.
     Reserve,
     /// The record's transaction (record, SMS, audit row, intent done, view).
     Record,
-    /// The slot's lock released and the day dropped from every cache.
+    /// The slot's lock released and the day dropped from every cache (once the MIS booked,
+    /// beside `Record`).
     Release,
 }
 
@@ -32,6 +37,7 @@ impl Step {
             Step::SlotLock => "slot_lock",
             Step::PatientCard => "patient_card",
             Step::Intent => "intent",
+            Step::CardNoted => "card_noted",
             Step::Reserve => "reserve",
             Step::Record => "record",
             Step::Release => "release",
