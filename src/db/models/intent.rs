@@ -83,20 +83,26 @@ pub async fn set_mis_id(conn: &mut AsyncPgConnection, id: i64, mis_id: i64) -> Q
         .await
 }
 
+type PendingIntent = diesel::dsl::Filter<
+    diesel::dsl::Find<booking_intents::table, i64>,
+    diesel::dsl::Eq<booking_intents::state, IntentState>,
+>;
+
+/// The intent `id` while it is pending: what every write that settles it targets, so of two
+/// writers the second finds nothing.
+fn pending(id: i64) -> PendingIntent {
+    booking_intents::table
+        .find(id)
+        .filter(booking_intents::state.eq(IntentState::Pending))
+}
+
 /// Writes the MIS card of a pending intent opened without one; `false` when the intent is
 /// no longer pending. Committed (and on disk) before the MIS is asked for the appointment.
 pub async fn set_pcode(conn: &mut AsyncPgConnection, id: i64, pcode: i64) -> QueryResult<bool> {
-    let updated = KeepPrepared(
-        diesel::update(
-            booking_intents::table
-                .find(id)
-                .filter(booking_intents::state.eq(IntentState::Pending)),
-        )
-        .set((
-            booking_intents::pcode.eq(pcode),
-            booking_intents::updated_at.eq(diesel::dsl::now),
-        )),
-    )
+    let updated = KeepPrepared(diesel::update(pending(id)).set((
+        booking_intents::pcode.eq(pcode),
+        booking_intents::updated_at.eq(diesel::dsl::now),
+    )))
     .execute(conn)
     .await?;
     Ok(updated == 1)
@@ -118,9 +124,7 @@ pub async fn note_error(conn: &mut AsyncPgConnection, id: i64, error: &str) -> Q
 /// waits, then finds the intent resolved and writes nothing.
 pub async fn lock_pending(conn: &AsyncPgConnection, id: i64) -> QueryResult<bool> {
     let mut conn = conn;
-    let locked: Option<i64> = booking_intents::table
-        .find(id)
-        .filter(booking_intents::state.eq(IntentState::Pending))
+    let locked: Option<i64> = pending(id)
         .select(booking_intents::id)
         .for_update()
         .first(&mut conn)
@@ -138,23 +142,19 @@ pub async fn resolve(
     record_id: Option<i64>,
     error: Option<&str>,
 ) -> QueryResult<bool> {
-    let updated = diesel::update(
-        booking_intents::table
-            .find(id)
-            .filter(booking_intents::state.eq(IntentState::Pending)),
-    )
-    .set((
-        booking_intents::state.eq(state),
-        booking_intents::record_id.eq(diesel::dsl::sql::<
-            diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
-        >("COALESCE(")
-        .bind::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, _>(record_id)
-        .sql(", record_id)")),
-        booking_intents::error.eq(error),
-        booking_intents::updated_at.eq(diesel::dsl::now),
-    ))
-    .execute(conn)
-    .await?;
+    let updated = diesel::update(pending(id))
+        .set((
+            booking_intents::state.eq(state),
+            booking_intents::record_id.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+            >("COALESCE(")
+            .bind::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, _>(record_id)
+            .sql(", record_id)")),
+            booking_intents::error.eq(error),
+            booking_intents::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
     Ok(updated == 1)
 }
 
@@ -167,20 +167,13 @@ pub async fn complete_booking(
     mis_id: i64,
 ) -> QueryResult<bool> {
     let mut conn = conn;
-    let updated = KeepPrepared(
-        diesel::update(
-            booking_intents::table
-                .find(id)
-                .filter(booking_intents::state.eq(IntentState::Pending)),
-        )
-        .set((
-            booking_intents::state.eq(IntentState::Done),
-            booking_intents::record_id.eq(record_id),
-            booking_intents::mis_id.eq(mis_id),
-            booking_intents::error.eq(None::<String>),
-            booking_intents::updated_at.eq(diesel::dsl::now),
-        )),
-    )
+    let updated = KeepPrepared(diesel::update(pending(id)).set((
+        booking_intents::state.eq(IntentState::Done),
+        booking_intents::record_id.eq(record_id),
+        booking_intents::mis_id.eq(mis_id),
+        booking_intents::error.eq(None::<String>),
+        booking_intents::updated_at.eq(diesel::dsl::now),
+    )))
     .execute(&mut conn)
     .await?;
     Ok(updated == 1)
