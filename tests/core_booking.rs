@@ -672,6 +672,104 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
     );
 }
 
+/// Two writers of one intent at once (two reconciler rounds here; a request and the
+/// reconciler in production): the second meets the first's record at the slot and takes it
+/// for this booking's own, instead of reading "slot taken" and cancelling the MIS booking
+/// both sides hold.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_writers_of_one_intent_write_one_record_and_keep_the_mis_booking() {
+    use sovamed::{
+        db::models::intent, domain::booking::reserve::BookingFacts, domain::values::IntentState,
+        integrations::infoclinica::NewMisPatient,
+    };
+
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let target = world.booking.target(doctor, branch).await.expect("target");
+    let starts = world.free_starts(doctor, branch).await;
+    let slot = world
+        .booking
+        .find_slot(&target, starts[0])
+        .await
+        .expect("slot");
+    let pcode = world
+        .booking
+        .mis
+        .add_patient(&NewMisPatient {
+            last_name: "Орлова".into(),
+            first_name: "Анна".into(),
+            middle_name: None,
+            birth_date: None,
+            phone: "+79165550061".into(),
+            email: None,
+        })
+        .await
+        .expect("card");
+    // The request died after the MIS booked: its intent is pending, the MIS holds the visit.
+    let schedid = reserve_in_mis(&world, &target, &slot, pcode).await;
+    let facts = serde_json::to_value(BookingFacts {
+        last_name: "Орлова".into(),
+        first_name: "Анна".into(),
+        middle_name: None,
+        phone: "+79165550061".into(),
+        birth_date: None,
+        email: None,
+        user_id: None,
+        comment: None,
+        source: RecordSource::Anonymous,
+        actor_user_id: None,
+        actor_ip: IP,
+    })
+    .expect("facts");
+    let pending = open_book_intent(&world, &target, &slot, Some(pcode), &facts).await;
+    world.clock.set(chrono::Utc::now() + Duration::seconds(5));
+
+    // Both rounds read the intent as pending before either writes.
+    let (first, second) = tokio::join!(
+        world.booking.reconcile(std::time::Duration::ZERO),
+        world.booking.reconcile(std::time::Duration::ZERO),
+    );
+    let (first, second) = (first.expect("round"), second.expect("round"));
+    assert_eq!(
+        (
+            first.completed + second.completed,
+            first.failed + second.failed
+        ),
+        (2, 0),
+        "both find the booking made: {first:?} {second:?}"
+    );
+    assert!(
+        world
+            .emulators
+            .control
+            .appointments()
+            .iter()
+            .any(|a| a.schedid == schedid),
+        "the MIS booking is kept"
+    );
+    let mut conn = world.booking.db.get().await.expect("connection");
+    let done = intent::find(&mut conn, pending)
+        .await
+        .expect("query")
+        .expect("intent");
+    assert_eq!(done.state, IntentState::Done);
+    let record_id = done.record_id.expect("record");
+    let booked: i64 = {
+        use diesel_async::RunQueryDsl;
+        diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "SELECT count(*) FROM records WHERE mis_id = {schedid} AND status = 'booked'"
+        ))
+        .get_result(&mut conn)
+        .await
+        .expect("count")
+    };
+    assert_eq!(booked, 1, "one record");
+    let messages = sovamed::db::models::outbox::for_record(&mut conn, record_id)
+        .await
+        .expect("outbox");
+    assert_eq!(messages.len(), 1, "one booking SMS");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn what_the_front_desk_does_in_the_mis_reaches_the_records() {
     use sovamed::{db::models::outbox, emulator::FrontDeskAction};

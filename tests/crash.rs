@@ -7,6 +7,7 @@ use std::{
     time::Duration,
 };
 
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sovamed::emulator::{EmulatorConfig, MisFaults};
@@ -167,13 +168,24 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
             }
         });
     }
-    // Kill once a few bookings are through, while the rest are in flight.
-    for _ in 0..500 {
-        if count_rows(&database_url, "SELECT count(*) AS n FROM records").await >= 8 {
+    // Kill once a few bookings are through, while the rest are in flight. Watched on one kept
+    // connection: a new connection per look, on a machine loaded by other tests, lagged past
+    // the whole burst.
+    let mut watch = AsyncPgConnection::establish(&database_url)
+        .await
+        .expect("connect to the test database");
+    for _ in 0..1000 {
+        let records: i64 =
+            diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT count(*) FROM records")
+                .get_result(&mut watch)
+                .await
+                .expect("count");
+        if records >= 8 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    drop(watch);
     server.child.kill().expect("SIGKILL");
     let _ = server.child.wait();
     let mut confirmed = Vec::new();

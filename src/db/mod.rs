@@ -49,16 +49,20 @@ impl LocalSetting {
     }
 }
 
-/// Opens a transaction with `settings` applied to it, in one message (`BEGIN; SET LOCAL …`),
-/// so the settings cost no round trip of their own. End it with [`end_transaction`]; a
-/// connection dropped with the transaction open is not given back to the pool (deadpool's
-/// recycle finds diesel's transaction manager not idle and discards it).
+/// Opens a transaction with `settings` applied to it and `first` run in it, in one message
+/// (`BEGIN; SET LOCAL …; first`), so neither costs a round trip of its own. `first` is sent as
+/// text (the simple query protocol takes no parameters): only statements built from numbers,
+/// such as a row lock by id. End the transaction with [`end_transaction`]; a connection
+/// dropped with the transaction open is not given back to the pool (deadpool's recycle finds
+/// diesel's transaction manager not idle and discards it).
 pub async fn begin_transaction_with(
     conn: &mut AsyncPgConnection,
     settings: &[LocalSetting],
+    first: Option<&str>,
 ) -> diesel::QueryResult<()> {
     let sql = std::iter::once("BEGIN")
         .chain(settings.iter().map(|s| s.sql()))
+        .chain(first)
         .collect::<Vec<_>>()
         .join("; ");
     AnsiTransactionManager::begin_transaction_sql(conn, &sql).await

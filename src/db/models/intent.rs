@@ -133,6 +133,14 @@ pub async fn lock_pending(conn: &AsyncPgConnection, id: i64) -> QueryResult<bool
     Ok(locked.is_some())
 }
 
+/// The statement that locks intent `id` for the rest of the transaction whatever its state,
+/// as text, to go with the transaction's `BEGIN` ([`crate::db::begin_transaction_with`]): of
+/// two writers (the request and the reconciler) the second waits for the first's commit, and
+/// then finds the intent resolved when it tries to complete it ([`complete_booking`]).
+pub fn lock_statement(id: i64) -> String {
+    format!("SELECT 1 FROM booking_intents WHERE id = {id} FOR UPDATE")
+}
+
 /// Resolves a pending intent; `false` when it was resolved already (by the reconciler or
 /// the request), in which case the caller must not act on it.
 pub async fn resolve(

@@ -482,7 +482,7 @@ impl Booking {
             return Ok(intent::insert(&conn, new).await?.id);
         };
         // Statements by key: planned once per connection, not on every booking.
-        crate::db::begin_transaction_with(&mut conn, &[LocalSetting::PlanOnce]).await?;
+        crate::db::begin_transaction_with(&mut conn, &[LocalSetting::PlanOnce], None).await?;
         // One round trip for the three statements (pipelined on the connection; the consents
         // read the current texts themselves); a proof another request took first fails the
         // whole transaction.
@@ -652,19 +652,17 @@ impl Booking {
             // pending again and the reconciler writes the record from it and the MIS's
             // appointment. So this commit does not wait for the disk (one flush per booking
             // instead of two). Every statement here finds its rows by key: planned once per
-            // connection.
+            // connection. The intent is locked first, in the same message as the `BEGIN`.
             crate::db::begin_transaction_with(
                 &mut conn,
                 &[
                     LocalSetting::CommitWithoutWaitingForDisk,
                     LocalSetting::PlanOnce,
                 ],
+                Some(&intent::lock_statement(intent)),
             )
             .await?;
             let written = async {
-                if !intent::lock_pending(&conn, intent).await? {
-                    return Err(diesel::result::Error::RollbackTransaction);
-                }
                 let record = record::insert(&mut conn, &new).await?;
                 let body = body_for(record.id);
                 let subject = record.id.to_string();
@@ -691,7 +689,11 @@ impl Booking {
                     },
                     record::find_view(shared, record.id),
                 );
-                completed?;
+                // Resolved by the other writer while this one waited for the lock: it wrote
+                // the record (then the insert above met it at the slot) or found no booking.
+                if !completed? {
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
                 queued?;
                 audited?;
                 let view = view?.ok_or(diesel::result::Error::NotFound)?;
@@ -718,7 +720,14 @@ impl Booking {
                 drop(conn);
                 self.resolved_elsewhere(intent).await
             }
-            Err(e) if record::is_slot_conflict(&e) => Err(BookingError::SlotTaken),
+            Err(e) if record::is_slot_conflict(&e) => {
+                drop(conn);
+                // The other writer of this intent (the reconciler) may hold the slot with
+                // this very booking's record; anyone else's record there means taken.
+                self.resolved_elsewhere(intent)
+                    .await
+                    .map_err(|_| BookingError::SlotTaken)
+            }
             Err(e) => {
                 tracing::error!(error = %e, intent, "record not written");
                 Err(BookingError::NotKept(e.to_string()))
