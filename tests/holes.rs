@@ -300,6 +300,7 @@ async fn no_personal_data_in_logs_at_trace_level_or_in_metric_labels() {
         "slot_lock",
         "patient_card",
         "intent",
+        "card_noted",
         "reserve",
         "record",
         "release",
@@ -307,6 +308,11 @@ async fn no_personal_data_in_logs_at_trace_level_or_in_metric_labels() {
         let series = format!("booking_step_duration_seconds_count{{step=\"{step}\"}} 1");
         assert!(metrics.contains(&series), "missing {series}");
     }
+    // Their buckets go below a millisecond, where most of the app's own steps fall.
+    assert!(
+        metrics.contains("booking_step_duration_seconds_bucket{step=\"checks\",le=\"0.00025\"}"),
+        "sub-millisecond step buckets"
+    );
     let log = server.log();
     assert!(log.lines().count() > 50, "trace logging is on: {log}");
     assert!(
