@@ -110,6 +110,46 @@ async fn open_book_intent(
     .id
 }
 
+/// A visitor's new MIS card and the facts their booking's intent keeps.
+async fn visitor_card(
+    world: &CoreWorld,
+    (last_name, first_name): (&str, &str),
+    phone: &str,
+    comment: Option<&str>,
+) -> (i64, serde_json::Value) {
+    use sovamed::{
+        domain::booking::reserve::BookingFacts, integrations::infoclinica::NewMisPatient,
+    };
+    let pcode = world
+        .booking
+        .mis
+        .add_patient(&NewMisPatient {
+            last_name: last_name.into(),
+            first_name: first_name.into(),
+            middle_name: None,
+            birth_date: None,
+            phone: phone.into(),
+            email: None,
+        })
+        .await
+        .expect("card");
+    let facts = serde_json::to_value(BookingFacts {
+        last_name: last_name.into(),
+        first_name: first_name.into(),
+        middle_name: None,
+        phone: phone.into(),
+        birth_date: None,
+        email: None,
+        user_id: None,
+        comment: comment.map(str::to_owned),
+        source: RecordSource::Anonymous,
+        actor_user_id: None,
+        actor_ip: IP,
+    })
+    .expect("facts");
+    (pcode, facts)
+}
+
 /// The MIS books `slot` for card `pcode`, as the request's `SCHEDULE_REC_RESERVE` would;
 /// returns its `SCHEDID`.
 async fn reserve_in_mis(world: &CoreWorld, target: &BookingTarget, slot: &Slot, pcode: i64) -> i64 {
@@ -490,11 +530,7 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
             intent::{self, NewIntent},
             record,
         },
-        domain::{
-            booking::reserve::BookingFacts,
-            values::{IntentKind, IntentState},
-        },
-        integrations::infoclinica::NewMisPatient,
+        domain::values::{IntentKind, IntentState},
     };
 
     let world = CoreWorld::start().await;
@@ -506,35 +542,15 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
         async move { booking.find_slot(&target, start).await.expect("slot") }
     };
     let (first, second, third) = (slot(0).await, slot(1).await, slot(2).await);
-    let pcode = world
-        .booking
-        .mis
-        .add_patient(&NewMisPatient {
-            last_name: "Петров".into(),
-            first_name: "Пётр".into(),
-            middle_name: None,
-            birth_date: None,
-            phone: "+79165550051".into(),
-            email: None,
-        })
-        .await
-        .expect("card");
+    let (pcode, facts) = visitor_card(
+        &world,
+        ("Петров", "Пётр"),
+        "+79165550051",
+        Some("Первичный приём"),
+    )
+    .await;
     // A crash after the MIS booked the first slot: nothing was written here.
     let schedid = reserve_in_mis(&world, &target, &first, pcode).await;
-    let facts = serde_json::to_value(BookingFacts {
-        last_name: "Петров".into(),
-        first_name: "Пётр".into(),
-        middle_name: None,
-        phone: "+79165550051".into(),
-        birth_date: None,
-        email: None,
-        user_id: None,
-        comment: Some("Первичный приём".into()),
-        source: RecordSource::Anonymous,
-        actor_user_id: None,
-        actor_ip: IP,
-    })
-    .expect("facts");
     let booked_in_mis = open_book_intent(&world, &target, &first, Some(pcode), &facts).await;
     // A crash before the MIS was asked about the second slot.
     let never_booked = open_book_intent(&world, &target, &second, Some(pcode), &facts).await;
@@ -678,10 +694,7 @@ async fn the_reconciler_makes_the_local_side_agree_with_the_mis() {
 /// both sides hold.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_writers_of_one_intent_write_one_record_and_keep_the_mis_booking() {
-    use sovamed::{
-        db::models::intent, domain::booking::reserve::BookingFacts, domain::values::IntentState,
-        integrations::infoclinica::NewMisPatient,
-    };
+    use sovamed::{db::models::intent, domain::values::IntentState};
 
     let world = CoreWorld::start().await;
     let (doctor, branch) = world.doctor_and_branch().await;
@@ -692,35 +705,9 @@ async fn two_writers_of_one_intent_write_one_record_and_keep_the_mis_booking() {
         .find_slot(&target, starts[0])
         .await
         .expect("slot");
-    let pcode = world
-        .booking
-        .mis
-        .add_patient(&NewMisPatient {
-            last_name: "Орлова".into(),
-            first_name: "Анна".into(),
-            middle_name: None,
-            birth_date: None,
-            phone: "+79165550061".into(),
-            email: None,
-        })
-        .await
-        .expect("card");
+    let (pcode, facts) = visitor_card(&world, ("Орлова", "Анна"), "+79165550061", None).await;
     // The request died after the MIS booked: its intent is pending, the MIS holds the visit.
     let schedid = reserve_in_mis(&world, &target, &slot, pcode).await;
-    let facts = serde_json::to_value(BookingFacts {
-        last_name: "Орлова".into(),
-        first_name: "Анна".into(),
-        middle_name: None,
-        phone: "+79165550061".into(),
-        birth_date: None,
-        email: None,
-        user_id: None,
-        comment: None,
-        source: RecordSource::Anonymous,
-        actor_user_id: None,
-        actor_ip: IP,
-    })
-    .expect("facts");
     let pending = open_book_intent(&world, &target, &slot, Some(pcode), &facts).await;
     world.clock.set(chrono::Utc::now() + Duration::seconds(5));
 
