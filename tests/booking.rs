@@ -271,16 +271,25 @@ async fn a_failed_local_write_cancels_the_mis_booking_again() {
         .into_iter()
         .next()
         .expect("a free slot");
-    crate::support::refuse_writes(&app, "INSERT", "records").await;
+    // The write fails after a while, so the day can be read (and cached) meanwhile, when the
+    // MIS holds the booking.
+    crate::support::refuse_writes_after(&app, "INSERT", "records", 2000).await;
     let before = emulators.control.appointment_count();
-    let (status, body) = post_json(
-        &app,
-        "/api/v1/specialist/anonymous-reserve",
-        &anonymous_booking(doctor, branch, &start, "+79165550004"),
-        None,
-    )
-    .await;
+    let booking = anonymous_booking(doctor, branch, &start, "+79165550004");
+    let ((status, body), taken_meanwhile) = tokio::join!(
+        post_json(&app, "/api/v1/specialist/anonymous-reserve", &booking, None,),
+        async {
+            for _ in 0..250 {
+                if emulators.control.appointment_count() > before {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            !free_starts(&app, doctor, branch).await.contains(&start)
+        },
+    );
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(taken_meanwhile, "read while the MIS held the booking");
     assert_eq!(
         emulators.control.appointment_count(),
         before,
@@ -288,7 +297,7 @@ async fn a_failed_local_write_cancels_the_mis_booking_again() {
     );
     assert_eq!(emulators.control.mis_calls("SCHEDULE_REC_REMOVE"), 1);
     assert_eq!(app.count("SELECT count(*) AS n FROM sms_outbox").await, 0);
-    // The slot is free again for the next patient.
+    // The slot is free again for the next patient, although the day was cached while taken.
     assert!(free_starts(&app, doctor, branch).await.contains(&start));
 }
 

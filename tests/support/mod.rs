@@ -270,10 +270,15 @@ pub async fn count_rows(database_url: &str, sql: &str) -> i64 {
 
 /// A trigger that makes `operation` (`INSERT`, `UPDATE`) on `table` fail like a full disk.
 pub async fn refuse_writes(app: &TestApp, operation: &str, table: &str) {
+    refuse_writes_after(app, operation, table, 0).await;
+}
+
+/// As [`refuse_writes`], each write failing only after `millis` (a slow, then full, disk).
+pub async fn refuse_writes_after(app: &TestApp, operation: &str, table: &str, millis: u32) {
     let mut conn = app.db().await;
-    diesel::sql_query(
-        "CREATE OR REPLACE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END; $$",
-    )
+    diesel::sql_query(format!(
+        "CREATE OR REPLACE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep({millis} / 1000.0); RAISE EXCEPTION 'disk full'; END; $$"
+    ))
     .execute(&mut conn)
     .await
     .expect("function");
