@@ -301,6 +301,46 @@ async fn a_failed_local_write_cancels_the_mis_booking_again() {
     assert!(free_starts(&app, doctor, branch).await.contains(&start));
 }
 
+/// A visitor's new card that cannot be written into the booking's intent stops the booking
+/// before the MIS is asked for the appointment: an intent without a card must mean "never
+/// booked in the MIS", which is how the reconciler reads it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_card_not_noted_in_the_intent_stops_the_booking_before_the_mis_books() {
+    let (app, emulators) = with_emulators().await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let start = free_starts(&app, doctor, branch)
+        .await
+        .into_iter()
+        .next()
+        .expect("a free slot");
+    // Intents are inserted, never updated, until the card is noted.
+    crate::support::refuse_writes(&app, "UPDATE", "booking_intents").await;
+    let before = emulators.control.appointment_count();
+    let (status, body) = post_json(
+        &app,
+        "/api/v1/specialist/anonymous-reserve",
+        &anonymous_booking(doctor, branch, &start, "+79165550009"),
+        None,
+    )
+    .await;
+    // A write PostgreSQL refuses is a 500 by the error policy (only a lost connection is a
+    // 503); what matters here is that nothing was booked.
+    assert!(status.is_server_error(), "{status} {body}");
+    assert_eq!(emulators.control.mis_calls("CLIENT_ADD"), 1);
+    assert_eq!(emulators.control.mis_calls("SCHEDULE_REC_RESERVE"), 0);
+    assert_eq!(emulators.control.appointment_count(), before);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM booking_intents WHERE pcode IS NULL AND state = 'pending'"
+        )
+        .await,
+        1,
+        "left for the reconciler, which fails it without asking the MIS"
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM records").await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_sms_outage_delays_the_message_but_loses_nothing_across_a_restart() {
     let (mut app, emulators) = with_emulators().await;

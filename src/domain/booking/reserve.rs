@@ -724,9 +724,10 @@ impl Booking {
                 drop(conn);
                 // The other writer of this intent (the reconciler) may hold the slot with
                 // this very booking's record; anyone else's record there means taken.
-                self.resolved_elsewhere(intent)
-                    .await
-                    .map_err(|_| BookingError::SlotTaken)
+                match self.resolved_elsewhere(intent).await {
+                    Err(BookingError::RecordChanged) => Err(BookingError::SlotTaken),
+                    settled => settled,
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, intent, "record not written");
