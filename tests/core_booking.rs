@@ -711,11 +711,55 @@ async fn two_writers_of_one_intent_write_one_record_and_keep_the_mis_booking() {
     let pending = open_book_intent(&world, &target, &slot, Some(pcode), &facts).await;
     world.clock.set(chrono::Utc::now() + Duration::seconds(5));
 
-    // Both rounds read the intent as pending before either writes.
-    let (first, second) = tokio::join!(
-        world.booking.reconcile(std::time::Duration::ZERO),
-        world.booking.reconcile(std::time::Duration::ZERO),
+    // The intent's row is held here until both rounds wait for it (the second waits behind
+    // the first), so both have read it as pending before either writes (on a loaded machine one round could otherwise finish
+    // before the other starts).
+    use diesel_async::RunQueryDsl;
+    let mut holder = world.booking.db.get().await.expect("connection");
+    diesel::sql_query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    let holder_pid: i32 = diesel::dsl::sql::<diesel::sql_types::Integer>("SELECT pg_backend_pid()")
+        .get_result(&mut holder)
+        .await
+        .expect("pid");
+    diesel::sql_query(format!(
+        "SELECT 1 FROM booking_intents WHERE id = {pending} FOR UPDATE"
+    ))
+    .execute(&mut holder)
+    .await
+    .expect("held");
+    let release = async {
+        let mut watch = world.booking.db.get().await.expect("connection");
+        for _ in 0..500 {
+            let waiting: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> {holder_pid} AND cardinality(pg_blocking_pids(pid)) > 0"
+            ))
+            .get_result(&mut watch)
+            .await
+            .expect("waiters");
+            if waiting >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        drop(watch);
+        diesel::sql_query("COMMIT")
+            .execute(&mut holder)
+            .await
+            .expect("commit");
+    };
+    let ((first, second), ()) = tokio::join!(
+        async {
+            tokio::join!(
+                world.booking.reconcile(std::time::Duration::ZERO),
+                world.booking.reconcile(std::time::Duration::ZERO),
+            )
+        },
+        release,
     );
+    drop(holder);
     let (first, second) = (first.expect("round"), second.expect("round"));
     assert_eq!(
         (
@@ -742,7 +786,6 @@ async fn two_writers_of_one_intent_write_one_record_and_keep_the_mis_booking() {
     assert_eq!(done.state, IntentState::Done);
     let record_id = done.record_id.expect("record");
     let booked: i64 = {
-        use diesel_async::RunQueryDsl;
         diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
             "SELECT count(*) FROM records WHERE mis_id = {schedid} AND status = 'booked'"
         ))
