@@ -16,7 +16,12 @@
 # reading PostgreSQL's counters around S1, 11), BENCH_PORT_BASE (18180: app, +1 MIS, +2 CMS, +3 SMS),
 # BENCH_DB (sovamed_bench, dropped and recreated), BENCH_PG_ADMIN_URL, BENCH_SCALE (emulated
 # clinic size, 2), BENCH_PIN_SERVICES=1 (also pin redis-server and postgres to core 1; off by
-# default because those services may be shared with other work on the machine).
+# default because those services may be shared with other work on the machine), BENCH_ONLY
+# (`s1`: hello, Redis GET and S1 only; `s5`: the MIS alone and S5's open loop only, with its
+# floor and steps; a quicker look at one scenario, whose report leaves the other rows out),
+# BENCH_BIN (a sovamed binary built before, e.g. a copy of an earlier commit's, to compare two
+# builds in one sitting; the release build is then skipped), BENCH_OUT (where the report and
+# raw output go, target/bench).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,12 +43,15 @@ PORT=${BENCH_PORT_BASE:-18180}
 DB=${BENCH_DB:-sovamed_bench}
 PG_ADMIN=${BENCH_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SCALE=${BENCH_SCALE:-2}
+ONLY=${BENCH_ONLY:-all}
+case $ONLY in all | s1 | s5) ;; *) echo "bench: BENCH_ONLY is all, s1 or s5, not $ONLY" >&2; exit 1 ;; esac
+runs() { [ "$ONLY" = all ] || [[ " $* " == *" $ONLY "* ]]; } # SCENARIOS: whether this run does one
 PG_URL=${PG_ADMIN%/*}/$DB
 APP=http://127.0.0.1:$PORT
 MIS=http://127.0.0.1:$((PORT + 1))
-OUT=$ROOT/target/bench
+OUT=${BENCH_OUT:-$ROOT/target/bench}
 RAW=$OUT/raw
-BIN=$ROOT/target/release/sovamed
+BIN=${BENCH_BIN:-$ROOT/target/release/sovamed}
 PREFIX="bench:$$:"
 
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -72,9 +80,11 @@ for tool in oha wrk redis-benchmark redis-cli psql python3 curl; do
 done
 
 # ------------------------------------------------------------------ build
-log "release build"
-nice -n 10 cargo build --release --quiet
-[ -x "$BIN" ] || die "no $BIN after the build"
+if [ -z "${BENCH_BIN:-}" ]; then
+    log "release build"
+    nice -n 10 cargo build --release --quiet
+fi
+[ -x "$BIN" ] || die "no $BIN (after the build, or given as BENCH_BIN)"
 
 # ------------------------------------------------------------------ services
 log "services"
@@ -207,11 +217,14 @@ oha_run() { # NAME RATE URL [oha args...]
 }
 
 # ------------------------------------------------------------------ hello
-log "baseline: GET /__bench/hello"
-wrk_run hello "$APP/__bench/hello"
-HELLO_CAP=$(capacity hello)
-HELLO_RATE=$((HELLO_CAP / 2))
-oha_run hello "$HELLO_RATE" "$APP/__bench/hello"
+HELLO_RATE=—
+if runs s1; then
+    log "baseline: GET /__bench/hello"
+    wrk_run hello "$APP/__bench/hello"
+    HELLO_CAP=$(capacity hello)
+    HELLO_RATE=$((HELLO_CAP / 2))
+    oha_run hello "$HELLO_RATE" "$APP/__bench/hello"
+fi
 
 # ------------------------------------------------------------------ S1 target, Redis baseline
 log "free slots of every doctor (warms the schedule cache)"
@@ -227,58 +240,67 @@ grep -q '"source":"cache"' "$RAW/s1.body.json" || die "S1 is not served from the
 PAYLOAD=$(redis-cli -h 127.0.0.1 --raw strlen "${PREFIX}sched:$S1_SPEC:$S1_BRANCH:$S1_DATE")
 [ "${PAYLOAD:-0}" -gt 0 ] || die "no cached schedule day in Redis for S1"
 
-log "baseline: redis-benchmark GET of $PAYLOAD bytes"
-# `-t set,get`: the SET fills the key so that each GET returns the payload (a GET of a missing
-# key would return nil). Database 9, so no key lands in the app's keyspace.
-"${PIN_GEN[@]}" redis-benchmark -h 127.0.0.1 -p 6379 --dbnum 9 -t set,get -d "$PAYLOAD" \
-    -n 200000 -c 50 --csv >"$RAW/redis.csv"
-grep '"GET"' "$RAW/redis.csv" >&2
+S1_RATE=—
+if runs s1; then
+    log "baseline: redis-benchmark GET of $PAYLOAD bytes"
+    # `-t set,get`: the SET fills the key so that each GET returns the payload (a GET of a
+    # missing key would return nil). Database 9, so no key lands in the app's keyspace.
+    "${PIN_GEN[@]}" redis-benchmark -h 127.0.0.1 -p 6379 --dbnum 9 -t set,get -d "$PAYLOAD" \
+        -n 200000 -c 50 --csv >"$RAW/redis.csv"
+    grep '"GET"' "$RAW/redis.csv" >&2
 
-# ------------------------------------------------------------------ S1
-log "S1: GET /api/v1/specialist/schedule (cache hit), with PostgreSQL queries per request"
-wrk_run s1 "$S1_URL" settle
-S1_RATE=$(($(capacity s1) / 2))
-oha_run s1 "$S1_RATE" "$S1_URL"
+    # -------------------------------------------------------------- S1
+    log "S1: GET /api/v1/specialist/schedule (cache hit), with PostgreSQL queries per request"
+    wrk_run s1 "$S1_URL" settle
+    S1_RATE=$(($(capacity s1) / 2))
+    oha_run s1 "$S1_RATE" "$S1_URL"
+fi
 
 # ------------------------------------------------------------------ HTML pages
 # Before the MIS gets its latency: the doctor page shows the week of S1's doctor, whose days
 # the slot collection cached (a day it did not is fetched once, by the status check below).
 DOCTOR_PATH="/doctors/$S1_SPEC"
-for page in /doctors "$DOCTOR_PATH"; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' "$APP$page")
-    [ "$code" = 200 ] || die "GET $page answers $code, not 200 (a redirect would measure nothing)"
-done
-log "the doctor list page: GET /doctors (HTML)"
-wrk_run doctors "$APP/doctors"
-DOCTORS_RATE=$(($(capacity doctors) / 2))
-oha_run doctors "$DOCTORS_RATE" "$APP/doctors"
+DOCTORS_RATE=— DOCTOR_RATE=—
+if runs all; then
+    for page in /doctors "$DOCTOR_PATH"; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "$APP$page")
+        [ "$code" = 200 ] || die "GET $page answers $code, not 200 (a redirect would measure nothing)"
+    done
+    log "the doctor list page: GET /doctors (HTML)"
+    wrk_run doctors "$APP/doctors"
+    DOCTORS_RATE=$(($(capacity doctors) / 2))
+    oha_run doctors "$DOCTORS_RATE" "$APP/doctors"
 
-log "the doctor page: GET $DOCTOR_PATH (HTML)"
-wrk_run doctor "$APP$DOCTOR_PATH"
-DOCTOR_RATE=$(($(capacity doctor) / 2))
-oha_run doctor "$DOCTOR_RATE" "$APP$DOCTOR_PATH"
+    log "the doctor page: GET $DOCTOR_PATH (HTML)"
+    wrk_run doctor "$APP$DOCTOR_PATH"
+    DOCTOR_RATE=$(($(capacity doctor) / 2))
+    oha_run doctor "$DOCTOR_RATE" "$APP$DOCTOR_PATH"
+fi
 
 # ------------------------------------------------------------------ MIS emulator alone
-log "baseline: the MIS emulator alone, SCHEDULE_REC_RESERVE, D = $D ms"
-curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"latency_ms\": $D}" \
-    "$MIS/_emulator/faults" >/dev/null
-read -r DOC_MIS BRANCH_MIS < <(psql "$PG_URL" -Atc \
-    "select s.mis_id || ' ' || b.mis_id from specialists s, branches b where s.id = $S1_SPEC and b.id = $S1_BRANCH")
-# A reserve of an interval that does not exist (SCHEDIDENT 1, PCODE 1): the emulator parses
-# it, takes its write lock and refuses, so the world does not change however often it is sent.
-cat >"$RAW/mis_reserve.xml" <<EOF
+MIS_RATE=—
+if runs s5; then
+    log "baseline: the MIS emulator alone, SCHEDULE_REC_RESERVE, D = $D ms"
+    curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"latency_ms\": $D}" \
+        "$MIS/_emulator/faults" >/dev/null
+    read -r DOC_MIS BRANCH_MIS < <(psql "$PG_URL" -Atc \
+        "select s.mis_id || ' ' || b.mis_id from specialists s, branches b where s.id = $S1_SPEC and b.id = $S1_BRANCH")
+    # A reserve of an interval that does not exist (SCHEDIDENT 1, PCODE 1): the emulator parses
+    # it, takes its write lock and refuses, so the world does not change however often it is sent.
+    cat >"$RAW/mis_reserve.xml" <<EOF
 <?xml version="1.0" encoding="UTF-8"?>
 <WEB_SCHEDULE_REC_RESERVE xmlns="http://sdsys.ru/"><MSH><MSH.7><TS.1>$(date -u +%Y%m%d%H%M%S)</TS.1></MSH.7><MSH.9><MSG.1>WEB</MSG.1><MSG.2>SCHEDULE_REC_RESERVE</MSG.2></MSH.9><MSH.10>bench</MSH.10><MSH.18>UTF-8</MSH.18><MSH.99>$BRANCH_MIS</MSH.99></MSH><SCHEDULE_REC_RESERVE_IN><DCODE>$DOC_MIS</DCODE><WORKDATE>${S1_DATE//-/}</WORKDATE><BHOUR>3</BHOUR><BMIN>0</BMIN><FHOUR>3</FHOUR><FMIN>30</FMIN><SCHEDIDENT>1</SCHEDIDENT><PCODE>1</PCODE><ONLINETYPE>0</ONLINETYPE><SCHLIST/></SCHEDULE_REC_RESERVE_IN></WEB_SCHEDULE_REC_RESERVE>
 EOF
-curl -fsS -X POST -H 'Content-Type: text/xml; charset=utf-8' --data-binary "@$RAW/mis_reserve.xml" \
-    "$MIS/api/xml" >"$RAW/mis_reserve.answer.xml"
-grep -q 'SCHEDULE_REC_RESERVE_OUT' "$RAW/mis_reserve.answer.xml" \
-    || die "the emulator did not answer the reserve: $(head -c 300 "$RAW/mis_reserve.answer.xml")"
-MIS_RATE=100
-"${PIN_GEN[@]}" oha -z "${DURATION}s" -c 16 -q "$MIS_RATE" --latency-correction --no-tui \
-    --output-format json -m POST -H 'Content-Type: text/xml; charset=utf-8' \
-    -D "$RAW/mis_reserve.xml" "$MIS/api/xml" >"$RAW/mis_reserve.oha.json"
-python3 bench/bench.py oha-line "$RAW/mis_reserve.oha.json" "MIS reserve" >&2
+    curl -fsS -X POST -H 'Content-Type: text/xml; charset=utf-8' --data-binary "@$RAW/mis_reserve.xml" \
+        "$MIS/api/xml" >"$RAW/mis_reserve.answer.xml"
+    grep -q 'SCHEDULE_REC_RESERVE_OUT' "$RAW/mis_reserve.answer.xml" \
+        || die "the emulator did not answer the reserve: $(head -c 300 "$RAW/mis_reserve.answer.xml")"
+    MIS_RATE=100
+    "${PIN_GEN[@]}" oha -z "${DURATION}s" -c 16 -q "$MIS_RATE" --latency-correction --no-tui \
+        --output-format json -m POST -H 'Content-Type: text/xml; charset=utf-8' \
+        -D "$RAW/mis_reserve.xml" "$MIS/api/xml" >"$RAW/mis_reserve.oha.json"
+    python3 bench/bench.py oha-line "$RAW/mis_reserve.oha.json" "MIS reserve" >&2
+fi
 
 # ------------------------------------------------------------------ S5
 S5_COUNT=$((S5_RATE * S5_SECONDS))
@@ -301,55 +323,59 @@ tokens() { # PHONE_BASE COUNT: a phone token for each of those booking phones in
     TOKENS_FETCHED=$((TOKENS_FETCHED + got))
 }
 log "S5: phone tokens for $S5_COUNT + $CLOSED_TOTAL booking phones (setup, not measured)"
-tokens 0 "$S5_COUNT"
-tokens "$CLOSED_BASE" "$CLOSED_TOTAL"
+if runs s5; then tokens 0 "$S5_COUNT"; fi
+if runs all; then tokens "$CLOSED_BASE" "$CLOSED_TOTAL"; fi
 # The token requests' PostgreSQL counts are reported up to 10 s late: let them land before S5.
 sleep "$PG_SETTLE"
 
-log "S5: the driver's own floor (a body refused with 422, same open loop at $S5_RATE/s)"
-"${PIN_GEN[@]}" python3 bench/bench.py floor --base "$APP" --count "$S5_COUNT" --rate "$S5_RATE" \
-    --out "$RAW/s5_floor.json" >&2
+if runs s5; then
+    log "S5: the driver's own floor (a body refused with 422, same open loop at $S5_RATE/s)"
+    "${PIN_GEN[@]}" python3 bench/bench.py floor --base "$APP" --count "$S5_COUNT" --rate "$S5_RATE" \
+        --out "$RAW/s5_floor.json" >&2
 
-log "S5: anonymous booking, open loop: $S5_COUNT distinct slots at $S5_RATE/s"
-mis_calls mis_calls0
-python3 bench/bench.py steps --base "$APP" --out "$RAW/s5_open.steps0.json"
-cpu s5_open.cpu0
-"${PIN_GEN[@]}" python3 bench/bench.py book --base "$APP" --slots "$RAW/slots.json" \
-    --exclude "$S1_SPEC:$S1_BRANCH:$S1_DATE" --count "$S5_COUNT" --rate "$S5_RATE" \
-    --phone-base 0 --tokens "$TOKENS" --token-margin "$TOKEN_MARGIN" --out "$RAW/s5_open.json" >&2
-cpu s5_open.cpu1
-mis_calls mis_calls1
-python3 bench/bench.py steps --base "$APP" --out "$RAW/s5_open.steps1.json"
+    log "S5: anonymous booking, open loop: $S5_COUNT distinct slots at $S5_RATE/s"
+    mis_calls mis_calls0
+    python3 bench/bench.py steps --base "$APP" --out "$RAW/s5_open.steps0.json"
+    cpu s5_open.cpu0
+    "${PIN_GEN[@]}" python3 bench/bench.py book --base "$APP" --slots "$RAW/slots.json" \
+        --exclude "$S1_SPEC:$S1_BRANCH:$S1_DATE" --count "$S5_COUNT" --rate "$S5_RATE" \
+        --phone-base 0 --tokens "$TOKENS" --token-margin "$TOKEN_MARGIN" --out "$RAW/s5_open.json" >&2
+    cpu s5_open.cpu1
+    mis_calls mis_calls1
+    python3 bench/bench.py steps --base "$APP" --out "$RAW/s5_open.steps1.json"
+fi
 
 # Capacity: closed loops with more and more workers, until doubling them grows the rate by
 # less than 10 %; the report says which process was the limit at that point (the app, the
 # driver, the MIS emulator, PostgreSQL, or none: a wait).
-log "S5: anonymous booking, closed loop: $S5_CLOSED bookings per step, workers $S5_STEPS"
-SKIP=$S5_COUNT
-PREV_RPS=0
-for W in $S5_STEPS; do
-    NAME=s5_closed_w$W
-    # The tokens were obtained before the open loop; a sweep slow enough to come near their
-    # 15 minutes gets this step's anew here (and lets PostgreSQL's counters settle again).
-    FETCHED_BEFORE=$TOKENS_FETCHED
-    tokens $((1000000 + SKIP)) "$S5_CLOSED"
-    [ "$TOKENS_FETCHED" = "$FETCHED_BEFORE" ] || sleep "$PG_SETTLE"
-    mis_calls "$NAME.calls0"
-    cpu "$NAME.cpu0"
-    "${PIN_GEN[@]}" python3 bench/bench.py book --base "$APP" --slots "$RAW/slots.json" \
-        --exclude "$S1_SPEC:$S1_BRANCH:$S1_DATE" --skip "$SKIP" --count "$S5_CLOSED" \
-        --concurrency "$W" --phone-base $((1000000 + SKIP)) --tokens "$TOKENS" \
-        --token-margin "$TOKEN_MARGIN" --out "$RAW/$NAME.json" >&2
-    cpu "$NAME.cpu1"
-    mis_calls "$NAME.calls1"
-    SKIP=$((SKIP + S5_CLOSED))
-    RPS=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rps"])' "$RAW/$NAME.json")
-    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 1.10 * float(sys.argv[2]) else 1)' \
-        "$RPS" "$PREV_RPS"; then
-        break
-    fi
-    PREV_RPS=$RPS
-done
+if runs all; then
+    log "S5: anonymous booking, closed loop: $S5_CLOSED bookings per step, workers $S5_STEPS"
+    SKIP=$S5_COUNT
+    PREV_RPS=0
+    for W in $S5_STEPS; do
+        NAME=s5_closed_w$W
+        # The tokens were obtained before the open loop; a sweep slow enough to come near their
+        # 15 minutes gets this step's anew here (and lets PostgreSQL's counters settle again).
+        FETCHED_BEFORE=$TOKENS_FETCHED
+        tokens $((1000000 + SKIP)) "$S5_CLOSED"
+        [ "$TOKENS_FETCHED" = "$FETCHED_BEFORE" ] || sleep "$PG_SETTLE"
+        mis_calls "$NAME.calls0"
+        cpu "$NAME.cpu0"
+        "${PIN_GEN[@]}" python3 bench/bench.py book --base "$APP" --slots "$RAW/slots.json" \
+            --exclude "$S1_SPEC:$S1_BRANCH:$S1_DATE" --skip "$SKIP" --count "$S5_CLOSED" \
+            --concurrency "$W" --phone-base $((1000000 + SKIP)) --tokens "$TOKENS" \
+            --token-margin "$TOKEN_MARGIN" --out "$RAW/$NAME.json" >&2
+        cpu "$NAME.cpu1"
+        mis_calls "$NAME.calls1"
+        SKIP=$((SKIP + S5_CLOSED))
+        RPS=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rps"])' "$RAW/$NAME.json")
+        if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 1.10 * float(sys.argv[2]) else 1)' \
+            "$RPS" "$PREV_RPS"; then
+            break
+        fi
+        PREV_RPS=$RPS
+    done
+fi
 
 # Every booking has its SMS row (C.4: SMS outbox rows = successful bookings; the phone codes,
 # kind `code`, are counted apart).
@@ -362,7 +388,7 @@ python3 - "$RAW/facts.json" <<EOF
 import json, sys
 facts = {
     "date": "$(date -u '+%Y-%m-%d %H:%M UTC')",
-    "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo '+dirty')",
+    "commit": "${BENCH_BIN:+the binary $BENCH_BIN; checkout }$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo '+dirty')",
     "nproc": "$(nproc)",
     "cpu": """$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)""".strip() or "unknown CPU",
     "kernel": "$(uname -r)",
@@ -397,4 +423,4 @@ facts = {
 json.dump(facts, open(sys.argv[1], "w"), indent=1)
 EOF
 python3 bench/bench.py report --raw "$RAW" --out "$OUT/report.md"
-echo "saved: target/bench/report.md (raw output in target/bench/raw/)"
+echo "saved: $OUT/report.md (raw output in $RAW/)"

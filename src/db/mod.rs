@@ -49,20 +49,16 @@ impl LocalSetting {
     }
 }
 
-/// Opens a transaction with `settings` applied to it and `first` run in it, in one message
-/// (`BEGIN; SET LOCAL …; first`), so neither costs a round trip of its own. `first` is sent as
-/// text (the simple query protocol takes no parameters): only statements built from numbers,
-/// such as a row lock by id. End the transaction with [`end_transaction`]; a connection
-/// dropped with the transaction open is not given back to the pool (deadpool's recycle finds
-/// diesel's transaction manager not idle and discards it).
+/// Opens a transaction with `settings` applied to it, in one message (`BEGIN; SET LOCAL …`),
+/// so the settings cost no round trip of their own. End the transaction with
+/// [`end_transaction`]; a connection dropped with the transaction open is not given back to
+/// the pool (deadpool's recycle finds diesel's transaction manager not idle and discards it).
 pub async fn begin_transaction_with(
     conn: &mut AsyncPgConnection,
     settings: &[LocalSetting],
-    first: Option<&str>,
 ) -> diesel::QueryResult<()> {
     let sql = std::iter::once("BEGIN")
         .chain(settings.iter().map(|s| s.sql()))
-        .chain(first)
         .collect::<Vec<_>>()
         .join("; ");
     AnsiTransactionManager::begin_transaction_sql(conn, &sql).await
@@ -105,6 +101,10 @@ pub fn build_pool(database_url: &str, size: usize) -> anyhow::Result<DbPool> {
     );
     Ok(Pool::builder(manager)
         .max_size(size)
+        // The connection used last is taken first: its prepared statements are planned
+        // already (PostgreSQL plans a statement anew for its first five runs on a connection),
+        // whereas taking them in turn spreads those first runs over the whole pool.
+        .queue_mode(deadpool::managed::QueueMode::Lifo)
         .runtime(deadpool_runtime())
         .wait_timeout(Some(Duration::from_secs(5)))
         .create_timeout(Some(Duration::from_secs(5)))

@@ -133,14 +133,6 @@ pub async fn lock_pending(conn: &AsyncPgConnection, id: i64) -> QueryResult<bool
     Ok(locked.is_some())
 }
 
-/// The statement that locks intent `id` for the rest of the transaction whatever its state,
-/// as text, to go with the transaction's `BEGIN` ([`crate::db::begin_transaction_with`]): of
-/// two writers (the request and the reconciler) the second waits for the first's commit, and
-/// then finds the intent resolved when it tries to complete it ([`complete_booking`]).
-pub fn lock_statement(id: i64) -> String {
-    format!("SELECT 1 FROM booking_intents WHERE id = {id} FOR UPDATE")
-}
-
 /// Resolves a pending intent; `false` when it was resolved already (by the reconciler or
 /// the request), in which case the caller must not act on it.
 pub async fn resolve(
@@ -163,27 +155,6 @@ pub async fn resolve(
         ))
         .execute(conn)
         .await?;
-    Ok(updated == 1)
-}
-
-/// Resolves a pending booking intent as `done` with its record and the MIS's `SCHEDID` in
-/// one statement; `false` when it was resolved already.
-pub async fn complete_booking(
-    conn: &AsyncPgConnection,
-    id: i64,
-    record_id: i64,
-    mis_id: i64,
-) -> QueryResult<bool> {
-    let mut conn = conn;
-    let updated = KeepPrepared(diesel::update(pending(id)).set((
-        booking_intents::state.eq(IntentState::Done),
-        booking_intents::record_id.eq(record_id),
-        booking_intents::mis_id.eq(mis_id),
-        booking_intents::error.eq(None::<String>),
-        booking_intents::updated_at.eq(diesel::dsl::now),
-    )))
-    .execute(&mut conn)
-    .await?;
     Ok(updated == 1)
 }
 

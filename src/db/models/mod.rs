@@ -1,6 +1,7 @@
 //! One module per table: the row types and the query functions, each taking a connection.
 
 pub mod audit_event;
+pub mod booked;
 pub mod calendar_feed;
 pub mod caller;
 pub mod consent;

@@ -14,7 +14,7 @@ use crate::db::schema::{branches, records, specialists};
 
 pub use crate::domain::values::{RecordSource, RecordStatus};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = records, check_for_backend(diesel::pg::Pg))]
 pub struct Record {
     pub id: i64,

@@ -121,9 +121,11 @@ impl Booking {
                     let token = (facts.user_id.is_none()
                         && facts.source == crate::domain::values::RecordSource::Anonymous)
                         .then(super::rules::new_link_token);
+                    let record_id = self.new_record_id().await?;
                     let written = self
                         .write_record(
                             pending.id,
+                            record_id,
                             &target,
                             &facts,
                             (start, end),

@@ -31,9 +31,9 @@ use super::{
 use crate::{
     db::LocalSetting,
     db::models::{
+        booked::{self, BookedAudit, BookedMessage, BookedWrite},
         idempotency,
         intent::{self, NewIntent},
-        outbox::{self, NewOutboxMessage},
         record::{self, NewRecord, RecordView},
         user::{self, User},
     },
@@ -482,7 +482,7 @@ impl Booking {
             return Ok(intent::insert(&conn, new).await?.id);
         };
         // Statements by key: planned once per connection, not on every booking.
-        crate::db::begin_transaction_with(&mut conn, &[LocalSetting::PlanOnce], None).await?;
+        crate::db::begin_transaction_with(&mut conn, &[LocalSetting::PlanOnce]).await?;
         // One round trip for the three statements (pipelined on the connection; the consents
         // read the current texts themselves); a proof another request took first fails the
         // whole transaction.
@@ -519,13 +519,14 @@ impl Booking {
         pcode: i64,
     ) -> Result<RecordView, BookingError> {
         let (target, slot) = (&job.target, &job.slot);
-        let schedid = match timed(
-            Step::Reserve,
-            self.mis
-                .reserve(&reserve_request(target, slot, pcode, None)),
-        )
-        .await
-        {
+        // The record's id is taken while the MIS books: the SMS written with the record
+        // names it, and the record's write is then one statement.
+        let request = reserve_request(target, slot, pcode, None);
+        let (reserved, record_id) = tokio::join!(
+            timed(Step::Reserve, self.mis.reserve(&request)),
+            self.new_record_id(),
+        );
+        let schedid = match reserved {
             Ok(schedid) => schedid,
             Err(e) => {
                 let error = BookingError::from_mis(e);
@@ -536,10 +537,10 @@ impl Booking {
         // The MIS holds the appointment now, so the slot's lock has done its work and a day
         // read from the MIS shows the slot taken: the release runs beside the record's write.
         let (written, ()) = tokio::join!(
-            timed(
-                Step::Record,
+            timed(Step::Record, async {
                 self.write_record(
                     intent,
+                    record_id?,
                     target,
                     &job.facts,
                     (slot.start, slot.end),
@@ -548,8 +549,9 @@ impl Booking {
                     job.keep_answer.as_ref(),
                     job.manage_token.as_deref(),
                     Some(job.facts.actor()),
-                ),
-            ),
+                )
+                .await
+            }),
             timed(Step::Release, self.release_slot(job)),
         );
         match written {
@@ -592,14 +594,23 @@ impl Booking {
         }
     }
 
-    /// Writes the record of a booking the MIS accepted, its SMS, the stored answer, the
-    /// audit row (as `audit_as`, when given) and the intent's `done` with `schedid`, in one
-    /// transaction. The intent is locked first: of two writers (the request and the
+    /// An id for a booking's record, taken before the record is written (see
+    /// [`booked::next_record_id`]).
+    pub(super) async fn new_record_id(&self) -> Result<i64, BookingError> {
+        let mut conn = self.conn().await?;
+        Ok(booked::next_record_id(&mut conn).await?)
+    }
+
+    /// Writes the record of a booking the MIS accepted (with the id `record_id` taken for it),
+    /// its SMS, the audit row (as `audit_as`, when given) and the intent's `done` with
+    /// `schedid` in one statement ([`booked::write_booked`]), with the stored answer in the
+    /// same transaction when there is one. Of two writers of one intent (the request and the
     /// reconciler) the second finds it resolved and writes nothing.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn write_record(
         &self,
         intent: i64,
+        record_id: i64,
         target: &BookingTarget,
         facts: &BookingFacts,
         (start, end): (DateTime<Tz>, DateTime<Tz>),
@@ -609,22 +620,19 @@ impl Booking {
         manage_token: Option<&str>,
         audit_as: Option<Actor>,
     ) -> Result<RecordView, BookingError> {
-        // The text names the record's page, so it is written once the record has its id.
-        let body_for = |record_id: i64| {
-            let link = self
-                .rules
-                .manage_link(record_id, facts.user_id, manage_token);
-            notify::text(
-                Notice::Booked,
-                &NoticeFacts {
-                    doctor: &target.specialist_name,
-                    address: &target.branch_address,
-                    start,
-                    clinic_phone: &self.rules.clinic_phone,
-                    manage_link: link.as_deref(),
-                },
-            )
-        };
+        let link = self
+            .rules
+            .manage_link(record_id, facts.user_id, manage_token);
+        let body = notify::text(
+            Notice::Booked,
+            &NoticeFacts {
+                doctor: &target.specialist_name,
+                address: &target.branch_address,
+                start,
+                clinic_phone: &self.rules.clinic_phone,
+                manage_link: link.as_deref(),
+            },
+        );
         let token_hash = manage_token.map(sha256_hex);
         let new = NewRecord {
             mis_id: schedid,
@@ -645,78 +653,56 @@ impl Booking {
             manage_token_hash: token_hash.as_deref(),
             booked_by: facts.actor_user_id,
         };
+        let client_ip = audit_as.map(|actor| actor.ip.to_string());
+        let request_id = audit::current_request_id();
+        let write = BookedWrite {
+            intent_id: intent,
+            record_id,
+            record: &new,
+            message: BookedMessage {
+                kind: Notice::Booked.kind(),
+                body: &body,
+            },
+            audit: audit_as.map(|actor| BookedAudit {
+                actor_user_id: actor.user_id,
+                client_ip: client_ip.as_deref().unwrap_or_default(),
+                request_id: request_id.as_deref(),
+            }),
+        };
         let mut conn = self.conn().await?;
-        let view = async {
-            // The intent, committed before the MIS was asked, is the durable part: should
-            // PostgreSQL's server crash before this commit reaches the disk, the intent is
-            // pending again and the reconciler writes the record from it and the MIS's
-            // appointment. So this commit does not wait for the disk (one flush per booking
-            // instead of two). Every statement here finds its rows by key: planned once per
-            // connection. The intent is locked first, in the same message as the `BEGIN`.
-            crate::db::begin_transaction_with(
-                &mut conn,
-                &[
-                    LocalSetting::CommitWithoutWaitingForDisk,
-                    LocalSetting::PlanOnce,
-                ],
-                Some(&intent::lock_statement(intent)),
-            )
-            .await?;
-            let written = async {
-                let record = record::insert(&mut conn, &new).await?;
-                let body = body_for(record.id);
-                let subject = record.id.to_string();
-                // What needs only the record's id goes in one round trip (pipelined on the
-                // connection): the intent's `done`, the SMS, the audit row and the view read
-                // back with the names every view shows (the doctor's specialities too).
-                let message = NewOutboxMessage {
-                    record_id: Some(record.id),
-                    kind: Notice::Booked.kind(),
-                    phone: &facts.phone,
-                    body: &body,
+        let written = match keep_answer {
+            // One statement is its own transaction.
+            None => booked::write_booked(&mut conn, &write).await,
+            // A stored answer commits with its record: one transaction for both.
+            Some(keep) => {
+                let outcome = async {
+                    crate::db::begin_transaction_with(&mut conn, &[LocalSetting::PlanOnce]).await?;
+                    let written = async {
+                        let Some(view) = booked::write_booked(&mut conn, &write).await? else {
+                            return Ok(None);
+                        };
+                        idempotency::insert(
+                            &mut conn,
+                            &keep.scope,
+                            &keep.key,
+                            &keep.request_hash,
+                            i32::from(keep.status),
+                            &(keep.render)(&view),
+                        )
+                        .await?;
+                        Ok::<_, diesel::result::Error>(Some(view))
+                    }
+                    .await;
+                    crate::db::end_transaction(&mut conn, written).await
                 };
-                let shared: &AsyncPgConnection = &conn;
-                let (completed, queued, audited, view) = tokio::join!(
-                    intent::complete_booking(shared, intent, record.id, schedid),
-                    outbox::insert(shared, &message),
-                    async {
-                        match audit_as {
-                            Some(actor) => {
-                                audit::append_in(shared, actor, "record_booked", &subject).await
-                            }
-                            None => Ok(()),
-                        }
-                    },
-                    record::find_view(shared, record.id),
-                );
-                // Resolved by the other writer while this one waited for the lock: it wrote
-                // the record (then the insert above met it at the slot) or found no booking.
-                if !completed? {
-                    return Err(diesel::result::Error::RollbackTransaction);
-                }
-                queued?;
-                audited?;
-                let view = view?.ok_or(diesel::result::Error::NotFound)?;
-                if let Some(keep) = keep_answer {
-                    idempotency::insert(
-                        &mut conn,
-                        &keep.scope,
-                        &keep.key,
-                        &keep.request_hash,
-                        i32::from(keep.status),
-                        &(keep.render)(&view),
-                    )
-                    .await?;
-                }
-                Ok::<_, diesel::result::Error>(view)
+                outcome.await
             }
-            .await;
-            crate::db::end_transaction(&mut conn, written).await
-        }
-        .await;
-        match view {
-            Ok(view) => Ok(view),
-            Err(diesel::result::Error::RollbackTransaction) => {
+        };
+        match written {
+            Ok(Some(view)) => Ok(view),
+            // Resolved by the other writer while this one waited for the intent's row: it
+            // wrote the record or found no booking.
+            Ok(None) => {
                 drop(conn);
                 self.resolved_elsewhere(intent).await
             }
