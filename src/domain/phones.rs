@@ -383,10 +383,23 @@ impl PhoneChecks {
         Ok(proven)
     }
 
-    /// What [`PhoneChecks::take`] checks, without taking the proof: the booking checks
-    /// first and takes the proof later, in the transaction that writes down its intent.
+    /// What [`PhoneChecks::take`] checks, without taking the proof.
     pub async fn check(
         &self,
+        token: Option<&str>,
+        purpose: VerificationPurpose,
+        phone: Option<&Phone>,
+    ) -> Result<ProvenPhone, VerifyError> {
+        let conn = self.db.get().await?;
+        self.check_on(&conn, token, purpose, phone).await
+    }
+
+    /// [`PhoneChecks::check`] on `conn`, which other reads may share at once (the booking
+    /// checks the proof beside the phone's SMS day, and takes the proof later, in the
+    /// transaction that writes down its intent).
+    pub async fn check_on(
+        &self,
+        conn: &diesel_async::AsyncPgConnection,
         token: Option<&str>,
         purpose: VerificationPurpose,
         phone: Option<&Phone>,
@@ -396,8 +409,7 @@ impl PhoneChecks {
             .filter(|t| !t.is_empty())
             .ok_or(VerifyError::Proof(ProofProblem::Missing))?;
         let now = self.clock.now();
-        let conn = self.db.get().await?;
-        let row = verification::find_by_token(&conn, &sha256_hex(token))
+        let row = verification::find_by_token(conn, &sha256_hex(token))
             .await?
             .ok_or(VerifyError::Proof(ProofProblem::Unknown))?;
         let problem = if row.token_used_at.is_some() {

@@ -154,42 +154,49 @@ impl Booking {
     ) -> Result<AnonymousBooking, BookingError> {
         let phone = request.patient.phone.as_str().to_owned();
         let (target, slot, proof, lock) = timed(Step::Checks, async {
-            // Three independent reads at once (the doctor and the slot, the phone proof, the
-            // phone's SMS day); their refusals still come in this order, and only input that
-            // passed them counts against the limits. Each holds a pool connection only for
-            // its query: the slot's day may have to come from the MIS and be stored, which
-            // takes a connection of its own, and a request holding one while it waits for
-            // another can starve the pool.
-            let (target, proof, sms_day) = tokio::join!(
+            // Independent reads at once: the doctor (from the directory in memory; PostgreSQL
+            // only for one it does not hold) and the slot, and on one PostgreSQL connection
+            // (both statements in flight on it together) the phone proof and the phone's SMS
+            // day. Their refusals still come in this order, and only input that passed them
+            // counts against the limits. The connection is held only for those two reads:
+            // the slot's day may have to come from the MIS and be stored, which takes a
+            // connection of its own, and a request holding one while it waits for another
+            // can starve the pool.
+            let (target, phone_reads) = tokio::join!(
                 async {
                     let target = self
-                        .target(request.specialist_id, request.branch_id)
+                        .read_target(request.specialist_id, request.branch_id)
                         .await?;
                     let slot = self.find_slot(&target, request.start).await?;
                     Ok::<_, BookingError>((target, slot))
                 },
                 async {
-                    if !self.rules.anonymous_verify {
-                        return Ok(None);
-                    }
-                    // Checked here, taken in the intent's transaction (so it costs no commit
-                    // of its own), given back if the booking does not happen.
-                    self.phones
-                        .check(
-                            proof,
-                            VerificationPurpose::Booking,
-                            Some(&request.patient.phone),
-                        )
-                        .await
-                        .map(Some)
-                        .map_err(BookingError::from)
-                },
-                async {
                     let conn = self.conn().await?;
-                    self.check_sms_day(&conn, &phone).await
+                    let conn: &AsyncPgConnection = &conn;
+                    Ok::<_, BookingError>(tokio::join!(
+                        async {
+                            if !self.rules.anonymous_verify {
+                                return Ok(None);
+                            }
+                            // Checked here, taken in the intent's transaction (so it costs no
+                            // commit of its own), given back if the booking does not happen.
+                            self.phones
+                                .check_on(
+                                    conn,
+                                    proof,
+                                    VerificationPurpose::Booking,
+                                    Some(&request.patient.phone),
+                                )
+                                .await
+                                .map(Some)
+                                .map_err(BookingError::from)
+                        },
+                        self.check_sms_day(conn, &phone),
+                    ))
                 },
             );
             let (target, slot) = target?;
+            let (proof, sms_day) = phone_reads?;
             let proof = proof?;
             // The limits and the slot's lock at once (two Redis commands in flight
             // together): a lock taken for an attempt that is then refused is given back.
@@ -235,7 +242,7 @@ impl Booking {
     pub async fn book(&self, request: BookRequest<'_>) -> Result<RecordView, BookingError> {
         let (target, slot) = timed(Step::Checks, async {
             let target = self
-                .target(request.specialist_id, request.branch_id)
+                .read_target(request.specialist_id, request.branch_id)
                 .await?;
             let slot = self.find_slot(&target, request.start).await?;
             if let Some(user) = request.user {
