@@ -301,6 +301,91 @@ async fn a_failed_local_write_cancels_the_mis_booking_again() {
     assert!(free_starts(&app, doctor, branch).await.contains(&start));
 }
 
+/// The record, its SMS, its audit row and the intent's `done` are one write: an SMS row
+/// PostgreSQL refuses leaves no record behind (and the MIS booking is cancelled again), never
+/// a booking whose patient is not told.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_booking_sms_leaves_no_record_behind() {
+    let (app, emulators) = with_emulators().await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let start = free_starts(&app, doctor, branch)
+        .await
+        .into_iter()
+        .next()
+        .expect("a free slot");
+    crate::support::refuse_writes(&app, "INSERT", "sms_outbox").await;
+    let before = emulators.control.appointment_count();
+    let (status, body) = post_json(
+        &app,
+        "/api/v1/specialist/anonymous-reserve",
+        &anonymous_booking(doctor, branch, &start, "+79165550011"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(emulators.control.appointment_count(), before);
+    assert_eq!(app.count("SELECT count(*) AS n FROM records").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM audit_events WHERE action = 'record_booked'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM booking_intents WHERE state = 'failed'")
+            .await,
+        1
+    );
+}
+
+/// The record's id is taken from its sequence while the MIS books; when PostgreSQL cannot
+/// give one (here the sequence is at its maximum), nothing is written and the MIS booking is
+/// cancelled again, as for any failed local write.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_record_id_cancels_the_mis_booking_again() {
+    let (app, emulators) = with_emulators().await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let start = free_starts(&app, doctor, branch)
+        .await
+        .into_iter()
+        .next()
+        .expect("a free slot");
+    {
+        use diesel_async::SimpleAsyncConnection;
+        let mut conn = app.db().await;
+        conn.batch_execute(
+            "SELECT setval(pg_get_serial_sequence('records', 'id'), 9000, true); \
+             ALTER TABLE records ALTER COLUMN id SET MAXVALUE 9000",
+        )
+        .await
+        .expect("the records' sequence at its maximum");
+    }
+    let before = emulators.control.appointment_count();
+    let (status, body) = post_json(
+        &app,
+        "/api/v1/specialist/anonymous-reserve",
+        &anonymous_booking(doctor, branch, &start, "+79165550010"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(emulators.control.mis_calls("SCHEDULE_REC_RESERVE"), 1);
+    assert_eq!(
+        emulators.control.appointment_count(),
+        before,
+        "the MIS booking was cancelled again"
+    );
+    assert_eq!(emulators.control.mis_calls("SCHEDULE_REC_REMOVE"), 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM records").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM booking_intents WHERE state = 'failed'")
+            .await,
+        1
+    );
+    assert!(free_starts(&app, doctor, branch).await.contains(&start));
+}
+
 /// A visitor's new card that cannot be written into the booking's intent stops the booking
 /// before the MIS is asked for the appointment: an intent without a card must mean "never
 /// booked in the MIS", which is how the reconciler reads it.

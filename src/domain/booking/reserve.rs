@@ -545,9 +545,11 @@ impl Booking {
         // read from the MIS shows the slot taken: the release runs beside the record's write.
         let (written, ()) = tokio::join!(
             timed(Step::Record, async {
+                // No id, no record: the MIS booking is given back like any failed write.
+                let record_id = record_id.map_err(|e| BookingError::NotKept(e.to_string()))?;
                 self.write_record(
                     intent,
-                    record_id?,
+                    record_id,
                     target,
                     &job.facts,
                     (slot.start, slot.end),
