@@ -301,6 +301,53 @@ async fn a_failed_local_write_cancels_the_mis_booking_again() {
     assert!(free_starts(&app, doctor, branch).await.contains(&start));
 }
 
+/// A booking never trusts the directory in memory: a doctor deactivated after the snapshot
+/// was built is refused, without asking the MIS, although the snapshot still holds them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_doctor_deactivated_after_the_snapshot_was_built_is_not_booked() {
+    let (app, emulators) = with_emulators().await;
+    sync_directories(&app).await;
+    app.state()
+        .booking
+        .directory
+        .reload()
+        .await
+        .expect("directory snapshot");
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let start = free_starts(&app, doctor, branch)
+        .await
+        .into_iter()
+        .next()
+        .expect("a free slot");
+    {
+        use diesel_async::SimpleAsyncConnection;
+        let mut conn = app.db().await;
+        conn.batch_execute(&format!(
+            "UPDATE specialists SET active = false WHERE id = {doctor}"
+        ))
+        .await
+        .expect("the doctor deactivated in PostgreSQL only");
+    }
+    assert!(
+        app.state().booking.directory.snapshot().doctors() > 0,
+        "the snapshot was built"
+    );
+    let (status, body) = post_json(
+        &app,
+        "/api/v1/specialist/anonymous-reserve",
+        &anonymous_booking(doctor, branch, &start, "+79165550012"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(emulators.control.mis_calls("CLIENT_ADD"), 0);
+    assert_eq!(emulators.control.mis_calls("SCHEDULE_REC_RESERVE"), 0);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM booking_intents").await,
+        0
+    );
+}
+
 /// The record, its SMS, its audit row and the intent's `done` are one write: an SMS row
 /// PostgreSQL refuses leaves no record behind (and the MIS booking is cancelled again), never
 /// a booking whose patient is not told.

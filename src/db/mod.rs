@@ -27,12 +27,6 @@ pub type DbConn = Object<AsyncPgConnection>;
 /// ([`begin_transaction_with`]).
 #[derive(Debug, Clone, Copy)]
 pub enum LocalSetting {
-    /// The transaction's `COMMIT` returns before its WAL is on disk (`synchronous_commit`
-    /// off). Only for a write that can be made again from something already durable: a
-    /// crash of the app loses nothing, but a crash of PostgreSQL's server may lose the last
-    /// fraction of a second of such commits (at most three times `wal_writer_delay`), and
-    /// the database stays consistent.
-    CommitWithoutWaitingForDisk,
     /// Prepared statements run with the plan made once per connection
     /// (`plan_cache_mode = force_generic_plan`) instead of being planned again on each run
     /// with their values: for statements that find rows by key, whose plan does not depend
@@ -43,7 +37,6 @@ pub enum LocalSetting {
 impl LocalSetting {
     fn sql(self) -> &'static str {
         match self {
-            LocalSetting::CommitWithoutWaitingForDisk => "SET LOCAL synchronous_commit TO off",
             LocalSetting::PlanOnce => "SET LOCAL plan_cache_mode TO force_generic_plan",
         }
     }

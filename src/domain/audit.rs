@@ -59,17 +59,6 @@ pub async fn append(db: &DbPool, actor: Actor, action: &str, subject: &str) {
     write(db, actor, action, subject, serde_json::json!({})).await;
 }
 
-/// Appends one event on `conn`, inside the caller's transaction: the event is written if
-/// and only if what it records is (a booking's record and its audit row commit together).
-pub async fn append_in(
-    conn: &diesel_async::AsyncPgConnection,
-    actor: Actor,
-    action: &str,
-    subject: &str,
-) -> Result<(), diesel::result::Error> {
-    insert(conn, actor, action, subject, serde_json::json!({})).await
-}
-
 /// The event's row, with the current request's id.
 async fn insert(
     conn: &diesel_async::AsyncPgConnection,

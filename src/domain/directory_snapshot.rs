@@ -7,7 +7,9 @@
 //! another replica or from the command line reaches this one; [`super::cluster`]), and every
 //! `DIRECTORY_RELOAD_SECONDS` as a backstop. Read paths only: a booking, a move and a cancel
 //! check the doctor and branch in PostgreSQL (`Booking::target`), so a snapshot that has not
-//! yet heard of a deactivation can never book a doctor who no longer sees patients.
+//! yet heard of a deactivation can never book a doctor who no longer sees patients (a
+//! visitor's booking looks its slot up early for the snapshot's doctor, and keeps that slot
+//! only when PostgreSQL, read at the same time, has the same doctor and branch).
 
 use std::{
     collections::{HashMap, HashSet},

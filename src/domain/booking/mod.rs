@@ -50,7 +50,8 @@ pub struct Booking {
     pub mis: Arc<dyn MisBooking>,
     pub sms: Arc<dyn SmsGateway>,
     pub schedule: schedule::ScheduleCache,
-    /// The directory in memory, for read paths only ([`Booking::read_target`]).
+    /// The directory in memory, for read paths ([`Booking::read_target`]) and a visitor's
+    /// early slot lookup (checked against PostgreSQL before it serves).
     pub directory: Directory,
     pub limits: limits::ReserveLimits,
     pub clock: Clock,

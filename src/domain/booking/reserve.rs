@@ -40,6 +40,7 @@ use crate::{
     domain::{
         audit::{self, Actor},
         consent::{self, ConsentGiven, Consenter},
+        directory_snapshot::Resolved,
         phones::{ProvenPhone, sha256_hex},
         values::{BirthDate, Comment, IntentKind, RecordSource, VerificationPurpose},
     },
@@ -154,26 +155,33 @@ impl Booking {
     ) -> Result<AnonymousBooking, BookingError> {
         let phone = request.patient.phone.as_str().to_owned();
         let (target, slot, proof, lock) = timed(Step::Checks, async {
-            // Independent reads at once: the doctor (from the directory in memory; PostgreSQL
-            // only for one it does not hold) and the slot, and on one PostgreSQL connection
-            // (both statements in flight on it together) the phone proof and the phone's SMS
-            // day. Their refusals still come in this order, and only input that passed them
-            // counts against the limits. The connection is held only for those two reads:
-            // the slot's day may have to come from the MIS and be stored, which takes a
-            // connection of its own, and a request holding one while it waits for another
-            // can starve the pool.
-            let (target, phone_reads) = tokio::join!(
+            // Independent reads at once: the slot, looked up for the doctor as the directory
+            // in memory holds them, and on one PostgreSQL connection (all three statements in
+            // flight on it together) the doctor in the branch as PostgreSQL has them (a
+            // booking never trusts the snapshot: a doctor deactivated or moved since it was
+            // built is refused), the phone proof and the phone's SMS day. Their refusals still
+            // come in this order, and only input that passed them counts against the limits.
+            // The connection is held only for those reads: the slot's day may have to come
+            // from the MIS and be stored, which takes a connection of its own, and a request
+            // holding one while it waits for another can starve the pool.
+            let (early_slot, reads) = tokio::join!(
                 async {
-                    let target = self
-                        .read_target(request.specialist_id, request.branch_id)
-                        .await?;
-                    let slot = self.find_slot(&target, request.start).await?;
-                    Ok::<_, BookingError>((target, slot))
+                    match self
+                        .directory
+                        .resolve(request.specialist_id, request.branch_id)
+                    {
+                        Resolved::Target(target) => {
+                            let slot = self.find_slot(&target, request.start).await;
+                            Some((target.grid(), slot))
+                        }
+                        Resolved::Refused(_) | Resolved::Unknown => None,
+                    }
                 },
                 async {
                     let conn = self.conn().await?;
                     let conn: &AsyncPgConnection = &conn;
                     Ok::<_, BookingError>(tokio::join!(
+                        target::resolve(conn, request.specialist_id, request.branch_id),
                         async {
                             if !self.rules.anonymous_verify {
                                 return Ok(None);
@@ -195,8 +203,18 @@ impl Booking {
                     ))
                 },
             );
-            let (target, slot) = target?;
-            let (proof, sms_day) = phone_reads?;
+            let (target, proof, sms_day) = reads?;
+            let target = target?;
+            // The slot found early serves only if the snapshot's doctor and branch are
+            // PostgreSQL's (the same ids in the MIS, the same zone); otherwise, or when the
+            // snapshot did not have them, it is looked up now.
+            let slot = match early_slot {
+                Some((grid, slot)) if grid == target.grid() => slot?,
+                _ => {
+                    self.directory.reload_soon();
+                    self.find_slot(&target, request.start).await?
+                }
+            };
             let proof = proof?;
             // The limits and the slot's lock at once (two Redis commands in flight
             // together): a lock taken for an attempt that is then refused is given back.
@@ -242,7 +260,7 @@ impl Booking {
     pub async fn book(&self, request: BookRequest<'_>) -> Result<RecordView, BookingError> {
         let (target, slot) = timed(Step::Checks, async {
             let target = self
-                .read_target(request.specialist_id, request.branch_id)
+                .target(request.specialist_id, request.branch_id)
                 .await?;
             let slot = self.find_slot(&target, request.start).await?;
             if let Some(user) = request.user {
@@ -717,8 +735,9 @@ impl Booking {
             }
             Err(e) if record::is_slot_conflict(&e) => {
                 drop(conn);
-                // The other writer of this intent (the reconciler) may hold the slot with
-                // this very booking's record; anyone else's record there means taken.
+                // Someone else's record holds the slot (the other writer of this intent ends
+                // with `Ok(None)` above, never here); asked anyway, so that an intent settled
+                // meanwhile answers with its own record.
                 match self.resolved_elsewhere(intent).await {
                     Err(BookingError::RecordChanged) => Err(BookingError::SlotTaken),
                     settled => settled,

@@ -81,7 +81,7 @@ impl Window {
 
 /// Which doctor and branch, with their MIS ids and the branch's zone (the grid's wall times
 /// are in it).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GridTarget {
     pub specialist_id: i64,
     pub specialist_mis_id: i64,
