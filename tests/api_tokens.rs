@@ -141,3 +141,30 @@ async fn a_password_change_refuses_the_access_and_refresh_tokens_issued_before()
         .expect("me");
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// The schema allows any 1 to 128 characters, so anything within it is an unknown token
+/// (refused with 401 by a refresh, a no-op for a logout), never a 422: spaces only, and 128
+/// letters of another script (256 bytes).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_valid_token_that_is_not_ours_is_unknown_not_invalid() {
+    let app = TestApp::spawn().await;
+    for token in ["   ".to_owned(), "я".repeat(128)] {
+        let (status, body) = post(
+            &app,
+            "/api/v1/user/refresh",
+            json!({"refresh_token": token}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let (status, body) =
+            post(&app, "/api/v1/user/logout", json!({"refresh_token": token})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let (status, _) = post(
+        &app,
+        "/api/v1/user/logout",
+        json!({"refresh_token": "я".repeat(129)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -82,16 +82,19 @@ pub struct RefreshRequest {
 }
 
 impl RefreshRequest {
-    /// The token as sent, or a 422 on `refresh_token` for what no token of ours looks like.
+    /// The token as sent (without surrounding spaces), or a 422 on `refresh_token` outside
+    /// the schema's 1 to 128 characters. Counted in characters, as the schema counts them: a
+    /// schema-valid string no token of ours looks like (spaces only, letters of any script)
+    /// is simply not found, like any unknown token.
     fn token(&self) -> Result<&str, AppError> {
-        let token = self.refresh_token.trim();
-        if token.is_empty() || token.len() > 128 {
+        let characters = self.refresh_token.chars().count();
+        if characters == 0 || characters > 128 {
             return Err(AppError::field(
                 "refresh_token",
                 "Токен обновления: от 1 до 128 символов",
             ));
         }
-        Ok(token)
+        Ok(self.refresh_token.trim())
     }
 }
 
