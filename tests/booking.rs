@@ -307,27 +307,18 @@ async fn a_failed_local_write_cancels_the_mis_booking_again() {
 async fn a_doctor_deactivated_after_the_snapshot_was_built_is_not_booked() {
     let (app, emulators) = with_emulators().await;
     sync_directories(&app).await;
-    app.state()
-        .booking
-        .directory
-        .reload()
-        .await
-        .expect("directory snapshot");
+    app.reload_directory().await;
     let (doctor, branch) = doctor_in(&app, None).await;
     let start = free_starts(&app, doctor, branch)
         .await
         .into_iter()
         .next()
         .expect("a free slot");
-    {
-        use diesel_async::SimpleAsyncConnection;
-        let mut conn = app.db().await;
-        conn.batch_execute(&format!(
-            "UPDATE specialists SET active = false WHERE id = {doctor}"
-        ))
-        .await
-        .expect("the doctor deactivated in PostgreSQL only");
-    }
+    // In PostgreSQL only.
+    app.execute(&format!(
+        "UPDATE specialists SET active = false WHERE id = {doctor}"
+    ))
+    .await;
     assert!(
         app.state().booking.directory.snapshot().doctors() > 0,
         "the snapshot was built"
@@ -398,16 +389,12 @@ async fn no_record_id_cancels_the_mis_booking_again() {
         .into_iter()
         .next()
         .expect("a free slot");
-    {
-        use diesel_async::SimpleAsyncConnection;
-        let mut conn = app.db().await;
-        conn.batch_execute(
-            "SELECT setval(pg_get_serial_sequence('records', 'id'), 9000, true); \
-             ALTER TABLE records ALTER COLUMN id SET MAXVALUE 9000",
-        )
-        .await
-        .expect("the records' sequence at its maximum");
-    }
+    // The records' sequence at its maximum.
+    app.execute(
+        "SELECT setval(pg_get_serial_sequence('records', 'id'), 9000, true); \
+         ALTER TABLE records ALTER COLUMN id SET MAXVALUE 9000",
+    )
+    .await;
     let before = emulators.control.appointment_count();
     let (status, body) = post_json(
         &app,

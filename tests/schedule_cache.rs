@@ -52,12 +52,7 @@ fn slots(window: &Value) -> Vec<(String, bool)> {
 /// here on can be served from memory.
 async fn ready(app: &TestApp) {
     sync_directories(app).await;
-    app.state()
-        .booking
-        .directory
-        .reload()
-        .await
-        .expect("directory snapshot");
+    app.reload_directory().await;
     let schedule = app.state().booking.schedule.clone();
     assert!(
         eventually(10, || schedule.memory_in_use()).await,

@@ -178,6 +178,23 @@ impl TestApp {
         count_rows(&self.config.database_url, sql).await
     }
 
+    /// Runs `sql` (one or more statements, as text) on this test's database: a change a test
+    /// makes behind the server's back.
+    pub async fn execute(&self, sql: &str) {
+        use diesel_async::SimpleAsyncConnection;
+        self.db().await.batch_execute(sql).await.expect(sql);
+    }
+
+    /// Builds the server's directory snapshot now (the server builds it in the background).
+    pub async fn reload_directory(&self) {
+        self.state()
+            .booking
+            .directory
+            .reload()
+            .await
+            .expect("directory snapshot");
+    }
+
     pub async fn db(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&self.config.database_url)
             .await
