@@ -332,6 +332,14 @@ if runs s5; then
     log "S5: the driver's own floor (a body refused with 422, same open loop at $S5_RATE/s)"
     "${PIN_GEN[@]}" python3 bench/bench.py floor --base "$APP" --count "$S5_COUNT" --rate "$S5_RATE" \
         --out "$RAW/s5_floor.json" >&2
+    # The same refused body from oha, the client the MIS's own time is measured with: the two
+    # floors' difference is the Python driver's own cost per request, which S5's p50 pays and
+    # the MIS baseline does not.
+    log "S5: the same floor from oha ($S5_COUNT requests at $S5_RATE/s)"
+    "${PIN_GEN[@]}" oha -n "$S5_COUNT" -c 16 -q "$S5_RATE" --latency-correction --no-tui \
+        --output-format json -m POST -H 'Content-Type: application/json' -d '{}' \
+        "$APP/api/v1/specialist/anonymous-reserve" >"$RAW/s5_floor.oha.json"
+    python3 bench/bench.py oha-line "$RAW/s5_floor.oha.json" "floor (oha)" >&2
 
     log "S5: anonymous booking, open loop: $S5_COUNT distinct slots at $S5_RATE/s"
     mis_calls mis_calls0

@@ -97,8 +97,9 @@ pub struct Config {
     /// `BRANCH_TIMEZONES`: overrides of the zone derived from the MIS's UTC offset, as
     /// `MIS_ID=IANA zone` pairs separated by commas (`2=Asia/Yekaterinburg`).
     pub branch_timezones: BTreeMap<i64, chrono_tz::Tz>,
-    /// `SMS_PROVIDER`: `smsru` (SMS.ru) or `log` (messages only go to the log). Default `log`
-    /// outside demo mode; `serve --demo` uses the in-process SMS.ru emulator.
+    /// `SMS_PROVIDER`: `smsru` (SMS.ru) or `log` (messages only go to the log, their texts
+    /// only outside production). Default `log` in development; required in production;
+    /// `serve --demo` uses the in-process SMS.ru emulator.
     pub sms_provider: SmsProvider,
     /// `SMSRU_URL` (default `https://sms.ru`): the client posts to `{SMSRU_URL}/sms/send`.
     pub smsru_url: String,
@@ -350,6 +351,16 @@ impl Config {
                 get("BRANCH_TIMEZONES").as_deref().unwrap_or(""),
             )?,
             sms_provider: match get("SMS_PROVIDER").as_deref() {
+                // A deployment that forgot the gateway would send no code and no booking
+                // SMS while looking healthy.
+                None if app_env == AppEnv::Production => {
+                    return Err(ConfigError {
+                        name: "SMS_PROVIDER",
+                        reason: "is required when APP_ENV=production: smsru (with SMSRU_API_ID), \
+                                 or log to send no SMS at all"
+                            .into(),
+                    });
+                }
                 None | Some("log") => SmsProvider::Log,
                 Some("smsru") => SmsProvider::SmsRu,
                 Some(other) => {
@@ -735,9 +746,36 @@ mod tests {
             "APP_ENV" => Some("production".into()),
             "JWT_SECRET" => Some("bench-only-secret-0123456789abcdef0123456789abcdef".into()),
             "BENCH_ROUTES" => Some("true".into()),
+            "SMS_PROVIDER" => Some("log".into()),
             _ => None,
         });
         assert_eq!(production.err().map(|e| e.name), Some("BENCH_ROUTES"));
+    }
+
+    #[test]
+    fn production_names_its_sms_gateway() {
+        let production = |provider: Option<&'static str>| {
+            Config::from_lookup(move |k| match k {
+                "APP_ENV" => Some("production".into()),
+                "JWT_SECRET" => Some("9f8e2c4b71d03a65e8b2f9c047d1a3e69b5c8f2e07d4a1b6".into()),
+                "SMS_PROVIDER" => provider.map(Into::into),
+                _ => None,
+            })
+        };
+        assert_eq!(production(None).err().map(|e| e.name), Some("SMS_PROVIDER"));
+        assert_eq!(
+            production(Some("log")).map(|c| c.sms_provider).ok(),
+            Some(SmsProvider::Log)
+        );
+        assert_eq!(
+            production(Some("smsru")).map(|c| c.sms_provider).ok(),
+            Some(SmsProvider::SmsRu)
+        );
+        assert_eq!(
+            Config::from_lookup(|_| None).map(|c| c.sms_provider).ok(),
+            Some(SmsProvider::Log),
+            "development defaults to the log"
+        );
     }
 
     #[test]

@@ -121,12 +121,13 @@ const PATIENT_FLOW_TIMEOUT: Duration = Duration::from_secs(300);
 #[tokio::test(flavor = "multi_thread")]
 async fn a_patient_books_moves_and_cancels_in_headless_chromium() {
     require_browser_deps();
-    // One patient books, moves and cancels four times (three SMS a round): the phone's SMS
-    // day (10) must not decide the fourth round. A CI run at 02:55 UTC, whose first free slot
-    // was five minutes ahead, found the day full before the fourth booking (one SMS more
-    // than the three rounds send; see the closing note of 2026-12-01).
+    // One patient books, moves and cancels four times, three SMS a round, within the phone's
+    // SMS day (10 before the fourth booking). The MIS's change feed is followed every second
+    // meanwhile: it lists each of the patient's own changes, and none of them may come back
+    // as the clinic's (a CI run once found the day full: a poll had applied the booking's
+    // older feed item over the move, with an SMS each).
     let (app, emulators) = crate::support::with_emulators_and(|config| {
-        config.sms_limit_per_phone_day = 100;
+        config.change_feed_interval = Duration::from_secs(1);
     })
     .await;
     // Every directory, prices too: the confirmation page shows the price.
@@ -207,6 +208,23 @@ async fn a_patient_books_moves_and_cancels_in_headless_chromium() {
             .await,
             1,
             "record {record_id} was moved once"
+        );
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) AS n FROM sms_outbox WHERE record_id = {record_id}"
+            ))
+            .await,
+            3,
+            "booked, moved, cancelled: record {record_id}'s SMS"
+        );
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) AS n FROM audit_events WHERE action LIKE '%by_clinic' \
+                 AND subject = '{record_id}'"
+            ))
+            .await,
+            0,
+            "nothing the patient did came back as the clinic's"
         );
         let api: serde_json::Value = browser()
             .get(app.url(&format!("/api/v1/records/{record_id}")))

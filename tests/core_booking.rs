@@ -895,6 +895,207 @@ async fn what_the_front_desk_does_in_the_mis_reaches_the_records() {
     assert_eq!(again, Default::default());
 }
 
+/// The SMS bodies the record got, and how many `record_*_by_clinic` audit rows it has.
+async fn clinic_traces(world: &CoreWorld, record_id: i64) -> (Vec<String>, i64) {
+    use diesel_async::RunQueryDsl;
+
+    let mut conn = world.booking.db.get().await.expect("connection");
+    let bodies = sovamed::db::models::outbox::for_record(&mut conn, record_id)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    let audited: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+        "SELECT count(*) FROM audit_events \
+          WHERE action LIKE '%by_clinic' AND subject = '{record_id}'"
+    ))
+    .get_result(&mut conn)
+    .await
+    .expect("count");
+    (bodies, audited)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_patients_own_booking_and_moves_between_two_polls_are_not_the_clinics() {
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let someone = patient("+79165550081");
+    let booked = world
+        .booking
+        .book(anonymous(doctor, branch, starts[0], &someone, None))
+        .await
+        .expect("booked");
+    let moved = world
+        .booking
+        .reschedule(&booked, starts[1], actor(None))
+        .await
+        .expect("moved");
+    world
+        .booking
+        .reschedule(&moved, starts[2], actor(None))
+        .await
+        .expect("moved again");
+
+    // The feed lists the appointment as it was after each of the three: at the first time,
+    // the second, the third. Only the last is how the MIS holds it now.
+    let polled = world.booking.follow_changes().await.expect("poll");
+    assert_eq!(
+        (
+            polled.moved,
+            polled.cancelled,
+            polled.deferred,
+            polled.unchanged
+        ),
+        (0, 0, 0, 3),
+        "{polled:?}"
+    );
+    let conn = world.booking.db.get().await.expect("connection");
+    let record = sovamed::db::models::record::find_view(&conn, booked.record.id)
+        .await
+        .expect("query")
+        .expect("record");
+    drop(conn);
+    assert_eq!(record.record.starts_at, starts[2]);
+    let (bodies, audited) = clinic_traces(&world, booked.record.id).await;
+    assert_eq!(bodies.len(), 3, "booked, moved, moved: {bodies:?}");
+    assert!(
+        bodies.iter().all(|b| !b.contains("клиника")),
+        "no SMS says the clinic did it: {bodies:?}"
+    );
+    assert_eq!(audited, 0);
+    assert_eq!(world.emulators.control.unaccepted_changes(), 0);
+    assert_eq!(
+        world.booking.follow_changes().await.expect("poll"),
+        Default::default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_feed_list_older_than_the_record_is_not_applied_over_it() {
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let someone = patient("+79165550082");
+    let booked = world
+        .booking
+        .book(anonymous(doctor, branch, starts[0], &someone, None))
+        .await
+        .expect("booked");
+    // The poll's list (the booking at its first time) is built, then held on its way back
+    // while the patient moves the visit: the list is older than the record it meets.
+    let control = &world.emulators.control;
+    control.set_mis_faults(MisFaults {
+        change_list_late_ms: 2_000,
+        ..Default::default()
+    });
+    let poll = tokio::spawn({
+        let booking = world.booking.clone();
+        async move { booking.follow_changes().await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    control.set_mis_faults(MisFaults::default());
+    world
+        .booking
+        .reschedule(&booked, starts[1], actor(None))
+        .await
+        .expect("moved");
+    assert!(
+        !poll.is_finished(),
+        "the move was written while the list was held"
+    );
+    let stale = poll.await.expect("task").expect("poll");
+    assert_eq!(
+        (stale.moved, stale.deferred),
+        (0, 1),
+        "left for the next poll: {stale:?}"
+    );
+    let next = world.booking.follow_changes().await.expect("poll");
+    assert_eq!(
+        (next.moved, next.deferred, next.unchanged),
+        (0, 0, 2),
+        "{next:?}"
+    );
+    let conn = world.booking.db.get().await.expect("connection");
+    let record = sovamed::db::models::record::find_view(&conn, booked.record.id)
+        .await
+        .expect("query")
+        .expect("record");
+    drop(conn);
+    assert_eq!(
+        record.record.starts_at, starts[1],
+        "the patient's move stands"
+    );
+    let (bodies, audited) = clinic_traces(&world, booked.record.id).await;
+    assert_eq!(bodies.len(), 2, "booked, moved: {bodies:?}");
+    assert_eq!(audited, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clinic_change_is_written_only_to_the_record_as_the_poll_read_it() {
+    use diesel_async::SimpleAsyncConnection;
+    use sovamed::emulator::FrontDeskAction;
+
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let someone = patient("+79165550083");
+    let booked = world
+        .booking
+        .book(anonymous(doctor, branch, starts[0], &someone, None))
+        .await
+        .expect("booked");
+    world.booking.follow_changes().await.expect("poll");
+    let target = world.booking.target(doctor, branch).await.expect("target");
+    let later = starts[3].with_timezone(&target.zone.tz());
+    assert!(world.emulators.control.front_desk(&FrontDeskAction::Move {
+        schedid: booked.record.mis_id,
+        date: later.date_naive(),
+        start: later.time(),
+    }));
+    // Another writer holds the record (a change of ours about to commit) while the poll reads
+    // it and comes to write the clinic's move; it then commits a new version of the record.
+    let mut holder = world.booking.db.get().await.expect("connection");
+    let id = booked.record.id;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT id FROM records WHERE id = {id} FOR UPDATE"
+        ))
+        .await
+        .expect("lock");
+    let poll = tokio::spawn({
+        let booking = world.booking.clone();
+        async move { booking.follow_changes().await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!poll.is_finished(), "the poll waits for the record");
+    holder
+        .batch_execute(&format!(
+            "UPDATE records SET updated_at = now() WHERE id = {id}; COMMIT"
+        ))
+        .await
+        .expect("commit");
+    let waited = poll.await.expect("task").expect("poll");
+    assert_eq!(
+        (waited.moved, waited.deferred),
+        (0, 1),
+        "decided again next poll: {waited:?}"
+    );
+    let next = world.booking.follow_changes().await.expect("poll");
+    assert_eq!((next.moved, next.deferred), (1, 0), "{next:?}");
+    let (bodies, audited) = clinic_traces(&world, id).await;
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|b| b.contains("клиника перенесла"))
+            .count(),
+        1,
+        "{bodies:?}"
+    );
+    assert_eq!(audited, 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_comparison_reports_and_repairs_what_the_feed_missed() {
     use sovamed::emulator::FrontDeskAction;

@@ -151,12 +151,27 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
         ..MisFaults::default()
     });
 
+    // Watched on one kept connection, made before the burst: a connection made on a machine
+    // loaded by other tests (browsers among them) lagged past the whole burst.
+    let mut watch = AsyncPgConnection::establish(&database_url)
+        .await
+        .expect("connect to the test database");
+    // A first wave of ten; the other forty leave once eight records are written, so that the
+    // kill finds them in flight however slow the machine is.
+    const FIRST_WAVE: usize = 10;
+    let (go, gate) = tokio::sync::watch::channel(false);
     let mut burst = tokio::task::JoinSet::new();
     for (n, start) in starts.iter().enumerate() {
         let url = format!("{}/api/v1/specialist/anonymous-reserve", server.base);
         let body = anonymous_booking(doctor, branch, start, &format!("+7916777{n:04}"));
+        let mut gate = gate.clone();
         burst.spawn(async move {
-            tokio::time::sleep(Duration::from_millis(20 * n as u64)).await;
+            if n < FIRST_WAVE {
+                tokio::time::sleep(Duration::from_millis(20 * n as u64)).await;
+            } else {
+                let _ = gate.wait_for(|open| *open).await;
+                tokio::time::sleep(Duration::from_millis(10 * (n - FIRST_WAVE) as u64)).await;
+            }
             let response = browser().post(url).json(&body).send().await;
             match response {
                 Ok(r) if r.status() == StatusCode::CREATED => {
@@ -168,12 +183,6 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
             }
         });
     }
-    // Kill once a few bookings are through, while the rest are in flight. Watched on one kept
-    // connection: a new connection per look, on a machine loaded by other tests, lagged past
-    // the whole burst.
-    let mut watch = AsyncPgConnection::establish(&database_url)
-        .await
-        .expect("connect to the test database");
     for _ in 0..1000 {
         let records: i64 =
             diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT count(*) FROM records")
@@ -185,6 +194,10 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let _ = go.send(true);
+    // The second wave's first fifteen or so are sent by then; none of their reserves (300 ms
+    // in the MIS) has been answered.
+    tokio::time::sleep(Duration::from_millis(150)).await;
     drop(watch);
     server.child.kill().expect("SIGKILL");
     let _ = server.child.wait();

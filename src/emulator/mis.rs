@@ -125,6 +125,9 @@ async fn process(control: EmulatorControl, body: Bytes) -> Response {
     } else {
         answer(&control.shared().world(), &request)
     };
+    if op == "SCHEDULE_CHANGE_LIST" && faults.change_list_late_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.change_list_late_ms)).await;
+    }
     if faults.malformed {
         let mut cut = answer.len() / 2;
         while !answer.is_char_boundary(cut) {

@@ -90,6 +90,9 @@ pub struct MisFaults {
     /// Added before answering `SCHEDULE_REC_RESERVE` only (after the call is counted,
     /// before the world is locked): widens the window between a grid read and a reserve.
     pub reserve_latency_ms: u64,
+    /// Held after the answer to `SCHEDULE_CHANGE_LIST` is built, before it is sent: the
+    /// list a poll applies is older than what the poll then reads locally.
+    pub change_list_late_ms: u64,
     /// The list messages named here (`GET_FILIAL_LIST`, `GET_DEPARTMENT_LIST`,
     /// `GET_DOCTOR_LIST`, `PRICE_LIST`, `SCHEDULE_REC_LIST`) answer a well-formed list with
     /// no items (`ITEMSNUMBER` 0 on paged lists), as a source that lost its data would.

@@ -358,6 +358,32 @@ pub async fn mark_cancelled(
     .optional()
 }
 
+/// PostgreSQL's clock (`now()`), the one `updated_at` is written with.
+pub async fn database_now(conn: &mut AsyncPgConnection) -> QueryResult<DateTime<Utc>> {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamptz>("now()"))
+        .get_result(conn)
+        .await
+}
+
+/// Locks the record for the rest of the transaction if it is still booked and unchanged
+/// since it was read with `updated_at`; `false` when it is not.
+pub async fn lock_as_read(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    updated_at: DateTime<Utc>,
+) -> QueryResult<bool> {
+    records::table
+        .filter(records::id.eq(id))
+        .filter(records::status.eq(RecordStatus::Booked))
+        .filter(records::updated_at.eq(updated_at))
+        .select(records::id)
+        .for_update()
+        .first::<i64>(conn)
+        .await
+        .optional()
+        .map(|row| row.is_some())
+}
+
 /// Moves a booked record to another interval (the MIS keeps its SCHEDID).
 pub async fn mark_moved(
     conn: &mut AsyncPgConnection,

@@ -6,7 +6,12 @@
 //! not confirmed comes again and is applied again as a no-op.
 //!
 //! The feed also lists the web's own bookings, moves and cancels; those already agree here
-//! and change nothing. A record with its own change under way (a pending intent) is left
+//! and change nothing. Each item is the appointment as it was after that change, so only the
+//! newest item of an appointment in a list is applied (an older one would move the record
+//! back to where it was); the older ones are confirmed with it. A record written here after
+//! the list was asked for may be newer than the list (a patient's move between the MIS's
+//! answer and the poll's read): its item is left for the next poll, whose list is not older
+//! than the record. And a change is written only to the record as the poll read it. A record with its own change under way (a pending intent) is left
 //! to that change: its feed item is not confirmed and comes again next poll. So is a new
 //! appointment at a slot a booking or move of ours is writing (the MIS has answered, the
 //! record is not yet committed): it is not a front-desk booking, and bringing it in would
@@ -83,6 +88,10 @@ impl Booking {
         };
         let mut counts = FeedCounts::default();
         for (branch_id, branch_mis_id, zone) in active {
+            let listed_at = {
+                let mut conn = self.conn().await?;
+                record::database_now(&mut conn).await?
+            };
             let changes = self
                 .mis
                 .changes(branch_mis_id)
@@ -90,11 +99,20 @@ impl Booking {
                 .map_err(BookingError::from_mis)?;
             let mut done = Vec::new();
             for change in &changes {
-                let applied = match self.apply_change(branch_id, zone, change).await {
-                    Ok(applied) => applied,
-                    Err(e) => {
-                        tracing::warn!(change = change.change_id, error = %e, "MIS change not applied; next poll");
-                        Applied::Deferred
+                let same = || changes.iter().filter(|c| c.schedid == change.schedid);
+                let applied = if same().any(|c| c.change_id > change.change_id) {
+                    Applied::Unchanged
+                } else {
+                    let seen = Seen {
+                        listed_at,
+                        added: same().any(|c| c.op == MisChangeOp::Added),
+                    };
+                    match self.apply_change(branch_id, zone, change, seen).await {
+                        Ok(applied) => applied,
+                        Err(e) => {
+                            tracing::warn!(change = change.change_id, error = %e, "MIS change not applied; next poll");
+                            Applied::Deferred
+                        }
                     }
                 };
                 match applied {
@@ -128,22 +146,29 @@ impl Booking {
         Ok(counts)
     }
 
+    /// Applies the newest item of an appointment in the list.
     async fn apply_change(
         &self,
         branch_id: i64,
         zone: BranchZone,
         change: &MisChange,
+        seen: Seen,
     ) -> Result<Applied, BookingError> {
         let mut conn = self.conn().await?;
         let Some(view) = record::find_view_by_mis_id(&mut conn, branch_id, change.schedid).await?
         else {
             drop(conn);
-            return match change.op {
-                MisChangeOp::Added => self.bring_in_clinic_booking(branch_id, zone, change).await,
-                _ => Ok(Applied::Unchanged),
+            // Only an appointment made since the last confirmed change is new: an older
+            // one without a record here is a stranger's, or its record is gone.
+            return if seen.added && change.op != MisChangeOp::Deleted {
+                self.bring_in_clinic_booking(branch_id, zone, change).await
+            } else {
+                Ok(Applied::Unchanged)
             };
         };
-        if intent::has_pending_for_record(&mut conn, view.record.id).await? {
+        if view.record.updated_at >= seen.listed_at
+            || intent::has_pending_for_record(&mut conn, view.record.id).await?
+        {
             return Ok(Applied::Deferred);
         }
         drop(conn);
@@ -359,6 +384,11 @@ impl Booking {
         let mut conn = self.conn().await?;
         let written = conn
             .transaction(async |conn| {
+                // Written since it was read (a change of ours committed in between): the
+                // item is decided again on the record as it is now, next poll.
+                if !record::lock_as_read(conn, id, view.record.updated_at).await? {
+                    return Ok(false);
+                }
                 let updated = match &change {
                     ClinicChange::Cancel => record::mark_cancelled(conn, id, None, None).await?,
                     ClinicChange::Move { start, end } => {
@@ -391,7 +421,7 @@ impl Booking {
             })
             .await;
         match written {
-            Ok(false) => Ok(Applied::Unchanged),
+            Ok(false) => Ok(Applied::Deferred),
             Ok(true) => Ok(match change {
                 ClinicChange::Cancel => Applied::Cancelled,
                 ClinicChange::Move { .. } => Applied::Moved,
@@ -422,7 +452,8 @@ pub struct Comparison {
     pub cancelled: u32,
     /// At another time in the MIS: moved here (with the patient's SMS).
     pub moved: u32,
-    /// Records with a change of their own under way, or the MIS did not answer for them.
+    /// Records with a change of their own under way, written here while being compared, or
+    /// the MIS did not answer for them.
     pub skipped: u32,
 }
 
@@ -542,6 +573,15 @@ impl Booking {
         }
         Ok(comparison)
     }
+}
+
+/// What the poll knew when it applied an item.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// PostgreSQL's time just before the list was asked for.
+    listed_at: chrono::DateTime<Utc>,
+    /// The list holds the appointment's creation.
+    added: bool,
 }
 
 enum ClinicChange {

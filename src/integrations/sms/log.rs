@@ -1,5 +1,7 @@
 //! [`LogGateway`]: `SMS_PROVIDER=log`, the development backend. Nothing leaves the machine:
-//! each message goes to the log (the phone masked) and is "accepted" with a generated id.
+//! each message goes to the log (the phone masked; the text too, except in production, where
+//! a text holds a sign-in or booking code and the log is read by more people than the
+//! patient) and is "accepted" with a generated id.
 //! It remembers, for this process, which references it logged, so a message whose send was
 //! interrupted is found again ([`SmsGateway::lookup`]) rather than logged twice.
 
@@ -18,6 +20,8 @@ use super::{Accepted, Lookup, OutgoingSms, SmsError, SmsGateway, mask_phone};
 /// Writes messages to the log instead of sending them.
 #[derive(Debug, Default)]
 pub struct LogGateway {
+    /// Only the text's length goes to the log.
+    hide_texts: bool,
     sent: AtomicU64,
     /// `client_ref` → the id it was "accepted" with.
     logged: Mutex<HashMap<String, String>>,
@@ -27,6 +31,14 @@ impl LogGateway {
     /// A gateway that has logged nothing yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A gateway that logs each message's length, not its text (production).
+    pub fn without_texts() -> Self {
+        Self {
+            hide_texts: true,
+            ..Self::default()
+        }
     }
 }
 
@@ -39,9 +51,17 @@ impl SmsGateway for LogGateway {
     async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, SmsError> {
         let n = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
         let provider_id = format!("log-{n}-{}", uuid::Uuid::new_v4().simple());
+        let text = if self.hide_texts {
+            format!(
+                "({} characters, not logged in production)",
+                sms.text.chars().count()
+            )
+        } else {
+            sms.text.clone()
+        };
         tracing::info!(
             to = %mask_phone(&sms.to),
-            text = %sms.text,
+            text = %text,
             client_ref = sms.client_ref.as_deref().unwrap_or(""),
             provider_id = %provider_id,
             "SMS not sent (SMS_PROVIDER=log)"
@@ -132,5 +152,29 @@ mod tests {
             ..sms
         };
         assert_eq!(gateway.lookup(&other).await, Ok(Lookup::NotFound));
+    }
+
+    #[tokio::test]
+    async fn production_logs_the_length_not_the_code() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let sms = OutgoingSms {
+            to: "+79161234567".into(),
+            text: "Код подтверждения: 4821".into(),
+            client_ref: Some("outbox-9".into()),
+        };
+        LogGateway::without_texts()
+            .send(&sms)
+            .await
+            .expect("accepted");
+        let logged = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
+        assert!(!logged.contains("4821"), "{logged}");
+        assert!(logged.contains("23 characters"), "{logged}");
+        assert!(logged.contains("+7916***4567"), "{logged}");
     }
 }
