@@ -49,9 +49,11 @@ services:
         exit 1
     fi
     echo "services: starting pgsql and redis with docker compose"
-    # The app service's JWT_SECRET is required at interpolation even when only these two start.
+    # The app service's secrets and SMS gateway are required at interpolation even when only
+    # these two start.
     JWT_SECRET="${JWT_SECRET:-not-used-by-pgsql-or-redis-0123456789}" \
     METRICS_TOKEN="${METRICS_TOKEN:-not-used-by-pgsql-or-redis-0123456789}" \
+    SMS_PROVIDER="${SMS_PROVIDER:-log}" \
         {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml up -d pgsql redis
     for _ in $(seq 60); do
         if pg_up && redis_up; then
@@ -147,7 +149,7 @@ up-ha:
 
 # Stop the Docker stack (the pgdata volume is kept).
 down:
-    JWT_SECRET="${JWT_SECRET:-not-needed-to-stop-the-stack-0123456789}" METRICS_TOKEN="${METRICS_TOKEN:-not-needed-to-stop-the-stack}" {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml --profile monitoring --profile docs --profile ha down
+    JWT_SECRET="${JWT_SECRET:-not-needed-to-stop-the-stack-0123456789}" METRICS_TOKEN="${METRICS_TOKEN:-not-needed-to-stop-the-stack}" SMS_PROVIDER="${SMS_PROVIDER:-log}" {{ compose }} -f docker-compose.yml -f docker-compose.dev.yml --profile monitoring --profile docs --profile ha down
 
 # Serve the documentation site on http://127.0.0.1:5173 (VitePress; `npm ci` in docs/ when needed).
 docs:

@@ -146,14 +146,15 @@ async fn operators_create_reset_and_disable_accounts_from_the_command_line() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn demo_mode_and_missing_secrets_are_refused_in_production() {
+async fn demo_mode_missing_secrets_and_no_sms_gateway_are_refused_in_production() {
     let app = TestApp::spawn().await;
     let run = |envs: &[(&str, &str)]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sovamed"));
         command
             .args(["serve", "--demo", "--bind", "127.0.0.1:0"])
             .env("DATABASE_URL", &app.config.database_url)
-            .env_remove("JWT_SECRET");
+            .env_remove("JWT_SECRET")
+            .env_remove("SMS_PROVIDER");
         for (k, v) in envs {
             command.env(k, v);
         }
@@ -162,9 +163,16 @@ async fn demo_mode_and_missing_secrets_are_refused_in_production() {
     let no_secret = run(&[("APP_ENV", "production")]);
     assert!(!no_secret.status.success());
     assert!(String::from_utf8_lossy(&no_secret.stderr).contains("JWT_SECRET"));
+    let no_gateway = run(&[
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef-long"),
+    ]);
+    assert!(!no_gateway.status.success());
+    assert!(String::from_utf8_lossy(&no_gateway.stderr).contains("SMS_PROVIDER"));
     let demo = run(&[
         ("APP_ENV", "production"),
         ("JWT_SECRET", "0123456789abcdef0123456789abcdef-long"),
+        ("SMS_PROVIDER", "smsru"),
     ]);
     assert!(!demo.status.success());
     assert!(String::from_utf8_lossy(&demo.stderr).contains("--demo is refused"));

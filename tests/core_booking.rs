@@ -895,6 +895,26 @@ async fn what_the_front_desk_does_in_the_mis_reaches_the_records() {
     assert_eq!(again, Default::default());
 }
 
+/// A world with one visit booked anonymously on `phone` at the first free start of a
+/// doctor, and the doctor's free starts.
+async fn booked_visit(
+    phone: &str,
+) -> (
+    CoreWorld,
+    Vec<chrono::DateTime<chrono::Utc>>,
+    sovamed::db::models::record::RecordView,
+) {
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let booked = world
+        .booking
+        .book(anonymous(doctor, branch, starts[0], &patient(phone), None))
+        .await
+        .expect("booked");
+    (world, starts, booked)
+}
+
 /// The SMS bodies the record got, and how many `record_*_by_clinic` audit rows it has.
 async fn clinic_traces(world: &CoreWorld, record_id: i64) -> (Vec<String>, i64) {
     use diesel_async::RunQueryDsl;
@@ -918,15 +938,7 @@ async fn clinic_traces(world: &CoreWorld, record_id: i64) -> (Vec<String>, i64) 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_patients_own_booking_and_moves_between_two_polls_are_not_the_clinics() {
-    let world = CoreWorld::start().await;
-    let (doctor, branch) = world.doctor_and_branch().await;
-    let starts = world.free_starts(doctor, branch).await;
-    let someone = patient("+79165550081");
-    let booked = world
-        .booking
-        .book(anonymous(doctor, branch, starts[0], &someone, None))
-        .await
-        .expect("booked");
+    let (world, starts, booked) = booked_visit("+79165550081").await;
     let moved = world
         .booking
         .reschedule(&booked, starts[1], actor(None))
@@ -974,28 +986,29 @@ async fn the_patients_own_booking_and_moves_between_two_polls_are_not_the_clinic
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_feed_list_older_than_the_record_is_not_applied_over_it() {
-    let world = CoreWorld::start().await;
-    let (doctor, branch) = world.doctor_and_branch().await;
-    let starts = world.free_starts(doctor, branch).await;
-    let someone = patient("+79165550082");
-    let booked = world
-        .booking
-        .book(anonymous(doctor, branch, starts[0], &someone, None))
-        .await
-        .expect("booked");
+    let (world, starts, booked) = booked_visit("+79165550082").await;
     // The poll's list (the booking at its first time) is built, then held on its way back
     // while the patient moves the visit: the list is older than the record it meets.
     let control = &world.emulators.control;
     control.set_mis_faults(MisFaults {
-        change_list_late_ms: 2_000,
+        change_list_late_ms: 3_000,
         ..Default::default()
     });
+    let lists = control.mis_calls("SCHEDULE_CHANGE_LIST");
     let poll = tokio::spawn({
         let booking = world.booking.clone();
         async move { booking.follow_changes().await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    control.set_mis_faults(MisFaults::default());
+    for _ in 0..500 {
+        if control.mis_calls("SCHEDULE_CHANGE_LIST") > lists {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        control.mis_calls("SCHEDULE_CHANGE_LIST") > lists,
+        "the poll asked"
+    );
     world
         .booking
         .reschedule(&booked, starts[1], actor(None))
@@ -1006,6 +1019,7 @@ async fn a_feed_list_older_than_the_record_is_not_applied_over_it() {
         "the move was written while the list was held"
     );
     let stale = poll.await.expect("task").expect("poll");
+    control.set_mis_faults(MisFaults::default());
     assert_eq!(
         (stale.moved, stale.deferred),
         (0, 1),
@@ -1034,20 +1048,16 @@ async fn a_feed_list_older_than_the_record_is_not_applied_over_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clinic_change_is_written_only_to_the_record_as_the_poll_read_it() {
-    use diesel_async::SimpleAsyncConnection;
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
     use sovamed::emulator::FrontDeskAction;
 
-    let world = CoreWorld::start().await;
-    let (doctor, branch) = world.doctor_and_branch().await;
-    let starts = world.free_starts(doctor, branch).await;
-    let someone = patient("+79165550083");
-    let booked = world
-        .booking
-        .book(anonymous(doctor, branch, starts[0], &someone, None))
-        .await
-        .expect("booked");
+    let (world, starts, booked) = booked_visit("+79165550083").await;
     world.booking.follow_changes().await.expect("poll");
-    let target = world.booking.target(doctor, branch).await.expect("target");
+    let target = world
+        .booking
+        .target(booked.record.specialist_id, booked.record.branch_id)
+        .await
+        .expect("target");
     let later = starts[3].with_timezone(&target.zone.tz());
     assert!(world.emulators.control.front_desk(&FrontDeskAction::Move {
         schedid: booked.record.mis_id,
@@ -1068,8 +1078,23 @@ async fn a_clinic_change_is_written_only_to_the_record_as_the_poll_read_it() {
         let booking = world.booking.clone();
         async move { booking.follow_changes().await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(!poll.is_finished(), "the poll waits for the record");
+    let mut watch = world.booking.db.get().await.expect("connection");
+    let mut waiting = 0;
+    for _ in 0..500 {
+        waiting = diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "SELECT count(*) FROM pg_stat_activity \
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result(&mut watch)
+        .await
+        .expect("count");
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    drop(watch);
+    assert!(waiting > 0, "the poll waits for the record");
     holder
         .batch_execute(&format!(
             "UPDATE records SET updated_at = now() WHERE id = {id}; COMMIT"
@@ -1302,6 +1327,102 @@ async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabin
             .iter()
             .any(|v| v.record.starts_at == starts[5] && v.record.source == RecordSource::Cabinet)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_booking_of_ours_the_desk_moves_before_its_write_is_not_brought_in_twice() {
+    use sovamed::{
+        domain::booking::reserve::BookingFacts, emulator::FrontDeskAction,
+        integrations::infoclinica::NewMisPatient,
+    };
+
+    let world = CoreWorld::start().await;
+    let (doctor, branch) = world.doctor_and_branch().await;
+    let starts = world.free_starts(doctor, branch).await;
+    let target = world.booking.target(doctor, branch).await.expect("target");
+    let owner = create_user(
+        &world,
+        "moved-by-desk@example.ru",
+        Role::Patient,
+        Some("+79165550093"),
+    )
+    .await;
+    let pcode = world
+        .booking
+        .mis
+        .add_patient(&NewMisPatient {
+            last_name: "Сидорова".into(),
+            first_name: "Анна".into(),
+            middle_name: None,
+            birth_date: None,
+            phone: "+79165550093".into(),
+            email: None,
+        })
+        .await
+        .expect("card");
+    {
+        let mut conn = world.booking.db.get().await.expect("connection");
+        user::set_mis_pcode(&mut conn, owner.id, pcode)
+            .await
+            .expect("card on the account");
+    }
+    // The patient's booking has its appointment in the MIS, not yet its record here; the
+    // front desk moves the appointment meanwhile. The list holds both items.
+    let slot = world
+        .booking
+        .find_slot(&target, starts[2])
+        .await
+        .expect("slot");
+    let facts = serde_json::to_value(BookingFacts {
+        last_name: "Сидорова".into(),
+        first_name: "Анна".into(),
+        middle_name: None,
+        phone: "+79165550093".into(),
+        birth_date: None,
+        email: None,
+        user_id: Some(owner.id),
+        comment: None,
+        source: RecordSource::Cabinet,
+        actor_user_id: Some(owner.id),
+        actor_ip: IP,
+    })
+    .expect("facts");
+    open_book_intent(&world, &target, &slot, Some(pcode), &facts).await;
+    let schedid = reserve_in_mis(&world, &target, &slot, pcode).await;
+    let later = starts[4].with_timezone(&target.zone.tz());
+    let control = &world.emulators.control;
+    assert!(control.front_desk(&FrontDeskAction::Move {
+        schedid,
+        date: later.date_naive(),
+        start: later.time(),
+    }));
+    let in_flight = world.booking.follow_changes().await.expect("poll");
+    assert_eq!(
+        (in_flight.booked, in_flight.deferred),
+        (0, 2),
+        "left to the booking, both items: {in_flight:?}"
+    );
+    assert_eq!(control.unaccepted_changes(), 2, "the creation comes again");
+
+    // The request died there: the reconciler settles the intent; the feed then agrees.
+    world.clock.set(chrono::Utc::now() + Duration::seconds(5));
+    world
+        .booking
+        .reconcile(std::time::Duration::ZERO)
+        .await
+        .expect("round");
+    let after = world.booking.follow_changes().await.expect("poll");
+    assert_eq!(after.deferred, 0, "{after:?}");
+    assert_eq!(control.unaccepted_changes(), 0);
+    let records = world
+        .booking
+        .list_records(&owner, &RecordQuery::default(), PageNo::FIRST)
+        .await
+        .expect("list");
+    assert_eq!(records.total, 1, "one record of the appointment");
+    let record = &records.items[0].record;
+    assert_eq!(record.mis_id, schedid);
+    assert_eq!(record.starts_at, starts[4], "where the desk moved it");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -194,10 +194,16 @@ async fn sigkill_in_a_burst_of_bookings_leaves_the_mis_and_the_records_agreeing(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let reserves = emulators.control.mis_calls("SCHEDULE_REC_RESERVE");
     let _ = go.send(true);
-    // The second wave's first fifteen or so are sent by then; none of their reserves (300 ms
-    // in the MIS) has been answered.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Killed once five of the second wave have reached the MIS's reserve, which answers none
+    // of them for 300 ms.
+    for _ in 0..1000 {
+        if emulators.control.mis_calls("SCHEDULE_REC_RESERVE") >= reserves + 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     drop(watch);
     server.child.kill().expect("SIGKILL");
     let _ = server.child.wait();

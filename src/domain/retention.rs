@@ -227,7 +227,7 @@ pub async fn anonymise_due(
                 };
                 let record_ids = rows::record_ids_of(conn, id).await?;
                 let erased = Erased {
-                    records: rows::erase_records_of(conn, id, now).await?,
+                    records: rows::erase_records_of(conn, id).await?,
                     messages: rows::erase_messages(conn, &record_ids, phone.as_deref(), now)
                         .await?,
                     verifications: rows::delete_verifications_of(conn, id, phone.as_deref())

@@ -151,11 +151,9 @@ pub async fn record_ids_of(conn: &mut AsyncPgConnection, user_id: i64) -> QueryR
 
 /// Erases the patient's fields of the account's records; the visit facts (doctor, branch,
 /// times, status, the MIS's `SCHEDID` and card) stay for the clinic's accounting.
-pub async fn erase_records_of(
-    conn: &mut AsyncPgConnection,
-    user_id: i64,
-    now: DateTime<Utc>,
-) -> QueryResult<usize> {
+/// `updated_at` is PostgreSQL's clock, as every writer of records sets it (the MIS change
+/// feed compares it with PostgreSQL's time).
+pub async fn erase_records_of(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<usize> {
     diesel::update(records::table.filter(records::user_id.eq(user_id)))
         .set((
             records::patient_last_name.eq(ERASED_LAST_NAME),
@@ -168,7 +166,7 @@ pub async fn erase_records_of(
             records::cancel_reason.eq(None::<String>),
             records::manage_token_hash.eq(None::<String>),
             records::reminder_token_hash.eq(None::<String>),
-            records::updated_at.eq(now),
+            records::updated_at.eq(diesel::dsl::now),
         ))
         .execute(conn)
         .await

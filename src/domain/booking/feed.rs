@@ -8,14 +8,15 @@
 //! The feed also lists the web's own bookings, moves and cancels; those already agree here
 //! and change nothing. Each item is the appointment as it was after that change, so only the
 //! newest item of an appointment in a list is applied (an older one would move the record
-//! back to where it was); the older ones are confirmed with it. A record written here after
-//! the list was asked for may be newer than the list (a patient's move between the MIS's
-//! answer and the poll's read): its item is left for the next poll, whose list is not older
-//! than the record. And a change is written only to the record as the poll read it. A record with its own change under way (a pending intent) is left
-//! to that change: its feed item is not confirmed and comes again next poll. So is a new
-//! appointment at a slot a booking or move of ours is writing (the MIS has answered, the
-//! record is not yet committed): it is not a front-desk booking, and bringing it in would
-//! make the request's own write fail and give the slot back in the MIS.
+//! back to where it was); the older ones are confirmed with it, or left with it when it is
+//! left for the next poll. A record written here after the list was asked for may be newer
+//! than the list (a patient's move between the MIS's answer and the poll's read): its item
+//! waits for the next poll, whose list is not older than the record. A change is written
+//! only to the record as the poll read it. A record with its own change under way (a
+//! pending intent) is left to that change. So is a new appointment at a slot a booking or
+//! move of ours is writing (the MIS has answered, the record is not yet committed): it is
+//! not a front-desk booking, and bringing it in would make the request's own write fail and
+//! give the slot back in the MIS.
 
 use std::time::Duration;
 
@@ -57,9 +58,11 @@ pub struct FeedCounts {
     pub cancelled: u32,
     pub moved: u32,
     pub visited: u32,
-    /// Changes that already agreed here, or are about appointments we do not hold.
+    /// Items confirmed without a write: they already agreed here, are about appointments we
+    /// do not hold, or a newer item of the same appointment was in the list.
     pub unchanged: u32,
-    /// Left for the next poll (a change of ours under way, or an error).
+    /// Items left for the next poll (a change of ours under way or written after the list
+    /// was asked for, or an error), with the older items of their appointments.
     pub deferred: u32,
 }
 
@@ -97,36 +100,49 @@ impl Booking {
                 .changes(branch_mis_id)
                 .await
                 .map_err(BookingError::from_mis)?;
-            let mut done = Vec::new();
+            // Each appointment's items, in the order the list first names it.
+            let mut items: Vec<(i64, Vec<&MisChange>)> = Vec::new();
             for change in &changes {
-                let same = || changes.iter().filter(|c| c.schedid == change.schedid);
-                let applied = if same().any(|c| c.change_id > change.change_id) {
-                    Applied::Unchanged
-                } else {
-                    let seen = Seen {
-                        listed_at,
-                        added: same().any(|c| c.op == MisChangeOp::Added),
-                    };
-                    match self.apply_change(branch_id, zone, change, seen).await {
-                        Ok(applied) => applied,
-                        Err(e) => {
-                            tracing::warn!(change = change.change_id, error = %e, "MIS change not applied; next poll");
-                            Applied::Deferred
-                        }
+                match items
+                    .iter_mut()
+                    .find(|(schedid, _)| *schedid == change.schedid)
+                {
+                    Some((_, of)) => of.push(change),
+                    None => items.push((change.schedid, vec![change])),
+                }
+            }
+            let mut done = Vec::new();
+            for (_, of) in &items {
+                let Some(newest) = of.iter().copied().max_by_key(|c| c.change_id) else {
+                    continue;
+                };
+                let seen = Seen {
+                    listed_at,
+                    creation: of.iter().copied().find(|c| c.op == MisChangeOp::Added),
+                };
+                let applied = match self.apply_change(branch_id, zone, newest, seen).await {
+                    Ok(applied) => applied,
+                    Err(e) => {
+                        tracing::warn!(change = newest.change_id, error = %e, "MIS change not applied; next poll");
+                        Applied::Deferred
                     }
                 };
+                let older = u32::try_from(of.len() - 1).unwrap_or(u32::MAX);
                 match applied {
                     Applied::Booked => counts.booked += 1,
                     Applied::Cancelled => counts.cancelled += 1,
                     Applied::Moved => counts.moved += 1,
                     Applied::Visited => counts.visited += 1,
                     Applied::Unchanged => counts.unchanged += 1,
+                    // The older items stay unconfirmed with it: the next list must still
+                    // show the appointment's creation, say.
                     Applied::Deferred => {
-                        counts.deferred += 1;
+                        counts.deferred += 1 + older;
                         continue;
                     }
                 }
-                done.push(change.change_id);
+                counts.unchanged += older;
+                done.extend(of.iter().map(|c| c.change_id));
             }
             // Confirmed only once applied and committed here.
             self.mis
@@ -152,7 +168,7 @@ impl Booking {
         branch_id: i64,
         zone: BranchZone,
         change: &MisChange,
-        seen: Seen,
+        seen: Seen<'_>,
     ) -> Result<Applied, BookingError> {
         let mut conn = self.conn().await?;
         let Some(view) = record::find_view_by_mis_id(&mut conn, branch_id, change.schedid).await?
@@ -160,21 +176,24 @@ impl Booking {
             drop(conn);
             // Only an appointment made since the last confirmed change is new: an older
             // one without a record here is a stranger's, or its record is gone.
-            return if seen.added && change.op != MisChangeOp::Deleted {
-                self.bring_in_clinic_booking(branch_id, zone, change).await
-            } else {
-                Ok(Applied::Unchanged)
+            return match seen.creation {
+                Some(creation) if change.op != MisChangeOp::Deleted => {
+                    self.bring_in_clinic_booking(branch_id, zone, change, creation)
+                        .await
+                }
+                _ => Ok(Applied::Unchanged),
             };
         };
+        // Cancelled or marked here is final, whatever the item says.
+        if view.record.status != RecordStatus::Booked {
+            return Ok(Applied::Unchanged);
+        }
         if view.record.updated_at >= seen.listed_at
             || intent::has_pending_for_record(&mut conn, view.record.id).await?
         {
             return Ok(Applied::Deferred);
         }
         drop(conn);
-        if view.record.status != RecordStatus::Booked {
-            return Ok(Applied::Unchanged);
-        }
         let applied = match change.op {
             MisChangeOp::Deleted => {
                 self.write_clinic_change(&view, ClinicChange::Cancel)
@@ -235,6 +254,7 @@ impl Booking {
         branch_id: i64,
         zone: BranchZone,
         change: &MisChange,
+        creation: &MisChange,
     ) -> Result<Applied, BookingError> {
         use crate::db::{models::user, schema::specialists};
 
@@ -289,11 +309,16 @@ impl Booking {
             booked_by: None,
         };
         let mut conn = self.conn().await?;
-        // A booking or a move of ours to this slot, between the MIS's answer and its local
-        // write: the appointment is ours, not the front desk's. Left to that request (or to
-        // the reconciler); once written, the next poll finds the record by its SCHEDID.
-        if intent::has_pending_for_slot(&mut conn, specialist_id, branch_id, new.starts_at).await? {
-            return Ok(Applied::Deferred);
+        // A booking of ours at the slot it was made at (or one of ours moved to), between the
+        // MIS's answer and its local write: the appointment is ours, not the front desk's,
+        // even if the desk has moved it since. Left to that request (or to the reconciler);
+        // once written, the next poll finds the record by its SCHEDID.
+        let made_at = local_instant(zone.tz(), creation.date, creation.start)
+            .map(|start| start.with_timezone(&Utc));
+        for starts_at in [Some(new.starts_at), made_at].into_iter().flatten() {
+            if intent::has_pending_for_slot(&mut conn, specialist_id, branch_id, starts_at).await? {
+                return Ok(Applied::Deferred);
+            }
         }
         let written = conn
             .transaction(async |conn| {
@@ -483,9 +508,13 @@ impl Booking {
                 .await?
         };
         let mut comparison = Comparison::default();
+        // Per card: PostgreSQL's time before the MIS was asked, and its answer.
         let mut held: std::collections::HashMap<
             i64,
-            Option<Vec<crate::integrations::infoclinica::MisAppointment>>,
+            (
+                chrono::DateTime<Utc>,
+                Option<Vec<crate::integrations::infoclinica::MisAppointment>>,
+            ),
         > = std::collections::HashMap::new();
         for id in ids {
             let (view, busy) = {
@@ -503,17 +532,27 @@ impl Booking {
             }
             let pcode = view.record.patient_pcode;
             if let std::collections::hash_map::Entry::Vacant(slot) = held.entry(pcode) {
+                let asked_at = {
+                    let mut conn = self.conn().await?;
+                    record::database_now(&mut conn).await?
+                };
                 let from = view.branch_zone.today(now);
                 let answer = self.mis.appointments(pcode, from).await;
                 if let Err(e) = &answer {
                     tracing::warn!(record = id, error = %e, "MIS did not list the patient's visits");
                 }
-                slot.insert(answer.ok());
+                slot.insert((asked_at, answer.ok()));
             }
-            let Some(Some(appointments)) = held.get(&pcode) else {
+            // A record written since the card's visits were asked for may be newer than the
+            // answer (the patient's own move): compared next time.
+            let Some((asked_at, Some(appointments))) = held.get(&pcode) else {
                 comparison.skipped += 1;
                 continue;
             };
+            if view.record.updated_at >= *asked_at {
+                comparison.skipped += 1;
+                continue;
+            }
             let found = appointments
                 .iter()
                 .find(|a| a.schedid == view.record.mis_id);
@@ -554,7 +593,10 @@ impl Booking {
             match self.write_clinic_change(&view, change).await? {
                 Applied::Cancelled => comparison.cancelled += 1,
                 Applied::Moved => comparison.moved += 1,
-                _ => comparison.skipped += 1,
+                _ => {
+                    comparison.skipped += 1;
+                    continue;
+                }
             }
             audit::append_system(
                 &self.db,
@@ -577,11 +619,11 @@ impl Booking {
 
 /// What the poll knew when it applied an item.
 #[derive(Debug, Clone, Copy)]
-struct Seen {
+struct Seen<'a> {
     /// PostgreSQL's time just before the list was asked for.
     listed_at: chrono::DateTime<Utc>,
-    /// The list holds the appointment's creation.
-    added: bool,
+    /// The appointment's creation, when the list holds it.
+    creation: Option<&'a MisChange>,
 }
 
 enum ClinicChange {

@@ -117,15 +117,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_log_shows_the_text_and_a_masked_number() {
+    /// What this thread logs until the guard is dropped, in the buffer.
+    fn capture_log() -> (Buffer, tracing::subscriber::DefaultGuard) {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        (buffer, tracing::subscriber::set_default(subscriber))
+    }
+
+    #[tokio::test]
+    async fn the_log_shows_the_text_and_a_masked_number() {
+        let (buffer, _guard) = capture_log();
         let gateway = LogGateway::new();
         let sms = OutgoingSms {
             to: "+79161234567".into(),
@@ -156,13 +161,7 @@ mod tests {
 
     #[tokio::test]
     async fn production_logs_the_length_not_the_code() {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (buffer, _guard) = capture_log();
         let sms = OutgoingSms {
             to: "+79161234567".into(),
             text: "Код подтверждения: 4821".into(),
