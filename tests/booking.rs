@@ -301,6 +301,174 @@ async fn a_failed_local_write_cancels_the_mis_booking_again() {
     assert!(free_starts(&app, doctor, branch).await.contains(&start));
 }
 
+/// The record's statement commits and its answer is lost with the connection: the booking
+/// is asked for again on another connection, found written, and kept (answered 201), not
+/// cancelled in the MIS as a failed write would be.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_whose_answer_is_lost_after_the_commit_is_kept() {
+    use crate::support::cut_proxy::CutProxy;
+
+    let proxy = CutProxy::start("127.0.0.1:5432".parse().expect("addr")).await;
+    let through = proxy.clone();
+    let (app, emulators) = with_emulators_and(move |config| {
+        config.database_url = through.url_for(&config.database_url);
+    })
+    .await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let start = free_starts(&app, doctor, branch)
+        .await
+        .into_iter()
+        .next()
+        .expect("a free slot");
+    let branches: Value = crate::support::browser()
+        .get(app.url("/api/v1/branches"))
+        .send()
+        .await
+        .expect("branches")
+        .json()
+        .await
+        .expect("json");
+    let address = branches["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|b| b["id"] == branch)
+        .and_then(|b| b["address"].as_str())
+        .expect("the branch's address")
+        .to_owned();
+    let comment = "Связь оборвётся после записи";
+    let mut booking = anonymous_booking(doctor, branch, &start, "+79165550005");
+    booking["comment"] = json!(comment);
+    // Only the record's statement answers with both the comment and the branch's address.
+    proxy.cut_when_all(&[comment.as_bytes(), address.as_bytes()]);
+    let before = emulators.control.appointment_count();
+    let (status, body) =
+        post_json(&app, "/api/v1/specialist/anonymous-reserve", &booking, None).await;
+    assert_eq!(proxy.cuts(), 1, "the record's answer was lost");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_i64().expect("id");
+    assert_eq!(emulators.control.appointment_count(), before + 1);
+    assert_eq!(emulators.control.mis_calls("SCHEDULE_REC_REMOVE"), 0);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM records WHERE id = {id} AND status = 'booked' \
+             AND mis_id = {}",
+            body["mis_id"]
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM sms_outbox WHERE record_id = {id}"
+        ))
+        .await,
+        1,
+        "one booking SMS"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM booking_intents WHERE state = 'done'")
+            .await,
+        1
+    );
+}
+
+/// A move's and then a cancel's transaction commit and the answers to their `COMMIT`s are
+/// lost with the connection: each is asked for again on another connection and found done
+/// (200), not moved back in the MIS or left to be completed later.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_and_a_cancel_whose_commit_answers_are_lost_are_kept() {
+    use crate::support::cut_proxy::CutProxy;
+
+    let proxy = CutProxy::start("127.0.0.1:5432".parse().expect("addr")).await;
+    let through = proxy.clone();
+    let (app, emulators) = with_emulators_and(move |config| {
+        config.database_url = through.url_for(&config.database_url);
+    })
+    .await;
+    sync_directories(&app).await;
+    let (doctor, branch) = doctor_in(&app, None).await;
+    let starts = free_starts(&app, doctor, branch).await;
+    let (_, token) = patient_with_token(&app, "lost-commit@example.ru").await;
+    let comment = "Ответ на COMMIT потеряется";
+    let created: Value = browser()
+        .post(app.url("/api/v1/records"))
+        .bearer_auth(&token)
+        .json(&json!({"specialist_id": doctor, "branch_id": branch, "start": starts[0], "comment": comment}))
+        .send()
+        .await
+        .expect("book")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_i64().expect("id");
+    let schedid = created["mis_id"].as_i64().expect("mis id");
+    let reserves = emulators.control.mis_calls("SCHEDULE_REC_RESERVE");
+
+    // The record's update answers with the comment in its row and "UPDATE 1".
+    proxy.cut_commit_after(&[comment.as_bytes(), b"UPDATE 1"]);
+    let moved = browser()
+        .post(app.url(&format!("/api/v1/records/{id}/reschedule")))
+        .bearer_auth(&token)
+        .json(&json!({"start": starts[3]}))
+        .send()
+        .await
+        .expect("move");
+    assert_eq!(proxy.cuts(), 1, "the move's commit answer was lost");
+    let status = moved.status();
+    let moved: Value = moved.json().await.expect("json");
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(moved["start"].as_str().expect("start"))
+            .expect("time"),
+        chrono::DateTime::parse_from_rfc3339(&starts[3]).expect("time")
+    );
+    assert_eq!(
+        emulators.control.mis_calls("SCHEDULE_REC_RESERVE"),
+        reserves + 1,
+        "not moved back in the MIS"
+    );
+    assert!(
+        !free_starts(&app, doctor, branch).await.contains(&starts[3]),
+        "the new time is taken"
+    );
+
+    proxy.cut_commit_after(&[comment.as_bytes(), b"UPDATE 1"]);
+    let cancelled = browser()
+        .post(app.url(&format!("/api/v1/records/{id}/cancel")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(proxy.cuts(), 2, "the cancel's commit answer was lost");
+    let status = cancelled.status();
+    let cancelled: Value = cancelled.json().await.expect("json");
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(
+        emulators
+            .control
+            .appointments()
+            .iter()
+            .all(|a| a.schedid != schedid),
+        "the MIS no longer holds it"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM booking_intents WHERE state = 'done'")
+            .await,
+        3,
+        "book, move, cancel: each done once"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM sms_outbox WHERE record_id = {id}"
+        ))
+        .await,
+        3
+    );
+}
+
 /// A booking never trusts the directory in memory: a doctor deactivated after the snapshot
 /// was built is refused, without asking the MIS, although the snapshot still holds them.
 #[tokio::test(flavor = "multi_thread")]

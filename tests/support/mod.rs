@@ -3,6 +3,7 @@
 //! HTTP client that behaves like a browser without following redirects.
 
 pub mod core;
+pub mod cut_proxy;
 pub mod fixtures;
 pub mod served;
 

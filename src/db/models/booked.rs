@@ -63,6 +63,19 @@ pub async fn next_record_id(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     .await
 }
 
+/// Whether a statement that failed so may still have been carried out: the connection
+/// broke (no answer with an SQLSTATE came back), rather than the server refusing it.
+pub fn outcome_unknown(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        e,
+        Error::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
+            _
+        )
+    )
+}
+
 /// The statement: see the module doc. Columns of `RETURNING` are [`Record`]'s, by name.
 const WRITE_BOOKED: &str = "\
 WITH done AS (

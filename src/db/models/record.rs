@@ -87,6 +87,11 @@ pub struct RecordView {
 }
 
 impl RecordView {
+    /// The doctor's full name and the branch's address, as an SMS about the visit names them.
+    pub fn place(&self) -> (&str, &str) {
+        (&self.specialist_name, &self.branch_address)
+    }
+
     /// Start in the branch's zone, as the interface shows it.
     pub fn local_start(&self) -> chrono::DateTime<chrono_tz::Tz> {
         self.branch_zone.local(&self.record.starts_at)

@@ -9,14 +9,13 @@ use diesel::QueryDsl;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::{
-    Booking, BookingError, BookingTarget, Change,
-    grid::Slot,
-    notify::{self, Notice, NoticeFacts},
+    Booking, BookingError, BookingTarget, Change, grid::Slot, notify::Notice,
     reserve::reserve_request,
 };
 use crate::{
     db::{
         models::{
+            booked,
             intent::{self, NewIntent},
             outbox::{self, NewOutboxMessage},
             record::{self, Record, RecordView},
@@ -158,16 +157,9 @@ impl Booking {
         by: Option<i64>,
         reason: Option<&str>,
     ) -> Result<Option<RecordView>, BookingError> {
-        let body = notify::text(
-            Notice::Cancelled,
-            &NoticeFacts {
-                doctor: &view.specialist_name,
-                address: &view.branch_address,
-                start: view.local_start(),
-                clinic_phone: &self.rules.clinic_phone,
-                manage_link: None,
-            },
-        );
+        let body =
+            self.rules
+                .notice_text(Notice::Cancelled, view.place(), view.local_start(), None);
         let (id, phone) = (view.record.id, view.record.patient_phone.clone());
         let mut conn = self.conn().await?;
         let written = conn
@@ -201,7 +193,28 @@ impl Booking {
                 drop(conn);
                 self.resolved_elsewhere(intent).await.map(Some)
             }
+            Err(e) if booked::outcome_unknown(&e) => {
+                drop(conn);
+                self.written_after_all(intent, e).await
+            }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A change's transaction whose connection broke with its `COMMIT` sent may have
+    /// committed before the answer was lost: the intent is read again on another connection,
+    /// and a change found done is the change made; otherwise the write's own error.
+    async fn written_after_all(
+        &self,
+        intent: i64,
+        error: diesel::result::Error,
+    ) -> Result<Option<RecordView>, BookingError> {
+        match self.resolved_elsewhere(intent).await {
+            Ok(view) => {
+                tracing::warn!(error = %error, intent, "a change's answer was lost; it was written");
+                Ok(Some(view))
+            }
+            Err(_) => Err(error.into()),
         }
     }
 
@@ -359,16 +372,9 @@ impl Booking {
         let link = self
             .rules
             .manage_link(view.record.id, view.record.user_id, None);
-        let body = notify::text(
-            Notice::Moved,
-            &NoticeFacts {
-                doctor: &target.specialist_name,
-                address: &target.branch_address,
-                start,
-                clinic_phone: &self.rules.clinic_phone,
-                manage_link: link.as_deref(),
-            },
-        );
+        let body = self
+            .rules
+            .notice_text(Notice::Moved, target.place(), start, link.as_deref());
         let (id, phone) = (view.record.id, view.record.patient_phone.clone());
         let (starts_at, ends_at) = (start.with_timezone(&Utc), end.with_timezone(&Utc));
         let mut conn = self.conn().await?;
@@ -405,6 +411,10 @@ impl Booking {
                 self.resolved_elsewhere(intent).await.map(Some)
             }
             Err(e) if record::is_slot_conflict(&e) => Err(BookingError::SlotTaken),
+            Err(e) if booked::outcome_unknown(&e) => {
+                drop(conn);
+                self.written_after_all(intent, e).await
+            }
             Err(e) => Err(e.into()),
         }
     }

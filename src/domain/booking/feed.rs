@@ -25,12 +25,7 @@ use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::{
-    Booking, BookingError,
-    grid::local_instant,
-    notify::{self, Notice, NoticeFacts},
-    rounds,
-};
+use super::{Booking, BookingError, grid::local_instant, notify::Notice, rounds};
 use crate::{
     db::{
         models::{
@@ -326,16 +321,9 @@ impl Booking {
                 // The text names the record's page, so it is written once the record has
                 // its id.
                 let link = self.rules.cabinet_link(record.id);
-                let body = notify::text(
-                    Notice::Booked,
-                    &NoticeFacts {
-                        doctor: &target.specialist_name,
-                        address: &target.branch_address,
-                        start,
-                        clinic_phone: &self.rules.clinic_phone,
-                        manage_link: Some(&link),
-                    },
-                );
+                let body =
+                    self.rules
+                        .notice_text(Notice::Booked, target.place(), start, Some(&link));
                 outbox::insert(
                     conn,
                     &NewOutboxMessage {
@@ -394,16 +382,8 @@ impl Booking {
         let body = notice.map(|(notice, start)| {
             (
                 notice,
-                notify::text(
-                    notice,
-                    &NoticeFacts {
-                        doctor: &view.specialist_name,
-                        address: &view.branch_address,
-                        start,
-                        clinic_phone: &self.rules.clinic_phone,
-                        manage_link: link.as_deref(),
-                    },
-                ),
+                self.rules
+                    .notice_text(notice, view.place(), start, link.as_deref()),
             )
         });
         let mut conn = self.conn().await?;

@@ -18,11 +18,7 @@ use std::time::Duration;
 use diesel_async::AsyncConnection;
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::{
-    Booking, BookingError,
-    notify::{self, Notice, NoticeFacts},
-    rounds, rules,
-};
+use super::{Booking, BookingError, notify::Notice, rounds, rules};
 use crate::{
     db::models::{
         outbox::{self, NewOutboxMessage},
@@ -76,15 +72,11 @@ impl Booking {
                     let link = self
                         .rules
                         .manage_link(id, view.record.user_id, token.as_deref());
-                    let body = notify::text(
+                    let body = self.rules.notice_text(
                         Notice::Reminder,
-                        &NoticeFacts {
-                            doctor: &view.specialist_name,
-                            address: &view.branch_address,
-                            start: view.local_start(),
-                            clinic_phone: &self.rules.clinic_phone,
-                            manage_link: link.as_deref(),
-                        },
+                        view.place(),
+                        view.local_start(),
+                        link.as_deref(),
                     );
                     outbox::insert(
                         conn,

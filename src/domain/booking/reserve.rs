@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     Booking, BookingError, BookingTarget, Patient,
     grid::Slot,
-    notify::{self, Notice, NoticeFacts},
+    notify::Notice,
     steps::{Step, timed},
     target,
 };
@@ -650,16 +650,9 @@ impl Booking {
         let link = self
             .rules
             .manage_link(record_id, facts.user_id, manage_token);
-        let body = notify::text(
-            Notice::Booked,
-            &NoticeFacts {
-                doctor: &target.specialist_name,
-                address: &target.branch_address,
-                start,
-                clinic_phone: &self.rules.clinic_phone,
-                manage_link: link.as_deref(),
-            },
-        );
+        let body = self
+            .rules
+            .notice_text(Notice::Booked, target.place(), start, link.as_deref());
         let token_hash = manage_token.map(sha256_hex);
         let new = NewRecord {
             mis_id: schedid,
@@ -741,6 +734,22 @@ impl Booking {
                 match self.resolved_elsewhere(intent).await {
                     Err(BookingError::RecordChanged) => Err(BookingError::SlotTaken),
                     settled => settled,
+                }
+            }
+            // The connection broke with the statement sent: it may have committed before
+            // its answer was lost. Asked again on another connection before the MIS booking
+            // is given back as a failed write's would be.
+            Err(e) if booked::outcome_unknown(&e) => {
+                drop(conn);
+                match self.resolved_elsewhere(intent).await {
+                    Ok(view) => {
+                        tracing::warn!(error = %e, intent, "the record's answer was lost; it was written");
+                        Ok(view)
+                    }
+                    Err(_) => {
+                        tracing::error!(error = %e, intent, "record not written");
+                        Err(BookingError::NotKept(e.to_string()))
+                    }
                 }
             }
             Err(e) => {

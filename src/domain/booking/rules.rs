@@ -3,9 +3,13 @@
 //! account must prove the phone. (The SMS cap per phone is `PhoneChecks::day_is_full`.)
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use diesel_async::AsyncPgConnection;
 
-use super::BookingError;
+use super::{
+    BookingError,
+    notify::{self, Notice, NoticeFacts},
+};
 use crate::db::models::record;
 
 /// The booking rules of this clinic (configuration).
@@ -84,6 +88,28 @@ impl BookingRules {
     /// Where the patient of a visit manages it, as an SMS or a calendar event carries it: the
     /// visit link when its token is at hand, the cabinet for an account holder, or none (a
     /// visit without an account whose link token was never kept).
+    /// The text of `notice` about a visit with `doctor` at `address` (see `place()` of a
+    /// record or a target) starting at `start` in the branch's zone, with the clinic's phone
+    /// and where the patient manages the visit.
+    pub fn notice_text(
+        &self,
+        notice: Notice,
+        (doctor, address): (&str, &str),
+        start: DateTime<Tz>,
+        manage_link: Option<&str>,
+    ) -> String {
+        notify::text(
+            notice,
+            &NoticeFacts {
+                doctor,
+                address,
+                start,
+                clinic_phone: &self.clinic_phone,
+                manage_link,
+            },
+        )
+    }
+
     pub fn manage_link(
         &self,
         record_id: i64,

@@ -25,6 +25,11 @@ pub struct BookingTarget {
 }
 
 impl BookingTarget {
+    /// The doctor's full name and the branch's address, as an SMS about a visit names them.
+    pub fn place(&self) -> (&str, &str) {
+        (&self.specialist_name, &self.branch_address)
+    }
+
     pub fn grid(&self) -> GridTarget {
         GridTarget {
             specialist_id: self.specialist_id,
