@@ -374,11 +374,22 @@ async fn a_record_whose_answer_is_lost_after_the_commit_is_kept() {
     );
 }
 
-/// A move's and then a cancel's transaction commit and the answers to their `COMMIT`s are
-/// lost with the connection: each is asked for again on another connection and found done
-/// (200), not moved back in the MIS or left to be completed later.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_move_and_a_cancel_whose_commit_answers_are_lost_are_kept() {
+/// A patient's visit booked through the API (with `comment`) on a server whose PostgreSQL
+/// is reached through a [`CutProxy`](crate::support::cut_proxy::CutProxy).
+struct ProxiedVisit {
+    app: TestApp,
+    emulators: sovamed::emulator::Emulators,
+    proxy: std::sync::Arc<crate::support::cut_proxy::CutProxy>,
+    token: String,
+    doctor: i64,
+    branch: i64,
+    /// The doctor's free starts before the booking; the visit has the first.
+    starts: Vec<String>,
+    id: i64,
+    schedid: i64,
+}
+
+async fn proxied_visit(comment: &str) -> ProxiedVisit {
     use crate::support::cut_proxy::CutProxy;
 
     let proxy = CutProxy::start("127.0.0.1:5432".parse().expect("addr")).await;
@@ -391,7 +402,6 @@ async fn a_move_and_a_cancel_whose_commit_answers_are_lost_are_kept() {
     let (doctor, branch) = doctor_in(&app, None).await;
     let starts = free_starts(&app, doctor, branch).await;
     let (_, token) = patient_with_token(&app, "lost-commit@example.ru").await;
-    let comment = "Ответ на COMMIT потеряется";
     let created: Value = browser()
         .post(app.url("/api/v1/records"))
         .bearer_auth(&token)
@@ -402,12 +412,38 @@ async fn a_move_and_a_cancel_whose_commit_answers_are_lost_are_kept() {
         .json()
         .await
         .expect("json");
-    let id = created["id"].as_i64().expect("id");
-    let schedid = created["mis_id"].as_i64().expect("mis id");
-    let reserves = emulators.control.mis_calls("SCHEDULE_REC_RESERVE");
+    ProxiedVisit {
+        id: created["id"].as_i64().expect("id"),
+        schedid: created["mis_id"].as_i64().expect("mis id"),
+        app,
+        emulators,
+        proxy,
+        token,
+        doctor,
+        branch,
+        starts,
+    }
+}
 
-    // The record's update answers with the comment in its row and "UPDATE 1".
-    proxy.cut_commit_after(&[comment.as_bytes(), b"UPDATE 1"]);
+/// A move commits, its `COMMIT` answer is lost, and PostgreSQL is then out of reach, so
+/// nobody can tell whether it was written: the MIS keeps the new time (not moved back), the
+/// answer is 503 «…будет сохранено автоматически», and once PostgreSQL is back the record
+/// has the new time, as the MIS.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_whose_outcome_nobody_can_tell_keeps_the_mis_side() {
+    let comment = "После COMMIT база недоступна";
+    let ProxiedVisit {
+        app,
+        emulators,
+        proxy,
+        token,
+        starts,
+        id,
+        schedid,
+        ..
+    } = proxied_visit(comment).await;
+    let reserves = emulators.control.mis_calls("SCHEDULE_REC_RESERVE");
+    proxy.cut_commit_after_then_down(&[comment.as_bytes(), b"UPDATE 1"]);
     let moved = browser()
         .post(app.url(&format!("/api/v1/records/{id}/reschedule")))
         .bearer_auth(&token)
@@ -416,6 +452,112 @@ async fn a_move_and_a_cancel_whose_commit_answers_are_lost_are_kept() {
         .await
         .expect("move");
     assert_eq!(proxy.cuts(), 1, "the move's commit answer was lost");
+    let status = moved.status();
+    let answer: Value = moved.json().await.expect("json");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("будет сохранено автоматически")),
+        "{answer}"
+    );
+    assert_eq!(
+        emulators.control.mis_calls("SCHEDULE_REC_RESERVE"),
+        reserves + 1,
+        "not moved back in the MIS"
+    );
+    let target = chrono::DateTime::parse_from_rfc3339(&starts[3]).expect("time");
+    assert!(
+        emulators
+            .control
+            .appointments()
+            .iter()
+            .any(|a| a.schedid == schedid
+                && a.date == target.date_naive()
+                && a.start == target.time()),
+        "the MIS holds the new time"
+    );
+    proxy.up();
+    let record: Value = browser()
+        .get(app.url(&format!("/api/v1/records/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("record")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(record["start"].as_str().expect("start"))
+            .expect("time"),
+        target,
+        "the record moved, as the MIS: {record}"
+    );
+}
+
+/// A move's and then a cancel's transaction commit and the answers to their `COMMIT`s are
+/// lost with the connection: each is asked for again on another connection and found done
+/// (200), not moved back in the MIS or left to be completed later. Before them, a move whose
+/// connection breaks before its `COMMIT` was not written, and is moved back in the MIS (503).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_and_a_cancel_whose_commit_answers_are_lost_are_kept() {
+    let comment = "Ответ на COMMIT потеряется";
+    let ProxiedVisit {
+        app,
+        emulators,
+        proxy,
+        token,
+        doctor,
+        branch,
+        starts,
+        id,
+        schedid,
+    } = proxied_visit(comment).await;
+    let reserves = emulators.control.mis_calls("SCHEDULE_REC_RESERVE");
+
+    // The record's update answers with the comment in its row and "UPDATE 1". Lost there,
+    // the transaction never commits: found not done, and undone in the MIS.
+    proxy.cut_when_all(&[comment.as_bytes(), b"UPDATE 1"]);
+    let refused = browser()
+        .post(app.url(&format!("/api/v1/records/{id}/reschedule")))
+        .bearer_auth(&token)
+        .json(&json!({"start": starts[2]}))
+        .send()
+        .await
+        .expect("move");
+    assert_eq!(proxy.cuts(), 1, "the update's answer was lost");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        emulators.control.mis_calls("SCHEDULE_REC_RESERVE"),
+        reserves + 2,
+        "moved and moved back in the MIS"
+    );
+    let still: Value = browser()
+        .get(app.url(&format!("/api/v1/records/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("record")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(still["start"].as_str().expect("start"))
+            .expect("time"),
+        chrono::DateTime::parse_from_rfc3339(&starts[0]).expect("time"),
+        "the record kept its time"
+    );
+    let reserves = emulators.control.mis_calls("SCHEDULE_REC_RESERVE");
+
+    proxy.cut_commit_after(&[comment.as_bytes(), b"UPDATE 1"]);
+    let moved = browser()
+        .post(app.url(&format!("/api/v1/records/{id}/reschedule")))
+        .bearer_auth(&token)
+        .json(&json!({"start": starts[3]}))
+        .send()
+        .await
+        .expect("move");
+    assert_eq!(proxy.cuts(), 2, "the move's commit answer was lost");
     let status = moved.status();
     let moved: Value = moved.json().await.expect("json");
     assert_eq!(status, StatusCode::OK, "{moved}");
@@ -441,7 +583,7 @@ async fn a_move_and_a_cancel_whose_commit_answers_are_lost_are_kept() {
         .send()
         .await
         .expect("cancel");
-    assert_eq!(proxy.cuts(), 2, "the cancel's commit answer was lost");
+    assert_eq!(proxy.cuts(), 3, "the cancel's commit answer was lost");
     let status = cancelled.status();
     let cancelled: Value = cancelled.json().await.expect("json");
     assert_eq!(status, StatusCode::OK, "{cancelled}");
@@ -459,6 +601,12 @@ async fn a_move_and_a_cancel_whose_commit_answers_are_lost_are_kept() {
             .await,
         3,
         "book, move, cancel: each done once"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM booking_intents WHERE state = 'failed'")
+            .await,
+        1,
+        "the move that was not written"
     );
     assert_eq!(
         app.count(&format!(

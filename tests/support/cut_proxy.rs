@@ -22,6 +22,8 @@ struct Cut {
     markers: Vec<Vec<u8>>,
     /// The answer to the transaction's `COMMIT`, not the chunk with the markers.
     at_commit: bool,
+    /// Then PostgreSQL is out of reach: every connection closed, new ones refused.
+    then_down: bool,
 }
 
 fn holds(chunk: &[u8], marker: &[u8]) -> bool {
@@ -33,6 +35,7 @@ pub struct CutProxy {
     upstream: SocketAddr,
     armed: Mutex<Option<Cut>>,
     cuts: AtomicUsize,
+    down: tokio::sync::watch::Sender<bool>,
 }
 
 impl CutProxy {
@@ -44,11 +47,14 @@ impl CutProxy {
             upstream,
             armed: Mutex::new(None),
             cuts: AtomicUsize::new(0),
+            down: tokio::sync::watch::channel(false).0,
         });
         let accepting = proxy.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(accepting.clone().relay(client));
+                if !*accepting.down.borrow() {
+                    tokio::spawn(accepting.clone().relay(client));
+                }
             }
         });
         proxy
@@ -63,19 +69,32 @@ impl CutProxy {
 
     /// The next answer holding all of `markers` is lost, with its connection.
     pub fn cut_when_all(&self, markers: &[&[u8]]) {
-        self.arm(markers, false);
+        self.arm(markers, false, false);
     }
 
     /// After the next answer holding all of `markers`, the answer to that connection's next
     /// `COMMIT` is lost (the transaction committed), with the connection.
     pub fn cut_commit_after(&self, markers: &[&[u8]]) {
-        self.arm(markers, true);
+        self.arm(markers, true, false);
     }
 
-    fn arm(&self, markers: &[&[u8]], at_commit: bool) {
+    /// As [`Self::cut_commit_after`], and then PostgreSQL is out of reach until
+    /// [`Self::up`]: every connection through the proxy closes, new ones are refused.
+    pub fn cut_commit_after_then_down(&self, markers: &[&[u8]]) {
+        self.arm(markers, true, true);
+    }
+
+    /// PostgreSQL within reach again.
+    pub fn up(&self) {
+        self.down.send_replace(false);
+    }
+
+    fn arm(&self, markers: &[&[u8]], at_commit: bool, then_down: bool) {
+        assert!(markers.iter().all(|m| !m.is_empty()), "empty marker");
         *self.armed.lock().expect("lock") = Some(Cut {
             markers: markers.iter().map(|m| m.to_vec()).collect(),
             at_commit,
+            then_down,
         });
     }
 
@@ -92,6 +111,8 @@ impl CutProxy {
             return false;
         };
         let hit = if *primed {
+            // A rolled-back transaction does not pass the priming on to the next one.
+            *primed = !holds(chunk, b"ROLLBACK\0");
             holds(chunk, b"COMMIT\0")
         } else if cut.markers.iter().all(|m| holds(chunk, m)) {
             *primed = cut.at_commit;
@@ -100,6 +121,9 @@ impl CutProxy {
             false
         };
         if hit {
+            if cut.then_down {
+                self.down.send_replace(true);
+            }
             *armed = None;
             self.cuts.fetch_add(1, Ordering::SeqCst);
         }
@@ -118,8 +142,13 @@ impl CutProxy {
         // An answer is flushed whole at the protocol's Sync, so one read holds it (64 KiB).
         let mut buffer = vec![0u8; 64 * 1024];
         let mut primed = false;
+        let mut down = self.down.subscribe();
         loop {
-            let n = match server_read.read(&mut buffer).await {
+            let read = tokio::select! {
+                read = server_read.read(&mut buffer) => read,
+                _ = down.wait_for(|down| *down) => break,
+            };
+            let n = match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };

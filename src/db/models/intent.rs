@@ -72,6 +72,30 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<I
         .optional()
 }
 
+/// The intent's state and record, read once no transaction holds its row (waiting at most
+/// `lock_timeout`, e.g. `'5s'`): a writer whose connection broke may still be committing.
+pub async fn settled_state(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    lock_timeout: &'static str,
+) -> QueryResult<Option<(IntentState, Option<i64>)>> {
+    use diesel_async::AsyncConnection;
+
+    conn.transaction(async |conn| {
+        diesel::sql_query(format!("SET LOCAL lock_timeout = '{lock_timeout}'"))
+            .execute(conn)
+            .await?;
+        booking_intents::table
+            .find(id)
+            .select((booking_intents::state, booking_intents::record_id))
+            .for_share()
+            .first(conn)
+            .await
+            .optional()
+    })
+    .await
+}
+
 /// Records the MIS's `SCHEDID` of a pending intent.
 pub async fn set_mis_id(conn: &mut AsyncPgConnection, id: i64, mis_id: i64) -> QueryResult<usize> {
     diesel::update(booking_intents::table.find(id))

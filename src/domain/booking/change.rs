@@ -203,18 +203,24 @@ impl Booking {
 
     /// A change's transaction whose connection broke with its `COMMIT` sent may have
     /// committed before the answer was lost: the intent is read again on another connection,
-    /// and a change found done is the change made; otherwise the write's own error.
+    /// and a change found done is the change made; one not done, the write's own error; and
+    /// when PostgreSQL cannot say, `Deferred`: the MIS side stays and the reconciler
+    /// completes the change from the intent.
     async fn written_after_all(
         &self,
         intent: i64,
         error: diesel::result::Error,
     ) -> Result<Option<RecordView>, BookingError> {
-        match self.resolved_elsewhere(intent).await {
-            Ok(view) => {
+        match self.settled_after_lost_answer(intent).await {
+            Ok(Some(view)) => {
                 tracing::warn!(error = %error, intent, "a change's answer was lost; it was written");
                 Ok(Some(view))
             }
-            Err(_) => Err(error.into()),
+            Ok(None) => Err(error.into()),
+            Err(again) => {
+                tracing::error!(error = %error, again = %again, intent, "a change's outcome is unknown; the reconciler will settle it");
+                Err(BookingError::Deferred(error.to_string()))
+            }
         }
     }
 
@@ -309,6 +315,9 @@ impl Booking {
             .await;
         match written {
             Ok(Some(updated)) => Ok(updated),
+            // The local move may be written: the MIS keeps the new time (see
+            // `written_after_all`).
+            Err(e @ BookingError::Deferred(_)) => Err(e),
             outcome => {
                 let error = match outcome {
                     Ok(_) => BookingError::RecordChanged,

@@ -83,6 +83,24 @@ impl Booking {
         }
     }
 
+    /// After a write whose connection broke with its statement or `COMMIT` sent: `Some` with
+    /// the record when the intent is done (the write committed, or the other writer did),
+    /// `None` when it is not (nothing committed); an error when PostgreSQL cannot say, and
+    /// then nobody knows. Waits for a transaction still holding the intent's row.
+    pub(super) async fn settled_after_lost_answer(
+        &self,
+        id: i64,
+    ) -> Result<Option<RecordView>, BookingError> {
+        let mut conn = self.conn().await?;
+        match intent::settled_state(&mut conn, id, "5s").await? {
+            Some((IntentState::Done, Some(record_id))) => record::find_view(&conn, record_id)
+                .await?
+                .map(Some)
+                .ok_or(BookingError::RecordChanged),
+            _ => Ok(None),
+        }
+    }
+
     /// The intent was resolved by someone else meanwhile: its record, if it has one.
     pub(super) async fn resolved_elsewhere(&self, id: i64) -> Result<RecordView, BookingError> {
         let mut conn = self.conn().await?;

@@ -583,6 +583,11 @@ impl Booking {
         );
         match written {
             Ok(view) => Ok(view),
+            // The record may be written: not given back (see `write_record`).
+            Err(e @ BookingError::Deferred(_)) => {
+                self.note_mis_id(intent, schedid).await;
+                Err(e)
+            }
             Err(e) => {
                 // The SCHEDID first, so the reconciler finds the appointment by its id
                 // should the cancel below not get through.
@@ -741,14 +746,20 @@ impl Booking {
             // is given back as a failed write's would be.
             Err(e) if booked::outcome_unknown(&e) => {
                 drop(conn);
-                match self.resolved_elsewhere(intent).await {
-                    Ok(view) => {
+                match self.settled_after_lost_answer(intent).await {
+                    Ok(Some(view)) => {
                         tracing::warn!(error = %e, intent, "the record's answer was lost; it was written");
                         Ok(view)
                     }
-                    Err(_) => {
+                    Ok(None) => {
                         tracing::error!(error = %e, intent, "record not written");
                         Err(BookingError::NotKept(e.to_string()))
+                    }
+                    // Nobody knows whether the record was written: the MIS booking stays,
+                    // and so does the intent, for the reconciler.
+                    Err(again) => {
+                        tracing::error!(error = %e, again = %again, intent, "record's write outcome unknown; the reconciler will settle it");
+                        Err(BookingError::Deferred(e.to_string()))
                     }
                 }
             }

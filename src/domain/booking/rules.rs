@@ -85,9 +85,6 @@ impl BookingRules {
         format!("{}/cabinet/records/{record_id}", self.public_base_url)
     }
 
-    /// Where the patient of a visit manages it, as an SMS or a calendar event carries it: the
-    /// visit link when its token is at hand, the cabinet for an account holder, or none (a
-    /// visit without an account whose link token was never kept).
     /// The text of `notice` about a visit with `doctor` at `address` (see `place()` of a
     /// record or a target) starting at `start` in the branch's zone, with the clinic's phone
     /// and where the patient manages the visit.
@@ -110,6 +107,9 @@ impl BookingRules {
         )
     }
 
+    /// Where the patient of a visit manages it, as an SMS or a calendar event carries it: the
+    /// visit link when its token is at hand, the cabinet for an account holder, or none (a
+    /// visit without an account whose link token was never kept).
     pub fn manage_link(
         &self,
         record_id: i64,
