@@ -372,6 +372,37 @@ async fn a_record_whose_answer_is_lost_after_the_commit_is_kept() {
             .await,
         1
     );
+
+    // The next one's answer is lost and PostgreSQL is then out of reach: nobody can tell
+    // whether it was written, so the MIS booking stays (503, completed later), and once
+    // PostgreSQL is back the record is there.
+    let second = free_starts(&app, doctor, branch)
+        .await
+        .into_iter()
+        .find(|s| *s != start)
+        .expect("another free slot");
+    let mut booking = anonymous_booking(doctor, branch, &second, "+79165550006");
+    booking["comment"] = json!(comment);
+    proxy.cut_when_all_then_down(&[comment.as_bytes(), address.as_bytes()]);
+    let (status, body) =
+        post_json(&app, "/api/v1/specialist/anonymous-reserve", &booking, None).await;
+    assert_eq!(proxy.cuts(), 2);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("будет сохранено автоматически")),
+        "{body}"
+    );
+    assert_eq!(emulators.control.appointment_count(), before + 2);
+    assert_eq!(emulators.control.mis_calls("SCHEDULE_REC_REMOVE"), 0);
+    proxy.up();
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM records WHERE status = 'booked'")
+            .await,
+        2,
+        "both written, as the MIS holds both"
+    );
 }
 
 /// A patient's visit booked through the API (with `comment`) on a server whose PostgreSQL

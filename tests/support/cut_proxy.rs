@@ -78,6 +78,11 @@ impl CutProxy {
         self.arm(markers, true, false);
     }
 
+    /// As [`Self::cut_when_all`], and then PostgreSQL is out of reach until [`Self::up`].
+    pub fn cut_when_all_then_down(&self, markers: &[&[u8]]) {
+        self.arm(markers, false, true);
+    }
+
     /// As [`Self::cut_commit_after`], and then PostgreSQL is out of reach until
     /// [`Self::up`]: every connection through the proxy closes, new ones are refused.
     pub fn cut_commit_after_then_down(&self, markers: &[&[u8]]) {
