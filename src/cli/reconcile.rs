@@ -27,7 +27,7 @@ pub async fn run(config: Config, args: ReconcileArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("reconcile failed, nothing further changed: {e}"))?;
     let verb = if args.dry_run { "would be" } else { "were" };
     println!(
-        "{} booked records in the next {} days: {} agree with the MIS; {} {verb} cancelled and {} {verb} moved to match it; {} skipped (a change under way, or the MIS did not answer)",
+        "{} booked records in the next {} days: {} agree with the MIS; {} {verb} cancelled and {} {verb} moved to match it; {} skipped (a change under way or written meanwhile, or the MIS did not answer)",
         found.checked, args.days, found.agree, found.cancelled, found.moved, found.skipped
     );
     Ok(())
