@@ -321,15 +321,7 @@ async fn a_record_whose_answer_is_lost_after_the_commit_is_kept() {
         .into_iter()
         .next()
         .expect("a free slot");
-    let branches: Value = crate::support::browser()
-        .get(app.url("/api/v1/branches"))
-        .send()
-        .await
-        .expect("branches")
-        .json()
-        .await
-        .expect("json");
-    let address = branches["items"]
+    let address = crate::support::branches(&app).await["items"]
         .as_array()
         .expect("items")
         .iter()
@@ -456,6 +448,51 @@ async fn proxied_visit(comment: &str) -> ProxiedVisit {
     }
 }
 
+/// An RFC 3339 instant of an answer or of `free_starts`.
+fn instant(text: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(text).expect("an RFC 3339 instant")
+}
+
+impl ProxiedVisit {
+    /// `POST /api/v1/records/{id}/reschedule` (or `…/cancel` without a start) by the patient.
+    async fn change(&self, start: Option<&str>) -> (StatusCode, Value) {
+        let request = match start {
+            Some(start) => browser()
+                .post(
+                    self.app
+                        .url(&format!("/api/v1/records/{}/reschedule", self.id)),
+                )
+                .json(&json!({ "start": start })),
+            None => browser().post(self.app.url(&format!("/api/v1/records/{}/cancel", self.id))),
+        };
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("change");
+        let status = response.status();
+        (status, response.json().await.expect("json"))
+    }
+
+    /// When the record starts now, as the API shows it.
+    async fn start(&self) -> chrono::DateTime<chrono::FixedOffset> {
+        let record: Value = browser()
+            .get(self.app.url(&format!("/api/v1/records/{}", self.id)))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("record")
+            .json()
+            .await
+            .expect("json");
+        instant(record["start"].as_str().expect("start"))
+    }
+
+    fn reserves(&self) -> u64 {
+        self.emulators.control.mis_calls("SCHEDULE_REC_RESERVE")
+    }
+}
+
 /// A move commits, its `COMMIT` answer is lost, and PostgreSQL is then out of reach, so
 /// nobody can tell whether it was written: the MIS keeps the new time (not moved back), the
 /// answer is 503 «…будет сохранено автоматически», and once PostgreSQL is back the record
@@ -463,28 +500,13 @@ async fn proxied_visit(comment: &str) -> ProxiedVisit {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_move_whose_outcome_nobody_can_tell_keeps_the_mis_side() {
     let comment = "После COMMIT база недоступна";
-    let ProxiedVisit {
-        app,
-        emulators,
-        proxy,
-        token,
-        starts,
-        id,
-        schedid,
-        ..
-    } = proxied_visit(comment).await;
-    let reserves = emulators.control.mis_calls("SCHEDULE_REC_RESERVE");
-    proxy.cut_commit_after_then_down(&[comment.as_bytes(), b"UPDATE 1"]);
-    let moved = browser()
-        .post(app.url(&format!("/api/v1/records/{id}/reschedule")))
-        .bearer_auth(&token)
-        .json(&json!({"start": starts[3]}))
-        .send()
-        .await
-        .expect("move");
-    assert_eq!(proxy.cuts(), 1, "the move's commit answer was lost");
-    let status = moved.status();
-    let answer: Value = moved.json().await.expect("json");
+    let visit = proxied_visit(comment).await;
+    let reserves = visit.reserves();
+    visit
+        .proxy
+        .cut_commit_after_then_down(&[comment.as_bytes(), b"UPDATE 1"]);
+    let (status, answer) = visit.change(Some(&visit.starts[3])).await;
+    assert_eq!(visit.proxy.cuts(), 1, "the move's commit answer was lost");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
     assert!(
         answer["error"]["message"]
@@ -492,38 +514,21 @@ async fn a_move_whose_outcome_nobody_can_tell_keeps_the_mis_side() {
             .is_some_and(|m| m.contains("будет сохранено автоматически")),
         "{answer}"
     );
-    assert_eq!(
-        emulators.control.mis_calls("SCHEDULE_REC_RESERVE"),
-        reserves + 1,
-        "not moved back in the MIS"
-    );
-    let target = chrono::DateTime::parse_from_rfc3339(&starts[3]).expect("time");
+    assert_eq!(visit.reserves(), reserves + 1, "not moved back in the MIS");
+    let target = instant(&visit.starts[3]);
     assert!(
-        emulators
+        visit
+            .emulators
             .control
             .appointments()
             .iter()
-            .any(|a| a.schedid == schedid
+            .any(|a| a.schedid == visit.schedid
                 && a.date == target.date_naive()
                 && a.start == target.time()),
         "the MIS holds the new time"
     );
-    proxy.up();
-    let record: Value = browser()
-        .get(app.url(&format!("/api/v1/records/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("record")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(
-        chrono::DateTime::parse_from_rfc3339(record["start"].as_str().expect("start"))
-            .expect("time"),
-        target,
-        "the record moved, as the MIS: {record}"
-    );
+    visit.proxy.up();
+    assert_eq!(visit.start().await, target, "the record moved, as the MIS");
 }
 
 /// A move's and then a cancel's transaction commit and the answers to their `COMMIT`s are
@@ -533,117 +538,77 @@ async fn a_move_whose_outcome_nobody_can_tell_keeps_the_mis_side() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_move_and_a_cancel_whose_commit_answers_are_lost_are_kept() {
     let comment = "Ответ на COMMIT потеряется";
-    let ProxiedVisit {
-        app,
-        emulators,
-        proxy,
-        token,
-        doctor,
-        branch,
-        starts,
-        id,
-        schedid,
-    } = proxied_visit(comment).await;
-    let reserves = emulators.control.mis_calls("SCHEDULE_REC_RESERVE");
+    let visit = proxied_visit(comment).await;
+    // The record's update answers with the comment in its row and "UPDATE 1".
+    let update: [&[u8]; 2] = [comment.as_bytes(), b"UPDATE 1"];
 
-    // The record's update answers with the comment in its row and "UPDATE 1". Lost there,
-    // the transaction never commits: found not done, and undone in the MIS.
-    proxy.cut_when_all(&[comment.as_bytes(), b"UPDATE 1"]);
-    let refused = browser()
-        .post(app.url(&format!("/api/v1/records/{id}/reschedule")))
-        .bearer_auth(&token)
-        .json(&json!({"start": starts[2]}))
-        .send()
-        .await
-        .expect("move");
-    assert_eq!(proxy.cuts(), 1, "the update's answer was lost");
-    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Lost there, the transaction never commits: found not done, and undone in the MIS.
+    let reserves = visit.reserves();
+    visit.proxy.cut_when_all(&update);
+    let (status, answer) = visit.change(Some(&visit.starts[2])).await;
+    assert_eq!(visit.proxy.cuts(), 1, "the update's answer was lost");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
     assert_eq!(
-        emulators.control.mis_calls("SCHEDULE_REC_RESERVE"),
+        visit.reserves(),
         reserves + 2,
         "moved and moved back in the MIS"
     );
-    let still: Value = browser()
-        .get(app.url(&format!("/api/v1/records/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("record")
-        .json()
-        .await
-        .expect("json");
     assert_eq!(
-        chrono::DateTime::parse_from_rfc3339(still["start"].as_str().expect("start"))
-            .expect("time"),
-        chrono::DateTime::parse_from_rfc3339(&starts[0]).expect("time"),
+        visit.start().await,
+        instant(&visit.starts[0]),
         "the record kept its time"
     );
-    let reserves = emulators.control.mis_calls("SCHEDULE_REC_RESERVE");
 
-    proxy.cut_commit_after(&[comment.as_bytes(), b"UPDATE 1"]);
-    let moved = browser()
-        .post(app.url(&format!("/api/v1/records/{id}/reschedule")))
-        .bearer_auth(&token)
-        .json(&json!({"start": starts[3]}))
-        .send()
-        .await
-        .expect("move");
-    assert_eq!(proxy.cuts(), 2, "the move's commit answer was lost");
-    let status = moved.status();
-    let moved: Value = moved.json().await.expect("json");
+    let reserves = visit.reserves();
+    visit.proxy.cut_commit_after(&update);
+    let (status, moved) = visit.change(Some(&visit.starts[3])).await;
+    assert_eq!(visit.proxy.cuts(), 2, "the move's commit answer was lost");
     assert_eq!(status, StatusCode::OK, "{moved}");
     assert_eq!(
-        chrono::DateTime::parse_from_rfc3339(moved["start"].as_str().expect("start"))
-            .expect("time"),
-        chrono::DateTime::parse_from_rfc3339(&starts[3]).expect("time")
+        instant(moved["start"].as_str().expect("start")),
+        instant(&visit.starts[3])
     );
-    assert_eq!(
-        emulators.control.mis_calls("SCHEDULE_REC_RESERVE"),
-        reserves + 1,
-        "not moved back in the MIS"
-    );
+    assert_eq!(visit.reserves(), reserves + 1, "not moved back in the MIS");
     assert!(
-        !free_starts(&app, doctor, branch).await.contains(&starts[3]),
+        !free_starts(&visit.app, visit.doctor, visit.branch)
+            .await
+            .contains(&visit.starts[3]),
         "the new time is taken"
     );
 
-    proxy.cut_commit_after(&[comment.as_bytes(), b"UPDATE 1"]);
-    let cancelled = browser()
-        .post(app.url(&format!("/api/v1/records/{id}/cancel")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("cancel");
-    assert_eq!(proxy.cuts(), 3, "the cancel's commit answer was lost");
-    let status = cancelled.status();
-    let cancelled: Value = cancelled.json().await.expect("json");
+    visit.proxy.cut_commit_after(&update);
+    let (status, cancelled) = visit.change(None).await;
+    assert_eq!(visit.proxy.cuts(), 3, "the cancel's commit answer was lost");
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
     assert!(
-        emulators
+        visit
+            .emulators
             .control
             .appointments()
             .iter()
-            .all(|a| a.schedid != schedid),
+            .all(|a| a.schedid != visit.schedid),
         "the MIS no longer holds it"
     );
+    let count = |sql: &'static str| visit.app.count(sql);
     assert_eq!(
-        app.count("SELECT count(*) AS n FROM booking_intents WHERE state = 'done'")
-            .await,
+        count("SELECT count(*) AS n FROM booking_intents WHERE state = 'done'").await,
         3,
         "book, move, cancel: each done once"
     );
     assert_eq!(
-        app.count("SELECT count(*) AS n FROM booking_intents WHERE state = 'failed'")
-            .await,
+        count("SELECT count(*) AS n FROM booking_intents WHERE state = 'failed'").await,
         1,
         "the move that was not written"
     );
     assert_eq!(
-        app.count(&format!(
-            "SELECT count(*) AS n FROM sms_outbox WHERE record_id = {id}"
-        ))
-        .await,
+        visit
+            .app
+            .count(&format!(
+                "SELECT count(*) AS n FROM sms_outbox WHERE record_id = {}",
+                visit.id
+            ))
+            .await,
         3
     );
 }

@@ -403,16 +403,21 @@ pub async fn sync_directories(app: &TestApp) {
     core::sync_mis_directories(&app.config).await;
 }
 
-/// A doctor who works in the branch with `timezone` (any when `None`): (specialist, branch).
-pub async fn doctor_in(app: &TestApp, timezone: Option<&str>) -> (i64, i64) {
-    let branches: serde_json::Value = browser()
+/// `GET /api/v1/branches`.
+pub async fn branches(app: &TestApp) -> serde_json::Value {
+    browser()
         .get(app.url("/api/v1/branches"))
         .send()
         .await
         .expect("branches")
         .json()
         .await
-        .expect("json");
+        .expect("json")
+}
+
+/// A doctor who works in the branch with `timezone` (any when `None`): (specialist, branch).
+pub async fn doctor_in(app: &TestApp, timezone: Option<&str>) -> (i64, i64) {
+    let branches = branches(app).await;
     let branch = branches["items"]
         .as_array()
         .expect("array")
