@@ -301,11 +301,15 @@ async fn a_failed_local_write_cancels_the_mis_booking_again() {
     assert!(free_starts(&app, doctor, branch).await.contains(&start));
 }
 
-/// The record's statement commits and its answer is lost with the connection: the booking
-/// is asked for again on another connection, found written, and kept (answered 201), not
-/// cancelled in the MIS as a failed write would be.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_record_whose_answer_is_lost_after_the_commit_is_kept() {
+/// A server whose PostgreSQL is reached through a [`CutProxy`](crate::support::cut_proxy::CutProxy), the directories synced, and
+/// a doctor with a branch.
+async fn proxied_app() -> (
+    TestApp,
+    sovamed::emulator::Emulators,
+    std::sync::Arc<crate::support::cut_proxy::CutProxy>,
+    i64,
+    i64,
+) {
     use crate::support::cut_proxy::CutProxy;
 
     let proxy = CutProxy::start("127.0.0.1:5432".parse().expect("addr")).await;
@@ -316,6 +320,15 @@ async fn a_record_whose_answer_is_lost_after_the_commit_is_kept() {
     .await;
     sync_directories(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
+    (app, emulators, proxy, doctor, branch)
+}
+
+/// The record's statement commits and its answer is lost with the connection: the booking
+/// is asked for again on another connection, found written, and kept (answered 201), not
+/// cancelled in the MIS as a failed write would be.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_whose_answer_is_lost_after_the_commit_is_kept() {
+    let (app, emulators, proxy, doctor, branch) = proxied_app().await;
     let start = free_starts(&app, doctor, branch)
         .await
         .into_iter()
@@ -413,16 +426,7 @@ struct ProxiedVisit {
 }
 
 async fn proxied_visit(comment: &str) -> ProxiedVisit {
-    use crate::support::cut_proxy::CutProxy;
-
-    let proxy = CutProxy::start("127.0.0.1:5432".parse().expect("addr")).await;
-    let through = proxy.clone();
-    let (app, emulators) = with_emulators_and(move |config| {
-        config.database_url = through.url_for(&config.database_url);
-    })
-    .await;
-    sync_directories(&app).await;
-    let (doctor, branch) = doctor_in(&app, None).await;
+    let (app, emulators, proxy, doctor, branch) = proxied_app().await;
     let starts = free_starts(&app, doctor, branch).await;
     let (_, token) = patient_with_token(&app, "lost-commit@example.ru").await;
     let created: Value = browser()

@@ -150,6 +150,24 @@ async fn visitor_card(
     (pcode, facts)
 }
 
+/// What the intent of Анна Сидорова's own booking from the cabinet (account `user_id`) holds.
+fn cabinet_facts(user_id: i64, phone: &str) -> serde_json::Value {
+    serde_json::to_value(sovamed::domain::booking::reserve::BookingFacts {
+        last_name: "Сидорова".into(),
+        first_name: "Анна".into(),
+        middle_name: None,
+        phone: phone.into(),
+        birth_date: None,
+        email: None,
+        user_id: Some(user_id),
+        comment: None,
+        source: RecordSource::Cabinet,
+        actor_user_id: Some(user_id),
+        actor_ip: IP,
+    })
+    .expect("facts")
+}
+
 /// The MIS books `slot` for card `pcode`, as the request's `SCHEDULE_REC_RESERVE` would;
 /// returns its `SCHEDID`.
 async fn reserve_in_mis(world: &CoreWorld, target: &BookingTarget, slot: &Slot, pcode: i64) -> i64 {
@@ -1277,26 +1295,12 @@ async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabin
 
     // The patient's own booking between the MIS's answer and its local write: its intent is
     // pending and the appointment already in the feed. It is not the front desk's booking.
-    use sovamed::domain::booking::reserve::BookingFacts;
     let slot = world
         .booking
         .find_slot(&target, starts[5])
         .await
         .expect("slot");
-    let facts = serde_json::to_value(BookingFacts {
-        last_name: "Сидорова".into(),
-        first_name: "Анна".into(),
-        middle_name: None,
-        phone: "+79165550091".into(),
-        birth_date: None,
-        email: None,
-        user_id: Some(owner.id),
-        comment: None,
-        source: RecordSource::Cabinet,
-        actor_user_id: Some(owner.id),
-        actor_ip: IP,
-    })
-    .expect("facts");
+    let facts = cabinet_facts(owner.id, "+79165550091");
     open_book_intent(&world, &target, &slot, Some(pcode), &facts).await;
     reserve_in_mis(&world, &target, &slot, pcode).await;
     let in_flight = world.booking.follow_changes().await.expect("poll");
@@ -1331,10 +1335,7 @@ async fn a_visit_the_front_desk_books_for_a_cabinet_patient_appears_in_the_cabin
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_booking_of_ours_the_desk_moves_before_its_write_is_not_brought_in_twice() {
-    use sovamed::{
-        domain::booking::reserve::BookingFacts, emulator::FrontDeskAction,
-        integrations::infoclinica::NewMisPatient,
-    };
+    use sovamed::{emulator::FrontDeskAction, integrations::infoclinica::NewMisPatient};
 
     let world = CoreWorld::start().await;
     let (doctor, branch) = world.doctor_and_branch().await;
@@ -1373,20 +1374,7 @@ async fn a_booking_of_ours_the_desk_moves_before_its_write_is_not_brought_in_twi
         .find_slot(&target, starts[2])
         .await
         .expect("slot");
-    let facts = serde_json::to_value(BookingFacts {
-        last_name: "Сидорова".into(),
-        first_name: "Анна".into(),
-        middle_name: None,
-        phone: "+79165550093".into(),
-        birth_date: None,
-        email: None,
-        user_id: Some(owner.id),
-        comment: None,
-        source: RecordSource::Cabinet,
-        actor_user_id: Some(owner.id),
-        actor_ip: IP,
-    })
-    .expect("facts");
+    let facts = cabinet_facts(owner.id, "+79165550093");
     open_book_intent(&world, &target, &slot, Some(pcode), &facts).await;
     let schedid = reserve_in_mis(&world, &target, &slot, pcode).await;
     let later = starts[4].with_timezone(&target.zone.tz());
