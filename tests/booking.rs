@@ -8,8 +8,8 @@ use sovamed::{
 };
 
 use crate::support::{
-    TestApp, anonymous_booking, browser, doctor_in, eventually, free_starts, schedule,
-    sync_directories, with_emulators, with_emulators_and,
+    TestApp, anonymous_booking, browser, doctor_in, eventually, first_free_start, free_starts,
+    schedule, sync_directories, with_emulators, with_emulators_and,
 };
 
 async fn post_json(
@@ -32,11 +32,7 @@ async fn twenty_concurrent_bookings_of_one_slot_have_exactly_one_winner() {
     let (app, emulators) = with_emulators().await;
     sync_directories(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     let before = emulators.control.appointment_count();
     emulators.control.set_mis_faults(MisFaults {
         reserve_latency_ms: 50,
@@ -173,11 +169,7 @@ async fn the_same_idempotency_key_books_once_and_returns_the_first_answer() {
     let (app, emulators) = with_emulators().await;
     sync_directories(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     let body = anonymous_booking(doctor, branch, &start, "+79165550001");
     let before = emulators.control.appointment_count();
     let (first_status, first) = post_json(
@@ -237,11 +229,7 @@ async fn an_mis_outage_is_a_503_with_no_record_and_no_sms() {
     let (app, emulators) = with_emulators().await;
     sync_directories(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     emulators.control.set_mis_faults(MisFaults {
         http_500: true,
         ..MisFaults::default()
@@ -266,11 +254,7 @@ async fn a_failed_local_write_cancels_the_mis_booking_again() {
     let (app, emulators) = with_emulators().await;
     sync_directories(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     // The write fails after a while, so the day can be read (and cached) meanwhile, when the
     // MIS holds the booking.
     crate::support::refuse_writes_after(&app, "INSERT", "records", 2000).await;
@@ -329,11 +313,7 @@ async fn proxied_app() -> (
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_whose_answer_is_lost_after_the_commit_is_kept() {
     let (app, emulators, proxy, doctor, branch) = proxied_app().await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     let address = crate::support::branches(&app).await["items"]
         .as_array()
         .expect("items")
@@ -625,11 +605,7 @@ async fn a_doctor_deactivated_after_the_snapshot_was_built_is_not_booked() {
     sync_directories(&app).await;
     app.reload_directory().await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     // In PostgreSQL only.
     app.execute(&format!(
         "UPDATE specialists SET active = false WHERE id = {doctor}"
@@ -663,11 +639,7 @@ async fn a_refused_booking_sms_leaves_no_record_behind() {
     let (app, emulators) = with_emulators().await;
     sync_directories(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     crate::support::refuse_writes(&app, "INSERT", "sms_outbox").await;
     let before = emulators.control.appointment_count();
     let (status, body) = post_json(
@@ -700,11 +672,7 @@ async fn no_record_id_cancels_the_mis_booking_again() {
     let (app, emulators) = with_emulators().await;
     sync_directories(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     // The records' sequence at its maximum.
     app.execute(
         "SELECT setval(pg_get_serial_sequence('records', 'id'), 9000, true); \
@@ -744,11 +712,7 @@ async fn a_card_not_noted_in_the_intent_stops_the_booking_before_the_mis_books()
     let (app, emulators) = with_emulators().await;
     sync_directories(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     // Intents are inserted, never updated, until the card is noted.
     crate::support::refuse_writes(&app, "UPDATE", "booking_intents").await;
     let before = emulators.control.appointment_count();
@@ -781,11 +745,7 @@ async fn an_sms_outage_delays_the_message_but_loses_nothing_across_a_restart() {
     let (mut app, emulators) = with_emulators().await;
     sync_directories(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     emulators.control.set_sms_faults(SmsFaults {
         down: true,
         ..SmsFaults::default()
@@ -845,11 +805,7 @@ async fn bad_input_is_refused_before_any_mis_or_sms_call() {
     let (app, emulators) = with_emulators().await;
     sync_directories(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     let (other_branch_doctor, _) = {
         let (_, all) = (
             0,

@@ -12,8 +12,8 @@ use serde_json::Value;
 use sovamed::{domain::clock::Clock, emulator::FrontDeskAction, server};
 
 use crate::support::{
-    TestApp, anonymous_booking, browser, doctor_in, eventually, free_starts, sync_directories,
-    with_emulators, with_emulators_and,
+    TestApp, anonymous_booking, browser, doctor_in, eventually, first_free_start, free_starts,
+    sync_directories, with_emulators, with_emulators_and,
 };
 
 /// The schedule of `from..=to` (days from today, UTC calendar) at `base`.
@@ -122,11 +122,7 @@ async fn a_booked_slot_is_taken_on_the_next_read() {
     let (app, _emulators) = with_emulators().await;
     ready(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     // Held in memory now, and free there.
     assert!(free_starts(&app, doctor, branch).await.contains(&start));
 
@@ -151,11 +147,7 @@ async fn a_slot_that_has_started_is_never_free_on_a_cached_day() {
     .await;
     ready(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     let start_at: DateTime<FixedOffset> = start.parse().expect("RFC 3339");
     let day = start_at.date_naive();
     let url = format!(
@@ -192,11 +184,7 @@ async fn a_day_the_mis_feed_changes_is_read_from_the_mis_again() {
     .await;
     ready(&app).await;
     let (doctor, branch) = doctor_in(&app, None).await;
-    let start = free_starts(&app, doctor, branch)
-        .await
-        .into_iter()
-        .next()
-        .expect("a free slot");
+    let start = first_free_start(&app, doctor, branch).await;
     let response = browser()
         .post(app.url("/api/v1/specialist/anonymous-reserve"))
         .json(&anonymous_booking(doctor, branch, &start, "+79165550402"))

@@ -475,6 +475,15 @@ pub async fn free_starts(app: &TestApp, specialist_id: i64, branch_id: i64) -> V
         .collect()
 }
 
+/// The first free start of the doctor in the branch.
+pub async fn first_free_start(app: &TestApp, specialist_id: i64, branch_id: i64) -> String {
+    free_starts(app, specialist_id, branch_id)
+        .await
+        .into_iter()
+        .next()
+        .expect("a free slot")
+}
+
 /// An anonymous booking body.
 pub fn anonymous_booking(
     specialist_id: i64,

@@ -73,16 +73,15 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<I
 }
 
 /// The intent's state and record, read once no transaction holds its row (waiting at most
-/// `lock_timeout`, e.g. `'5s'`): a writer whose connection broke may still be committing.
+/// 5 s): a writer whose connection broke may still be committing.
 pub async fn settled_state(
     conn: &mut AsyncPgConnection,
     id: i64,
-    lock_timeout: &'static str,
 ) -> QueryResult<Option<(IntentState, Option<i64>)>> {
     use diesel_async::AsyncConnection;
 
     conn.transaction(async |conn| {
-        diesel::sql_query(format!("SET LOCAL lock_timeout = '{lock_timeout}'"))
+        diesel::sql_query("SET LOCAL lock_timeout = '5s'")
             .execute(conn)
             .await?;
         booking_intents::table

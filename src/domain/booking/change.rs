@@ -195,32 +195,11 @@ impl Booking {
             }
             Err(e) if booked::outcome_unknown(&e) => {
                 drop(conn);
-                self.written_after_all(intent, e).await
+                self.after_lost_answer(intent, e, BookingError::from)
+                    .await
+                    .map(Some)
             }
             Err(e) => Err(e.into()),
-        }
-    }
-
-    /// A change's transaction whose connection broke with its `COMMIT` sent may have
-    /// committed before the answer was lost: the intent is read again on another connection,
-    /// and a change found done is the change made; one not done, the write's own error; and
-    /// when PostgreSQL cannot say, `Deferred`: the MIS side stays and the reconciler
-    /// completes the change from the intent.
-    async fn written_after_all(
-        &self,
-        intent: i64,
-        error: diesel::result::Error,
-    ) -> Result<Option<RecordView>, BookingError> {
-        match self.settled_after_lost_answer(intent).await {
-            Ok(Some(view)) => {
-                tracing::warn!(error = %error, intent, "a change's answer was lost; it was written");
-                Ok(Some(view))
-            }
-            Ok(None) => Err(error.into()),
-            Err(again) => {
-                tracing::error!(error = %error, again = %again, intent, "a change's outcome is unknown; the reconciler will settle it");
-                Err(BookingError::Deferred(error.to_string()))
-            }
         }
     }
 
@@ -316,7 +295,7 @@ impl Booking {
         match written {
             Ok(Some(updated)) => Ok(updated),
             // The local move may be written: the MIS keeps the new time (see
-            // `written_after_all`).
+            // `after_lost_answer`).
             Err(e @ BookingError::Deferred(_)) => Err(e),
             outcome => {
                 let error = match outcome {
@@ -422,7 +401,9 @@ impl Booking {
             Err(e) if record::is_slot_conflict(&e) => Err(BookingError::SlotTaken),
             Err(e) if booked::outcome_unknown(&e) => {
                 drop(conn);
-                self.written_after_all(intent, e).await
+                self.after_lost_answer(intent, e, BookingError::from)
+                    .await
+                    .map(Some)
             }
             Err(e) => Err(e.into()),
         }

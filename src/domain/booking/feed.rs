@@ -86,10 +86,7 @@ impl Booking {
         };
         let mut counts = FeedCounts::default();
         for (branch_id, branch_mis_id, zone) in active {
-            let listed_at = {
-                let mut conn = self.conn().await?;
-                record::database_now(&mut conn).await?
-            };
+            let listed_at = self.database_now().await?;
             let changes = self
                 .mis
                 .changes(branch_mis_id)
@@ -155,6 +152,13 @@ impl Booking {
             );
         }
         Ok(counts)
+    }
+
+    /// PostgreSQL's time, which records' `updated_at` are written with: a record whose
+    /// `updated_at` is not older may be newer than what the MIS said after it.
+    async fn database_now(&self) -> Result<chrono::DateTime<Utc>, BookingError> {
+        let mut conn = self.conn().await?;
+        Ok(record::database_now(&mut conn).await?)
     }
 
     /// Applies the newest item of an appointment in the list.
@@ -512,10 +516,7 @@ impl Booking {
             }
             let pcode = view.record.patient_pcode;
             if let std::collections::hash_map::Entry::Vacant(slot) = held.entry(pcode) {
-                let asked_at = {
-                    let mut conn = self.conn().await?;
-                    record::database_now(&mut conn).await?
-                };
+                let asked_at = self.database_now().await?;
                 let from = view.branch_zone.today(now);
                 let answer = self.mis.appointments(pcode, from).await;
                 if let Err(e) = &answer {

@@ -83,16 +83,11 @@ impl Booking {
         }
     }
 
-    /// After a write whose connection broke with its statement or `COMMIT` sent: `Some` with
-    /// the record when the intent is done (the write committed, or the other writer did),
-    /// `None` when it is not (nothing committed); an error when PostgreSQL cannot say, and
-    /// then nobody knows. Waits for a transaction still holding the intent's row.
-    pub(super) async fn settled_after_lost_answer(
-        &self,
-        id: i64,
-    ) -> Result<Option<RecordView>, BookingError> {
+    /// The intent's record when it is done, once no transaction holds its row (a writer
+    /// whose connection broke may still be committing); `None` when it is not done.
+    async fn settled_record(&self, id: i64) -> Result<Option<RecordView>, BookingError> {
         let mut conn = self.conn().await?;
-        match intent::settled_state(&mut conn, id, "5s").await? {
+        match intent::settled_state(&mut conn, id).await? {
             Some((IntentState::Done, Some(record_id))) => record::find_view(&conn, record_id)
                 .await?
                 .map(Some)
@@ -103,13 +98,32 @@ impl Booking {
 
     /// The intent was resolved by someone else meanwhile: its record, if it has one.
     pub(super) async fn resolved_elsewhere(&self, id: i64) -> Result<RecordView, BookingError> {
-        let mut conn = self.conn().await?;
-        let resolved = intent::find(&mut conn, id).await?;
-        match resolved.and_then(|i| (i.state == IntentState::Done).then_some(i.record_id)) {
-            Some(Some(record_id)) => record::find_view(&conn, record_id)
-                .await?
-                .ok_or(BookingError::RecordChanged),
-            _ => Err(BookingError::RecordChanged),
+        self.settled_record(id)
+            .await?
+            .ok_or(BookingError::RecordChanged)
+    }
+
+    /// After a write of the intent whose connection broke with its statement or `COMMIT`
+    /// sent (`booked::outcome_unknown`): it may have committed before the answer was lost.
+    /// Asked again on another connection: done, it is the write made; not done, the write
+    /// failed (`not_written` of its error); and when PostgreSQL cannot say, `Deferred`: the
+    /// MIS side stays and the reconciler settles the intent.
+    pub(super) async fn after_lost_answer(
+        &self,
+        id: i64,
+        error: diesel::result::Error,
+        not_written: fn(diesel::result::Error) -> BookingError,
+    ) -> Result<RecordView, BookingError> {
+        match self.settled_record(id).await {
+            Ok(Some(view)) => {
+                tracing::warn!(error = %error, intent = id, "a write's answer was lost; it was written");
+                Ok(view)
+            }
+            Ok(None) => Err(not_written(error)),
+            Err(again) => {
+                tracing::error!(error = %error, again = %again, intent = id, "a write's outcome is unknown; the reconciler will settle it");
+                Err(BookingError::Deferred(error.to_string()))
+            }
         }
     }
 }

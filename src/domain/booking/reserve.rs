@@ -741,34 +741,20 @@ impl Booking {
                     settled => settled,
                 }
             }
-            // The connection broke with the statement sent: it may have committed before
-            // its answer was lost. Asked again on another connection before the MIS booking
-            // is given back as a failed write's would be.
+            // Asked again before the MIS booking is given back as a failed write's would be.
             Err(e) if booked::outcome_unknown(&e) => {
                 drop(conn);
-                match self.settled_after_lost_answer(intent).await {
-                    Ok(Some(view)) => {
-                        tracing::warn!(error = %e, intent, "the record's answer was lost; it was written");
-                        Ok(view)
-                    }
-                    Ok(None) => {
-                        tracing::error!(error = %e, intent, "record not written");
-                        Err(BookingError::NotKept(e.to_string()))
-                    }
-                    // Nobody knows whether the record was written: the MIS booking stays,
-                    // and so does the intent, for the reconciler.
-                    Err(again) => {
-                        tracing::error!(error = %e, again = %again, intent, "record's write outcome unknown; the reconciler will settle it");
-                        Err(BookingError::Deferred(e.to_string()))
-                    }
-                }
+                self.after_lost_answer(intent, e, not_kept).await
             }
-            Err(e) => {
-                tracing::error!(error = %e, intent, "record not written");
-                Err(BookingError::NotKept(e.to_string()))
-            }
+            Err(e) => Err(not_kept(e)),
         }
     }
+}
+
+/// A record's write that failed: the MIS booking is to be given back.
+fn not_kept(e: diesel::result::Error) -> BookingError {
+    tracing::error!(error = %e, "record not written");
+    BookingError::NotKept(e.to_string())
 }
 
 /// A booking after its slot check, owned, so it can outlive the request.
