@@ -131,7 +131,7 @@ emulate *args:
 build:
     cargo build --release
 
-# Benchmarks S1 (cached schedule read), the doctor pages and S5 (anonymous booking) on the release build, beside baselines from the same run; table also in target/bench/report.md (~4-5 min).
+# Benchmarks S1 (cached schedule read), the doctor pages and S5 (anonymous booking) on the release build, beside baselines from the same run; table also in target/bench/report.md (~7-8 min after the release build; BENCH_ONLY=s1 or s5: ~3).
 bench: services
     bash bench/run.sh
 
